@@ -1,0 +1,11 @@
+/*
+ * mproc.h: the whole public API of mproc, a library that gives C programs on
+ * Linux what Python's multiprocessing gives Python programs. Each module has
+ * its own header under mproc/; this one includes them all.
+ */
+#ifndef MPROC_H
+#define MPROC_H
+
+#include "mproc/error.h"
+
+#endif

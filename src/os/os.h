@@ -1,0 +1,48 @@
+/*
+ * The narrow interface to Linux specifics. Module files call only these
+ * mproc__os_* functions for futexes, pidfds, clocks and the like, so no
+ * module carries #ifdef __linux__ or raw syscall numbers. Every function
+ * returns 0 or -errno unless it says otherwise, and keeps errno meaningless.
+ */
+#ifndef MPROC_OS_H
+#define MPROC_OS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds. */
+int64_t mproc__os_monotonic_ns(void);
+int64_t mproc__os_realtime_ns(void);
+
+/* A close-on-exec pidfd for pid (pidfd_open). -ENOSYS on kernels < 5.3. */
+int mproc__os_pidfd_open(pid_t pid);
+
+/* Sends sig through a pidfd, so a reaped-and-reused pid is never hit. */
+int mproc__os_pidfd_send_signal(int pidfd, int sig);
+
+/* The kernel thread id of the caller. */
+pid_t mproc__os_gettid(void);
+
+/*
+ * Futex wait on a word in shared memory (process-shared futex): sleeps while
+ * *addr == expected, until woken, a signal, or the absolute CLOCK_MONOTONIC
+ * deadline abs (NULL: no deadline). Returns 0 when woken (or spuriously),
+ * -EAGAIN when *addr != expected, -ETIMEDOUT, -EINTR.
+ */
+int mproc__os_futex_wait(const uint32_t *addr, uint32_t expected,
+                         const struct timespec *abs);
+
+/* Wakes up to n sleepers on addr; returns how many were woken or -errno. */
+int mproc__os_futex_wake(const uint32_t *addr, int n);
+
+/* Asks the kernel to send sig to the caller when its parent thread dies. */
+int mproc__os_set_parent_death_signal(int sig);
+
+/* Makes the caller a child subreaper (orphaned descendants come to it). */
+int mproc__os_set_child_subreaper(void);
+
+/* Closes fd keeping errno; never fails the caller (fd < 0 is ignored). */
+void mproc__os_close(int fd);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * main() for every test suite, and the leftover checks that make a test
+ * which leaks a process, a shared-memory name or a file fail.
+ */
+#include "testlib.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+static int main_pid;
+
+void test_add(Suite *s, const char *name, const TTest *t)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_test(tc, t);
+    suite_add_tcase(s, tc);
+}
+
+const char *test_shm_name(char *buf, size_t n, const char *what)
+{
+    snprintf(buf, n, "/mproc-t%d-%s", main_pid, what);
+    return buf;
+}
+
+const char *test_path(char *buf, size_t n, const char *what)
+{
+    snprintf(buf, n, "%s/%s", tmpdir, what);
+    return buf;
+}
+
+int64_t test_ms(int64_t ms)
+{
+    const char *m = getenv("MPROC_TEST_TIME_MULT");
+    long mult = m != NULL ? strtol(m, NULL, 10) : 1;
+    return ms * (mult > 0 ? mult : 1);
+}
+
+int64_t test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int test_wait_status(int pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return -1;
+}
+
+/* Descendants still alive after the suite: as subreaper we inherit every
+ * orphan, so any child left is something a test started and did not end.
+ * Allow a grace period for processes that are on their way out (daemon
+ * children dying with their parent). */
+static void kill_children(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        int pid = atoi(e->d_name);
+        char path[64], line[256];
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/status", pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof line, f) != NULL)
+            if (strncmp(line, "PPid:", 5) == 0 && atoi(line + 5) == main_pid) {
+                fprintf(stderr, "testlib: killing leftover process %d\n", pid);
+                kill(pid, SIGKILL);
+            }
+        fclose(f);
+    }
+    if (d != NULL)
+        closedir(d);
+}
+
+static int check_processes(void)
+{
+    int64_t until = test_now_ms() + test_ms(3000);
+    for (;;) {
+        int st;
+        pid_t p = waitpid(-1, &st, WNOHANG);
+        if (p > 0)
+            continue; /* an orphan that exited on its own: reaped */
+        if (p < 0)
+            return 0; /* ECHILD: nothing left */
+        if (test_now_ms() > until)
+            break;
+        usleep(10000);
+    }
+    fprintf(stderr, "testlib: a test left processes running\n");
+    kill_children();
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+    return 1;
+}
+
+static int check_shm(void)
+{
+    char prefix[64];
+    int n = snprintf(prefix, sizeof prefix, "mproc-t%d-", main_pid);
+    int leaked = 0;
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, (size_t)n) == 0) {
+            fprintf(stderr, "testlib: leftover /dev/shm/%s\n", e->d_name);
+            char path[512];
+            snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+            unlink(path);
+            leaked = 1;
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+    return leaked;
+}
+
+static int check_tmpdir(void)
+{
+    int leaked = 0;
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        fprintf(stderr, "testlib: leftover %s/%s\n", tmpdir, e->d_name);
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+        unlink(path);
+        leaked = 1;
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(tmpdir);
+    return leaked;
+}
+
+int main(void)
+{
+    main_pid = getpid();
+    /* Orphans of the tests come to us, so leaks are visible. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1UL);
+    /* Check's default of 4 s per case is too short under sanitizers; CTest's
+     * own timeout is the real bound. */
+    setenv("CK_DEFAULT_TIMEOUT", "100", 0);
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/mproc-test-%d",
+             base != NULL && base[0] != '\0' ? base : "/tmp", main_pid);
+    if (mkdir(tmpdir, 0700) < 0) {
+        perror("testlib: mkdir");
+        return 2;
+    }
+
+    SRunner *sr = srunner_create(mproc_test_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int ran = srunner_ntests_run(sr);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+
+    int leaks = check_processes() | check_shm() | check_tmpdir();
+    if (ran == 0) {
+        fprintf(stderr, "testlib: no test case ran (CK_RUN_CASE=%s)\n",
+                getenv("CK_RUN_CASE") ? getenv("CK_RUN_CASE") : "");
+        return 1;
+    }
+    if (leaks)
+        return 1;
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,43 @@
+/*
+ * Test support shared by every suite: a main() that runs one Check suite
+ * (one case per CTest entry through CK_RUN_CASE), fails when no check ran,
+ * and fails when a case leaves processes, shared-memory names or files
+ * behind; plus helpers for names and time tolerances.
+ *
+ * Rules for tests: a forked helper never calls ck_assert; it ends with
+ * _exit(code) and the parent checks the status. Shared-memory names come
+ * from test_shm_name() and paths from test_path(), so leftovers are found.
+ */
+#ifndef MPROC_TESTLIB_H
+#define MPROC_TESTLIB_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Each suite file defines this; testlib.c's main() runs it. */
+Suite *mproc_test_suite(void);
+
+/* Adds one test as its own TCase named after it, so that CK_RUN_CASE (set
+ * by CTest to the START_TEST name) runs exactly that test. */
+void test_add(Suite *s, const char *name, const TTest *t);
+#define TEST_ADD(suite, fn) test_add((suite), #fn, (fn))
+
+/* A shared-memory name unique to this test run: "/mproc-t<pid>-<what>". */
+const char *test_shm_name(char *buf, size_t n, const char *what);
+
+/* A path inside this run's private temporary directory (removed at the end,
+ * and the run fails if anything is left in it). */
+const char *test_path(char *buf, size_t n, const char *what);
+
+/* ms scaled by MPROC_TEST_TIME_MULT (default 1; sanitizer presets set more). */
+int64_t test_ms(int64_t ms);
+
+/* Monotonic milliseconds, for generous elapsed-time checks. */
+int64_t test_now_ms(void);
+
+/* Waits for pid (not an mproc process) and returns its exit code, or
+ * 128+signal when it was killed, or -1 on error. */
+int test_wait_status(int pid);
+
+#endif
