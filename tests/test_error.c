@@ -1,6 +1,7 @@
 /* Error codes: names, messages, and the timeout convention's deadline. */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal/deadline.h"
 #include "mproc.h"
