@@ -8,9 +8,11 @@
  * processes (and threads) to one file never interleave: the kernel appends
  * each O_APPEND write whole. On a pipe or FIFO a write of up to PIPE_BUF
  * (4096) bytes is atomic; longer records may interleave with other writers'
- * records on a pipe (never on a regular file).
+ * records on a pipe (never on a regular file on a local file system; NFS
+ * does not promise O_APPEND atomicity).
  *
- * Records end with '\n' (added by the logger). A record longer than
+ * Records end with '\n' (added by the logger); newlines inside a message are
+ * kept as they are. A record longer than
  * MPROC_LOG_RECORD_MAX bytes is cut and ends with MPROC_LOG_TRUNCATED_MARK,
  * still in one write, never split into two records.
  *
@@ -36,12 +38,18 @@
  * f, F, e, E, g, G, d or i. Anything else is rejected when the format is set,
  * never at write time. A non-standard level prints as "Level N".
  *
+ * Threads: every call on a logger may run from many threads at once, except
+ * mproc_log_destroy(), which must be the last. Writes take no lock; adding
+ * a sink or setting a format takes a mutex that writes never take.
+ *
  * Fork: a child inherits the logger (the memory and the sinks' fds) and keeps
  * logging to the same sinks; file sinks share one open file description with
  * O_APPEND, so records from parent and children land whole in one file. The
  * %(process)d and %(processName)s fields are read at each write, so they are
  * the child's own. Unrelated processes do not share loggers; they can open the
- * same file and get the same guarantee.
+ * same file and get the same guarantee. A child forked while another thread
+ * was inside mproc_log_add_*() or mproc_log_set_format() must not call those
+ * two in the child (the mutex may be held); writing is always fine.
  */
 #ifndef MPROC_LOG_H
 #define MPROC_LOG_H
@@ -156,7 +164,8 @@ MPROC_API int mproc_log_add_file(mproc_log *lg, const char *path,
  * pipe, FIFO, socket or terminal). Writing to a pipe or socket whose reader
  * is gone returns MPROC_EPIPE from mproc_log_write(), never raises SIGPIPE.
  * A non-blocking fd that is full gives MPROC_EAGAIN and the record (or its
- * tail) is dropped for that sink.
+ * tail) is dropped for that sink. For records from many processes to land
+ * whole in a regular file, open it with O_APPEND (mproc_log_add_file() does).
  * opts: NULL for MPROC_LOG_SINK_OPTS_INIT (mode and truncate are ignored).
  * Errors: MPROC_EINVAL (NULL logger, fd < 0, bad sink level); MPROC_EBADF
  * when fd is not open; MPROC_ENOSPC when the logger is full.
@@ -218,11 +227,12 @@ MPROC_API int mproc_log_set_format(mproc_log *lg, const char *format,
  * sinks were tried. A record longer than MPROC_LOG_RECORD_MAX is truncated
  * (not an error).
  * The caller's errno is kept across the call.
- * Memory: a record up to 2 KiB is built on the stack; a longer one in a heap
- * buffer freed before returning (when that allocation fails the record is
- * truncated at 2 KiB instead).
+ * Memory: a message up to 1 KiB and a record up to 2 KiB are built on the
+ * stack, longer ones in heap buffers freed before returning; when that
+ * allocation fails the record is cut at what the stack holds, with the mark.
  * Blocking: as write(2) on the sinks (a full pipe blocks the writer, as in
- * Python); EINTR is retried.
+ * Python); EINTR is retried, and a short write (a pipe record above
+ * PIPE_BUF, a nearly full disk) goes on with the rest of the record.
  * Thread-safe: many threads may write at once (records never interleave on
  * a file). Not async-signal-safe (it calls vsnprintf and localtime_r).
  * Fork: usable in a child (see the top of this file). A child forked while
