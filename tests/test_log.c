@@ -526,6 +526,55 @@ START_TEST(log_truncates_long_records_with_a_mark)
 }
 END_TEST
 
+START_TEST(log_truncates_exactly_at_the_record_limit)
+{
+    char path[256];
+    test_path(path, sizeof path, "edge.log");
+    mproc_log_opts o = MPROC_LOG_OPTS_INIT;
+    o.format = "%(message)s";
+    mproc_log *lg;
+    ck_assert_int_eq(mproc_log_create(&o, &lg), 0);
+    ck_assert_int_eq(mproc_log_add_file(lg, path, NULL), 0);
+    size_t max = MPROC_LOG_RECORD_MAX;
+    char *msg = malloc(max + 1);
+    memset(msg, 'y', max);
+    msg[max] = '\0';
+    ck_assert_int_eq(mproc_log_error(lg, "%s", msg), 0); /* max + 1: cut */
+    msg[max - 1] = '\0';
+    ck_assert_int_eq(mproc_log_error(lg, "%s", msg), 0); /* max: whole */
+    mproc_log_destroy(lg);
+    free(msg);
+    size_t len;
+    char *text = slurp(path, &len);
+    ck_assert_uint_eq(len, 2 * max);
+    size_t mark = strlen(MPROC_LOG_TRUNCATED_MARK);
+    ck_assert(memcmp(text + max - mark, MPROC_LOG_TRUNCATED_MARK, mark) == 0);
+    ck_assert(text[max - mark - 1] == 'y');
+    ck_assert(text[2 * max - 2] == 'y' && text[2 * max - 1] == '\n');
+    ck_assert(memchr(text + max, '\n', max - 1) == NULL);
+    free(text);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(log_grows_records_past_the_stack_buffer)
+{
+    int rd;
+    mproc_log *lg = pipe_logger("%(levelname)3000s|%(message)-3000s|%(lineno)d",
+                                MPROC_LOG_DEBUG, &rd);
+    int line = __LINE__ + 1;
+    ck_assert_int_eq(mproc_log_info(lg, "m"), 0);
+    static char buf[16384];
+    size_t len = drain(lg, rd, buf, sizeof buf);
+    char tail[32];
+    int tn = snprintf(tail, sizeof tail, "|%d\n", line);
+    ck_assert_uint_eq(len, 3000 + 1 + 3000 + (size_t)tn);
+    ck_assert(strncmp(buf + 2996, "INFO|m ", 7) == 0);
+    ck_assert(buf[2995] == ' ' && buf[6000] == ' ');
+    ck_assert_str_eq(buf + 6001, tail);
+}
+END_TEST
+
 /* Children write 3000-byte records (under PIPE_BUF) to one pipe at once. */
 START_TEST(log_record_to_pipe_arrives_whole)
 {
@@ -797,6 +846,8 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, log_keeps_records_from_8_processes_whole);
     TEST_ADD(s, log_keeps_records_from_threads_whole);
     TEST_ADD(s, log_truncates_long_records_with_a_mark);
+    TEST_ADD(s, log_truncates_exactly_at_the_record_limit);
+    TEST_ADD(s, log_grows_records_past_the_stack_buffer);
     TEST_ADD(s, log_record_to_pipe_arrives_whole);
     TEST_ADD(s, log_pipe_without_reader_is_epipe_not_sigpipe);
     TEST_ADD(s, log_reports_write_failures_and_tries_every_sink);

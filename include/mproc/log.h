@@ -153,7 +153,9 @@ MPROC_API void mproc_log_destroy(mproc_log *lg);
  * 07777); MPROC_ENOSPC when the logger already has MPROC_LOG_SINKS_MAX sinks;
  * any -errno of open(2) (MPROC_ENOENT, MPROC_EACCES, MPROC_EISDIR, ...).
  * Ownership: the logger owns the fd and closes it in mproc_log_destroy().
- * Does not block (beyond open(2)). Thread-safe: may run while other threads
+ * Does not block beyond open(2) (which, for the path of a FIFO, waits for a
+ * reader; open FIFOs yourself and use mproc_log_add_fd()).
+ * Thread-safe: may run while other threads
  * write; their records reach the new sink from some record on.
  */
 MPROC_API int mproc_log_add_file(mproc_log *lg, const char *path,
