@@ -850,7 +850,7 @@ int mproc_log_to_stderr(int level)
     mproc_log *lg = mproc_log_default();
     lock_cfg(lg);
     int rc = 0;
-    if (!lg->has_stderr) {
+    if (!lg->has_stderr && (rc = check_fd(STDERR_FILENO)) == 0) {
         rc = sink_add_locked(lg, STDERR_FILENO, MPROC_LOG_NOTSET, false);
         if (rc == 0)
             lg->has_stderr = true;

@@ -810,6 +810,20 @@ START_TEST(log_to_stderr_uses_multiprocessing_format)
 }
 END_TEST
 
+START_TEST(log_to_stderr_refuses_a_closed_stderr)
+{
+    int saved = dup(STDERR_FILENO);
+    ck_assert_int_ge(saved, 0);
+    close(STDERR_FILENO);
+    int rc = mproc_log_to_stderr(MPROC_LOG_DEBUG);
+    int level = mproc_log_level(mproc_log_default());
+    ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    close(saved);
+    ck_assert_int_eq(rc, MPROC_EBADF);
+    ck_assert_int_eq(level, MPROC_LOG_WARNING); /* unchanged */
+}
+END_TEST
+
 START_TEST(log_child_writes_its_own_pid_to_inherited_sinks)
 {
     int rd;
@@ -855,6 +869,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, log_destroy_closes_only_what_it_owns);
     TEST_ADD(s, log_keeps_the_callers_errno);
     TEST_ADD(s, log_to_stderr_uses_multiprocessing_format);
+    TEST_ADD(s, log_to_stderr_refuses_a_closed_stderr);
     TEST_ADD(s, log_child_writes_its_own_pid_to_inherited_sinks);
     return s;
 }

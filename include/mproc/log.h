@@ -287,8 +287,9 @@ MPROC_API mproc_log *mproc_log_default(void);
  * mproc_log_to_stderr: the one-line start (Python's
  * multiprocessing.log_to_stderr()): gives the default logger a stderr sink
  * (once; later calls add no second one) and sets its threshold to level.
- * Errors: MPROC_EINVAL (level outside 0..MPROC_LOG_OFF; nothing changes);
- * MPROC_ENOSPC when the default logger is full of other sinks.
+ * Errors: MPROC_EINVAL (level outside 0..MPROC_LOG_OFF); MPROC_EBADF when
+ * stderr is not open for writing; MPROC_ENOSPC when the default logger is
+ * full of other sinks. On error nothing changes.
  * Thread-safe; never blocks.
  */
 MPROC_API int mproc_log_to_stderr(int level);
