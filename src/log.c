@@ -47,6 +47,7 @@ enum field {
     F_THREAD,
     F_PATHNAME,
     F_FILENAME,
+    F_MODULE,
     F_LINENO,
     F_FUNCNAME,
 };
@@ -64,8 +65,8 @@ static const struct {
     {"msecs", F_MSECS, V_NUM},       {"relativeCreated", F_RELATIVE, V_NUM},
     {"process", F_PROCESS, V_INT},   {"processName", F_PROCESSNAME, V_STR},
     {"thread", F_THREAD, V_INT},     {"pathname", F_PATHNAME, V_STR},
-    {"filename", F_FILENAME, V_STR}, {"lineno", F_LINENO, V_INT},
-    {"funcName", F_FUNCNAME, V_STR},
+    {"filename", F_FILENAME, V_STR}, {"module", F_MODULE, V_STR},
+    {"lineno", F_LINENO, V_INT},     {"funcName", F_FUNCNAME, V_STR},
 };
 
 /* How a field is printed: copied as is (no flags, width or precision), or
@@ -446,6 +447,19 @@ static const char *base_name(const char *path)
     return slash != NULL ? slash + 1 : path;
 }
 
+/* The base name without its extension (Python's %(module)s), cut to fit. */
+static const char *module_name(const char *path, char *buf, size_t n)
+{
+    const char *base = base_name(path);
+    const char *dot = strrchr(base, '.');
+    size_t len = dot != NULL ? (size_t)(dot - base) : strlen(base);
+    if (len >= n)
+        len = n - 1;
+    memcpy(buf, base, len);
+    buf[len] = '\0';
+    return buf;
+}
+
 struct record {
     const mproc_log *lg;
     int level;
@@ -462,6 +476,7 @@ static void put_field(struct out *o, const struct fmt *f, const struct piece *p,
     char num[32];
     char asc[160];
     char lvl[32];
+    char mod[NAME_MAX_];
     const char *str = NULL;
     long long ival = 0;
     double dval = 0;
@@ -509,6 +524,10 @@ static void put_field(struct out *o, const struct fmt *f, const struct piece *p,
         break;
     case F_FILENAME:
         str = r->file != NULL ? base_name(r->file) : "(unknown file)";
+        break;
+    case F_MODULE:
+        str = r->file != NULL ? module_name(r->file, mod, sizeof mod)
+                              : "(unknown module)";
         break;
     case F_LINENO:
         ival = r->line;

@@ -65,7 +65,7 @@ START_TEST(log_formats_every_python_field)
     mproc_log *lg = pipe_logger(
         "%(name)s|%(levelname)s|%(levelno)d|%(message)s|%(process)d|"
         "%(processName)s|%(thread)d|%(filename)s|%(lineno)d|%(funcName)s|"
-        "%(pathname)s|%%|%(msecs)03d|%(created)f|%(asctime)s|"
+        "%(pathname)s|%(module)s|%%|%(msecs)03d|%(created)f|%(asctime)s|"
         "%(relativeCreated)d",
         MPROC_LOG_DEBUG, &rd);
     time_t before = time(NULL);
@@ -75,10 +75,11 @@ START_TEST(log_formats_every_python_field)
     drain(lg, rd, buf, sizeof buf);
 
     char expect[1024];
-    snprintf(
-        expect, sizeof expect,
-        "testlog|INFO|20|hello 42|%d|MainProcess|%ld|test_log.c|%d|%s|%s|%%|",
-        (int)getpid(), (long)syscall(SYS_gettid), line, __func__, __FILE__);
+    snprintf(expect, sizeof expect,
+             "testlog|INFO|20|hello "
+             "42|%d|MainProcess|%ld|test_log.c|%d|%s|%s|test_log|%%|",
+             (int)getpid(), (long)syscall(SYS_gettid), line, __func__,
+             __FILE__);
     ck_assert_msg(strncmp(buf, expect, strlen(expect)) == 0, "got %s want %s",
                   buf, expect);
     const char *rest = buf + strlen(expect);
@@ -152,14 +153,16 @@ END_TEST
 START_TEST(log_write_without_location_says_unknown)
 {
     int rd;
-    mproc_log *lg = pipe_logger("%(filename)s:%(lineno)d:%(funcName)s",
-                                MPROC_LOG_DEBUG, &rd);
+    mproc_log *lg =
+        pipe_logger("%(filename)s:%(module)s:%(lineno)d:%(funcName)s",
+                    MPROC_LOG_DEBUG, &rd);
     ck_assert_int_eq(mproc_log_write(lg, MPROC_LOG_INFO, "m"), 0);
     ck_assert_int_eq(
         mproc_log_write_at(lg, MPROC_LOG_INFO, "a/b/c.c", 7, "fn", "m"), 0);
     char buf[512];
     drain(lg, rd, buf, sizeof buf);
-    ck_assert_str_eq(buf, "(unknown file):0:(unknown function)\nc.c:7:fn\n");
+    ck_assert_str_eq(buf, "(unknown file):(unknown module):0:(unknown "
+                          "function)\nc.c:c:7:fn\n");
 }
 END_TEST
 

@@ -27,16 +27,18 @@
  *   %(thread)d        kernel thread id           %(pathname)s   __FILE__
  *   %(filename)s      basename of __FILE__       %(lineno)d     __LINE__
  *   %(funcName)s      __func__                   %%             a '%'
+ *   %(module)s        filename without its extension
  * The location fields are filled by the mproc_log_debug()...critical() macros
- * (mproc_log_write() leaves them "(unknown file)", 0, "(unknown function)").
+ * (mproc_log_write() leaves them "(unknown file)", "(unknown module)", 0,
+ * "(unknown function)").
  * Each field takes printf flags, width and precision as in Python
  * ("%(levelname)-8s", "%(msecs)03d", "%(created).3f"; width and precision
  * of at most 4 digits, no '*'). String fields
  * (name, levelname, message, asctime, processName, pathname, filename,
- * funcName) take the conversion s; integer fields (levelno, process, thread,
- * lineno) d, i, o, x, X or s; number fields (created, msecs, relativeCreated)
- * f, F, e, E, g, G, d or i. Anything else is rejected when the format is set,
- * never at write time. A non-standard level prints as "Level N".
+ * module, funcName) take the conversion s; integer fields (levelno, process,
+ * thread, lineno) d, i, o, x, X or s; number fields (created, msecs,
+ * relativeCreated) f, F, e, E, g, G, d or i. Anything else is rejected when the
+ * format is set, never at write time. A non-standard level prints as "Level N".
  *
  * Threads: every call on a logger may run from many threads at once, except
  * mproc_log_destroy(), which must be the last. Writes take no lock; adding
