@@ -214,7 +214,7 @@ void mproc_fail_at(const char *file, int line, int code, const char *fmt, ...)
     if (line < 0)
         line = 0;
     char trace[TRACE_MAX];
-    mproc__os_backtrace(trace, sizeof trace, 1);
+    mproc__os_backtrace(trace, sizeof trace, 2);
     if (child_send(code, line, msg, file, trace)) {
         fflush(stdout);
         fflush(stderr);
