@@ -180,7 +180,12 @@ static int exit_status_of(int r)
 
 static MPROC_NORETURN void child_finish(int r)
 {
-    if (r != 0 && !atomic_flag_test_and_set(&failing)) {
+    /* Another thread inside mproc_fail() is about to end the process with
+     * its record: let it. Taking the flag also holds off later callers. */
+    if (atomic_flag_test_and_set(&failing))
+        for (;;)
+            pause();
+    if (r != 0) {
         char msg[128];
         if (r < 0)
             snprintf(msg, sizeof msg, "returned %d (%s: %s)", r,

@@ -305,6 +305,25 @@ static int child_sends_malformed_record(void *arg)
     _exit(1);
 }
 
+static int child_checks_failure_pipe(void *arg)
+{
+    (void)arg;
+    int fd = find_failure_fd();
+    if (fd < 0)
+        return 50;
+    if ((fcntl(fd, F_GETFD) & FD_CLOEXEC) == 0)
+        return 51;
+    return 0;
+}
+
+START_TEST(failure_pipe_is_close_on_exec)
+{
+    mproc_process *p = start(child_checks_failure_pipe, NULL);
+    ck_assert_int_eq(join_exitcode(p), 0);
+    mproc_process_destroy(p);
+}
+END_TEST
+
 START_TEST(malformed_record_is_reported_not_trusted)
 {
     for (int kind = 0; kind < 2; kind++) {
@@ -799,6 +818,40 @@ START_TEST(daemon_child_dies_when_its_parent_is_sigkilled)
 }
 END_TEST
 
+/* Starts a daemon grandchild, reports its pid, and returns at once. */
+static int child_starts_daemon_and_returns(void *arg)
+{
+    test_pipe *tp = arg;
+    mproc_process_opts o = MPROC_PROCESS_OPTS_INIT;
+    o.daemon = true;
+    mproc_process *g = NULL;
+    if (mproc_process_start(&g, child_pauses, NULL, &o) != 0)
+        return 40;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d\n", (int)mproc_process_pid(g));
+    write_str(tp->w, buf);
+    return 0;
+}
+
+START_TEST(daemon_child_dies_when_its_parent_returns)
+{
+    ck_assert_int_eq(mproc__os_set_child_subreaper(), 0);
+    test_pipe tp = make_pipe();
+    mproc_process *mid = start(child_starts_daemon_and_returns, &tp);
+    pid_t g = read_pid(tp.r);
+    ck_assert_int_gt(g, 0);
+    int gfd = mproc__os_pidfd_open(g);
+    ck_assert_int_ge(gfd, 0);
+    ck_assert_int_eq(join_exitcode(mid), 0);
+    struct pollfd pfd = {gfd, POLLIN, 0};
+    ck_assert_int_eq(poll(&pfd, 1, (int)test_ms(5000)), 1);
+    ck_assert_int_eq(test_wait_status(g), 128 + SIGKILL);
+    close(gfd);
+    mproc_process_destroy(mid);
+    close_pipe(&tp);
+}
+END_TEST
+
 /* ---- spawned programs --------------------------------------------------- */
 
 START_TEST(spawn_of_a_missing_program_is_enoent)
@@ -993,6 +1046,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, terminate_gives_minus_15);
     TEST_ADD(s, signal_sends_any_signal);
     TEST_ADD(s, direct_exit_status_gives_a_parent_record);
+    TEST_ADD(s, failure_pipe_is_close_on_exec);
     TEST_ADD(s, malformed_record_is_reported_not_trusted);
     TEST_ADD(s, join_does_not_wait_for_a_descendant_holding_the_failure_pipe);
     TEST_ADD(s, failure_format_names_everything);
@@ -1013,6 +1067,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, current_pid_and_parent_pid_are_the_callers);
     TEST_ADD(s, name_too_long_is_refused_and_changes_nothing);
     TEST_ADD(s, daemon_child_dies_when_its_parent_is_sigkilled);
+    TEST_ADD(s, daemon_child_dies_when_its_parent_returns);
     TEST_ADD(s, spawn_of_a_missing_program_is_enoent);
     TEST_ADD(s, spawn_of_a_non_executable_file_is_eacces);
     TEST_ADD(s, spawn_with_stdout_on_a_pipe_delivers_the_output);

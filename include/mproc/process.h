@@ -16,6 +16,14 @@
  * (waitpid(-1, ...), wait(), or SIGCHLD set to SIG_IGN): their exit status is
  * then lost and join returns MPROC_ESRCH.
  *
+ * Thread safety: every call on a handle may be made from several threads of
+ * the process that started the child, except mproc_process_destroy(), which
+ * must be the last. Reaping is serialised inside the handle.
+ *
+ * There is no handle for a process that was never started: start and spawn
+ * write their out-parameter only on success, and every call given a NULL
+ * handle returns MPROC_EINVAL (or NULL) and does nothing.
+ *
  * Fork behaviour: a handle is usable for join only in the process that
  * started the child (its owner). A child that inherits a copy of a sibling's
  * handle may read its name, pid and fd, ask whether it is alive, and
@@ -93,8 +101,9 @@ typedef struct mproc_process_opts {
  *   MPROC_ENAMETOOLONG  opts->name is longer than MPROC_PROCESS_NAME_MAX;
  *   MPROC_ENOMEM, MPROC_EMFILE, MPROC_ENFILE, MPROC_EAGAIN (fork: too many
  *                       processes), MPROC_ENOSYS (no pidfd: Linux < 5.3):
- *                       nothing started (a child forked before the failure
- *                       is killed and reaped).
+ *                       nothing started (a child forked before a failed
+ *                       pidfd_open is killed and reaped; it may have begun
+ *                       to run fn).
  * On any error no child is left and the child counter is unchanged unless the
  * fork itself was attempted.
  *
