@@ -22,6 +22,7 @@
 
 #include "internal/deadline.h"
 #include "internal/frame.h"
+#include "internal/process.h"
 #include "internal/self.h"
 #include "os/os.h"
 #include "os/proc.h"
@@ -51,8 +52,8 @@ struct mproc_process {
     atomic_int state;   /* RUNNING until reaped; REAPED published last */
     pid_t pid;
     pid_t owner; /* getpid() of the starter: only it may reap */
-    int pidfd;
-    int errfd; /* read end of the failure pipe (non-blocking), or -1 */
+    int pidfd;   /* -1 only where pidfd_open is ENOSYS: see open_pidfd() */
+    int errfd;   /* read end of the failure pipe (non-blocking), or -1 */
     bool daemon;
     int wait_rc; /* 0, or MPROC_ESRCH when the status was lost */
     int exitcode;
@@ -65,7 +66,9 @@ struct mproc_process {
 };
 
 /* In a started child: its failure pipe's write end and its own pid (a
- * descendant forked by other means inherits the fd but must not use it). */
+ * descendant forked by other means inherits the fd but must not use it).
+ * Per-process identity like internal/self.c, set once right after fork;
+ * -1 in a process mproc did not start. */
 static int child_fail_fd = -1;
 static pid_t child_fail_pid;
 static atomic_flag failing = ATOMIC_FLAG_INIT;
@@ -287,6 +290,21 @@ static void next_identity(char *identity, char *name, const char *given)
         snprintf(name, MPROC__NAME_MAX, "Process-%s", identity);
 }
 
+bool mproc__process_test_no_pidfd;
+
+/*
+ * A pidfd for a child just started. Where the kernel (< 5.3) or a tool such
+ * as valgrind < 3.20 has no pidfd_open, the handle works without one: join
+ * polls waitid with a short sleep, signals go by pid (safe while the child
+ * is unreaped: its pid cannot be reused), and mproc_process_fd() is
+ * MPROC_ENOSYS. Returns the fd, -1 for "none", or another -errno.
+ */
+static int open_pidfd(pid_t pid)
+{
+    int fd = mproc__process_test_no_pidfd ? -ENOSYS : mproc__os_pidfd_open(pid);
+    return fd == -ENOSYS ? -1 : fd;
+}
+
 /* After a failed pidfd_open the child must not outlive the error. */
 static void kill_and_reap(pid_t pid)
 {
@@ -297,12 +315,13 @@ static void kill_and_reap(pid_t pid)
     errno = saved;
 }
 
-static MPROC_NORETURN void child_main(int (*fn)(void *), void *arg, int wfd,
-                                      int rfd, const char *identity,
-                                      const char *name, bool daemon,
-                                      pid_t parent)
+/* The child's side of start: p is the child's copy of the new handle,
+ * which it does not need beyond its name. */
+static MPROC_NORETURN void child_main(mproc_process *p, int (*fn)(void *),
+                                      void *arg, int wfd, int rfd,
+                                      const char *identity, pid_t parent)
 {
-    if (daemon) {
+    if (p->daemon) {
         mproc__os_set_parent_death_signal(SIGKILL);
         /* The parent may have died before prctl: then nobody will send the
          * signal, so take it now. */
@@ -310,8 +329,10 @@ static MPROC_NORETURN void child_main(int (*fn)(void *), void *arg, int wfd,
             raise(SIGKILL);
     }
     mproc__os_close(rfd);
-    mproc__self_set_name(name);
+    mproc__self_set_name(p->name);
     mproc__self_set_identity(identity);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
     mproc__self_reset_children();
     child_fail_fd = wfd;
     child_fail_pid = getpid();
@@ -348,14 +369,13 @@ int mproc_process_start(mproc_process **out, int (*fn)(void *arg), void *arg,
     fflush(stderr);
     pid_t pid = fork();
     if (pid == 0)
-        child_main(fn, arg, fds[1], fds[0], identity, p->name, opts->daemon,
-                   parent);
+        child_main(p, fn, arg, fds[1], fds[0], identity, parent);
     if (pid < 0)
         rc = -errno;
     mproc__os_close(fds[1]);
     if (rc == 0) {
-        int pidfd = mproc__os_pidfd_open(pid);
-        if (pidfd < 0) {
+        int pidfd = open_pidfd(pid);
+        if (pidfd < -1) {
             rc = pidfd;
             kill_and_reap(pid);
         }
@@ -461,8 +481,8 @@ int mproc_process_spawn(mproc_process **out, const char *path,
         rc = -err;
         goto out;
     }
-    int pidfd = mproc__os_pidfd_open(pid);
-    if (pidfd < 0) {
+    int pidfd = open_pidfd(pid);
+    if (pidfd < -1) {
         rc = pidfd;
         kill_and_reap(pid);
         goto out;
@@ -549,7 +569,7 @@ static int try_reap(mproc_process *p)
         rc = MPROC_ESTATE;
     } else {
         int status = 0, sig = 0;
-        int r = mproc__os_pidfd_reap(p->pidfd, &status, &sig);
+        int r = mproc__os_pidfd_reap(p->pidfd, p->pid, &status, &sig);
         if (r == 0) {
             rc = 1;
         } else if (r == 1) {
@@ -579,14 +599,22 @@ int mproc_process_join(mproc_process *p, int64_t timeout_ms)
         return rc;
     if (getpid() != p->owner)
         return MPROC_ENOTOWNER;
+    int nap_ms = 0;
     for (;;) {
         rc = try_reap(p);
         if (rc <= 0)
             return rc;
         if (mproc__deadline_expired(&d))
             return MPROC_ETIMEDOUT;
+        int ms = mproc__deadline_poll_ms(&d);
         struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN, .revents = 0};
-        int n = poll(&pfd, 1, mproc__deadline_poll_ms(&d));
+        if (p->pidfd < 0) {
+            /* No pidfd: look again after a short sleep, growing to 20 ms. */
+            nap_ms = nap_ms < 20 ? nap_ms + 1 : 20;
+            if (ms < 0 || ms > nap_ms)
+                ms = nap_ms;
+        }
+        int n = poll(&pfd, p->pidfd < 0 ? 0 : 1, ms);
         if (n < 0 && errno != EINTR)
             return -errno;
         if (n == 0 && mproc__deadline_expired(&d)) {
@@ -603,6 +631,8 @@ int mproc_process_is_alive(const mproc_process *p)
         return MPROC_EINVAL;
     if (atomic_load(&p->state) == REAPED)
         return 0;
+    if (p->pidfd < 0)
+        return mproc__os_pid_exited(p->pid, getpid() == p->owner) == 0;
     struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN, .revents = 0};
     int n;
     while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
@@ -630,7 +660,19 @@ int mproc_process_signal(mproc_process *p, int sig)
         return MPROC_EINVAL;
     if (atomic_load(&p->state) == REAPED)
         return MPROC_ESTATE;
-    int rc = mproc__os_pidfd_send_signal(p->pidfd, sig);
+    int rc;
+    if (p->pidfd >= 0) {
+        rc = mproc__os_pidfd_send_signal(p->pidfd, sig);
+    } else if (getpid() == p->owner) {
+        /* By pid: under the lock, so no join can reap the child (and free
+         * its pid for reuse) between the check and the kill. */
+        pthread_mutex_lock(&p->mu);
+        rc = atomic_load(&p->state) == REAPED ? MPROC_ESTATE
+                                              : mproc__os_kill(p->pid, sig);
+        pthread_mutex_unlock(&p->mu);
+    } else {
+        rc = mproc__os_kill(p->pid, sig);
+    }
     /* Exited but not yet joined: the signal is moot, not an error. */
     return rc == -ESRCH ? 0 : rc;
 }
@@ -647,7 +689,9 @@ int mproc_process_kill(mproc_process *p)
 
 int mproc_process_fd(const mproc_process *p)
 {
-    return p != NULL ? p->pidfd : MPROC_EINVAL;
+    if (p == NULL)
+        return MPROC_EINVAL;
+    return p->pidfd >= 0 ? p->pidfd : MPROC_ENOSYS;
 }
 
 pid_t mproc_process_pid(const mproc_process *p)

@@ -15,6 +15,7 @@
 
 #include "internal/deadline.h"
 #include "internal/frame.h"
+#include "internal/process.h"
 #include "mproc.h"
 #include "os/os.h"
 #include "testlib.h"
@@ -220,6 +221,36 @@ START_TEST(fail_sends_code_message_file_line_and_backtrace)
     ck_assert_int_eq(f->line, child_fails_line);
     ck_assert_int_gt((int)strlen(f->backtrace), 0);
     ck_assert_str_eq(f->name, mproc_process_name(p));
+    mproc_process_destroy(p);
+}
+END_TEST
+
+static void *thread_fails(void *arg)
+{
+    (void)arg;
+    mproc_fail(MPROC_EBUSY, "from a thread");
+    return NULL;
+}
+
+static int child_fails_in_a_thread(void *arg)
+{
+    (void)arg;
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_fails, NULL) != 0)
+        return 60;
+    pthread_join(t, NULL);
+    return 61; /* not reached: mproc_fail ends the whole process */
+}
+
+START_TEST(fail_in_a_thread_of_the_child_reaches_the_parent)
+{
+    mproc_process *p = start(child_fails_in_a_thread, NULL);
+    ck_assert_int_eq(join_exitcode(p), 1);
+    const mproc_failure *f = mproc_process_error(p);
+    ck_assert_ptr_nonnull(f);
+    ck_assert(f->from_child);
+    ck_assert_int_eq(f->error, MPROC_EBUSY);
+    ck_assert_str_eq(f->message, "from a thread");
     mproc_process_destroy(p);
 }
 END_TEST
@@ -638,6 +669,42 @@ START_TEST(destroy_reaps_an_exited_child)
 }
 END_TEST
 
+START_TEST(without_a_pidfd_join_kill_and_exit_codes_still_work)
+{
+    mproc__process_test_no_pidfd = true;
+    test_pipe tp = make_pipe();
+    mproc_process *p = start(child_waits_for_eof, &tp);
+    ck_assert_int_eq(mproc_process_fd(p), MPROC_ENOSYS);
+    ck_assert_int_eq(mproc_process_is_alive(p), 1);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_process_join(p, 60), MPROC_ETIMEDOUT);
+    ck_assert_int_ge(test_now_ms() - t0, 55);
+    ck_assert_int_eq(mproc_process_join(p, 0), MPROC_ETIMEDOUT);
+    close_pipe(&tp);
+    ck_assert_int_eq(join_exitcode(p), 0);
+    ck_assert_int_eq(mproc_process_is_alive(p), 0);
+    ck_assert_int_eq(mproc_process_join(p, 0), MPROC_ESTATE);
+    mproc_process_destroy(p);
+
+    p = start(child_pauses, NULL);
+    ck_assert_int_eq(mproc_process_kill(p), 0);
+    ck_assert_int_eq(join_exitcode(p), -SIGKILL);
+    ck_assert_int_eq(mproc_process_kill(p), MPROC_ESTATE);
+    mproc_process_destroy(p);
+
+    p = start(child_fails, NULL);
+    ck_assert_int_eq(join_exitcode(p), 1);
+    ck_assert_int_eq(mproc_process_error(p)->error, MPROC_EINVAL);
+    mproc_process_destroy(p);
+
+    char *const argv[] = {"sh", "-c", "exit 9", NULL};
+    ck_assert_int_eq(mproc_process_spawn(&p, "sh", argv, NULL), 0);
+    ck_assert_int_eq(join_exitcode(p), 9);
+    mproc_process_destroy(p);
+    mproc__process_test_no_pidfd = false;
+}
+END_TEST
+
 /* ---- names and identity ------------------------------------------------- */
 
 START_TEST(default_names_count_up_as_in_python)
@@ -1042,6 +1109,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, exitcode_of_nonzero_return_is_that_value);
     TEST_ADD(s, negative_return_exits_1_and_keeps_the_code_in_the_record);
     TEST_ADD(s, fail_sends_code_message_file_line_and_backtrace);
+    TEST_ADD(s, fail_in_a_thread_of_the_child_reaches_the_parent);
     TEST_ADD(s, killed_child_has_minus_signal_and_a_parent_record);
     TEST_ADD(s, terminate_gives_minus_15);
     TEST_ADD(s, signal_sends_any_signal);
@@ -1061,6 +1129,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, concurrent_joins_reap_once);
     TEST_ADD(s, inherited_sibling_handle_cannot_be_joined_in_the_child);
     TEST_ADD(s, destroy_reaps_an_exited_child);
+    TEST_ADD(s, without_a_pidfd_join_kill_and_exit_codes_still_work);
     TEST_ADD(s, default_names_count_up_as_in_python);
     TEST_ADD(s, grandchild_default_name_is_process_n_colon_m);
     TEST_ADD(s, given_name_is_the_childs_name);

@@ -195,7 +195,8 @@ MPROC_API int mproc_process_join(mproc_process *p, int64_t timeout_ms);
  * mproc_process_is_alive: whether the child is still running.
  * Returns 1 while it runs, 0 once it has exited (joined or not), or
  * MPROC_EINVAL for a NULL handle. Does not reap. Non-blocking, thread-safe,
- * usable in any process that holds a copy of the handle.
+ * usable in any process that holds a copy of the handle (there, without a
+ * pidfd, an exited child not yet joined still counts as running).
  */
 MPROC_API int mproc_process_is_alive(const mproc_process *p);
 
@@ -228,9 +229,12 @@ MPROC_API int mproc_process_signal(mproc_process *p, int sig);
 
 /*
  * mproc_process_fd: the child's pidfd, for poll/epoll (readable once the
- * child has exited; it stays readable after join). Returns the fd (>= 0) or
- * MPROC_EINVAL for a NULL handle. Borrowed: owned by the handle, closed by
- * mproc_process_destroy(); do not close it or read from it.
+ * child has exited; it stays readable after join). Returns the fd (>= 0),
+ * MPROC_EINVAL for a NULL handle, or MPROC_ENOSYS where the system has no
+ * pidfd_open (Linux < 5.3, valgrind < 3.20; every other call still works
+ * there: join then polls the child's status with short sleeps). Borrowed:
+ * owned by the handle, closed by mproc_process_destroy(); do not close it
+ * or read from it.
  */
 MPROC_API int mproc_process_fd(const mproc_process *p);
 

@@ -11,18 +11,24 @@
 #include <string.h>
 #include <sys/wait.h>
 
-int mproc__os_pidfd_reap(int pidfd, int *status, int *sig)
+int mproc__os_pidfd_reap(int pidfd, pid_t pid, int *status, int *sig)
 {
     int saved = errno;
     siginfo_t si;
     int rc;
+    idtype_t type = pidfd >= 0 ? (idtype_t)P_PIDFD : P_PID;
+    id_t id = pidfd >= 0 ? (id_t)pidfd : (id_t)pid;
     for (;;) {
         memset(&si, 0, sizeof si);
         /* Only WEXITED: a stopped or continued child is still running. */
-        if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG) ==
-            0) {
+        if (waitid(type, id, &si, WEXITED | WNOHANG) == 0) {
             rc = 0;
             break;
+        }
+        if (errno == EINVAL && type != P_PID) {
+            type = P_PID;
+            id = (id_t)pid;
+            continue;
         }
         if (errno != EINTR) {
             rc = -errno;
@@ -39,6 +45,34 @@ int mproc__os_pidfd_reap(int pidfd, int *status, int *sig)
             *sig = si.si_status;
         }
     }
+    errno = saved;
+    return rc;
+}
+
+int mproc__os_pid_exited(pid_t pid, int child)
+{
+    int saved = errno;
+    int rc;
+    if (child) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        while ((rc = waitid(P_PID, (id_t)pid, &si,
+                            WEXITED | WNOHANG | WNOWAIT)) < 0 &&
+               errno == EINTR)
+            ;
+        /* ECHILD: reaped by someone else, so certainly exited. */
+        rc = rc < 0 ? 1 : si.si_pid != 0;
+    } else {
+        rc = kill(pid, 0) < 0 && errno == ESRCH;
+    }
+    errno = saved;
+    return rc;
+}
+
+int mproc__os_kill(pid_t pid, int sig)
+{
+    int saved = errno;
+    int rc = kill(pid, sig) < 0 ? -errno : 0;
     errno = saved;
     return rc;
 }
