@@ -302,7 +302,10 @@ bool mproc__process_test_no_pidfd;
 static int open_pidfd(pid_t pid)
 {
     int fd = mproc__process_test_no_pidfd ? -ENOSYS : mproc__os_pidfd_open(pid);
-    return fd == -ENOSYS ? -1 : fd;
+    /* ESRCH: the child has exited and someone reaped it already (SIGCHLD
+     * ignored): killing that pid now could hit a stranger, so keep the
+     * handle; its join will report the lost status. */
+    return fd == -ENOSYS || fd == -ESRCH ? -1 : fd;
 }
 
 /* After a failed pidfd_open the child must not outlive the error. */

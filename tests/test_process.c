@@ -705,6 +705,23 @@ START_TEST(without_a_pidfd_join_kill_and_exit_codes_still_work)
 }
 END_TEST
 
+START_TEST(join_reports_a_status_lost_to_ignored_sigchld)
+{
+    /* The kernel reaps children itself when SIGCHLD is ignored. */
+    signal(SIGCHLD, SIG_IGN);
+    mproc_process *p = start(child_returns_zero, NULL);
+    ck_assert_int_eq(mproc_process_join(p, test_ms(10000)), MPROC_ESRCH);
+    int code = 42;
+    ck_assert_int_eq(mproc_process_exitcode(p, &code), MPROC_ESRCH);
+    ck_assert_int_eq(code, 42);
+    ck_assert_int_eq(mproc_process_join(p, 0), MPROC_ESTATE);
+    ck_assert_int_eq(mproc_process_is_alive(p), 0);
+    ck_assert_ptr_null(mproc_process_error(p));
+    mproc_process_destroy(p);
+    signal(SIGCHLD, SIG_DFL);
+}
+END_TEST
+
 /* ---- names and identity ------------------------------------------------- */
 
 START_TEST(default_names_count_up_as_in_python)
@@ -1129,6 +1146,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, concurrent_joins_reap_once);
     TEST_ADD(s, inherited_sibling_handle_cannot_be_joined_in_the_child);
     TEST_ADD(s, destroy_reaps_an_exited_child);
+    TEST_ADD(s, join_reports_a_status_lost_to_ignored_sigchld);
     TEST_ADD(s, without_a_pidfd_join_kill_and_exit_codes_still_work);
     TEST_ADD(s, default_names_count_up_as_in_python);
     TEST_ADD(s, grandchild_default_name_is_process_n_colon_m);
