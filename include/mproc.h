@@ -8,5 +8,6 @@
 
 #include "mproc/error.h"
 #include "mproc/log.h"
+#include "mproc/process.h"
 
 #endif

@@ -1,0 +1,355 @@
+/*
+ * mproc/process.h: child processes, as Python's multiprocessing.Process.
+ *
+ * mproc_process_start() runs a function in a forked child;
+ * mproc_process_spawn() runs a program with posix_spawn. Either gives a
+ * handle with the child's name ("Process-N" by default, "Process-N:M" for the
+ * children of Process-N), pid and pidfd (pollable: readable once the child
+ * has exited). mproc_process_join() waits with a timeout and reaps the child
+ * through its pidfd; afterwards mproc_process_exitcode() gives its exit status
+ * or minus the signal that killed it, and mproc_process_error() a failure
+ * record when it did not succeed: exit code, signal, error code, message,
+ * source file and line, and a backtrace when the child could take one.
+ *
+ * No SIGCHLD handler and no global list of children: each child is reaped
+ * through its own handle. Do not reap mproc's children behind its back
+ * (waitpid(-1, ...), wait(), or SIGCHLD set to SIG_IGN): their exit status is
+ * then lost and join returns MPROC_ESRCH.
+ *
+ * Thread safety: every call on a handle may be made from several threads of
+ * the process that started the child, except mproc_process_destroy(), which
+ * must be the last. Reaping is serialised inside the handle.
+ *
+ * There is no handle for a process that was never started: start and spawn
+ * write their out-parameter only on success, and every call given a NULL
+ * handle returns MPROC_EINVAL (or NULL) and does nothing.
+ *
+ * Fork behaviour: a handle is usable for join only in the process that
+ * started the child (its owner). A child that inherits a copy of a sibling's
+ * handle may read its name, pid and fd, ask whether it is alive, and
+ * terminate or kill it (the pidfd names that very process, never a reused
+ * pid), but mproc_process_join() there returns MPROC_ENOTOWNER, and
+ * mproc_process_destroy() there only frees the copy. Handles are not
+ * meaningful in unrelated processes.
+ */
+#ifndef MPROC_PROCESS_H
+#define MPROC_PROCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mproc/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A started child process. Opaque; made by mproc_process_start() or
+ * mproc_process_spawn(), freed by mproc_process_destroy(). */
+typedef struct mproc_process mproc_process;
+
+/* The longest process name, in bytes, without the terminating NUL. */
+#define MPROC_PROCESS_NAME_MAX 63
+
+/*
+ * Options of mproc_process_start(). Start from MPROC_PROCESS_OPTS_INIT.
+ *   name    the child's name (copied); NULL gives "Process-N". At most
+ *           MPROC_PROCESS_NAME_MAX bytes. The child's number N is consumed
+ *           either way, as in Python.
+ *   daemon  the child is killed (SIGKILL) when its parent dies, even when
+ *           the parent itself is SIGKILLed. Implemented with
+ *           PR_SET_PDEATHSIG, which fires when the parent *thread* that
+ *           started the child exits: start daemon children from a thread
+ *           that outlives them (the main thread, typically). Unlike Python,
+ *           a daemon child may start children of its own; its daemon
+ *           children die with it, its other children outlive it.
+ */
+typedef struct mproc_process_opts {
+    const char *name;
+    bool daemon;
+} mproc_process_opts;
+
+#define MPROC_PROCESS_OPTS_INIT                                                \
+    {                                                                          \
+        NULL, false                                                            \
+    }
+
+/*
+ * mproc_process_start: forks a child that runs fn(arg) and exits.
+ *
+ * out   (out) the new handle, written only on success.
+ * fn    the child's function. Its return value is the child's result:
+ *       0 is success (exit status 0); a value from 1 to 255 is the exit
+ *       status; any other value (a negative MPROC_E* code, say) gives exit
+ *       status 1. A non-zero return leaves a failure record whose error is
+ *       the value returned, in full. fn may also end the child with
+ *       mproc_fail().
+ * arg   passed to fn in the child (the child's copy of the parent's memory).
+ * opts  NULL for defaults.
+ *
+ * Before forking, the caller's stdout and stderr are flushed (so buffered
+ * output is not written twice). The child flushes stdout and stderr after fn
+ * returns and ends with _exit(): atexit handlers and other stdio streams are
+ * not run or flushed in the child, as in Python; fclose what fn opens. The
+ * child inherits what fork gives (memory, fds, signal dispositions and mask,
+ * only the calling thread); its mproc_current_name() is the child's name.
+ *
+ * Returns 0, or
+ *   MPROC_EINVAL        out or fn is NULL;
+ *   MPROC_ENAMETOOLONG  opts->name is longer than MPROC_PROCESS_NAME_MAX;
+ *   MPROC_ENOMEM, MPROC_EMFILE, MPROC_ENFILE, MPROC_EAGAIN (fork: too many
+ *                       processes), MPROC_ENOSYS (no pidfd: Linux < 5.3):
+ *                       nothing started (a child forked before a failed
+ *                       pidfd_open is killed and reaped; it may have begun
+ *                       to run fn).
+ * On any error no child is left and the child counter is unchanged unless the
+ * fork itself was attempted.
+ *
+ * Ownership: the caller owns *out and frees it with mproc_process_destroy().
+ * Blocking: fork only. Thread safety: may be called from several threads at
+ * once; each child gets its own number.
+ */
+MPROC_API int mproc_process_start(mproc_process **out, int (*fn)(void *arg),
+                                  void *arg, const mproc_process_opts *opts);
+
+/*
+ * Options of mproc_process_spawn(). Start from MPROC_SPAWN_OPTS_INIT.
+ *   name       as in mproc_process_opts (a label in the parent only: the
+ *              program's own mproc_current_name() is "MainProcess").
+ *   stdin_fd, stdout_fd, stderr_fd
+ *              an open fd of the caller to become the program's fd 0, 1 or
+ *              2; -1 keeps the caller's own. The caller keeps its fds.
+ *   envp       the environment; NULL passes the caller's environ.
+ */
+typedef struct mproc_spawn_opts {
+    const char *name;
+    int stdin_fd;
+    int stdout_fd;
+    int stderr_fd;
+    char *const *envp;
+} mproc_spawn_opts;
+
+#define MPROC_SPAWN_OPTS_INIT                                                  \
+    {                                                                          \
+        NULL, -1, -1, -1, NULL                                                 \
+    }
+
+/*
+ * mproc_process_spawn: starts a program with posix_spawn.
+ *
+ * out    (out) the new handle, written only on success.
+ * path   the program; without a '/' it is searched in PATH (execvp rules).
+ * argv   NULL-terminated arguments, argv[0] first; NULL gives {path, NULL}.
+ * opts   NULL for defaults.
+ *
+ * The program gets an empty signal mask and the default action for SIGPIPE
+ * and SIGXFSZ (a parent that ignores SIGPIPE does not pass that on); every
+ * other fd of the caller that is close-on-exec (all of mproc's) is closed.
+ * A spawned program is never a daemon child and sends no failure record:
+ * after join, mproc_process_error() describes a non-zero exit or a signal
+ * from the wait status alone.
+ *
+ * Returns 0, or
+ *   MPROC_EINVAL        out or path is NULL;
+ *   MPROC_ENAMETOOLONG  opts->name too long;
+ *   MPROC_EBADF         a stdio fd in opts is neither -1 nor open;
+ *   MPROC_ENOENT, MPROC_EACCES, ... the program could not be executed: the
+ *                       exec's own errno from the child (missing program,
+ *                       no execute permission, or another -errno such as
+ *                       -ENOEXEC), never guessed from exit code 127;
+ *                       the failed child is already reaped;
+ *   MPROC_ENOMEM, MPROC_EMFILE, MPROC_EAGAIN, MPROC_ENOSYS as for start.
+ * Ownership, blocking and thread safety as mproc_process_start() (the
+ * caller's thread is suspended until the program has exec'ed).
+ */
+MPROC_API int mproc_process_spawn(mproc_process **out, const char *path,
+                                  char *const argv[],
+                                  const mproc_spawn_opts *opts);
+
+/*
+ * mproc_process_join: waits until the child has exited and reaps it.
+ *
+ * timeout_ms  MPROC_FOREVER, 0 (try once), or a positive bound.
+ *
+ * Returns 0 once the child is reaped, whatever its exit status (read it with
+ * mproc_process_exitcode() and mproc_process_error()), or
+ *   MPROC_EINVAL     p is NULL, or timeout_ms < -1;
+ *   MPROC_ETIMEDOUT  the child is still running (nothing changed; join
+ *                    again later);
+ *   MPROC_ESTATE     the child was already reaped by an earlier join
+ *                    (nothing changes);
+ *   MPROC_ENOTOWNER  the caller is not the process that started the child;
+ *   MPROC_ESRCH      someone else reaped the child (waitpid(-1), SIGCHLD
+ *                    ignored): it counts as joined, its status is unknown and
+ *                    mproc_process_exitcode() returns MPROC_ESRCH too.
+ * Blocking: up to timeout_ms (polls the pidfd; EINTR never lengthens it).
+ * Thread safety: several threads may join the same handle; exactly one gets
+ * 0 and the others MPROC_ESTATE (or MPROC_ETIMEDOUT if their time ran out
+ * first). Fork: see the top of this header.
+ */
+MPROC_API int mproc_process_join(mproc_process *p, int64_t timeout_ms);
+
+/*
+ * mproc_process_is_alive: whether the child is still running.
+ * Returns 1 while it runs, 0 once it has exited (joined or not), or
+ * MPROC_EINVAL for a NULL handle. Does not reap. Non-blocking, thread-safe,
+ * usable in any process that holds a copy of the handle (there, without a
+ * pidfd, an exited child not yet joined still counts as running).
+ */
+MPROC_API int mproc_process_is_alive(const mproc_process *p);
+
+/*
+ * mproc_process_exitcode: the child's exit code after join.
+ * code  (out) the exit status (0..255), or minus the signal number when a
+ *       signal ended the child (-9 for SIGKILL, -15 for SIGTERM), as Python.
+ * Returns 0, or MPROC_EINVAL (p or code NULL), MPROC_ESTATE (not joined yet;
+ * *code untouched), MPROC_ESRCH (see join). Thread-safe, non-blocking.
+ */
+MPROC_API int mproc_process_exitcode(const mproc_process *p, int *code);
+
+/*
+ * mproc_process_terminate / mproc_process_kill: send SIGTERM / SIGKILL to
+ * the child (through its pidfd, so a reused pid is never hit). Join it
+ * afterwards. Returns 0 (also when the child has exited but is not yet
+ * joined: the signal then has no effect), or MPROC_EINVAL (NULL handle),
+ * MPROC_ESTATE (already joined: nothing is sent), or another -errno from
+ * pidfd_send_signal (MPROC_EPERM). Non-blocking, thread-safe, usable in any
+ * process that holds a copy of the handle.
+ */
+MPROC_API int mproc_process_terminate(mproc_process *p);
+MPROC_API int mproc_process_kill(mproc_process *p);
+
+/*
+ * mproc_process_signal: sends any signal sig (1..64) to the child, as
+ * terminate and kill do. MPROC_EINVAL also for a bad signal number.
+ */
+MPROC_API int mproc_process_signal(mproc_process *p, int sig);
+
+/*
+ * mproc_process_fd: the child's pidfd, for poll/epoll (readable once the
+ * child has exited; it stays readable after join). Returns the fd (>= 0),
+ * MPROC_EINVAL for a NULL handle, or MPROC_ENOSYS where the system has no
+ * pidfd_open (Linux < 5.3, valgrind < 3.20; every other call still works
+ * there: join then polls the child's status with short sleeps). Borrowed:
+ * owned by the handle, closed by mproc_process_destroy(); do not close it
+ * or read from it.
+ */
+MPROC_API int mproc_process_fd(const mproc_process *p);
+
+/* mproc_process_pid: the child's pid, or MPROC_EINVAL for a NULL handle.
+ * The pid may be reused by another process once the child is joined. */
+MPROC_API pid_t mproc_process_pid(const mproc_process *p);
+
+/* mproc_process_name: the child's name; NULL for a NULL handle. Borrowed,
+ * valid until mproc_process_destroy(). */
+MPROC_API const char *mproc_process_name(const mproc_process *p);
+
+/* mproc_process_is_daemon: 1 for a daemon child, 0 otherwise, MPROC_EINVAL
+ * for a NULL handle. */
+MPROC_API int mproc_process_is_daemon(const mproc_process *p);
+
+/*
+ * A child's failure, as the parent sees it after join. Every string is
+ * NUL-terminated and never NULL ("" when unknown).
+ *   exitcode    as mproc_process_exitcode(): status, or -signal.
+ *   signal      the signal that ended the child, 0 when it exited.
+ *   error       the code given to mproc_fail() or returned by fn; for a
+ *               failure the child did not describe (a signal, exit() with a
+ *               non-zero status, a spawned program) MPROC_ECHILD; for a
+ *               malformed record from the child MPROC_EPROTO.
+ *   pid, name   the child's.
+ *   message     mproc_fail()'s formatted message (at most 1023 bytes), or a
+ *               description the parent wrote ("killed by signal 9 (KILL)",
+ *               "exited with status 3").
+ *   file, line  where mproc_fail() was called ("" and 0 otherwise).
+ *   backtrace   the child's stack at mproc_fail(), one frame a line, names
+ *               only for symbols the dynamic linker can see (link with
+ *               -rdynamic for more). "" when none was taken: always for a
+ *               child killed by a signal (a dying process cannot be
+ *               asked) and for a non-zero return from fn.
+ *   from_child  true when the child sent the record (mproc_fail() or a
+ *               non-zero return), false when the parent built it.
+ * The exitcode and signal always come from the kernel's wait status, even
+ * when the child sent a record and was killed afterwards.
+ */
+typedef struct mproc_failure {
+    int exitcode;
+    int signal;
+    int error;
+    pid_t pid;
+    const char *name;
+    const char *message;
+    const char *file;
+    int line;
+    const char *backtrace;
+    bool from_child;
+} mproc_failure;
+
+/*
+ * mproc_process_error: the failure record of a joined child whose exit code
+ * is not 0; NULL when p is NULL, the child is not joined yet, or it
+ * succeeded. Borrowed: valid until mproc_process_destroy(p). Thread-safe.
+ */
+MPROC_API const mproc_failure *mproc_process_error(const mproc_process *p);
+
+/*
+ * mproc_failure_format: writes a human description of f into buf (always
+ * NUL-terminated when size > 0), like
+ *   "Process-1 (pid 42) failed with exit code 1: MPROC_EINVAL: bad input
+ *     at worker.c:17"
+ * followed by the backtrace lines, if any. Returns the length the full text
+ * needs (as snprintf), or MPROC_EINVAL when f is NULL or buf is NULL with a
+ * size > 0. Thread-safe, never allocates.
+ */
+MPROC_API int mproc_failure_format(const mproc_failure *f, char *buf,
+                                   size_t size);
+
+/*
+ * mproc_process_destroy: frees the handle and closes its fds. Accepts NULL.
+ * A child not yet joined is reaped if it has already exited; a child still
+ * running is left running (it is not killed; as nobody will reap it, it
+ * stays a zombie after it exits until the caller's process ends). Join
+ * before destroying, or kill and then join. Never blocks. The handle must
+ * not be in use by another thread.
+ */
+MPROC_API void mproc_process_destroy(mproc_process *p);
+
+/* mproc_current_name: the caller's mproc name: "MainProcess" in a process
+ * mproc did not start, the child's name in a started child. Static storage,
+ * valid for the life of the process; thread-safe. */
+MPROC_API const char *mproc_current_name(void);
+
+/* mproc_current_pid / mproc_parent_pid: getpid() and getppid(). */
+MPROC_API pid_t mproc_current_pid(void);
+MPROC_API pid_t mproc_parent_pid(void);
+
+/*
+ * mproc_fail: ends the calling process with a failure record for its parent.
+ * A macro: the record carries the caller's __FILE__ and __LINE__, the error
+ * code (any int; normally a negative MPROC_E* code), the printf-formatted
+ * message (truncated to 1023 bytes) and a backtrace.
+ *
+ * In a child started by mproc_process_start(): sends the record on the
+ * child's close-on-exec failure pipe, flushes stdout and stderr and ends
+ * the child with _exit(1); the parent reads the record with
+ * mproc_process_error() after join. Nothing is printed by the child.
+ * Elsewhere (the main process, a program spawned by mproc, a child forked
+ * by other means): prints "mproc: <name>: <file>:<line>: <message>
+ * (<error name>)" to stderr and calls exit(1).
+ * Never returns. Not async-signal-safe (do not call it from a signal
+ * handler). Thread-safe: the first caller's record wins.
+ */
+#define mproc_fail(code, ...)                                                  \
+    mproc_fail_at(__FILE__, __LINE__, (code), __VA_ARGS__)
+
+/* The function behind mproc_fail(); call the macro instead. */
+MPROC_API MPROC_NORETURN void mproc_fail_at(const char *file, int line,
+                                            int code, const char *fmt, ...)
+    MPROC_PRINTF(4, 5);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MPROC_PROCESS_H */

@@ -1,0 +1,44 @@
+/*
+ * Linux specifics of the process module: reaping a child through its pidfd
+ * (waitid P_PIDFD), the calling thread's backtrace as text, and signal
+ * abbreviations. Each returns 0 or -errno unless it says otherwise and keeps
+ * errno meaningless.
+ */
+#ifndef MPROC_OS_PROC_H
+#define MPROC_OS_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Reaps the child behind pidfd (whose pid is pid) if it has exited, without
+ * blocking. Returns 1 with *status (exit status, or 0) and *sig (the
+ * terminating signal, or 0) filled when it was reaped, 0 when it is still
+ * running, -ECHILD when it is not the caller's child or was already reaped,
+ * -errno. With pidfd < 0, or on kernels without waitid(P_PIDFD) (< 5.4), it
+ * waits on pid: safe, because an unreaped child's pid cannot be reused.
+ */
+int mproc__os_pidfd_reap(int pidfd, pid_t pid, int *status, int *sig);
+
+/*
+ * Whether process pid has exited, without reaping it: 1 exited, 0 running.
+ * child: pid is the caller's child (waitid WNOWAIT tells a zombie apart);
+ * otherwise kill(pid, 0) decides and a zombie counts as running.
+ */
+int mproc__os_pid_exited(pid_t pid, int child);
+
+/* kill(2): 0 or -errno. */
+int mproc__os_kill(pid_t pid, int sig);
+
+/*
+ * Writes the calling thread's stack as text into buf (one frame a line,
+ * NUL-terminated, truncated to fit), skipping the innermost skip frames.
+ * Returns the length written; 0 when no backtrace can be taken. Allocates
+ * (not async-signal-safe).
+ */
+size_t mproc__os_backtrace(char *buf, size_t size, int skip);
+
+/* "KILL" for SIGKILL, ...; "?" for an unknown number. Static string. */
+const char *mproc__os_signal_abbrev(int sig);
+
+#endif
