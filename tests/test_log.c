@@ -16,22 +16,6 @@
 #include "mproc.h"
 #include "testlib.h"
 
-/* Reads everything from fd until EOF or n - 1 bytes; returns the length. */
-static size_t read_all(int fd, char *buf, size_t n)
-{
-    size_t len = 0;
-    while (len + 1 < n) {
-        ssize_t r = read(fd, buf + len, n - 1 - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    buf[len] = '\0';
-    return len;
-}
-
 /* A logger writing to a fresh pipe; *rd is the read end. */
 static mproc_log *pipe_logger(const char *format, int level, int *rd)
 {
@@ -54,7 +38,7 @@ static mproc_log *pipe_logger(const char *format, int level, int *rd)
 static size_t drain(mproc_log *lg, int rd, char *buf, size_t n)
 {
     mproc_log_destroy(lg);
-    size_t len = read_all(rd, buf, n);
+    size_t len = test_read_to_eof(rd, buf, n);
     close(rd);
     return len;
 }
@@ -279,9 +263,9 @@ START_TEST(log_sink_level_filters_per_sink)
     mproc_log_destroy(lg);
     close(p[1]); /* borrowed: still open after destroy, the caller closes */
     char buf[256];
-    read_all(rd_all, buf, sizeof buf);
+    test_read_to_eof(rd_all, buf, sizeof buf);
     ck_assert_str_eq(buf, "i\ne\n");
-    read_all(rd_err, buf, sizeof buf);
+    test_read_to_eof(rd_err, buf, sizeof buf);
     ck_assert_str_eq(buf, "e\n");
     close(rd_all);
     close(rd_err);
@@ -299,7 +283,7 @@ static char *slurp(const char *path, size_t *len)
         return NULL;
     }
     char *buf = malloc((size_t)st.st_size + 1);
-    *len = read_all(fd, buf, (size_t)st.st_size + 1);
+    *len = test_read_to_eof(fd, buf, (size_t)st.st_size + 1);
     close(fd);
     return buf;
 }
@@ -667,7 +651,7 @@ START_TEST(log_reports_write_failures_and_tries_every_sink)
     /* The first sink still got it. */
     mproc_log_destroy(lg);
     char buf[64];
-    read_all(rd, buf, sizeof buf);
+    test_read_to_eof(rd, buf, sizeof buf);
     ck_assert_str_eq(buf, "r1\n");
     close(rd);
     close(p[0]);
@@ -806,7 +790,7 @@ START_TEST(log_to_stderr_uses_multiprocessing_format)
     ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
     close(saved);
     char buf[256];
-    read_all(p[0], buf, sizeof buf);
+    test_read_to_eof(p[0], buf, sizeof buf);
     close(p[0]);
     ck_assert_str_eq(buf, "[INFO/MainProcess] hello world\n"
                           "[WARNING/MainProcess] still\n");

@@ -44,22 +44,6 @@ static void close_pipe(test_pipe *tp)
     tp->r = tp->w = -1;
 }
 
-/* Reads until EOF or n - 1 bytes; NUL-terminates. */
-static size_t read_to_eof(int fd, char *buf, size_t n)
-{
-    size_t off = 0;
-    while (off + 1 < n) {
-        ssize_t r = read(fd, buf + off, n - 1 - off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        off += (size_t)r;
-    }
-    buf[off] = '\0';
-    return off;
-}
-
 /* Reads a decimal pid ended by a newline (other holders of the pipe may keep
  * it open, so no waiting for EOF). */
 static pid_t read_pid(int fd)
@@ -451,7 +435,7 @@ START_TEST(fail_outside_a_started_child_prints_and_exits_1)
     close(tp.w);
     tp.w = -1;
     char buf[512];
-    read_to_eof(tp.r, buf, sizeof buf);
+    test_read_to_eof(tp.r, buf, sizeof buf);
     ck_assert_int_eq(test_wait_status(pid), 1);
     ck_assert_ptr_nonnull(strstr(buf, "mproc: MainProcess: "));
     ck_assert_ptr_nonnull(strstr(buf, "test_process.c:"));
@@ -492,7 +476,7 @@ START_TEST(stdout_is_flushed_by_the_child_and_never_duplicated)
     close(tp.w);
     tp.w = -1;
     char buf[64];
-    read_to_eof(tp.r, buf, sizeof buf);
+    test_read_to_eof(tp.r, buf, sizeof buf);
     ck_assert_int_eq(test_wait_status(pid), 0);
     ck_assert_str_eq(buf, "ABC");
     close_pipe(&tp);
@@ -739,7 +723,7 @@ START_TEST(default_names_count_up_as_in_python)
     snprintf(want, sizeof want, "Process-%u", n + 1);
     ck_assert_str_eq(mproc_process_name(b), want);
     char buf[128], both[128];
-    read_to_eof(tp.r, buf, sizeof buf);
+    test_read_to_eof(tp.r, buf, sizeof buf);
     snprintf(both, sizeof both, "%s%s", mproc_process_name(a),
              mproc_process_name(b));
     ck_assert_str_eq(buf, both);
@@ -775,7 +759,7 @@ START_TEST(grandchild_default_name_is_process_n_colon_m)
     close(tp.w);
     tp.w = -1;
     char buf[128];
-    read_to_eof(tp.r, buf, sizeof buf);
+    test_read_to_eof(tp.r, buf, sizeof buf);
     ck_assert_int_eq(join_exitcode(p), 0);
     char want[128];
     snprintf(want, sizeof want, "%s:1|%s", mproc_process_name(p),
@@ -798,7 +782,7 @@ START_TEST(given_name_is_the_childs_name)
     ck_assert_str_eq(mproc_process_name(p), "worker");
     ck_assert_int_eq(mproc_process_is_daemon(p), 0);
     char buf[64];
-    read_to_eof(tp.r, buf, sizeof buf);
+    test_read_to_eof(tp.r, buf, sizeof buf);
     ck_assert_str_eq(buf, "worker");
     ck_assert_int_eq(join_exitcode(p), 0);
     mproc_process_destroy(p);
@@ -978,7 +962,7 @@ START_TEST(spawn_with_stdout_on_a_pipe_delivers_the_output)
     close(tp.w);
     tp.w = -1;
     char buf[64];
-    read_to_eof(tp.r, buf, sizeof buf);
+    test_read_to_eof(tp.r, buf, sizeof buf);
     ck_assert_str_eq(buf, "My name is Elliot\n");
     ck_assert_int_eq(join_exitcode(p), 0);
     ck_assert_ptr_null(mproc_process_error(p));
@@ -1003,7 +987,7 @@ START_TEST(spawn_redirects_stdin_and_stdout_together)
     close(in.w);
     in.w = -1;
     char buf[64];
-    read_to_eof(out.r, buf, sizeof buf);
+    test_read_to_eof(out.r, buf, sizeof buf);
     ck_assert_str_eq(buf, "through cat");
     ck_assert_int_eq(join_exitcode(p), 0);
     mproc_process_destroy(p);

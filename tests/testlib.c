@@ -52,6 +52,21 @@ int64_t test_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+size_t test_read_to_eof(int fd, char *buf, size_t n)
+{
+    size_t len = 0;
+    while (len + 1 < n) {
+        ssize_t r = read(fd, buf + len, n - 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
 int test_wait_status(int pid)
 {
     int st;

@@ -40,4 +40,8 @@ int64_t test_now_ms(void);
  * 128+signal when it was killed, or -1 on error. */
 int test_wait_status(int pid);
 
+/* Reads fd until EOF (or n - 1 bytes), retrying EINTR; NUL-terminates buf
+ * and returns the length read. */
+size_t test_read_to_eof(int fd, char *buf, size_t n);
+
 #endif
