@@ -731,10 +731,13 @@ static int sink_add_locked(mproc_log *lg, int fd, int level, bool owned)
     if (n >= MPROC_LOG_SINKS_MAX)
         return MPROC_ENOSPC;
     struct stat st;
-    unsigned char kind = S_PLAIN;
+    /* Only a regular file can never raise SIGPIPE; every other kind (a
+     * pipe, a terminal that may be a pty, a character device) gets SIGPIPE
+     * blocked around its writes. Sockets use MSG_NOSIGNAL instead. */
+    unsigned char kind = S_PIPE;
     if (fstat(fd, &st) == 0) {
-        if (S_ISFIFO(st.st_mode))
-            kind = S_PIPE;
+        if (S_ISREG(st.st_mode))
+            kind = S_PLAIN;
         else if (S_ISSOCK(st.st_mode))
             kind = S_SOCK;
     }

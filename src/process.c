@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,6 +72,8 @@ struct mproc_process {
  * -1 in a process mproc did not start. */
 static int child_fail_fd = -1;
 static pid_t child_fail_pid;
+static dev_t child_fail_dev;
+static ino_t child_fail_ino;
 static atomic_flag failing = ATOMIC_FLAG_INIT;
 
 /* ---- failure records ---------------------------------------------------- */
@@ -162,6 +165,12 @@ static bool child_send(int error, int line, const char *msg, const char *file,
 {
     if (child_fail_fd < 0 || getpid() != child_fail_pid)
         return false;
+    /* The user's code may have closed our pipe and reused its number for a
+     * file of its own: never write the record anywhere but the pipe. */
+    struct stat st;
+    if (fstat(child_fail_fd, &st) != 0 || !S_ISFIFO(st.st_mode) ||
+        st.st_dev != child_fail_dev || st.st_ino != child_fail_ino)
+        return false;
     unsigned char buf[REC_MAX - MPROC__FRAME_HDR];
     size_t len =
         rec_encode(buf, error, line, mproc__self_name(), msg, file, trace);
@@ -171,7 +180,11 @@ static bool child_send(int error, int line, const char *msg, const char *file,
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    mproc__deadline d = mproc__deadline_forever();
+    /* The pipe is non-blocking and empty (only this process writes it, once)
+     * and a record fits in PIPE_BUF, so one try is enough and nothing here
+     * can block: a pipe that is somehow full loses the record, not the exit. */
+    mproc__deadline d;
+    mproc__deadline_init(&d, 0);
     int rc = mproc__frame_send(child_fail_fd, buf, len, &d);
     return rc == 0;
 }
@@ -305,7 +318,9 @@ static int open_pidfd(pid_t pid)
     /* ESRCH: the child has exited and someone reaped it already (SIGCHLD
      * ignored): killing that pid now could hit a stranger, so keep the
      * handle; its join will report the lost status. */
-    return fd == -ENOSYS || fd == -ESRCH ? -1 : fd;
+    /* EPERM: a seccomp filter (some container runtimes) refuses unknown
+     * system calls that way; work without a pidfd as on old kernels. */
+    return fd == -ENOSYS || fd == -ESRCH || fd == -EPERM ? -1 : fd;
 }
 
 /* After a failed pidfd_open the child must not outlive the error. */
@@ -337,7 +352,13 @@ static MPROC_NORETURN void child_main(mproc_process *p, int (*fn)(void *),
     pthread_mutex_destroy(&p->mu);
     free(p);
     mproc__self_reset_children();
-    child_fail_fd = wfd;
+    struct stat st;
+    if (fstat(wfd, &st) == 0 &&
+        fcntl(wfd, F_SETFL, fcntl(wfd, F_GETFL) | O_NONBLOCK) == 0) {
+        child_fail_fd = wfd;
+        child_fail_dev = st.st_dev;
+        child_fail_ino = st.st_ino;
+    }
     child_fail_pid = getpid();
     atomic_flag_clear(&failing);
     child_finish(fn(arg));

@@ -647,13 +647,21 @@ START_TEST(log_reports_write_failures_and_tries_every_sink)
     memset(chunk, 'z', sizeof chunk);
     while (write(p[1], chunk, sizeof chunk) > 0)
         ;
+    /* A healthy sink after the failing one must still get the record. */
+    int q[2];
+    ck_assert_int_eq(pipe2(q, O_CLOEXEC), 0);
+    ck_assert_int_eq(mproc_log_add_fd(lg, q[1], NULL), 0);
     ck_assert_int_eq(mproc_log_error(lg, "r1"), MPROC_EAGAIN);
-    /* The first sink still got it. */
+    /* The sinks before and after the full one both got it. */
     mproc_log_destroy(lg);
     char buf[64];
     test_read_to_eof(rd, buf, sizeof buf);
     ck_assert_str_eq(buf, "r1\n");
+    close(q[1]);
+    test_read_to_eof(q[0], buf, sizeof buf);
+    ck_assert_str_eq(buf, "r1\n");
     close(rd);
+    close(q[0]);
     close(p[0]);
     close(p[1]);
 }

@@ -19,9 +19,59 @@
 static char tmpdir[256];
 static int main_pid;
 
+/* Live processes in the caller's process group other than itself. Check
+ * runs each test in a process group of its own and kills that group when the
+ * test ends, which would hide a leak from the check in main(); this one runs
+ * inside the test, before that. */
+static int alive_in_my_group(void)
+{
+    pid_t self = getpid(), group = getpgrp();
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        int pid = atoi(e->d_name);
+        if (pid <= 0 || pid == self)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        /* "pid (comm) state ppid pgrp ...": comm may hold spaces and ')'. */
+        char *close_paren = strrchr(buf, ')');
+        char state;
+        int ppid, pgrp;
+        if (close_paren == NULL ||
+            sscanf(close_paren + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
+            continue;
+        if (pgrp == group && state != 'Z' && state != 'X')
+            n++;
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+static void teardown_no_leftover_processes(void)
+{
+    int64_t until = test_now_ms() + test_ms(3000);
+    int n;
+    while ((n = alive_in_my_group()) > 0 && test_now_ms() < until) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        usleep(10000);
+    }
+    ck_assert_msg(n == 0, "the test left %d process(es) running", n);
+}
+
 void test_add(Suite *s, const char *name, const TTest *t)
 {
     TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, NULL, teardown_no_leftover_processes);
     tcase_add_test(tc, t);
     suite_add_tcase(s, tc);
 }
@@ -123,9 +173,17 @@ static int check_processes(void)
         usleep(10000);
     }
     fprintf(stderr, "testlib: a test left processes running\n");
-    kill_children();
-    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-        ;
+    /* Killing a leftover may orphan its own children to us: sweep until
+     * none is left, for a bounded time. */
+    for (int i = 0; i < 300; i++) {
+        kill_children();
+        pid_t p;
+        while ((p = waitpid(-1, NULL, WNOHANG)) > 0)
+            ;
+        if (p < 0 && errno == ECHILD)
+            break;
+        usleep(10000);
+    }
     return 1;
 }
 

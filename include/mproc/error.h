@@ -99,7 +99,6 @@ extern "C" {
     X(EDENIED, MPROC_ERR_BASE - 12, "peer credentials not allowed")            \
     X(ESTATE, MPROC_ERR_BASE - 13,                                             \
       "object is in the wrong state for this call")                            \
-    X(EEXEC, MPROC_ERR_BASE - 14, "program could not be started")              \
     X(EUNKNOWN, MPROC_ERR_BASE - 15, "unknown error")
 
 /* MPROC_EPERM, MPROC_ETIMEDOUT, ..., MPROC_ECLOSED, ... */

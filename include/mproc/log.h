@@ -167,6 +167,9 @@ MPROC_API int mproc_log_add_file(mproc_log *lg, const char *path,
  * mproc_log_add_fd: adds a sink that writes records to an open fd (a file,
  * pipe, FIFO, socket or terminal). Writing to a pipe or socket whose reader
  * is gone returns MPROC_EPIPE from mproc_log_write(), never raises SIGPIPE.
+ * The kind of file is checked when the sink is added: an fd that was a
+ * regular file then and is later replaced (dup2) by a pipe is written
+ * without SIGPIPE protection; add the sink again after such a swap.
  * A non-blocking fd that is full gives MPROC_EAGAIN and the record (or its
  * tail) is dropped for that sink. For records from many processes to land
  * whole in a regular file, open it with O_APPEND (mproc_log_add_file() does).

@@ -16,6 +16,11 @@
  * (waitpid(-1, ...), wait(), or SIGCHLD set to SIG_IGN): their exit status is
  * then lost and join returns MPROC_ESRCH.
  *
+ * Unlike Python, nothing happens to children when their parent exits (no
+ * atexit hook joins them or terminates daemons): daemon children are killed
+ * by the kernel (see mproc_process_opts.daemon); other children go on,
+ * orphaned, until they end. Join what you start.
+ *
  * Thread safety: every call on a handle may be made from several threads of
  * the process that started the child, except mproc_process_destroy(), which
  * must be the last. Reaping is serialised inside the handle.
@@ -85,7 +90,8 @@ typedef struct mproc_process_opts {
  *       status; any other value (a negative MPROC_E* code, say) gives exit
  *       status 1. A non-zero return leaves a failure record whose error is
  *       the value returned, in full. fn may also end the child with
- *       mproc_fail().
+ *       mproc_fail() or _exit(). Do not end it with exit(3): that runs the
+ *       parent's atexit handlers (inherited by fork) in the child.
  * arg   passed to fn in the child (the child's copy of the parent's memory).
  * opts  NULL for defaults.
  *
@@ -100,16 +106,20 @@ typedef struct mproc_process_opts {
  *   MPROC_EINVAL        out or fn is NULL;
  *   MPROC_ENAMETOOLONG  opts->name is longer than MPROC_PROCESS_NAME_MAX;
  *   MPROC_ENOMEM, MPROC_EMFILE, MPROC_ENFILE, MPROC_EAGAIN (fork: too many
- *                       processes), MPROC_ENOSYS (no pidfd: Linux < 5.3):
+ *                       processes), or another -errno of pidfd_open:
  *                       nothing started (a child forked before a failed
  *                       pidfd_open is killed and reaped; it may have begun
- *                       to run fn).
+ *                       to run fn). Where pidfd_open does not exist or is
+ *                       refused (Linux < 5.3: ENOSYS; a seccomp filter:
+ *                       EPERM), the handle works without a pidfd: see
+ *                       mproc_process_fd().
  * On any error no child is left and the child counter is unchanged unless the
  * fork itself was attempted.
  *
  * Ownership: the caller owns *out and frees it with mproc_process_destroy().
- * Blocking: fork only. Thread safety: may be called from several threads at
- * once; each child gets its own number.
+ * Blocking: the flush of stdout and stderr (which waits when they are a
+ * full pipe or a slow terminal), then fork. Thread safety: may be called from
+ * several threads at once; each child gets its own number.
  */
 MPROC_API int mproc_process_start(mproc_process **out, int (*fn)(void *arg),
                                   void *arg, const mproc_process_opts *opts);
@@ -160,7 +170,7 @@ typedef struct mproc_spawn_opts {
  *                       no execute permission, or another -errno such as
  *                       -ENOEXEC), never guessed from exit code 127;
  *                       the failed child is already reaped;
- *   MPROC_ENOMEM, MPROC_EMFILE, MPROC_EAGAIN, MPROC_ENOSYS as for start.
+ *   MPROC_ENOMEM, MPROC_EMFILE, MPROC_EAGAIN as for start.
  * Ownership, blocking and thread safety as mproc_process_start() (the
  * caller's thread is suspended until the program has exec'ed).
  */
@@ -183,7 +193,9 @@ MPROC_API int mproc_process_spawn(mproc_process **out, const char *path,
  *   MPROC_ENOTOWNER  the caller is not the process that started the child;
  *   MPROC_ESRCH      someone else reaped the child (waitpid(-1), SIGCHLD
  *                    ignored): it counts as joined, its status is unknown and
- *                    mproc_process_exitcode() returns MPROC_ESRCH too.
+ *                    mproc_process_exitcode() returns MPROC_ESRCH too;
+ *   another -errno   poll(2) or waitid(2) failed (MPROC_ENOMEM, say); the
+ *                    child is still joinable.
  * Blocking: up to timeout_ms (polls the pidfd; EINTR never lengthens it).
  * Thread safety: several threads may join the same handle; exactly one gets
  * 0 and the others MPROC_ESTATE (or MPROC_ETIMEDOUT if their time ran out
@@ -193,8 +205,9 @@ MPROC_API int mproc_process_join(mproc_process *p, int64_t timeout_ms);
 
 /*
  * mproc_process_is_alive: whether the child is still running.
- * Returns 1 while it runs, 0 once it has exited (joined or not), or
- * MPROC_EINVAL for a NULL handle. Does not reap. Non-blocking, thread-safe,
+ * Returns 1 while it runs, 0 once it has exited (joined or not),
+ * MPROC_EINVAL for a NULL handle, or another -errno when poll(2) on the
+ * pidfd fails (MPROC_ENOMEM). Does not reap. Non-blocking, thread-safe,
  * usable in any process that holds a copy of the handle (there, without a
  * pidfd, an exited child not yet joined still counts as running).
  */

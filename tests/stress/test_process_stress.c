@@ -45,7 +45,7 @@ static void *start_join_worker(void *arg)
             continue;
         }
         int code = -1;
-        if (mproc_process_join(p, test_ms(20000)) != 0 ||
+        if (mproc_process_join(p, test_ms(5000)) != 0 ||
             mproc_process_exitcode(p, &code) != 0 || code != want)
             w->errors++;
         const mproc_failure *f = mproc_process_error(p);
@@ -93,7 +93,7 @@ static void *kill_race_worker(void *arg)
         if (mproc_process_kill(p) != 0)
             w->errors++;
         int code = 0;
-        if (mproc_process_join(p, test_ms(20000)) != 0 ||
+        if (mproc_process_join(p, test_ms(5000)) != 0 ||
             mproc_process_exitcode(p, &code) != 0)
             w->errors++;
         const mproc_failure *f = mproc_process_error(p);
