@@ -7,5 +7,7 @@
 #define MPROC_H
 
 #include "mproc/error.h"
+#include "mproc/shm.h"
+#include "mproc/sync.h"
 
 #endif
