@@ -37,7 +37,9 @@ typedef struct barrier_shared {
     _Atomic uint32_t broken;     /* under lock */
     _Atomic uint64_t outcomes;   /* under lock, see above */
     mproc__lockword lock;
-    barrier_slot slots[]; /* parties of them */
+    /* 2 * parties slots: this generation's arrivals, then the previous
+     * generation's participants (the members expected back). */
+    barrier_slot slots[];
 } barrier_shared;
 
 struct mproc_barrier {
@@ -49,7 +51,7 @@ struct mproc_barrier {
 
 static size_t shared_size(uint32_t parties)
 {
-    return sizeof(barrier_shared) + (size_t)parties * sizeof(barrier_slot);
+    return sizeof(barrier_shared) + 2 * (size_t)parties * sizeof(barrier_slot);
 }
 
 int mproc_barrier_create(mproc_barrier **out, const char *name,
@@ -156,31 +158,37 @@ struct watch {
     pid_t self;
 };
 
-/* Every slice: is a participant of our generation dead? */
+#define RECHECK 1
+
+static bool slot_dead(barrier_slot *sl, pid_t self)
+{
+    pid_t tid = (pid_t)atomic_load(&sl->tid);
+    if (tid == 0 || tid == self)
+        return false;
+    return !mproc__os_task_alive(tid, atomic_load(&sl->start));
+}
+
+/* Every slice: has the state moved on (a waker died before waking us), or
+ * is a participant dead: one that arrived in our generation, or one of the
+ * previous generation that has not come back? Either way the caller
+ * re-reads the state. */
 static int check_slots(void *arg)
 {
     struct watch *w = arg;
     barrier_shared *s = w->s;
-    if (atomic_load(&s->generation) != w->generation)
+    if (atomic_load(&s->generation) != w->generation || atomic_load(&s->broken))
+        return RECHECK;
+    bool dead = false;
+    for (uint32_t i = 0; i < 2 * s->parties && !dead; i++)
+        dead = slot_dead(&s->slots[i], w->self);
+    if (!dead)
         return 0;
-    uint32_t n = atomic_load(&s->count);
-    if (n > s->parties)
-        n = s->parties;
-    for (uint32_t i = 0; i < n; i++) {
-        pid_t tid = (pid_t)atomic_load(&s->slots[i].tid);
-        if (tid == 0 || tid == w->self)
-            continue;
-        uint64_t start = atomic_load(&s->slots[i].start);
-        if (!mproc__os_task_alive(tid, start)) {
-            lock_state(s);
-            if (atomic_load(&s->generation) == w->generation &&
-                !atomic_load(&s->broken))
-                break_locked(s);
-            unlock_state(s);
-            return 0; /* the caller re-reads the state */
-        }
-    }
-    return 0;
+    lock_state(s);
+    if (atomic_load(&s->generation) == w->generation &&
+        !atomic_load(&s->broken))
+        break_locked(s);
+    unlock_state(s);
+    return RECHECK;
 }
 
 int mproc_barrier_wait(mproc_barrier *b, int64_t timeout_ms, uint32_t *index)
@@ -213,8 +221,14 @@ int mproc_barrier_wait(mproc_barrier *b, int64_t timeout_ms, uint32_t *index)
         }
         uint64_t bit = 1ull << (g % 64);
         atomic_fetch_and(&s->outcomes, ~bit);
-        for (uint32_t i = 0; i < s->parties; i++)
-            atomic_store(&s->slots[i].tid, 0);
+        /* This generation's participants are the next one's members. */
+        for (uint32_t i = 0; i < s->parties; i++) {
+            barrier_slot *cur = &s->slots[i], *prev = &s->slots[s->parties + i];
+            atomic_store(&prev->tid, 0);
+            atomic_store(&prev->start, atomic_load(&cur->start));
+            atomic_store(&prev->tid, atomic_load(&cur->tid));
+            atomic_store(&cur->tid, 0);
+        }
         atomic_store(&s->count, 0);
         atomic_store(&s->generation, g + 1);
         atomic_fetch_add(&s->seq, 1);
@@ -254,7 +268,7 @@ int mproc_barrier_wait(mproc_barrier *b, int64_t timeout_ms, uint32_t *index)
             return MPROC_ETIMEDOUT;
         }
         if (rc < 0)
-            return rc;
+            return rc; /* 0 and RECHECK: read the state again */
     }
 }
 
@@ -277,7 +291,7 @@ int mproc_barrier_reset(mproc_barrier *b)
     lock_state(s);
     uint32_t g = atomic_load(&s->generation);
     atomic_fetch_or(&s->outcomes, 1ull << (g % 64));
-    for (uint32_t i = 0; i < s->parties; i++)
+    for (uint32_t i = 0; i < 2 * s->parties; i++)
         atomic_store(&s->slots[i].tid, 0);
     atomic_store(&s->count, 0);
     atomic_store(&s->broken, 0);

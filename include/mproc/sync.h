@@ -345,7 +345,11 @@ MPROC_API int mproc_condition_notify_all(mproc_condition *cond);
  * mproc_barrier_reset) when: a waiter times out, mproc_barrier_abort is
  * called, the action returns non-zero, or a participant dies while others
  * wait at it (noticed within about 50 ms by every sleeper, whatever its
- * timeout).
+ * timeout). Participants are the threads that arrived in the current
+ * generation and those that passed the previous one: one of those that
+ * dies (or whose thread ends) before arriving again breaks the generation
+ * being waited for. A process that has never arrived is unknown to the
+ * barrier, and its death cannot be noticed.
  */
 typedef struct mproc_barrier mproc_barrier;
 
