@@ -81,8 +81,11 @@ int mproc_lock_unlink(const char *name)
 
 int mproc_lock_acquire(mproc_lock *lock, int64_t timeout_ms)
 {
-    if (lock == NULL)
+    if (lock == NULL || timeout_ms < MPROC_FOREVER)
         return MPROC_EINVAL;
+    /* The uncontended path reads no clock. */
+    if (mproc__lockword_try_fast(lock->lw))
+        return 0;
     mproc__deadline d;
     int rc = mproc__deadline_init(&d, timeout_ms);
     if (rc < 0)

@@ -74,17 +74,29 @@ static bool take_over(mproc__lockword *l, uint32_t seen, pid_t self,
     return true;
 }
 
-int mproc__lockword_acquire(mproc__lockword *l, const mproc__deadline *d)
+bool mproc__lockword_try_fast(mproc__lockword *l)
 {
-    pid_t self = mproc__os_self_tid();
-    uint64_t start = mproc__os_self_start();
+    pid_t self;
+    uint64_t start;
+    mproc__os_self_ident(&self, &start);
     uint32_t w = 0;
     if (atomic_compare_exchange_strong_explicit(&l->word, &w, (uint32_t)self,
                                                 memory_order_acquire,
                                                 memory_order_relaxed)) {
         took(l, start);
-        return 0;
+        return true;
     }
+    return false;
+}
+
+int mproc__lockword_acquire(mproc__lockword *l, const mproc__deadline *d)
+{
+    if (mproc__lockword_try_fast(l))
+        return 0;
+    pid_t self;
+    uint64_t start;
+    mproc__os_self_ident(&self, &start);
+    uint32_t w = atomic_load(&l->word);
     if (w == MPROC__LOCK_NOTREC)
         return MPROC_ENOTRECOVERABLE;
     if ((w & MPROC__LOCK_TIDMASK) == (uint32_t)self) {

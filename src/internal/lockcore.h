@@ -40,6 +40,10 @@ typedef struct mproc__lockword {
 
 void mproc__lockword_init(mproc__lockword *l, bool recursive);
 
+/* One compare-and-swap on a free lock: true when it took it. No system
+ * call, no clock read. */
+bool mproc__lockword_try_fast(mproc__lockword *l);
+
 /* 0 (held), MPROC_EOWNERDEAD (held, previous owner died),
  * MPROC_ENOTRECOVERABLE (not held), MPROC_ETIMEDOUT, MPROC_EDEADLK (a
  * non-recursive lock the caller already holds), MPROC_EOVERFLOW (RLock

@@ -21,10 +21,13 @@
  * stamped it; a forked child sees 0 and stamps its own pid. */
 static _Atomic(_Atomic uint32_t *) gen_page;
 
-static _Thread_local uint32_t cached_gen;
-static _Thread_local pid_t cached_tid;
-static _Thread_local pid_t cached_pid;
-static _Thread_local uint64_t cached_start;
+/* initial-exec: no __tls_get_addr call on the lock fast path (a few bytes
+ * of static TLS, which glibc reserves for libraries). */
+#define TLS _Thread_local __attribute__((tls_model("initial-exec")))
+static TLS uint32_t cached_gen;
+static TLS pid_t cached_tid;
+static TLS pid_t cached_pid;
+static TLS uint64_t cached_start;
 
 static _Atomic uint32_t *generation_word(void)
 {
@@ -99,6 +102,13 @@ uint64_t mproc__os_self_start(void)
 {
     ensure();
     return cached_start;
+}
+
+void mproc__os_self_ident(pid_t *tid, uint64_t *start)
+{
+    ensure();
+    *tid = cached_tid;
+    *start = cached_start;
 }
 
 /* Reads /proc/<tid>/stat: state (field 3) and starttime (field 22). */

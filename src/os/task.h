@@ -21,6 +21,9 @@ pid_t mproc__os_self_pid(void);
  * /proc), cached; 0 when it could not be read. */
 uint64_t mproc__os_self_start(void);
 
+/* Both of the above with one cache check (the lock fast path). */
+void mproc__os_self_ident(pid_t *tid, uint64_t *start);
+
 /* The start time of task tid (any thread id) into *start: 0, -ESRCH when
  * the task does not exist or is a zombie, or another -errno. */
 int mproc__os_task_start(pid_t tid, uint64_t *start);
