@@ -323,7 +323,7 @@ static double pipe_rtt_p50(void)
     double until = bench_now_s() + bench_seconds();
     for (uint64_t i = 1; bench_now_s() < until && n < cap; i++) {
         nap_us(GAP_US);
-        uint64_t s;
+        uint64_t s = 0;
         int64_t t0 = bench_now_ns();
         if (write(a[1], &i, sizeof i) != (ssize_t)sizeof i ||
             read(b[0], &s, sizeof s) != (ssize_t)sizeof s)
