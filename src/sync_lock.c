@@ -97,7 +97,7 @@ int mproc_lock_release(mproc_lock *lock)
 {
     if (lock == NULL)
         return MPROC_EINVAL;
-    return mproc__lockword_release(lock->lw);
+    return mproc__lockword_release_fast(lock->lw);
 }
 
 int mproc_lock_consistent(mproc_lock *lock)

@@ -74,21 +74,6 @@ static bool take_over(mproc__lockword *l, uint32_t seen, pid_t self,
     return true;
 }
 
-bool mproc__lockword_try_fast(mproc__lockword *l)
-{
-    pid_t self;
-    uint64_t start;
-    mproc__os_self_ident(&self, &start);
-    uint32_t w = 0;
-    if (atomic_compare_exchange_strong_explicit(&l->word, &w, (uint32_t)self,
-                                                memory_order_acquire,
-                                                memory_order_relaxed)) {
-        took(l, start);
-        return true;
-    }
-    return false;
-}
-
 int mproc__lockword_acquire(mproc__lockword *l, const mproc__deadline *d)
 {
     if (mproc__lockword_try_fast(l))
@@ -183,7 +168,7 @@ static void unlock(mproc__lockword *l)
         mproc__waitword_wake_raw(&l->word, 1);
 }
 
-int mproc__lockword_release(mproc__lockword *l)
+int mproc__lockword_release_slow(mproc__lockword *l)
 {
     if (!mproc__lockword_owned(l))
         return MPROC_ENOTOWNER;
@@ -193,6 +178,11 @@ int mproc__lockword_release(mproc__lockword *l)
     }
     unlock(l);
     return 0;
+}
+
+int mproc__lockword_release(mproc__lockword *l)
+{
+    return mproc__lockword_release_fast(l);
 }
 
 int mproc__lockword_consistent(mproc__lockword *l)

@@ -24,6 +24,8 @@
 #include <stdint.h>
 
 #include "internal/deadline.h"
+#include "internal/waitword.h"
+#include "os/task.h"
 
 #define MPROC__LOCK_WAITERS 0x80000000u
 #define MPROC__LOCK_TIDMASK 0x3fffffffu
@@ -42,7 +44,41 @@ void mproc__lockword_init(mproc__lockword *l, bool recursive);
 
 /* One compare-and-swap on a free lock: true when it took it. No system
  * call, no clock read. */
-bool mproc__lockword_try_fast(mproc__lockword *l);
+static inline bool mproc__lockword_try_fast(mproc__lockword *l)
+{
+    mproc__os_self_ensure();
+    uint32_t w = 0;
+    if (atomic_compare_exchange_strong_explicit(
+            &l->word, &w, (uint32_t)mproc__os_self.tid, memory_order_acquire,
+            memory_order_relaxed)) {
+        atomic_store_explicit(&l->owner_start, mproc__os_self.start,
+                              memory_order_relaxed);
+        l->depth = 1;
+        return true;
+    }
+    return false;
+}
+
+/* The rare part of a release: not the owner, RLock depth, inconsistent
+ * state or sleepers to wake. */
+int mproc__lockword_release_slow(mproc__lockword *l);
+
+/* Release with the common case inline: the owner of a consistent lock at
+ * depth one that nobody waits for is one exchange. */
+static inline int mproc__lockword_release_fast(mproc__lockword *l)
+{
+    mproc__os_self_ensure();
+    uint32_t self = (uint32_t)mproc__os_self.tid;
+    if (atomic_load_explicit(&l->word, memory_order_relaxed) != self ||
+        l->depth != 1 ||
+        atomic_load_explicit(&l->inconsistent, memory_order_relaxed))
+        return mproc__lockword_release_slow(l);
+    l->depth = 0;
+    uint32_t old = atomic_exchange_explicit(&l->word, 0, memory_order_release);
+    if (old != self) /* a sleeper set the waiters bit meanwhile */
+        mproc__waitword_wake_raw(&l->word, 1);
+    return 0;
+}
 
 /* 0 (held), MPROC_EOWNERDEAD (held, previous owner died),
  * MPROC_ENOTRECOVERABLE (not held), MPROC_ETIMEDOUT, MPROC_EDEADLK (a

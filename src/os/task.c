@@ -19,15 +19,14 @@
 
 /* The generation page: word 0 holds the pid of the process that last
  * stamped it; a forked child sees 0 and stamps its own pid. */
-static _Atomic(_Atomic uint32_t *) gen_page;
+_Atomic(_Atomic uint32_t *) mproc__os_gen_page;
+#define gen_page mproc__os_gen_page
 
-/* initial-exec: no __tls_get_addr call on the lock fast path (a few bytes
- * of static TLS, which glibc reserves for libraries). */
-#define TLS _Thread_local __attribute__((tls_model("initial-exec")))
-static TLS uint32_t cached_gen;
-static TLS pid_t cached_tid;
-static TLS pid_t cached_pid;
-static TLS uint64_t cached_start;
+MPROC__OS_TLS mproc__os_self_cache mproc__os_self;
+#define cached_gen mproc__os_self.gen
+#define cached_tid mproc__os_self.tid
+#define cached_pid mproc__os_self.pid
+#define cached_start mproc__os_self.start
 
 static _Atomic uint32_t *generation_word(void)
 {
@@ -52,7 +51,7 @@ static _Atomic uint32_t *generation_word(void)
     return (_Atomic uint32_t *)m;
 }
 
-static void refresh(void)
+void mproc__os_self_refresh(void)
 {
     int saved = errno;
     pid_t pid = getpid();
@@ -79,11 +78,7 @@ static void refresh(void)
 
 static void ensure(void)
 {
-    _Atomic uint32_t *g = atomic_load_explicit(&gen_page, memory_order_acquire);
-    if (g != NULL && cached_gen != 0 &&
-        atomic_load_explicit(g, memory_order_relaxed) == cached_gen)
-        return;
-    refresh();
+    mproc__os_self_ensure();
 }
 
 pid_t mproc__os_self_tid(void)

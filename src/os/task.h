@@ -7,8 +7,36 @@
 #ifndef MPROC_OS_TASK_H
 #define MPROC_OS_TASK_H
 
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* The per-thread cache behind the calls below, inline so that the lock
+ * fast path is a few loads (initial-exec TLS: no __tls_get_addr call; a
+ * few bytes of static TLS, which glibc reserves for libraries). */
+typedef struct mproc__os_self_cache {
+    uint32_t gen; /* the generation word it was filled under */
+    pid_t tid;
+    pid_t pid;
+    uint64_t start;
+} mproc__os_self_cache;
+
+#define MPROC__OS_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+extern MPROC__OS_TLS mproc__os_self_cache mproc__os_self;
+extern _Atomic(_Atomic uint32_t *) mproc__os_gen_page;
+
+/* Refills the cache (system calls; once per thread and per fork). */
+void mproc__os_self_refresh(void);
+
+static inline void mproc__os_self_ensure(void)
+{
+    _Atomic uint32_t *g =
+        atomic_load_explicit(&mproc__os_gen_page, memory_order_acquire);
+    if (g == NULL || mproc__os_self.gen == 0 ||
+        atomic_load_explicit(g, memory_order_relaxed) != mproc__os_self.gen)
+        mproc__os_self_refresh();
+}
 
 /* The caller's kernel thread id, cached per thread and correct in a forked
  * child (the cache lives in a MADV_WIPEONFORK page generation). */
