@@ -204,6 +204,49 @@ START_TEST(shm_attach_gives_up_on_an_unfinished_object)
 }
 END_TEST
 
+static int child_publish_later(void *arg)
+{
+    (void)arg;
+    /* Play a creator that is slow to finish: size the file, write the
+     * header, and publish it 100 ms later. */
+    int fd = shm_open(g_name, O_RDWR, 0);
+    if (fd < 0)
+        return 1;
+    size_t total = MPROC__REGION_HDR + 128;
+    if (ftruncate(fd, (off_t)total) != 0)
+        return 2;
+    mproc__region_hdr *h =
+        mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (h == MAP_FAILED)
+        return 3;
+    h->magic = MPROC__REGION_MAGIC;
+    h->version = MPROC__REGION_VERSION;
+    h->kind = MPROC__KIND_SHM;
+    h->size = total;
+    h->payload_offset = MPROC__REGION_HDR;
+    h->payload_size = 128;
+    usleep(100000);
+    atomic_store_explicit(&h->ready, MPROC__REGION_READY, memory_order_release);
+    munmap(h, total);
+    return 0;
+}
+
+START_TEST(shm_attach_waits_for_a_creator_finishing)
+{
+    char name[64];
+    g_name = test_shm_name(name, sizeof name, "slow");
+    raw_file(name, NULL, 0);
+    pid_t p = spawn(child_publish_later, NULL);
+    mproc_shm *m;
+    ck_assert_int_eq(mproc_shm_attach(&m, name), 0);
+    ck_assert_uint_eq(mproc_shm_size(m), 128);
+    mproc_shm_detach(m);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_eq(mproc_shm_unlink(name), 0);
+}
+END_TEST
+
 START_TEST(shm_attach_refuses_another_version)
 {
     char name[64];
@@ -543,6 +586,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, shm_attach_refuses_another_kind);
     TEST_ADD(s, shm_attach_refuses_a_foreign_file);
     TEST_ADD(s, shm_attach_gives_up_on_an_unfinished_object);
+    TEST_ADD(s, shm_attach_waits_for_a_creator_finishing);
     TEST_ADD(s, shm_attach_refuses_another_version);
     TEST_ADD(s, shm_attach_refuses_a_truncated_object);
     TEST_ADD(s, region_list_finds_forgotten_mproc_names);

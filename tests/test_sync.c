@@ -266,6 +266,36 @@ START_TEST(lock_left_inconsistent_becomes_unrecoverable)
 }
 END_TEST
 
+static int child_wait_forever_code(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_flag[1], 1);
+    int rc = mproc_lock_acquire(g_lock, MPROC_FOREVER);
+    return rc == MPROC_ENOTRECOVERABLE ? 0 : 1;
+}
+
+START_TEST(lock_unrecoverable_wakes_sleeping_waiters)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, NULL), 0);
+    pid_t p = spawn(child_hold, (void *)(intptr_t)-1);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    kill_and_reap(p);
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 0), MPROC_EOWNERDEAD);
+    pid_t w[2];
+    for (int i = 0; i < 2; i++)
+        w[i] = spawn(child_wait_forever_code, NULL);
+    ck_assert(wait_flag(&g_flag[1], 2, 5000));
+    usleep(50000);
+    /* Released unrepaired: the sleepers learn it at once. */
+    ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(test_wait_status(w[i]), 0);
+    mproc_lock_close(g_lock);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
 START_TEST(lock_owner_dead_twice_reports_twice)
 {
     g_flag = shared_page();
@@ -1001,6 +1031,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, lock_reports_owner_death);
     TEST_ADD(s, lock_owner_death_wakes_a_sleeping_waiter);
     TEST_ADD(s, lock_left_inconsistent_becomes_unrecoverable);
+    TEST_ADD(s, lock_unrecoverable_wakes_sleeping_waiters);
     TEST_ADD(s, lock_owner_dead_twice_reports_twice);
     TEST_ADD(s, lock_held_by_exited_thread_reports_owner_death);
     TEST_ADD(s, rlock_counts_depth);
