@@ -22,7 +22,10 @@
  * Blocking: every wait takes int64_t timeout_ms (MPROC_FOREVER, 0 = try,
  * > 0 = at most that long, then MPROC_ETIMEDOUT). Uncontended acquire and
  * release, set on an event nobody waits for, and release of a semaphore
- * nobody waits on make no system call.
+ * nobody waits on make no system call. (Events, semaphores, conditions and
+ * barriers count their sleepers to know when to wake; a process killed
+ * while asleep leaves that count one too high for good, which costs every
+ * later wake one useless futex system call but never loses a wake-up.)
  *
  * Death: processes are recognised by their thread ids in the caller's pid
  * namespace, so every process using one object must share a pid namespace
@@ -355,7 +358,9 @@ typedef struct mproc_barrier mproc_barrier;
 
 typedef struct mproc_barrier_opts {
     /* Run by the last arrival before the others are released; non-zero
-     * breaks the barrier. Per handle: each process gives its own. */
+     * breaks the barrier. Per handle: each process gives its own. It runs
+     * under the barrier's internal lock and must not call mproc_barrier_*
+     * on the same barrier (return non-zero to break it instead). */
     int (*action)(void *arg);
     void *action_arg;
     unsigned mode; /* 0 means 0600 */
