@@ -9,5 +9,7 @@
 #include "mproc/error.h"
 #include "mproc/log.h"
 #include "mproc/process.h"
+#include "mproc/shm.h"
+#include "mproc/sync.h"
 
 #endif

@@ -1,0 +1,234 @@
+/*
+ * mproc/shm.h: shared memory blocks, and typed shared values and arrays
+ * (Python's multiprocessing.shared_memory, Value and Array).
+ *
+ * Every object lives in a region (docs/shared-memory.md): anonymous when
+ * made with name NULL (shared with the children forked after it is made,
+ * reachable by no one else), or named ("/name", at most NAME_MAX-1 bytes,
+ * no other '/': a file in /dev/shm, mode 0600 unless opts say otherwise,
+ * created with O_EXCL, opened by unrelated processes). Attaching or
+ * opening never removes anything (unlike Python's resource tracker); only
+ * an explicit unlink removes a name. Names a process made and forgot are
+ * found and removed by the `mproc` command (it lists /dev/shm for mproc
+ * headers).
+ *
+ * Fork: a child inherits every handle and sees the same memory; each
+ * process detaches or closes its own handle. Handles are safe to use from
+ * several threads; the memory itself is the caller's to synchronise (or
+ * use the lock and atomic calls of Value and Array).
+ */
+#ifndef MPROC_SHM_H
+#define MPROC_SHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mproc/error.h"
+#include "mproc/sync.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------ shm blocks */
+
+typedef struct mproc_shm mproc_shm;
+
+typedef struct mproc_shm_opts {
+    unsigned mode; /* permission bits of a named block; 0 means 0600 */
+} mproc_shm_opts;
+#define MPROC_SHM_OPTS_INIT                                                    \
+    {                                                                          \
+        0                                                                      \
+    }
+
+/*
+ * mproc_shm_create: a new block of size bytes, zero-filled, 64-byte
+ * aligned; anonymous when name is NULL.
+ * out: the handle, written only on success.
+ * Errors: MPROC_EINVAL (out NULL, size 0, bad name), MPROC_ENAMETOOLONG,
+ * MPROC_EEXIST (the name exists), MPROC_ENOMEM, MPROC_ENOSPC (/dev/shm
+ * full), -errno. A failed create leaves no name behind.
+ * Ownership: mproc_shm_detach the handle; mproc_shm_unlink the name.
+ */
+MPROC_API int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
+                               const mproc_shm_opts *opts);
+
+/*
+ * mproc_shm_attach: attaches an existing named block; its size is learned
+ * from its header.
+ * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EBADOBJ (not
+ * an mproc block: another mproc kind, a foreign file, or one whose creator
+ * never finished), MPROC_EVERSION, MPROC_EACCES. Waits at most half a
+ * second for a block still being made. Never removes anything.
+ */
+MPROC_API int mproc_shm_attach(mproc_shm **out, const char *name);
+
+/* mproc_shm_detach: unmaps the block from this process and frees the
+ * handle; the name and other processes' mappings stay. NULL is ignored. */
+MPROC_API void mproc_shm_detach(mproc_shm *shm);
+
+/*
+ * mproc_shm_unlink: removes the name of a block after checking it is one.
+ * Mappings stay valid until detached.
+ * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT (no such name, e.g.
+ * unlinked twice), MPROC_EBADOBJ (not an mproc shm block; not removed),
+ * MPROC_EVERSION, MPROC_EACCES.
+ */
+MPROC_API int mproc_shm_unlink(const char *name);
+
+/* mproc_shm_addr: the block's first byte in this process (borrowed, valid
+ * until detach); NULL for NULL. */
+MPROC_API void *mproc_shm_addr(mproc_shm *shm);
+
+/* mproc_shm_size: the block's size in bytes (as created); 0 for NULL. */
+MPROC_API size_t mproc_shm_size(mproc_shm *shm);
+
+/* mproc_shm_name: the name (borrowed, valid until detach), NULL when
+ * anonymous or for NULL. */
+MPROC_API const char *mproc_shm_name(mproc_shm *shm);
+
+/* ------------------------------------------------------- Value and Array */
+
+/* Element types (Python's typecodes 'b','B','h','H','i','I','q','Q','f',
+ * 'd', and fixed-size bytes). */
+typedef enum mproc_type {
+    MPROC_TYPE_INT8 = 1,
+    MPROC_TYPE_UINT8,
+    MPROC_TYPE_INT16,
+    MPROC_TYPE_UINT16,
+    MPROC_TYPE_INT32,
+    MPROC_TYPE_UINT32,
+    MPROC_TYPE_INT64,
+    MPROC_TYPE_UINT64,
+    MPROC_TYPE_FLOAT,
+    MPROC_TYPE_DOUBLE,
+    MPROC_TYPE_BYTES /* opts.bytes_size bytes per element */
+} mproc_type;
+
+/*
+ * An Array of count elements of one type; a Value is an Array of one
+ * (mproc_value_* are shorthands). With a lock (the default, as in Python)
+ * get and set of one element or a range take the array's RLock, which
+ * mproc_array_get_lock hands out for longer critical sections; the lock is
+ * robust: MPROC_EOWNERDEAD from get or set means a holder died while it
+ * held the lock, so the data may be half-changed; the call did its work and
+ * marked the lock consistent again (the caller decides what the data is
+ * worth). A caller holding mproc_array_get_lock itself follows the rules of
+ * mproc_lock_acquire. add,
+ * exchange and compare_exchange are lock-free atomic operations on one
+ * integer, float or double element, with or without a lock (they do not
+ * take it, so do not mix them with locked range updates of that element).
+ */
+typedef struct mproc_array mproc_array;
+
+typedef struct mproc_array_opts {
+    bool lock;         /* give the array an RLock (default true) */
+    size_t bytes_size; /* element size for MPROC_TYPE_BYTES (1..65536) */
+    unsigned mode;     /* 0 means 0600 */
+} mproc_array_opts;
+#define MPROC_ARRAY_OPTS_INIT                                                  \
+    {                                                                          \
+        true, 0, 0                                                             \
+    }
+
+/*
+ * mproc_array_create: a new zeroed array of count (>= 1) elements of type.
+ * Errors: MPROC_EINVAL (out NULL, count 0, unknown type, bytes_size out of
+ * range for MPROC_TYPE_BYTES), name errors, MPROC_EEXIST, MPROC_ENOMEM,
+ * MPROC_ENOSPC. Ownership: mproc_array_close; mproc_array_unlink the name.
+ */
+MPROC_API int mproc_array_create(mproc_array **out, const char *name,
+                                 mproc_type type, size_t count,
+                                 const mproc_array_opts *opts);
+
+/* mproc_array_open: opens a named array (or value); type, count and lock
+ * come from its header. Errors as mproc_shm_attach. */
+MPROC_API int mproc_array_open(mproc_array **out, const char *name);
+
+/* mproc_array_close: drops this handle; NULL is ignored. */
+MPROC_API void mproc_array_close(mproc_array *a);
+
+/* mproc_array_unlink: removes the name of a named array or value. */
+MPROC_API int mproc_array_unlink(const char *name);
+
+/* mproc_array_type / _count / _elem_size: from the header (0 for NULL). */
+MPROC_API mproc_type mproc_array_type(mproc_array *a);
+MPROC_API size_t mproc_array_count(mproc_array *a);
+MPROC_API size_t mproc_array_elem_size(mproc_array *a);
+
+/* mproc_array_get_lock: the array's RLock (borrowed, valid until close), or
+ * NULL when made without one (and for NULL). */
+MPROC_API mproc_lock *mproc_array_get_lock(mproc_array *a);
+
+/* mproc_array_data: the elements in this process (borrowed, valid until
+ * close; synchronise yourself). NULL for NULL. */
+MPROC_API void *mproc_array_data(mproc_array *a);
+
+/*
+ * mproc_array_get_range / mproc_array_set_range: copy n elements starting at
+ * start out of / into the array (buf holds n * elem_size bytes), under the
+ * lock when there is one (blocking without bound for it: it is robust).
+ * Errors: MPROC_EINVAL (NULL, buf NULL), MPROC_ERANGE (start + n > count;
+ * nothing copied), MPROC_EOWNERDEAD (copied; see above),
+ * MPROC_ENOTRECOVERABLE (nothing copied; someone who held the lock through
+ * mproc_array_get_lock released it without making it consistent).
+ */
+MPROC_API int mproc_array_get_range(mproc_array *a, size_t start, size_t n,
+                                    void *buf);
+MPROC_API int mproc_array_set_range(mproc_array *a, size_t start, size_t n,
+                                    const void *buf);
+
+/* mproc_array_get / mproc_array_set: one element (a range of 1). */
+MPROC_API int mproc_array_get(mproc_array *a, size_t i, void *out);
+MPROC_API int mproc_array_set(mproc_array *a, size_t i, const void *in);
+
+/*
+ * mproc_array_add: atomically adds *delta (of the element type) to element
+ * i, storing the previous value in *old when old is not NULL. Integers wrap
+ * around as unsigned arithmetic does.
+ * Errors: MPROC_EINVAL (NULL, MPROC_TYPE_BYTES), MPROC_ERANGE. Lock-free.
+ */
+MPROC_API int mproc_array_add(mproc_array *a, size_t i, const void *delta,
+                              void *old);
+
+/* mproc_array_exchange: atomically stores *in into element i and returns the
+ * previous value in *old (may be NULL). Errors as mproc_array_add. */
+MPROC_API int mproc_array_exchange(mproc_array *a, size_t i, const void *in,
+                                   void *old);
+
+/*
+ * mproc_array_compare_exchange: atomically, if element i equals *expected
+ * (bitwise), stores *desired and sets *swapped to true; otherwise copies the
+ * current value into *expected and sets *swapped to false. Errors as
+ * mproc_array_add, and MPROC_EINVAL for a NULL pointer argument.
+ */
+MPROC_API int mproc_array_compare_exchange(mproc_array *a, size_t i,
+                                           void *expected, const void *desired,
+                                           bool *swapped);
+
+/* Value: an Array of one element. The calls mean the same as the array's
+ * with i = 0; a Value opened with mproc_value_open may be an array (its
+ * element 0 is used). */
+typedef mproc_array mproc_value;
+typedef mproc_array_opts mproc_value_opts;
+#define MPROC_VALUE_OPTS_INIT MPROC_ARRAY_OPTS_INIT
+
+MPROC_API int mproc_value_create(mproc_value **out, const char *name,
+                                 mproc_type type, const mproc_value_opts *opts);
+MPROC_API int mproc_value_open(mproc_value **out, const char *name);
+MPROC_API void mproc_value_close(mproc_value *v);
+MPROC_API int mproc_value_unlink(const char *name);
+MPROC_API int mproc_value_get(mproc_value *v, void *out);
+MPROC_API int mproc_value_set(mproc_value *v, const void *in);
+MPROC_API mproc_lock *mproc_value_get_lock(mproc_value *v);
+MPROC_API int mproc_value_add(mproc_value *v, const void *delta, void *old);
+MPROC_API int mproc_value_exchange(mproc_value *v, const void *in, void *old);
+MPROC_API int mproc_value_compare_exchange(mproc_value *v, void *expected,
+                                           const void *desired, bool *swapped);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MPROC_SHM_H */

@@ -1,0 +1,124 @@
+/*
+ * Regions: the one mechanism behind every shared object. A region is a
+ * shared mapping that starts with a header (magic, version, kind, flags,
+ * total size, payload offset and a "ready" word) followed by the object's
+ * payload. Anonymous regions (name NULL) are MAP_SHARED|MAP_ANONYMOUS and
+ * reach other processes by fork; named ones live in /dev/shm (shm_open,
+ * O_EXCL on creation, mode 0600 unless told) and are opened by unrelated
+ * processes. Payloads hold offsets, never pointers.
+ *
+ * Publication: the creator fills the header and the payload, then stores
+ * MPROC__REGION_READY into `ready` with release order, last. An opener
+ * waits (bounded, MPROC__REGION_OPEN_WAIT_MS) for the file to have its size
+ * and the ready word; a file that never gets there (a creator killed half
+ * way, or a file that is not ours) is MPROC_EBADOBJ.
+ */
+#ifndef MPROC_INTERNAL_REGION_H
+#define MPROC_INTERNAL_REGION_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MPROC__REGION_MAGIC 0x3147524f4350524dull /* "MPROCRG1" */
+#define MPROC__REGION_VERSION 1u
+#define MPROC__REGION_READY 0x52454459u /* "REDY" */
+#define MPROC__REGION_HDR 64            /* header bytes; payload offset */
+#define MPROC__REGION_OPEN_WAIT_MS 500
+
+/* The kinds of object a region can hold. Never renumber: the kind is part
+ * of the on-disk format. */
+enum mproc__kind {
+    MPROC__KIND_ANY = 0, /* for open/unlink: any mproc kind */
+    MPROC__KIND_SHM = 1,
+    MPROC__KIND_VALUE = 2,
+    MPROC__KIND_ARRAY = 3,
+    MPROC__KIND_LOCK = 4,
+    MPROC__KIND_RLOCK = 5,
+    MPROC__KIND_SEMAPHORE = 6,
+    MPROC__KIND_BSEMAPHORE = 7,
+    MPROC__KIND_EVENT = 8,
+    MPROC__KIND_CONDITION = 9,
+    MPROC__KIND_BARRIER = 10,
+    MPROC__KIND_MAX = 63 /* later kinds (queues, ...) below this */
+};
+
+/* The header at offset 0 of every region (64 bytes, docs/shared-memory.md). */
+typedef struct mproc__region_hdr {
+    uint64_t magic;          /* MPROC__REGION_MAGIC */
+    _Atomic uint32_t ready;  /* MPROC__REGION_READY once fully made */
+    uint32_t version;        /* MPROC__REGION_VERSION */
+    uint32_t kind;           /* enum mproc__kind */
+    uint32_t flags;          /* kind-specific */
+    uint64_t size;           /* total bytes of the mapping */
+    uint64_t payload_offset; /* from the start of the region */
+    uint64_t payload_size;
+    uint8_t reserved[16];
+} mproc__region_hdr;
+
+/* A process's view of a region (process-local; copied by fork). */
+typedef struct mproc__region {
+    mproc__region_hdr *hdr; /* start of the mapping */
+    void *payload;
+    size_t payload_size;
+    size_t map_size;
+    char *name; /* malloc'ed copy, NULL when anonymous */
+} mproc__region;
+
+/*
+ * Checks a region name: "/" then 1..NAME_MAX-1 bytes without another '/'.
+ * MPROC_EINVAL (NULL, empty, no leading '/', inner '/'), MPROC_ENAMETOOLONG.
+ */
+int mproc__region_name_check(const char *name);
+
+/*
+ * Creates a region of kind with payload_size bytes (zeroed), anonymous when
+ * name is NULL. mode 0 means 0600. The header is filled but not published:
+ * the caller initialises the payload and then calls mproc__region_publish,
+ * or mproc__region_abandon on failure (which also removes the name).
+ * Errors: MPROC_EINVAL (payload_size 0, bad kind), name errors,
+ * MPROC_EEXIST, MPROC_ENOMEM, MPROC_ENOSPC, other -errno. *r is written only
+ * on success.
+ */
+int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
+                         size_t payload_size, unsigned mode);
+
+/* Publishes a created region (release store of the ready word). */
+void mproc__region_publish(mproc__region *r);
+
+/* Undoes mproc__region_create: unmaps and unlinks the name it made. */
+void mproc__region_abandon(mproc__region *r);
+
+/*
+ * Opens the named region of kind (MPROC__KIND_ANY: any). Errors: name
+ * errors, MPROC_ENOENT, MPROC_EBADOBJ (not an mproc region, another kind,
+ * too small, never made ready), MPROC_EVERSION, MPROC_EACCES, -errno.
+ * Waits at most MPROC__REGION_OPEN_WAIT_MS for a region being made.
+ */
+int mproc__region_open(mproc__region *r, const char *name, uint32_t kind);
+
+/* Unmaps the region and frees the name copy; never unlinks. NULL-safe. */
+void mproc__region_close(mproc__region *r);
+
+/*
+ * Removes the name of a region of kind (MPROC__KIND_ANY: any mproc kind)
+ * after checking its header, so a file that is not an mproc object of that
+ * kind is never removed. Errors: name errors, MPROC_ENOENT, MPROC_EBADOBJ,
+ * MPROC_EVERSION, -errno. Does not wait for a region being made: its
+ * header must already be published.
+ */
+int mproc__region_unlink(const char *name, uint32_t kind);
+
+/*
+ * Lists the mproc regions in /dev/shm: calls fn for every name (with its
+ * leading '/') whose header carries mproc's magic, with its kind, version
+ * and size; fn returning non-zero stops the walk and is returned. Files not
+ * readable by the caller are skipped. Returns 0, fn's value, or -errno when
+ * /dev/shm cannot be read.
+ */
+int mproc__region_list(int (*fn)(const char *name, uint32_t kind,
+                                 uint32_t version, uint64_t size, void *arg),
+                       void *arg);
+
+#endif

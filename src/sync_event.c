@@ -1,0 +1,236 @@
+/*
+ * Event: a flag word with a waiter count, plus an optional pollable fd per
+ * process: an eventfd that a helper thread keeps readable while the flag is
+ * set (the thread sleeps on the flag through waitword like any waiter).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal/deadline.h"
+#include "internal/region.h"
+#include "internal/waitword.h"
+#include "mproc/sync.h"
+#include "os/os.h"
+#include "os/task.h"
+
+typedef struct event_shared {
+    _Atomic uint32_t flag; /* futex word: 0 clear, 1 set */
+    _Atomic uint32_t nwaiters;
+} event_shared;
+
+struct mproc_event {
+    mproc__region region;
+    event_shared *s;
+    /* The pollable fd, made on demand, valid in fd_pid only. */
+    pthread_mutex_t mu;
+    int fd;
+    pid_t fd_pid;
+    pthread_t thread;
+    _Atomic int stop;
+};
+
+static mproc_event *new_handle(void)
+{
+    mproc_event *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    pthread_mutex_init(&e->mu, NULL);
+    e->fd = -1;
+    return e;
+}
+
+int mproc_event_create(mproc_event **out, const char *name,
+                       const mproc_event_opts *opts)
+{
+    mproc_event_opts o = MPROC_EVENT_OPTS_INIT;
+    if (opts != NULL)
+        o = *opts;
+    if (out == NULL)
+        return MPROC_EINVAL;
+    mproc_event *e = new_handle();
+    if (e == NULL)
+        return MPROC_ENOMEM;
+    int rc = mproc__region_create(&e->region, name, MPROC__KIND_EVENT,
+                                  sizeof(event_shared), o.mode);
+    if (rc < 0) {
+        pthread_mutex_destroy(&e->mu);
+        free(e);
+        return rc;
+    }
+    e->s = e->region.payload;
+    atomic_init(&e->s->flag, 0);
+    atomic_init(&e->s->nwaiters, 0);
+    mproc__region_publish(&e->region);
+    *out = e;
+    return 0;
+}
+
+int mproc_event_open(mproc_event **out, const char *name)
+{
+    if (out == NULL)
+        return MPROC_EINVAL;
+    mproc_event *e = new_handle();
+    if (e == NULL)
+        return MPROC_ENOMEM;
+    int rc = mproc__region_open(&e->region, name, MPROC__KIND_EVENT);
+    if (rc == 0 && e->region.payload_size < sizeof(event_shared)) {
+        mproc__region_close(&e->region);
+        rc = MPROC_EBADOBJ;
+    }
+    if (rc < 0) {
+        pthread_mutex_destroy(&e->mu);
+        free(e);
+        return rc;
+    }
+    e->s = e->region.payload;
+    *out = e;
+    return 0;
+}
+
+static void stop_fd(mproc_event *e)
+{
+    if (e->fd < 0)
+        return;
+    if (e->fd_pid == mproc__os_self_pid()) {
+        atomic_store(&e->stop, 1);
+        /* The helper re-checks `stop` at least every waitword slice; the
+         * wake makes it prompt. */
+        mproc__waitword_wake_raw(&e->s->flag, INT_MAX);
+        pthread_join(e->thread, NULL);
+    }
+    /* In a forked child the fd is an inherited copy without its thread. */
+    mproc__os_close(e->fd);
+    e->fd = -1;
+}
+
+void mproc_event_close(mproc_event *ev)
+{
+    if (ev == NULL)
+        return;
+    stop_fd(ev);
+    mproc__region_close(&ev->region);
+    pthread_mutex_destroy(&ev->mu);
+    free(ev);
+}
+
+int mproc_event_unlink(const char *name)
+{
+    return mproc__region_unlink(name, MPROC__KIND_EVENT);
+}
+
+int mproc_event_set(mproc_event *ev)
+{
+    if (ev == NULL)
+        return MPROC_EINVAL;
+    if (atomic_exchange(&ev->s->flag, 1) == 0)
+        mproc__waitword_wake(&ev->s->flag, &ev->s->nwaiters, INT_MAX);
+    return 0;
+}
+
+int mproc_event_clear(mproc_event *ev)
+{
+    if (ev == NULL)
+        return MPROC_EINVAL;
+    /* The fd helper sleeps while the flag is 1: wake it so the fd stops
+     * being readable. Plain waiters wake, see 0 and sleep again. */
+    if (atomic_exchange(&ev->s->flag, 0) == 1)
+        mproc__waitword_wake(&ev->s->flag, &ev->s->nwaiters, INT_MAX);
+    return 0;
+}
+
+int mproc_event_is_set(mproc_event *ev)
+{
+    if (ev == NULL)
+        return MPROC_EINVAL;
+    return atomic_load(&ev->s->flag) != 0;
+}
+
+int mproc_event_wait(mproc_event *ev, int64_t timeout_ms)
+{
+    if (ev == NULL)
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        if (atomic_load_explicit(&ev->s->flag, memory_order_acquire) != 0)
+            return 0;
+        if (mproc__deadline_expired(&d))
+            return MPROC_ETIMEDOUT;
+        rc = mproc__waitword_wait(&ev->s->flag, &ev->s->nwaiters, 0, &d, NULL,
+                                  NULL);
+        if (rc < 0 && rc != MPROC_ETIMEDOUT)
+            return rc;
+    }
+}
+
+static int stop_requested(void *arg)
+{
+    mproc_event *e = arg;
+    return atomic_load(&e->stop) ? MPROC_ECANCELED : 0;
+}
+
+/* Keeps e->fd readable exactly while the flag is set. */
+static void *fd_helper(void *arg)
+{
+    mproc_event *e = arg;
+    bool readable = false;
+    mproc__deadline forever = mproc__deadline_forever();
+    while (!atomic_load(&e->stop)) {
+        uint32_t f = atomic_load(&e->s->flag);
+        if (f != 0 && !readable) {
+            uint64_t one = 1;
+            if (write(e->fd, &one, sizeof one) == (ssize_t)sizeof one)
+                readable = true;
+        } else if (f == 0 && readable) {
+            uint64_t v;
+            if (read(e->fd, &v, sizeof v) == (ssize_t)sizeof v ||
+                errno == EAGAIN)
+                readable = false;
+        }
+        mproc__waitword_wait(&e->s->flag, &e->s->nwaiters, f, &forever,
+                             stop_requested, e);
+    }
+    return NULL;
+}
+
+int mproc_event_fd(mproc_event *ev, int *fd)
+{
+    if (ev == NULL || fd == NULL)
+        return MPROC_EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&ev->mu);
+    pid_t me = mproc__os_self_pid();
+    if (ev->fd >= 0 && ev->fd_pid != me) {
+        /* Inherited across fork: the helper thread stayed in the parent. */
+        mproc__os_close(ev->fd);
+        ev->fd = -1;
+    }
+    if (ev->fd < 0) {
+        int saved = errno;
+        int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (efd < 0) {
+            rc = -errno;
+        } else {
+            ev->fd = efd;
+            ev->fd_pid = me;
+            atomic_store(&ev->stop, 0);
+            int e = pthread_create(&ev->thread, NULL, fd_helper, ev);
+            if (e != 0) {
+                mproc__os_close(efd);
+                ev->fd = -1;
+                rc = -e;
+            }
+        }
+        errno = saved;
+    }
+    if (rc == 0)
+        *fd = ev->fd;
+    pthread_mutex_unlock(&ev->mu);
+    return rc;
+}

@@ -1,0 +1,1109 @@
+/* Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition and Barrier:
+ * semantics across processes, bad input, and processes killed while holding
+ * or waiting. Forked helpers only _exit. */
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mproc.h"
+#include "testlib.h"
+
+/* ------------------------------------------------------------ helpers */
+
+#if defined(__SANITIZE_THREAD__)
+#define MPROC_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MPROC_TEST_TSAN 1
+#endif
+#endif
+
+/* A page shared with forked children, for counters and flags. */
+static void *shared_page(void)
+{
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(p, MAP_FAILED);
+    return p;
+}
+
+static pid_t spawn(int (*fn)(void *), void *arg)
+{
+    pid_t p = fork();
+    ck_assert_int_ge(p, 0);
+    if (p == 0)
+        _exit(fn(arg));
+    return p;
+}
+
+/* Waits until *flag >= want or ms pass; true when reached. */
+static int wait_flag(_Atomic int *flag, int want, int64_t ms)
+{
+    int64_t until = test_now_ms() + test_ms(ms);
+    while (atomic_load(flag) < want) {
+        if (test_now_ms() > until)
+            return 0;
+        usleep(1000);
+    }
+    return 1;
+}
+
+static void kill_and_reap(pid_t p)
+{
+    kill(p, SIGKILL);
+    ck_assert_int_eq(test_wait_status(p), 128 + SIGKILL);
+}
+
+/* ------------------------------------------------------------------ Lock */
+
+static mproc_lock *g_lock;
+static _Atomic int *g_flag;
+static long *g_counter;
+
+START_TEST(lock_acquire_release_uncontended)
+{
+    mproc_lock *l;
+    ck_assert_int_eq(mproc_lock_create(&l, NULL, NULL), 0);
+    ck_assert_int_eq(mproc_lock_is_owned(l), 0);
+    ck_assert_int_eq(mproc_lock_acquire(l, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_lock_is_owned(l), 1);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    mproc_lock_close(l);
+}
+END_TEST
+
+static int child_release(void *arg)
+{
+    (void)arg;
+    return mproc_lock_release(g_lock) == MPROC_ENOTOWNER ? 0 : 1;
+}
+
+START_TEST(lock_release_unheld_is_enotowner)
+{
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, NULL), 0);
+    ck_assert_int_eq(mproc_lock_release(g_lock), MPROC_ENOTOWNER);
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 0), 0);
+    /* Another process cannot release it either, and nothing changes. */
+    ck_assert_int_eq(test_wait_status(spawn(child_release, NULL)), 0);
+    ck_assert_int_eq(mproc_lock_is_owned(g_lock), 1);
+    ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    ck_assert_int_eq(mproc_lock_release(g_lock), MPROC_ENOTOWNER);
+    mproc_lock_close(g_lock);
+}
+END_TEST
+
+START_TEST(lock_reacquire_by_holder_is_edeadlk)
+{
+    mproc_lock *l;
+    ck_assert_int_eq(mproc_lock_create(&l, NULL, NULL), 0);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    ck_assert_int_eq(mproc_lock_acquire(l, 100), MPROC_EDEADLK);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    mproc_lock_close(l);
+}
+END_TEST
+
+START_TEST(lock_bad_input_is_einval)
+{
+    mproc_lock *l = (mproc_lock *)1;
+    ck_assert_int_eq(mproc_lock_create(NULL, NULL, NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_lock_create(&l, "noslash", NULL), MPROC_EINVAL);
+    ck_assert_ptr_eq(l, (mproc_lock *)1);
+    ck_assert_int_eq(mproc_lock_acquire(NULL, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_lock_release(NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_lock_consistent(NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_lock_is_owned(NULL), MPROC_EINVAL);
+    mproc_lock_close(NULL);
+    ck_assert_int_eq(mproc_lock_create(&l, NULL, NULL), 0);
+    ck_assert_int_eq(mproc_lock_acquire(l, -5), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_lock_consistent(l), MPROC_ENOTOWNER);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    /* Not in the owner-died state: nothing to mark. */
+    ck_assert_int_eq(mproc_lock_consistent(l), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    mproc_lock_close(l);
+}
+END_TEST
+
+static int child_hold(void *arg)
+{
+    int64_t hold_ms = (int64_t)(intptr_t)arg;
+    int rc = mproc_lock_acquire(g_lock, MPROC_FOREVER);
+    if (rc != 0 && rc != MPROC_EOWNERDEAD)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    if (hold_ms < 0)
+        for (;;)
+            pause();
+    usleep((useconds_t)(hold_ms * 1000));
+    return mproc_lock_release(g_lock) == 0 ? 0 : 2;
+}
+
+START_TEST(lock_times_out_while_another_process_holds_it)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, NULL), 0);
+    pid_t p = spawn(child_hold, (void *)(intptr_t)test_ms(1500));
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 0), MPROC_ETIMEDOUT);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 100), MPROC_ETIMEDOUT);
+    ck_assert_int_ge(test_now_ms() - t0, 95);
+    /* Then the holder lets go and we get it. */
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, test_ms(10000)), 0);
+    ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    mproc_lock_close(g_lock);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+#define INCS 20000
+
+static int child_increment(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < INCS; i++) {
+        if (mproc_lock_acquire(g_lock, MPROC_FOREVER) != 0)
+            return 1;
+        long v = *(volatile long *)g_counter;
+        *(volatile long *)g_counter = v + 1;
+        if (mproc_lock_release(g_lock) != 0)
+            return 2;
+    }
+    return 0;
+}
+
+START_TEST(lock_excludes_other_processes)
+{
+    g_counter = shared_page();
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, NULL), 0);
+    pid_t p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = spawn(child_increment, NULL);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(test_wait_status(p[i]), 0);
+    ck_assert_int_eq(*g_counter, 4 * INCS);
+    mproc_lock_close(g_lock);
+    munmap(g_counter, 4096);
+}
+END_TEST
+
+START_TEST(lock_reports_owner_death)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, NULL), 0);
+    pid_t p = spawn(child_hold, (void *)(intptr_t)-1);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    kill(p, SIGKILL);
+    /* Not reaped yet: a zombie owner is a dead owner. */
+    usleep(20000);
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, test_ms(5000)),
+                     MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc_lock_is_owned(g_lock), 1);
+    ck_assert_int_eq(mproc_lock_consistent(g_lock), 0);
+    ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 0), 0);
+    ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    ck_assert_int_eq(test_wait_status(p), 128 + SIGKILL);
+    mproc_lock_close(g_lock);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+static int child_kill_later(void *arg)
+{
+    pid_t victim = (pid_t)(intptr_t)arg;
+    usleep((useconds_t)test_ms(200) * 1000);
+    return kill(victim, SIGKILL) == 0 ? 0 : 1;
+}
+
+START_TEST(lock_owner_death_wakes_a_sleeping_waiter)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, NULL), 0);
+    pid_t holder = spawn(child_hold, (void *)(intptr_t)-1);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    pid_t killer = spawn(child_kill_later, (void *)(intptr_t)holder);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, MPROC_FOREVER),
+                     MPROC_EOWNERDEAD);
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(3000));
+    ck_assert_int_eq(mproc_lock_consistent(g_lock), 0);
+    ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    ck_assert_int_eq(test_wait_status(killer), 0);
+    ck_assert_int_eq(test_wait_status(holder), 128 + SIGKILL);
+    mproc_lock_close(g_lock);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+static int child_acquire_code(void *arg)
+{
+    (void)arg;
+    int rc = mproc_lock_acquire(g_lock, test_ms(5000));
+    if (rc == MPROC_ENOTRECOVERABLE)
+        return 0;
+    return 1;
+}
+
+START_TEST(lock_left_inconsistent_becomes_unrecoverable)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, NULL), 0);
+    pid_t p = spawn(child_hold, (void *)(intptr_t)-1);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    kill_and_reap(p);
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 0), MPROC_EOWNERDEAD);
+    /* Released without mproc_lock_consistent: never a silent success. */
+    ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 0), MPROC_ENOTRECOVERABLE);
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 100), MPROC_ENOTRECOVERABLE);
+    ck_assert_int_eq(test_wait_status(spawn(child_acquire_code, NULL)), 0);
+    ck_assert_int_eq(mproc_lock_release(g_lock), MPROC_ENOTOWNER);
+    mproc_lock_close(g_lock);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+static int child_wait_forever_code(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_flag[1], 1);
+    int rc = mproc_lock_acquire(g_lock, MPROC_FOREVER);
+    return rc == MPROC_ENOTRECOVERABLE ? 0 : 1;
+}
+
+START_TEST(lock_unrecoverable_wakes_sleeping_waiters)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, NULL), 0);
+    pid_t p = spawn(child_hold, (void *)(intptr_t)-1);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    kill_and_reap(p);
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 0), MPROC_EOWNERDEAD);
+    pid_t w[2];
+    for (int i = 0; i < 2; i++)
+        w[i] = spawn(child_wait_forever_code, NULL);
+    ck_assert(wait_flag(&g_flag[1], 2, 5000));
+    usleep(50000);
+    /* Released unrepaired: the sleepers learn it at once. */
+    ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(test_wait_status(w[i]), 0);
+    mproc_lock_close(g_lock);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+START_TEST(lock_owner_dead_twice_reports_twice)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, NULL), 0);
+    pid_t p = spawn(child_hold, (void *)(intptr_t)-1);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    kill_and_reap(p);
+    /* The second holder also dies before repairing: still owner-dead. */
+    p = spawn(child_hold, (void *)(intptr_t)-1);
+    ck_assert(wait_flag(g_flag, 2, 5000));
+    kill_and_reap(p);
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 0), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc_lock_consistent(g_lock), 0);
+    ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    mproc_lock_close(g_lock);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+static void *thread_hold_exit(void *arg)
+{
+    return (void *)(intptr_t)mproc_lock_acquire(arg, 0);
+}
+
+START_TEST(lock_held_by_exited_thread_reports_owner_death)
+{
+    mproc_lock *l;
+    ck_assert_int_eq(mproc_lock_create(&l, NULL, NULL), 0);
+    pthread_t t;
+    void *res;
+    ck_assert_int_eq(pthread_create(&t, NULL, thread_hold_exit, l), 0);
+    ck_assert_int_eq(pthread_join(t, &res), 0);
+    ck_assert_int_eq((int)(intptr_t)res, 0);
+    ck_assert_int_eq(mproc_lock_acquire(l, test_ms(2000)), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc_lock_consistent(l), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    mproc_lock_close(l);
+}
+END_TEST
+
+START_TEST(rlock_counts_depth)
+{
+    mproc_lock *l;
+    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
+    o.recursive = true;
+    ck_assert_int_eq(mproc_lock_create(&l, NULL, &o), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(mproc_lock_is_owned(l), 1);
+        ck_assert_int_eq(mproc_lock_release(l), 0);
+    }
+    ck_assert_int_eq(mproc_lock_is_owned(l), 0);
+    ck_assert_int_eq(mproc_lock_release(l), MPROC_ENOTOWNER);
+    mproc_lock_close(l);
+}
+END_TEST
+
+static int child_hold_twice(void *arg)
+{
+    (void)arg;
+    if (mproc_lock_acquire(g_lock, 0) != 0 ||
+        mproc_lock_acquire(g_lock, 0) != 0)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    for (;;)
+        pause();
+}
+
+START_TEST(rlock_reports_owner_death)
+{
+    g_flag = shared_page();
+    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
+    o.recursive = true;
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, &o), 0);
+    pid_t p = spawn(child_hold_twice, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    kill_and_reap(p);
+    ck_assert_int_eq(mproc_lock_acquire(g_lock, 0), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc_lock_consistent(g_lock), 0);
+    /* The new owner starts at depth one. */
+    ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    ck_assert_int_eq(mproc_lock_is_owned(g_lock), 0);
+    mproc_lock_close(g_lock);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+static const char *g_name;
+
+static int child_open_and_hold(void *arg)
+{
+    (void)arg;
+    mproc_lock *l;
+    if (mproc_lock_open(&l, g_name, false) != 0)
+        return 1;
+    if (mproc_lock_acquire(l, 0) != 0)
+        return 2;
+    atomic_fetch_add(g_flag, 1);
+    for (;;)
+        pause();
+}
+
+START_TEST(named_lock_is_shared_by_name)
+{
+    char name[64];
+    g_name = test_shm_name(name, sizeof name, "lock");
+    g_flag = shared_page();
+    mproc_lock *l, *l2;
+    ck_assert_int_eq(mproc_lock_create(&l, name, NULL), 0);
+    ck_assert_int_eq(mproc_lock_create(&l2, name, NULL), MPROC_EEXIST);
+    pid_t p = spawn(child_open_and_hold, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), MPROC_ETIMEDOUT);
+    kill_and_reap(p);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc_lock_consistent(l), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    /* The kinds are told apart. */
+    ck_assert_int_eq(mproc_lock_open(&l2, name, true), MPROC_EBADOBJ);
+    mproc_semaphore *s;
+    ck_assert_int_eq(mproc_semaphore_open(&s, name, false), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc_semaphore_unlink(name), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc_lock_unlink(name), 0);
+    ck_assert_int_eq(mproc_lock_unlink(name), MPROC_ENOENT);
+    ck_assert_int_eq(mproc_lock_open(&l2, name, false), MPROC_ENOENT);
+    mproc_lock_close(l);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+/* ------------------------------------------------------------- Semaphore */
+
+static mproc_semaphore *g_sem;
+
+START_TEST(semaphore_counts_and_times_out)
+{
+    mproc_semaphore *s;
+    uint32_t v;
+    ck_assert_int_eq(mproc_semaphore_create(&s, NULL, 2, NULL), 0);
+    ck_assert_int_eq(mproc_semaphore_acquire(s, 0), 0);
+    ck_assert_int_eq(mproc_semaphore_acquire(s, 0), 0);
+    ck_assert_int_eq(mproc_semaphore_acquire(s, 0), MPROC_ETIMEDOUT);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_semaphore_acquire(s, 50), MPROC_ETIMEDOUT);
+    ck_assert_int_ge(test_now_ms() - t0, 45);
+    ck_assert_int_eq(mproc_semaphore_release(s, 3), 0);
+    ck_assert_int_eq(mproc_semaphore_value(s, &v), 0);
+    ck_assert_uint_eq(v, 3);
+    ck_assert_int_eq(mproc_semaphore_release(s, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_semaphore_release(NULL, 1), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_semaphore_acquire(NULL, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_semaphore_release(s, INT32_MAX), MPROC_EOVERFLOW);
+    mproc_semaphore_close(s);
+    ck_assert_int_eq(mproc_semaphore_create(&s, NULL, 0x80000000u, NULL),
+                     MPROC_EINVAL);
+}
+END_TEST
+
+START_TEST(bounded_semaphore_refuses_over_release)
+{
+    mproc_semaphore *s;
+    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
+    o.bounded = true;
+    uint32_t v;
+    ck_assert_int_eq(mproc_semaphore_create(&s, NULL, 2, &o), 0);
+    ck_assert_int_eq(mproc_semaphore_release(s, 1), MPROC_EOVERRELEASE);
+    ck_assert_int_eq(mproc_semaphore_acquire(s, 0), 0);
+    ck_assert_int_eq(mproc_semaphore_release(s, 2), MPROC_EOVERRELEASE);
+    ck_assert_int_eq(mproc_semaphore_value(s, &v), 0);
+    ck_assert_uint_eq(v, 1);
+    ck_assert_int_eq(mproc_semaphore_release(s, 1), 0);
+    mproc_semaphore_close(s);
+}
+END_TEST
+
+static int child_sem_acquire(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(g_flag, 1);
+    return mproc_semaphore_acquire(g_sem, test_ms(10000)) == 0 ? 0 : 1;
+}
+
+START_TEST(semaphore_release_wakes_waiting_processes)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_semaphore_create(&g_sem, NULL, 0, NULL), 0);
+    pid_t p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = spawn(child_sem_acquire, NULL);
+    ck_assert(wait_flag(g_flag, 3, 5000));
+    usleep(50000);
+    ck_assert_int_eq(mproc_semaphore_release(g_sem, 3), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(test_wait_status(p[i]), 0);
+    uint32_t v;
+    ck_assert_int_eq(mproc_semaphore_value(g_sem, &v), 0);
+    ck_assert_uint_eq(v, 0);
+    mproc_semaphore_close(g_sem);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+static int child_sem_hold(void *arg)
+{
+    (void)arg;
+    if (mproc_semaphore_acquire(g_sem, 0) != 0)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    for (;;)
+        pause();
+}
+
+START_TEST(semaphore_count_held_by_killed_process_is_not_returned)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_semaphore_create(&g_sem, NULL, 2, NULL), 0);
+    pid_t p = spawn(child_sem_hold, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    kill_and_reap(p);
+    /* As documented: the dead process's count stays taken. */
+    uint32_t v;
+    ck_assert_int_eq(mproc_semaphore_value(g_sem, &v), 0);
+    ck_assert_uint_eq(v, 1);
+    ck_assert_int_eq(mproc_semaphore_acquire(g_sem, 0), 0);
+    ck_assert_int_eq(mproc_semaphore_acquire(g_sem, 20), MPROC_ETIMEDOUT);
+    /* Anyone may give it back. */
+    ck_assert_int_eq(mproc_semaphore_release(g_sem, 2), 0);
+    mproc_semaphore_close(g_sem);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+START_TEST(semaphore_killed_waiter_does_not_wedge_others)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_semaphore_create(&g_sem, NULL, 0, NULL), 0);
+    pid_t victim = spawn(child_sem_acquire, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    usleep(30000);
+    kill_and_reap(victim);
+    pid_t p = spawn(child_sem_acquire, NULL);
+    ck_assert(wait_flag(g_flag, 2, 5000));
+    usleep(30000);
+    ck_assert_int_eq(mproc_semaphore_release(g_sem, 1), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    mproc_semaphore_close(g_sem);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+START_TEST(named_semaphore_kinds_and_names)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "sem");
+    mproc_semaphore *s, *s2;
+    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
+    o.bounded = true;
+    ck_assert_int_eq(mproc_semaphore_create(&s, name, 1, &o), 0);
+    ck_assert_int_eq(mproc_semaphore_open(&s2, name, false), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc_semaphore_open(&s2, name, true), 0);
+    ck_assert_int_eq(mproc_semaphore_acquire(s2, 0), 0);
+    ck_assert_int_eq(mproc_semaphore_acquire(s, 0), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_semaphore_release(s, 1), 0);
+    ck_assert_int_eq(mproc_semaphore_release(s2, 1), MPROC_EOVERRELEASE);
+    mproc_semaphore_close(s2);
+    mproc_semaphore_close(s);
+    ck_assert_int_eq(mproc_semaphore_unlink(name), 0);
+    ck_assert_int_eq(mproc_semaphore_unlink(name), MPROC_ENOENT);
+}
+END_TEST
+
+/* ----------------------------------------------------------------- Event */
+
+static mproc_event *g_event;
+
+START_TEST(event_set_clear_and_wait)
+{
+    mproc_event *e;
+    ck_assert_int_eq(mproc_event_create(&e, NULL, NULL), 0);
+    ck_assert_int_eq(mproc_event_is_set(e), 0);
+    ck_assert_int_eq(mproc_event_wait(e, 0), MPROC_ETIMEDOUT);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_event_wait(e, 50), MPROC_ETIMEDOUT);
+    ck_assert_int_ge(test_now_ms() - t0, 45);
+    ck_assert_int_eq(mproc_event_set(e), 0);
+    ck_assert_int_eq(mproc_event_set(e), 0);
+    ck_assert_int_eq(mproc_event_is_set(e), 1);
+    ck_assert_int_eq(mproc_event_wait(e, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_event_clear(e), 0);
+    ck_assert_int_eq(mproc_event_is_set(e), 0);
+    ck_assert_int_eq(mproc_event_wait(e, -7), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_event_set(NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_event_clear(NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_event_is_set(NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_event_wait(NULL, 0), MPROC_EINVAL);
+    mproc_event_close(e);
+    mproc_event_close(NULL);
+}
+END_TEST
+
+static int child_event_wait(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(g_flag, 1);
+    return mproc_event_wait(g_event, test_ms(10000)) == 0 ? 0 : 1;
+}
+
+START_TEST(event_set_wakes_every_waiting_process)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_event_create(&g_event, NULL, NULL), 0);
+    pid_t p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = spawn(child_event_wait, NULL);
+    ck_assert(wait_flag(g_flag, 4, 5000));
+    usleep(50000);
+    /* One of them is killed while waiting; the rest still wake. */
+    kill_and_reap(p[0]);
+    ck_assert_int_eq(mproc_event_set(g_event), 0);
+    for (int i = 1; i < 4; i++)
+        ck_assert_int_eq(test_wait_status(p[i]), 0);
+    mproc_event_close(g_event);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+START_TEST(named_event_is_opened_by_name)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "event");
+    mproc_event *a, *b;
+    ck_assert_int_eq(mproc_event_create(&a, name, NULL), 0);
+    ck_assert_int_eq(mproc_event_open(&b, name), 0);
+    ck_assert_int_eq(mproc_event_set(a), 0);
+    ck_assert_int_eq(mproc_event_wait(b, 0), 0);
+    mproc_event_close(b);
+    mproc_event_close(a);
+    ck_assert_int_eq(mproc_event_unlink(name), 0);
+    ck_assert_int_eq(mproc_event_open(&b, name), MPROC_ENOENT);
+}
+END_TEST
+
+static int readable(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+START_TEST(event_fd_is_readable_while_set)
+{
+    mproc_event *e;
+    int fd, fd2;
+    ck_assert_int_eq(mproc_event_create(&e, NULL, NULL), 0);
+    ck_assert_int_eq(mproc_event_fd(NULL, &fd), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_event_fd(e, &fd), 0);
+    ck_assert_int_eq(mproc_event_fd(e, &fd2), 0);
+    ck_assert_int_eq(fd, fd2);
+    ck_assert(!readable(fd, 50));
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(mproc_event_set(e), 0);
+        ck_assert(readable(fd, (int)test_ms(2000)));
+        ck_assert(readable(fd, 0)); /* stays readable */
+        ck_assert_int_eq(mproc_event_clear(e), 0);
+        int64_t until = test_now_ms() + test_ms(2000);
+        while (readable(fd, 0) && test_now_ms() < until)
+            usleep(1000);
+        ck_assert(!readable(fd, 0));
+    }
+    mproc_event_close(e);
+}
+END_TEST
+
+static int child_event_fd(void *arg)
+{
+    (void)arg;
+    int fd;
+    if (mproc_event_fd(g_event, &fd) != 0)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    int ok = readable(fd, (int)test_ms(5000));
+    mproc_event_close(g_event);
+    return ok ? 0 : 2;
+}
+
+START_TEST(event_fd_works_in_a_forked_child)
+{
+    g_flag = shared_page();
+    int fd;
+    ck_assert_int_eq(mproc_event_create(&g_event, NULL, NULL), 0);
+#if !defined(MPROC_TEST_TSAN)
+    /* The child inherits a handle whose fd has its helper thread in the
+     * parent only. (ThreadSanitizer cannot start a thread in a child forked
+     * from a threaded parent, so there the parent makes its fd later.) */
+    ck_assert_int_eq(mproc_event_fd(g_event, &fd), 0);
+#endif
+    pid_t p = spawn(child_event_fd, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    ck_assert_int_eq(mproc_event_set(g_event), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+#if defined(MPROC_TEST_TSAN)
+    ck_assert_int_eq(mproc_event_fd(g_event, &fd), 0);
+#endif
+    ck_assert(readable(fd, (int)test_ms(2000)));
+    mproc_event_close(g_event);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+/* ------------------------------------------------------------- Condition */
+
+static mproc_condition *g_cond;
+
+START_TEST(condition_used_without_its_lock_is_enotowner)
+{
+    mproc_condition *c;
+    ck_assert_int_eq(mproc_condition_create(&c, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(mproc_condition_wait(c, 10), MPROC_ENOTOWNER);
+    ck_assert_int_eq(mproc_condition_notify(c, 1), MPROC_ENOTOWNER);
+    ck_assert_int_eq(mproc_condition_notify_all(c), MPROC_ENOTOWNER);
+    ck_assert_int_eq(mproc_condition_notify(c, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_condition_wait(NULL, 0), MPROC_EINVAL);
+    ck_assert_ptr_null(mproc_condition_lock(NULL));
+    mproc_condition_close(c);
+}
+END_TEST
+
+START_TEST(condition_wait_times_out_holding_the_lock)
+{
+    mproc_condition *c;
+    mproc_lock *l;
+    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
+    o.recursive = true;
+    ck_assert_int_eq(mproc_lock_create(&l, NULL, &o), 0);
+    ck_assert_int_eq(mproc_condition_create(&c, NULL, l, NULL), 0);
+    ck_assert_ptr_eq(mproc_condition_lock(c), l);
+    /* Two levels of an RLock come back after the wait. */
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_condition_wait(c, 50), MPROC_ETIMEDOUT);
+    ck_assert_int_ge(test_now_ms() - t0, 45);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(mproc_lock_is_owned(l), 1);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(mproc_lock_is_owned(l), 0);
+    mproc_condition_close(c);
+    mproc_lock_close(l);
+}
+END_TEST
+
+static int child_cond_wait_for(void *arg)
+{
+    (void)arg;
+    mproc_lock *l = mproc_condition_lock(g_cond);
+    if (mproc_lock_acquire(l, MPROC_FOREVER) != 0)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    int rc = mproc_condition_wait(g_cond, test_ms(10000));
+    atomic_fetch_add(&g_flag[1], 1);
+    mproc_lock_release(l);
+    return rc == 0 ? 0 : 2;
+}
+
+START_TEST(condition_notify_wakes_n_and_notify_all_the_rest)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_condition_create(&g_cond, NULL, NULL, NULL), 0);
+    mproc_lock *l = mproc_condition_lock(g_cond);
+    pid_t p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = spawn(child_cond_wait_for, NULL);
+    ck_assert(wait_flag(g_flag, 3, 5000));
+    /* Each waiter counted itself with the lock held, so once we hold it
+     * they all sit in wait. */
+    ck_assert_int_eq(mproc_lock_acquire(l, MPROC_FOREVER), 0);
+    usleep(50000);
+    ck_assert_int_eq(mproc_condition_notify(g_cond, 1), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert(wait_flag(&g_flag[1], 1, 5000));
+    usleep(100000);
+    ck_assert_int_eq(atomic_load(&g_flag[1]), 1);
+    ck_assert_int_eq(mproc_lock_acquire(l, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_condition_notify_all(g_cond), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(test_wait_status(p[i]), 0);
+    mproc_condition_close(g_cond);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+static int ready_pred(void *arg)
+{
+    return atomic_load((_Atomic int *)arg) >= 5;
+}
+
+static int child_producer(void *arg)
+{
+    (void)arg;
+    mproc_lock *l = mproc_condition_lock(g_cond);
+    for (int i = 0; i < 5; i++) {
+        usleep(5000);
+        if (mproc_lock_acquire(l, MPROC_FOREVER) != 0)
+            return 1;
+        atomic_fetch_add(&g_flag[2], 1);
+        mproc_condition_notify(g_cond, 1);
+        mproc_lock_release(l);
+    }
+    return 0;
+}
+
+START_TEST(condition_wait_for_returns_when_predicate_holds)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_condition_create(&g_cond, NULL, NULL, NULL), 0);
+    mproc_lock *l = mproc_condition_lock(g_cond);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    ck_assert_int_eq(
+        mproc_condition_wait_for(g_cond, ready_pred, &g_flag[2], 20),
+        MPROC_ETIMEDOUT);
+    pid_t p = spawn(child_producer, NULL);
+    ck_assert_int_eq(mproc_condition_wait_for(g_cond, ready_pred, &g_flag[2],
+                                              test_ms(10000)),
+                     0);
+    ck_assert_int_eq(mproc_lock_is_owned(l), 1);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_eq(mproc_condition_wait_for(g_cond, NULL, NULL, 0),
+                     MPROC_EINVAL);
+    mproc_condition_close(g_cond);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+START_TEST(condition_killed_waiter_does_not_wedge_notify)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_condition_create(&g_cond, NULL, NULL, NULL), 0);
+    mproc_lock *l = mproc_condition_lock(g_cond);
+    pid_t victim = spawn(child_cond_wait_for, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    ck_assert_int_eq(mproc_lock_acquire(l, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    kill_and_reap(victim);
+    pid_t p = spawn(child_cond_wait_for, NULL);
+    ck_assert(wait_flag(g_flag, 2, 5000));
+    ck_assert_int_eq(mproc_lock_acquire(l, MPROC_FOREVER), 0);
+    /* notify(1) reaches the live waiter, not the dead one. */
+    ck_assert_int_eq(mproc_condition_notify(g_cond, 1), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    mproc_condition_close(g_cond);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+START_TEST(named_condition_with_own_lock)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "cond");
+    mproc_condition *a, *b;
+    ck_assert_int_eq(mproc_condition_create(&a, name, NULL, NULL), 0);
+    ck_assert_int_eq(mproc_condition_open(&b, name, NULL), 0);
+    /* Both handles see one lock. */
+    ck_assert_int_eq(mproc_lock_acquire(mproc_condition_lock(a), 0), 0);
+    ck_assert_int_eq(mproc_lock_is_owned(mproc_condition_lock(b)), 1);
+    ck_assert_int_eq(mproc_condition_notify(b, 1), 0);
+    ck_assert_int_eq(mproc_lock_release(mproc_condition_lock(b)), 0);
+    mproc_condition_close(b);
+    mproc_condition_close(a);
+    ck_assert_int_eq(mproc_condition_unlink(name), 0);
+}
+END_TEST
+
+/* --------------------------------------------------------------- Barrier */
+
+static mproc_barrier *g_barrier;
+
+static int count_action(void *arg)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    return 0;
+}
+
+static int child_barrier_rounds(void *arg)
+{
+    int rounds = (int)(intptr_t)arg;
+    for (int r = 0; r < rounds; r++) {
+        uint32_t idx;
+        if (mproc_barrier_wait(g_barrier, test_ms(10000), &idx) != 0)
+            return 1;
+        atomic_fetch_or(&g_flag[8 + r], 1 << idx);
+    }
+    return 0;
+}
+
+START_TEST(barrier_releases_parties_with_distinct_indices)
+{
+    g_flag = shared_page();
+    mproc_barrier_opts o = MPROC_BARRIER_OPTS_INIT;
+    o.action = count_action;
+    o.action_arg = &g_flag[0];
+    ck_assert_int_eq(mproc_barrier_create(&g_barrier, NULL, 3, &o), 0);
+    ck_assert_uint_eq(mproc_barrier_parties(g_barrier), 3);
+    int rounds = 20;
+    pid_t p[2];
+    for (int i = 0; i < 2; i++)
+        p[i] = spawn(child_barrier_rounds, (void *)(intptr_t)rounds);
+    ck_assert_int_eq(child_barrier_rounds((void *)(intptr_t)rounds), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(test_wait_status(p[i]), 0);
+    for (int r = 0; r < rounds; r++)
+        ck_assert_int_eq(atomic_load(&g_flag[8 + r]), 7);
+    ck_assert_int_eq(atomic_load(&g_flag[0]), rounds);
+    ck_assert_int_eq(mproc_barrier_broken(g_barrier), 0);
+    mproc_barrier_close(g_barrier);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+START_TEST(barrier_timeout_breaks_it_for_everyone)
+{
+    mproc_barrier *b;
+    ck_assert_int_eq(mproc_barrier_create(&b, NULL, 2, NULL), 0);
+    ck_assert_int_eq(mproc_barrier_wait(b, 30, NULL), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_barrier_broken(b), 1);
+    ck_assert_int_eq(mproc_barrier_wait(b, 0, NULL), MPROC_EBROKEN);
+    ck_assert_int_eq(mproc_barrier_reset(b), 0);
+    ck_assert_int_eq(mproc_barrier_broken(b), 0);
+    ck_assert_uint_eq(mproc_barrier_n_waiting(b), 0);
+    mproc_barrier_close(b);
+}
+END_TEST
+
+static int child_barrier_expect_broken(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(g_flag, 1);
+    return mproc_barrier_wait(g_barrier, test_ms(10000), NULL) == MPROC_EBROKEN
+               ? 0
+               : 1;
+}
+
+START_TEST(barrier_abort_and_reset_release_waiters_broken)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_barrier_create(&g_barrier, NULL, 3, NULL), 0);
+    pid_t p = spawn(child_barrier_expect_broken, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (mproc_barrier_n_waiting(g_barrier) < 1 && test_now_ms() < until)
+        usleep(1000);
+    ck_assert_int_eq(mproc_barrier_abort(g_barrier), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_eq(mproc_barrier_wait(g_barrier, 0, NULL), MPROC_EBROKEN);
+    ck_assert_int_eq(mproc_barrier_reset(g_barrier), 0);
+    /* reset while someone waits: they get EBROKEN too. */
+    p = spawn(child_barrier_expect_broken, NULL);
+    ck_assert(wait_flag(g_flag, 2, 5000));
+    until = test_now_ms() + test_ms(5000);
+    while (mproc_barrier_n_waiting(g_barrier) < 1 && test_now_ms() < until)
+        usleep(1000);
+    ck_assert_int_eq(mproc_barrier_reset(g_barrier), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_eq(mproc_barrier_broken(g_barrier), 0);
+    mproc_barrier_close(g_barrier);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+static int failing_action(void *arg)
+{
+    (void)arg;
+    return -1;
+}
+
+START_TEST(barrier_failing_action_breaks_it)
+{
+    mproc_barrier *b;
+    mproc_barrier_opts o = MPROC_BARRIER_OPTS_INIT;
+    o.action = failing_action;
+    ck_assert_int_eq(mproc_barrier_create(&b, NULL, 1, &o), 0);
+    ck_assert_int_eq(mproc_barrier_wait(b, 0, NULL), MPROC_EBROKEN);
+    ck_assert_int_eq(mproc_barrier_broken(b), 1);
+    mproc_barrier_close(b);
+}
+END_TEST
+
+START_TEST(barrier_bad_input_is_einval)
+{
+    mproc_barrier *b = (mproc_barrier *)1;
+    ck_assert_int_eq(mproc_barrier_create(&b, NULL, 0, NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_barrier_create(&b, NULL, 100000, NULL),
+                     MPROC_EINVAL);
+    ck_assert_ptr_eq(b, (mproc_barrier *)1);
+    ck_assert_int_eq(mproc_barrier_wait(NULL, 0, NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_barrier_abort(NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_barrier_reset(NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_barrier_broken(NULL), MPROC_EINVAL);
+    ck_assert_uint_eq(mproc_barrier_parties(NULL), 0);
+    ck_assert_int_eq(mproc_barrier_create(&b, NULL, 2, NULL), 0);
+    ck_assert_int_eq(mproc_barrier_wait(b, -3, NULL), MPROC_EINVAL);
+    ck_assert_uint_eq(mproc_barrier_n_waiting(b), 0);
+    mproc_barrier_close(b);
+}
+END_TEST
+
+static int child_barrier_wait_forever(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(g_flag, 1);
+    int rc = mproc_barrier_wait(g_barrier, MPROC_FOREVER, NULL);
+    return rc == MPROC_EBROKEN ? 0 : 1;
+}
+
+START_TEST(barrier_participant_death_breaks_it_promptly)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_barrier_create(&g_barrier, NULL, 4, NULL), 0);
+    pid_t survivor = spawn(child_barrier_wait_forever, NULL);
+    pid_t victim = spawn(child_barrier_wait_forever, NULL);
+    ck_assert(wait_flag(g_flag, 2, 5000));
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (mproc_barrier_n_waiting(g_barrier) < 2 && test_now_ms() < until)
+        usleep(1000);
+    pid_t killer = spawn(child_kill_later, (void *)(intptr_t)victim);
+    int64_t t0 = test_now_ms();
+    /* We wait without a timeout: only the death can release us. */
+    ck_assert_int_eq(mproc_barrier_wait(g_barrier, MPROC_FOREVER, NULL),
+                     MPROC_EBROKEN);
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(3000));
+    ck_assert_int_eq(test_wait_status(survivor), 0);
+    ck_assert_int_eq(test_wait_status(killer), 0);
+    ck_assert_int_eq(test_wait_status(victim), 128 + SIGKILL);
+    mproc_barrier_close(g_barrier);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+START_TEST(named_barrier_is_opened_by_name)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "barrier");
+    mproc_barrier *a, *b;
+    ck_assert_int_eq(mproc_barrier_create(&a, name, 1, NULL), 0);
+    ck_assert_int_eq(mproc_barrier_open(&b, name, NULL), 0);
+    ck_assert_uint_eq(mproc_barrier_parties(b), 1);
+    uint32_t idx = 9;
+    ck_assert_int_eq(mproc_barrier_wait(b, 0, &idx), 0);
+    ck_assert_uint_eq(idx, 0);
+    mproc_barrier_close(b);
+    mproc_barrier_close(a);
+    ck_assert_int_eq(mproc_lock_unlink(name), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc_barrier_unlink(name), 0);
+    ck_assert_int_eq(mproc_barrier_unlink(name), MPROC_ENOENT);
+}
+END_TEST
+
+Suite *mproc_test_suite(void)
+{
+    Suite *s = suite_create("sync");
+    TEST_ADD(s, lock_acquire_release_uncontended);
+    TEST_ADD(s, lock_release_unheld_is_enotowner);
+    TEST_ADD(s, lock_reacquire_by_holder_is_edeadlk);
+    TEST_ADD(s, lock_bad_input_is_einval);
+    TEST_ADD(s, lock_times_out_while_another_process_holds_it);
+    TEST_ADD(s, lock_excludes_other_processes);
+    TEST_ADD(s, lock_reports_owner_death);
+    TEST_ADD(s, lock_owner_death_wakes_a_sleeping_waiter);
+    TEST_ADD(s, lock_left_inconsistent_becomes_unrecoverable);
+    TEST_ADD(s, lock_unrecoverable_wakes_sleeping_waiters);
+    TEST_ADD(s, lock_owner_dead_twice_reports_twice);
+    TEST_ADD(s, lock_held_by_exited_thread_reports_owner_death);
+    TEST_ADD(s, rlock_counts_depth);
+    TEST_ADD(s, rlock_reports_owner_death);
+    TEST_ADD(s, named_lock_is_shared_by_name);
+    TEST_ADD(s, semaphore_counts_and_times_out);
+    TEST_ADD(s, bounded_semaphore_refuses_over_release);
+    TEST_ADD(s, semaphore_release_wakes_waiting_processes);
+    TEST_ADD(s, semaphore_count_held_by_killed_process_is_not_returned);
+    TEST_ADD(s, semaphore_killed_waiter_does_not_wedge_others);
+    TEST_ADD(s, named_semaphore_kinds_and_names);
+    TEST_ADD(s, event_set_clear_and_wait);
+    TEST_ADD(s, event_set_wakes_every_waiting_process);
+    TEST_ADD(s, named_event_is_opened_by_name);
+    TEST_ADD(s, event_fd_is_readable_while_set);
+    TEST_ADD(s, event_fd_works_in_a_forked_child);
+    TEST_ADD(s, condition_used_without_its_lock_is_enotowner);
+    TEST_ADD(s, condition_wait_times_out_holding_the_lock);
+    TEST_ADD(s, condition_notify_wakes_n_and_notify_all_the_rest);
+    TEST_ADD(s, condition_wait_for_returns_when_predicate_holds);
+    TEST_ADD(s, condition_killed_waiter_does_not_wedge_notify);
+    TEST_ADD(s, named_condition_with_own_lock);
+    TEST_ADD(s, barrier_releases_parties_with_distinct_indices);
+    TEST_ADD(s, barrier_timeout_breaks_it_for_everyone);
+    TEST_ADD(s, barrier_abort_and_reset_release_waiters_broken);
+    TEST_ADD(s, barrier_failing_action_breaks_it);
+    TEST_ADD(s, barrier_bad_input_is_einval);
+    TEST_ADD(s, barrier_participant_death_breaks_it_promptly);
+    TEST_ADD(s, named_barrier_is_opened_by_name);
+    return s;
+}
