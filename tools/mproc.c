@@ -4,10 +4,14 @@
  *   mproc errors              list every code
  *   mproc run [--timeout MS] -- PROGRAM [ARGS...]
  *                             run a program, report how it ended
+ *   mproc shm list            list mproc objects in /dev/shm
+ *   mproc shm unlink NAME...  remove mproc objects by name (checks they are)
  *   mproc version
  * Exit codes: 0 ok, 1 condition not met or timed out, 2 usage, 3 system error.
  */
 #include "mproc.h"
+
+#include "internal/region.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +27,8 @@ static int usage(void)
             "  error CODE|NAME                 explain an error code\n"
             "  errors                          list every error code\n"
             "  run [--timeout MS] -- PROG ARGS run a program, report its end\n"
+            "  shm list                        list mproc objects in /dev/shm\n"
+            "  shm unlink NAME...              remove mproc objects by name\n"
             "  version                         print the version\n"
             "exit: 0 ok, 1 condition not met or timed out, 2 usage, "
             "3 system error\n");
@@ -121,6 +127,64 @@ static int cmd_run(int argc, char **argv)
     return status;
 }
 
+static const char *kind_name(uint32_t kind)
+{
+    static const char *const names[] = {
+        [MPROC__KIND_SHM] = "shm",
+        [MPROC__KIND_VALUE] = "value",
+        [MPROC__KIND_ARRAY] = "array",
+        [MPROC__KIND_LOCK] = "lock",
+        [MPROC__KIND_RLOCK] = "rlock",
+        [MPROC__KIND_SEMAPHORE] = "semaphore",
+        [MPROC__KIND_BSEMAPHORE] = "bounded-semaphore",
+        [MPROC__KIND_EVENT] = "event",
+        [MPROC__KIND_CONDITION] = "condition",
+        [MPROC__KIND_BARRIER] = "barrier",
+    };
+    if (kind < sizeof names / sizeof names[0] && names[kind] != NULL)
+        return names[kind];
+    return "unknown";
+}
+
+static int print_region(const char *name, uint32_t kind, uint32_t version,
+                        uint64_t size, void *arg)
+{
+    int *count = arg;
+    printf("%-40s %-18s v%-3u %12llu\n", name, kind_name(kind),
+           (unsigned)version, (unsigned long long)size);
+    ++*count;
+    return 0;
+}
+
+static int cmd_shm(int argc, char **argv)
+{
+    if (argc == 1 && strcmp(argv[0], "list") == 0) {
+        int count = 0;
+        int rc = mproc__region_list(print_region, &count);
+        if (rc < 0) {
+            fprintf(stderr, "mproc: shm list: %s\n", mproc_strerror(rc));
+            return EXIT_SYSTEM;
+        }
+        return EXIT_OK;
+    }
+    if (argc >= 2 && strcmp(argv[0], "unlink") == 0) {
+        int status = EXIT_OK;
+        for (int i = 1; i < argc; i++) {
+            int rc = mproc__region_unlink(argv[i], MPROC__KIND_ANY);
+            if (rc < 0) {
+                fprintf(stderr, "mproc: shm unlink: %s: %s: %s\n", argv[i],
+                        mproc_errname(rc), mproc_strerror(rc));
+                status = rc == MPROC_ENOENT || rc == MPROC_EBADOBJ ||
+                                 rc == MPROC_EINVAL
+                             ? EXIT_NOTMET
+                             : EXIT_SYSTEM;
+            }
+        }
+        return status;
+    }
+    return usage();
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -132,6 +196,8 @@ int main(int argc, char **argv)
         return cmd_errors();
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "shm") == 0)
+        return cmd_shm(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0) {
         printf("mproc %s\n", MPROC_VERSION_STRING);
         return EXIT_OK;

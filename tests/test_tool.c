@@ -1,0 +1,82 @@
+/* The mproc command against real objects: listing and removing names. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mproc.h"
+#include "testlib.h"
+
+/* Runs the tool with args; returns its exit code and its stdout in out. */
+static int run_tool(const char *args, char *out, size_t n)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", MPROC_TOOL_PATH, args);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t len = fread(out, 1, n - 1, f);
+    out[len] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(tool_lists_and_unlinks_mproc_objects)
+{
+    char shm_name[64], lock_name[64], out[8192], args[256];
+    test_shm_name(shm_name, sizeof shm_name, "tool-shm");
+    test_shm_name(lock_name, sizeof lock_name, "tool-lock");
+    mproc_shm *shm;
+    mproc_lock *lock;
+    ck_assert_int_eq(mproc_shm_create(&shm, shm_name, 1000, NULL), 0);
+    ck_assert_int_eq(mproc_lock_create(&lock, lock_name, NULL), 0);
+    mproc_shm_detach(shm);
+    mproc_lock_close(lock);
+
+    ck_assert_int_eq(run_tool("shm list", out, sizeof out), 0);
+    char *line = strstr(out, shm_name);
+    ck_assert_msg(line != NULL, "%s not listed in:\n%s", shm_name, out);
+    ck_assert_ptr_nonnull(strstr(line, "shm"));
+    line = strstr(out, lock_name);
+    ck_assert_msg(line != NULL, "%s not listed in:\n%s", lock_name, out);
+    ck_assert_ptr_nonnull(strstr(line, "lock"));
+
+    snprintf(args, sizeof args, "shm unlink %s %s", shm_name, lock_name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    ck_assert_int_eq(mproc_shm_attach(&shm, shm_name), MPROC_ENOENT);
+    ck_assert_int_eq(run_tool("shm list", out, sizeof out), 0);
+    ck_assert_ptr_null(strstr(out, shm_name));
+    ck_assert_ptr_null(strstr(out, lock_name));
+}
+END_TEST
+
+START_TEST(tool_refuses_to_unlink_a_foreign_name)
+{
+    char name[64], out[4096], args[256];
+    test_shm_name(name, sizeof name, "tool-foreign");
+    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "not mproc, just bytes of another program", 40),
+                     40);
+    close(fd);
+    snprintf(args, sizeof args, "shm unlink %s", name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "MPROC_EBADOBJ"));
+    /* Still there: the tool removes only mproc objects. */
+    fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(run_tool("shm list", out, sizeof out), 0);
+    ck_assert_ptr_null(strstr(out, name));
+    shm_unlink(name);
+}
+END_TEST
+
+Suite *mproc_test_suite(void)
+{
+    Suite *s = suite_create("tool");
+    TEST_ADD(s, tool_lists_and_unlinks_mproc_objects);
+    TEST_ADD(s, tool_refuses_to_unlink_a_foreign_name);
+    return s;
+}
