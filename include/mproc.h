@@ -7,5 +7,6 @@
 #define MPROC_H
 
 #include "mproc/error.h"
+#include "mproc/conn.h"
 
 #endif
