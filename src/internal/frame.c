@@ -143,6 +143,9 @@ static ssize_t pipe_write_once(int fd, const struct iovec *iov, int cnt,
 static ssize_t sock_write_once(int fd, const struct iovec *iov, int cnt,
                                bool nowait, int passfd)
 {
+    int flags = MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0);
+    if (passfd < 0 && cnt == 1)
+        return send(fd, iov->iov_base, iov->iov_len, flags);
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int))];
@@ -161,7 +164,7 @@ static ssize_t sock_write_once(int fd, const struct iovec *iov, int cnt,
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &passfd, sizeof(int));
     }
-    return sendmsg(fd, &m, MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0));
+    return sendmsg(fd, &m, flags);
 }
 
 static int writev_loop(int fd, unsigned kind, struct iovec *iov, int cnt,
@@ -288,6 +291,29 @@ static bool fifo_hung_up(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLIN)) == POLLHUP;
+}
+
+int mproc__io_try_read(int fd, unsigned kind, void *buf, size_t cap,
+                       size_t *got, int *fds, int *nfds, int maxfds)
+{
+    *got = 0;
+    for (;;) {
+        ssize_t n;
+        int lost = 0;
+        if (kind & MPROC__IO_SOCK)
+            n = sock_read_once(fd, buf, cap, true, fds, nfds, maxfds, &lost);
+        else
+            n = pipe_read_once(fd, buf, cap, true);
+        if (n > 0) {
+            *got = (size_t)n;
+            return lost ? MPROC_EPROTO : 0;
+        }
+        if (n == 0)
+            return (kind & MPROC__IO_FIFO) && !fifo_hung_up(fd) ? MPROC_EAGAIN
+                                                                : MPROC_ECLOSED;
+        if (errno != EINTR)
+            return errno == ECONNRESET ? MPROC_ECLOSED : -errno;
+    }
 }
 
 int mproc__io_read(int fd, unsigned kind, void *buf, size_t cap, size_t *got,

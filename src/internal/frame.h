@@ -39,8 +39,9 @@ int mproc__frame_get_header(const unsigned char hdr[MPROC__FRAME_HDR],
 
 /* What an fd is, so that the right calls are used on it. */
 #define MPROC__IO_SOCK 0x1u /* a socket: send/recvmsg, MSG_NOSIGNAL */
-#define MPROC__IO_FIFO 0x2u /* a FIFO read end: EOF only after a writer left   \
-                             */
+#define MPROC__IO_FIFO                                                         \
+    0x2u /* a FIFO read end: EOF only after a writer left                      \
+          */
 
 /*
  * Writes every byte of iov[0..cnt) (iov is modified). Never raises SIGPIPE:
@@ -66,6 +67,11 @@ int mproc__io_send_fd(int fd, struct iovec *iov, int cnt, int passfd,
  */
 int mproc__io_read(int fd, unsigned kind, void *buf, size_t cap, size_t *got,
                    int *fds, int *nfds, int maxfds, const mproc__deadline *d);
+
+/* One read that never blocks: as mproc__io_read, or MPROC_EAGAIN when
+ * nothing is there yet. */
+int mproc__io_try_read(int fd, unsigned kind, void *buf, size_t cap,
+                       size_t *got, int *fds, int *nfds, int maxfds);
 
 /* Waits until fd has any of events (or an error/hangup) or the deadline. */
 int mproc__io_wait(int fd, short events, const mproc__deadline *d);
