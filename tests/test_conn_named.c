@@ -248,13 +248,18 @@ static int client_hello(const char *path)
     mproc_conn *c;
     if (mproc_client_open(path, &c, 10000) != 0)
         return 2;
-    if (mproc_conn_send(c, "hello", 5, 10000) != 0)
+    int rc = mproc_conn_send(c, "hello", 5, 10000);
+    if (rc == MPROC_ECLOSED) { /* refused before it could send */
+        mproc_conn_close(c);
+        return 4;
+    }
+    if (rc != 0)
         return 3;
     char buf[8];
     size_t n;
-    int rc = mproc_conn_recv(c, buf, sizeof buf, &n, 10000);
+    rc = mproc_conn_recv(c, buf, sizeof buf, &n, 10000);
     mproc_conn_close(c);
-    if (rc == MPROC_ECLOSED)
+    if (rc == MPROC_ECLOSED || rc == MPROC_ECONNRESET)
         return 4;
     return rc == 0 && n == 2 && memcmp(buf, "hi", 2) == 0 ? 0 : 5;
 }
