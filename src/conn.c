@@ -27,14 +27,6 @@
 #define BATCH_MAX 64
 #define SMALL_COPY 512
 
-/* A receiver that finds nothing tries again without sleeping for a short
- * while first: a sleeping reader makes every write wake it (an IPI and a
- * context switch, microseconds), which costs far more than the retries
- * when the writer is busy. The time adapts: it doubles when a retry found
- * data and halves when it did not, so an idle connection barely spins. */
-#define SPIN_MAX_NS 50000
-#define SPIN_MIN_NS 1000
-
 /* Payload of a frame that carries an fd. */
 #define PASS_FD 0u   /* a plain fd */
 #define PASS_CONN 1u /* a connection end; byte 1 says messages or bytes */
@@ -54,7 +46,6 @@ struct mproc_conn {
     atomic_int any_err;  /* recv_err != 0, for poll/wait without the lock */
     int fdq[MAX_FDQ];    /* fds received, not yet taken */
     int nfdq;
-    int64_t spin_ns; /* how long a reader polls before it sleeps (rmu) */
 };
 
 int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
@@ -73,7 +64,6 @@ int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
     atomic_init(&c->nbuf, 0);
     atomic_init(&c->any_err, 0);
     atomic_init(&c->send_err, 0);
-    c->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? SPIN_MAX_NS / 4 : 0;
     *out = c;
     return 0;
 }
@@ -322,37 +312,6 @@ static void set_nbuf(mproc_conn *c)
     atomic_store_explicit(&c->nbuf, c->rend - c->rpos, memory_order_relaxed);
 }
 
-/* Retries a non-blocking read for up to spin_ns: 0 with data, MPROC_EAGAIN
- * when nothing came (the caller then blocks), or an error. */
-static int spin_read(mproc_conn *c, const mproc__deadline *d, size_t *got)
-{
-    *got = 0;
-    if (c->spin_ns == 0 || mproc__deadline_expired(d))
-        return MPROC_EAGAIN;
-    int64_t until = mproc__os_monotonic_ns() + c->spin_ns;
-    for (;;) {
-        /* poll, unlike read, does not take the pipe's lock, so the waiting
-         * reader does not slow the writer down. */
-        struct pollfd p = {.fd = c->fd, .events = POLLIN, .revents = 0};
-        int rc = poll(&p, 1, 0) == 0
-                     ? MPROC_EAGAIN
-                     : mproc__io_try_read(c->fd, c->io, c->rbuf + c->rend,
-                                          RBUF_SIZE - c->rend, got, c->fdq,
-                                          &c->nfdq, MAX_FDQ);
-        if (rc != MPROC_EAGAIN) {
-            if (rc == 0 && c->spin_ns < SPIN_MAX_NS)
-                c->spin_ns *= 2;
-            return rc;
-        }
-        int64_t now = mproc__os_monotonic_ns();
-        if (now >= until || now >= d->at_ns) {
-            if (c->spin_ns > SPIN_MIN_NS)
-                c->spin_ns /= 2;
-            return MPROC_EAGAIN;
-        }
-    }
-}
-
 /* Reads until at least want bytes (<= RBUF_SIZE) are buffered. */
 static int fill_to(mproc_conn *c, size_t want, const mproc__deadline *d)
 {
@@ -371,13 +330,6 @@ static int fill_to(mproc_conn *c, size_t want, const mproc__deadline *d)
     int rc = 0;
     while (c->rend - c->rpos < want) {
         size_t got = 0;
-        rc = spin_read(c, d, &got);
-        c->rend += got;
-        if (rc != MPROC_EAGAIN) {
-            if (rc < 0)
-                break;
-            continue;
-        }
         rc =
             mproc__io_read(c->fd, c->io, c->rbuf + c->rend, RBUF_SIZE - c->rend,
                            &got, c->fdq, &c->nfdq, MAX_FDQ, d);

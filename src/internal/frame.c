@@ -293,29 +293,6 @@ static bool fifo_hung_up(int fd)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLIN)) == POLLHUP;
 }
 
-int mproc__io_try_read(int fd, unsigned kind, void *buf, size_t cap,
-                       size_t *got, int *fds, int *nfds, int maxfds)
-{
-    *got = 0;
-    for (;;) {
-        ssize_t n;
-        int lost = 0;
-        if (kind & MPROC__IO_SOCK)
-            n = sock_read_once(fd, buf, cap, true, fds, nfds, maxfds, &lost);
-        else
-            n = pipe_read_once(fd, buf, cap, true);
-        if (n > 0) {
-            *got = (size_t)n;
-            return lost ? MPROC_EPROTO : 0;
-        }
-        if (n == 0)
-            return (kind & MPROC__IO_FIFO) && !fifo_hung_up(fd) ? MPROC_EAGAIN
-                                                                : MPROC_ECLOSED;
-        if (errno != EINTR)
-            return errno == ECONNRESET ? MPROC_ECLOSED : -errno;
-    }
-}
-
 int mproc__io_read(int fd, unsigned kind, void *buf, size_t cap, size_t *got,
                    int *fds, int *nfds, int maxfds, const mproc__deadline *d)
 {

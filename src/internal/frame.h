@@ -68,11 +68,6 @@ int mproc__io_send_fd(int fd, struct iovec *iov, int cnt, int passfd,
 int mproc__io_read(int fd, unsigned kind, void *buf, size_t cap, size_t *got,
                    int *fds, int *nfds, int maxfds, const mproc__deadline *d);
 
-/* One read that never blocks: as mproc__io_read, or MPROC_EAGAIN when
- * nothing is there yet. */
-int mproc__io_try_read(int fd, unsigned kind, void *buf, size_t cap,
-                       size_t *got, int *fds, int *nfds, int maxfds);
-
 /* Waits until fd has any of events (or an error/hangup) or the deadline. */
 int mproc__io_wait(int fd, short events, const mproc__deadline *d);
 
