@@ -360,7 +360,7 @@ int mproc_client_open(const char *path, mproc_conn **out, int64_t timeout_ms)
 
 int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms)
 {
-    if (items == NULL && n > 0)
+    if ((items == NULL && n > 0) || (n == 0 && timeout_ms == MPROC_FOREVER))
         return MPROC_EINVAL;
     mproc__deadline d;
     int rc = mproc__deadline_init(&d, timeout_ms);

@@ -259,6 +259,44 @@ START_TEST(send_to_a_closed_peer_is_closed_never_sigpipe)
 }
 END_TEST
 
+START_TEST(sigpipe_fallback_consumes_only_its_own_signal)
+{
+    /* As on a kernel without RWF_NOSIGNAL: SIGPIPE is blocked around the
+     * write and the one it raised is consumed. */
+    mproc__io_force_fallbacks(true);
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t pipe_set, pend, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_UNBLOCK, &pipe_set, NULL);
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_conn_send(w, "a", 1, 0), 0);
+    ck_assert_int_eq(mproc_conn_send(w, "b", 1, 100), 0);
+    char buf[4];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, buf, 4, &n, 0), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, 4, &n, 100), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, 4, &n, 20), MPROC_ETIMEDOUT);
+    mproc_conn_close(r);
+    ck_assert_int_eq(mproc_conn_send(w, "x", 1, MPROC_FOREVER), MPROC_ECLOSED);
+    ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_ECLOSED);
+    sigpending(&pend);
+    ck_assert(!sigismember(&pend, SIGPIPE));
+    /* A SIGPIPE the caller already had pending (blocked) stays pending. */
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    raise(SIGPIPE);
+    ck_assert_int_eq(mproc_conn_send(w, "x", 1, MPROC_FOREVER), MPROC_ECLOSED);
+    sigpending(&pend);
+    ck_assert(sigismember(&pend, SIGPIPE));
+    struct timespec zero = {0, 0};
+    ck_assert_int_eq(sigtimedwait(&pipe_set, NULL, &zero), SIGPIPE);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    mproc_conn_close(w);
+    mproc__io_force_fallbacks(false);
+}
+END_TEST
+
 START_TEST(poll_times_out_then_sees_a_message)
 {
     mproc_conn *a, *b;
@@ -766,6 +804,7 @@ START_TEST(wait_reports_which_are_ready)
     mproc_wait_item gone = MPROC_WAIT_FD(p[0]);
     ck_assert_int_eq(mproc_wait(&gone, 1, 0), MPROC_EBADF);
     ck_assert_int_eq(mproc_wait(NULL, 0, 10), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_wait(NULL, 0, MPROC_FOREVER), MPROC_EINVAL);
     mproc_conn_close(a);
     mproc_conn_close(c);
     mproc_conn_close(d);
@@ -806,6 +845,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, recv_too_small_reports_size_and_keeps_message);
     TEST_ADD(s, recv_reports_closed_after_the_last_message);
     TEST_ADD(s, send_to_a_closed_peer_is_closed_never_sigpipe);
+    TEST_ADD(s, sigpipe_fallback_consumes_only_its_own_signal);
     TEST_ADD(s, poll_times_out_then_sees_a_message);
     TEST_ADD(s, one_read_delivers_many_small_messages);
     TEST_ADD(s, send_batch_arrives_as_separate_messages);

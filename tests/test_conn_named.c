@@ -216,6 +216,45 @@ START_TEST(fifo_messages_from_several_writers_never_interleave)
 }
 END_TEST
 
+START_TEST(fifo_batch_for_several_writers_keeps_atomic_groups)
+{
+    char path[256];
+    test_path(path, sizeof path, "batch");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 0), 0);
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, 1000),
+                     0);
+    static unsigned char data[10][1000];
+    mproc_conn_msg m[10];
+    for (int i = 0; i < 10; i++) {
+        memset(data[i], i, sizeof data[i]);
+        m[i].data = data[i];
+        m[i].len = sizeof data[i];
+    }
+    size_t sent = 99;
+    ck_assert_int_eq(mproc_conn_send_batch(w, m, 10, &sent, 1000), 0);
+    ck_assert_uint_eq(sent, 10);
+    unsigned char buf[1000];
+    for (int i = 0; i < 10; i++) {
+        size_t n;
+        ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000), 0);
+        ck_assert_uint_eq(n, 1000);
+        ck_assert_uint_eq(buf[0], i);
+        ck_assert_uint_eq(buf[999], i);
+    }
+    static unsigned char big[MPROC_FIFO_ATOMIC_MAX + 1];
+    m[3].data = big;
+    m[3].len = sizeof big;
+    ck_assert_int_eq(mproc_conn_send_batch(w, m, 10, &sent, 1000),
+                     MPROC_EMSGSIZE);
+    ck_assert_uint_eq(sent, 0); /* checked before anything is sent */
+    mproc_conn_close(w);
+    mproc_conn_close(r);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
 START_TEST(fifo_bytes_mode_is_a_plain_stream)
 {
     char path[256];
@@ -403,6 +442,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, fifo_reader_waits_for_a_first_writer);
     TEST_ADD(s, fifo_carries_messages_between_unrelated_processes);
     TEST_ADD(s, fifo_messages_from_several_writers_never_interleave);
+    TEST_ADD(s, fifo_batch_for_several_writers_keeps_atomic_groups);
     TEST_ADD(s, fifo_bytes_mode_is_a_plain_stream);
     TEST_ADD(s, listener_accepts_a_client_and_learns_its_credentials);
     TEST_ADD(s, listener_refuses_a_peer_uid_not_allowed);

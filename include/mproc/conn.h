@@ -161,8 +161,10 @@ MPROC_API int mproc_conn_recv(mproc_conn *c, void *buf, size_t cap, size_t *len,
  * allocates: *out (free with free()) holds *len bytes followed by one NUL
  * byte (so text can be used directly). max guards the size: a larger
  * message gives MPROC_EMSGSIZE with *len set to its size and the message
- * kept (SIZE_MAX: no guard). Other returns as mproc_conn_recv(), plus
- * MPROC_ENOMEM (the message is kept). Writes *out only on success.
+ * kept (SIZE_MAX: no guard; a peer's header may claim up to 2^48 bytes,
+ * so set a guard when the peer is not trusted). Other returns as
+ * mproc_conn_recv(), plus MPROC_ENOMEM (the message is kept). Writes *out only
+ * on success.
  */
 MPROC_API int mproc_conn_recv_alloc(mproc_conn *c, void **out, size_t *len,
                                     size_t max, int64_t timeout_ms);
@@ -362,7 +364,7 @@ MPROC_API void mproc_listener_close(mproc_listener *l);
  * MPROC_ECONNREFUSED (no listener, after the timeout), MPROC_ETIMEDOUT,
  * MPROC_EACCES, MPROC_ENAMETOOLONG, MPROC_EINVAL. *out (duplex; close with
  * mproc_conn_close) written only on success. A listener that refuses this
- * uid closes the connection: the first recv gives MPROC_ECLOSED.
+ * uid closes the connection: the next send or recv gives MPROC_ECLOSED.
  */
 MPROC_API int mproc_client_open(const char *path, mproc_conn **out,
                                 int64_t timeout_ms);
@@ -398,9 +400,10 @@ typedef struct mproc_wait_item {
  * has exited; any fd when poll(2) says so (errors and hangups count as
  * ready). Sets every item's `ready` field and returns how many are ready
  * (>= 1), MPROC_ETIMEDOUT (all `ready` are 0), MPROC_EINVAL (NULL items
- * with n > 0, an item with neither conn nor fd >= 0, bad timeout),
- * MPROC_EBADF (an fd that is not open), MPROC_ENOMEM. n == 0 just sleeps
- * for the timeout. Thread-safe as long as items is not shared.
+ * with n > 0, an item with neither conn nor fd >= 0, bad timeout, n == 0
+ * with MPROC_FOREVER), MPROC_EBADF (an fd that is not open), MPROC_ENOMEM.
+ * n == 0 sleeps for the timeout. Thread-safe as long as items is not
+ * shared.
  */
 MPROC_API int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms);
 

@@ -37,6 +37,12 @@
 static atomic_int no_rwf_nosignal;
 static atomic_int no_rwf_nowait;
 
+void mproc__io_force_fallbacks(bool on)
+{
+    atomic_store(&no_rwf_nosignal, on ? 1 : 0);
+    atomic_store(&no_rwf_nowait, on ? 1 : 0);
+}
+
 void mproc__frame_put_header(unsigned char hdr[MPROC__FRAME_HDR], uint64_t len,
                              unsigned flags)
 {

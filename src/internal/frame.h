@@ -55,6 +55,10 @@ int mproc__frame_get_header(const unsigned char hdr[MPROC__FRAME_HDR],
 int mproc__io_writev(int fd, unsigned kind, struct iovec *iov, int cnt,
                      const mproc__deadline *d, size_t *done);
 
+/* Test hook: behave as on a kernel without RWF_NOSIGNAL and RWF_NOWAIT for
+ * pipes (SIGPIPE masked around writes, poll before non-blocking tries). */
+void mproc__io_force_fallbacks(bool on);
+
 /* Sends one byte-carrying message with fd attached (sockets only). */
 int mproc__io_send_fd(int fd, struct iovec *iov, int cnt, int passfd,
                       const mproc__deadline *d, size_t *done);
