@@ -522,34 +522,37 @@ int main(void)
     int reps = bench_repeats();
     double secs = bench_seconds() / reps; /* one measurement ~ seconds() */
     size_t nimpl = sizeof impls / sizeof impls[0];
-    double v[16], w[16];
-
-    for (size_t k = 0; k < nimpl; k++) {
-        if (!bench_impl_enabled(impls[k].name))
-            continue;
-        for (int r = 0; r < reps; r++)
-            v[r] = one_way(&impls[k], SMALL, secs);
-        bench_result("conn.oneway_64B", impls[k].name, "msgs_per_s",
-                     median(v, reps));
-    }
+    /* Repeats go round the impls (impl A, B, C, A, B, C, ...) so that load
+     * from elsewhere on the machine falls on every impl alike. */
+    static double v[16][16], w[16][16];
+    for (int r = 0; r < reps; r++)
+        for (size_t k = 0; k < nimpl; k++)
+            if (bench_impl_enabled(impls[k].name))
+                v[k][r] = one_way(&impls[k], SMALL, secs);
+    for (size_t k = 0; k < nimpl; k++)
+        if (bench_impl_enabled(impls[k].name))
+            bench_result("conn.oneway_64B", impls[k].name, "msgs_per_s",
+                         median(v[k], reps));
+    for (int r = 0; r < reps; r++)
+        for (size_t k = 0; k < nimpl; k++)
+            if (bench_impl_enabled(impls[k].name) && impls[k].rtt_ok)
+                ping_pong(&impls[k], secs, &v[k][r], &w[k][r]);
     for (size_t k = 0; k < nimpl; k++) {
         if (!bench_impl_enabled(impls[k].name) || !impls[k].rtt_ok)
             continue;
-        for (int r = 0; r < reps; r++)
-            ping_pong(&impls[k], secs, &v[r], &w[r]);
         bench_result("conn.pingpong_64B", impls[k].name, "rtt_p50_us",
-                     median(v, reps));
+                     median(v[k], reps));
         bench_result("conn.pingpong_64B", impls[k].name, "rtt_p99_us",
-                     median(w, reps));
+                     median(w[k], reps));
     }
-    for (size_t k = 0; k < nimpl; k++) {
-        if (!bench_impl_enabled(impls[k].name) || !impls[k].big_ok)
-            continue;
-        for (int r = 0; r < reps; r++)
-            v[r] = one_way(&impls[k], BIG, secs) * (double)BIG / 1e9;
-        bench_result("conn.oneway_1MiB", impls[k].name, "gbytes_per_s",
-                     median(v, reps));
-    }
+    for (int r = 0; r < reps; r++)
+        for (size_t k = 0; k < nimpl; k++)
+            if (bench_impl_enabled(impls[k].name) && impls[k].big_ok)
+                v[k][r] = one_way(&impls[k], BIG, secs) * (double)BIG / 1e9;
+    for (size_t k = 0; k < nimpl; k++)
+        if (bench_impl_enabled(impls[k].name) && impls[k].big_ok)
+            bench_result("conn.oneway_1MiB", impls[k].name, "gbytes_per_s",
+                         median(v[k], reps));
     free(samples);
     munmap(sh, sizeof *sh);
     return 0;
