@@ -426,6 +426,37 @@ START_TEST(truncated_frame_is_eproto)
 }
 END_TEST
 
+START_TEST(peer_killed_mid_message_is_eproto_not_a_hang)
+{
+    for (int duplex = 0; duplex < 2; duplex++) {
+        mproc_conn *r, *w;
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            mproc_conn_close(r);
+            size_t len = (size_t)64 << 20; /* far more than a pipe holds */
+            char *b = calloc(1, len);
+            mproc_conn_send(w, b, len, MPROC_FOREVER); /* killed inside */
+            _exit(0);
+        }
+        mproc_conn_close(w);
+        /* Wait until the message has started, then kill the sender. */
+        ck_assert_int_eq(mproc_conn_poll(r, 10000), 0);
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(test_wait_status(pid), 128 + SIGKILL);
+        void *p = NULL;
+        size_t n;
+        ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 10000),
+                         MPROC_EPROTO);
+        ck_assert_ptr_null(p);
+        ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 0),
+                         MPROC_EPROTO);
+        mproc_conn_close(r);
+    }
+}
+END_TEST
+
 START_TEST(recv_timeout_inside_a_small_message_keeps_it)
 {
     mproc_conn *r, *w;
@@ -851,6 +882,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, send_batch_arrives_as_separate_messages);
     TEST_ADD(s, garbage_from_a_peer_is_eproto_and_closes_the_connection);
     TEST_ADD(s, truncated_frame_is_eproto);
+    TEST_ADD(s, peer_killed_mid_message_is_eproto_not_a_hang);
     TEST_ADD(s, recv_timeout_inside_a_small_message_keeps_it);
     TEST_ADD(s, send_timeout_part_way_breaks_the_sending_side);
     TEST_ADD(s, concurrent_senders_never_interleave);
