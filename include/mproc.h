@@ -11,5 +11,6 @@
 #include "mproc/process.h"
 #include "mproc/shm.h"
 #include "mproc/sync.h"
+#include "mproc/conn.h"
 
 #endif

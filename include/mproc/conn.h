@@ -1,0 +1,413 @@
+/*
+ * mproc/conn.h: connections between processes. Message connections
+ * (mproc_pipe: duplex over a socketpair, simplex over a pipe), byte-stream
+ * pipes (os.pipe()), named pipes (FIFOs), a listener and client over a Unix
+ * socket path for unrelated processes, passing fds over a connection, and
+ * mproc_wait() over many connections, processes and fds.
+ *
+ * A message keeps its boundary: one send is one recv, of any size (up to
+ * 2^48 - 1 bytes). Messages travel as an 8-byte header and the payload.
+ * Reads are buffered, so one system call can deliver many small messages;
+ * a send is one system call (header and payload together).
+ *
+ * Errors common to the calls below: MPROC_EINVAL for a NULL handle or a
+ * call the end cannot make (sending on a receive-only end, recv on a byte
+ * pipe, read on a message connection); a negative timeout other than
+ * MPROC_FOREVER is MPROC_EINVAL. When the peer has closed its end, recv
+ * returns MPROC_ECLOSED once every message sent before is consumed, and
+ * send returns MPROC_ECLOSED; no call ever raises SIGPIPE (sockets use
+ * MSG_NOSIGNAL; pipes use RWF_NOSIGNAL or, on older kernels, SIGPIPE is
+ * blocked in the calling thread for the write and a raised one consumed).
+ *
+ * Broken streams: a peer that sends a malformed header, or stops inside a
+ * message (EOF mid-message), gives MPROC_EPROTO; the connection is then
+ * closed for further use (every later send/recv returns MPROC_EPROTO; a
+ * socket is shut down so the peer sees EOF), the process is unaffected.
+ * A send or recv whose deadline passes after part of a message went
+ * through returns MPROC_ETIMEDOUT and leaves that direction broken (later
+ * calls in it return MPROC_EBROKEN); one that times out before any byte
+ * moved changes nothing.
+ *
+ * Threads: one thread may send while another receives; concurrent sends
+ * (or recvs) on one end are serialized by an internal lock. Fork: a child
+ * started by mproc/process.h (or fork()) inherits both ends of every
+ * connection; each process should mproc_conn_close() the ends it does not
+ * use (for example the parent closes the child's end right after starting
+ * it, the child closes the parent's end first thing), otherwise EOF never
+ * arrives because an unused copy of the other end stays open. Do not fork
+ * while another thread is inside a call on the same connection. All fds
+ * are close-on-exec.
+ */
+#ifndef MPROC_CONN_H
+#define MPROC_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mproc/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One end of a connection. Opaque. */
+typedef struct mproc_conn mproc_conn;
+
+/*
+ * mproc_pipe: makes a connected pair of message ends.
+ * duplex true: both ends send and receive (a socketpair). duplex false, as
+ * Python's Pipe(duplex=False): *a only receives and *b only sends (a pipe).
+ * Returns 0, MPROC_EINVAL (NULL out-params), MPROC_EMFILE/MPROC_ENFILE,
+ * MPROC_ENOMEM. Writes *a and *b only on success; the caller closes each
+ * with mproc_conn_close(). Never blocks. Both ends are inherited by
+ * children (see the header comment on closing unused ends).
+ */
+MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex);
+
+/*
+ * mproc_pipe_bytes: an os.pipe(): *r reads and *w writes a byte stream with
+ * no framing, through mproc_conn_read() / mproc_conn_write().
+ * Errors, ownership and fork behaviour as mproc_pipe().
+ */
+MPROC_API int mproc_pipe_bytes(mproc_conn **r, mproc_conn **w);
+
+/* How mproc_conn_from_fd() treats an fd. */
+#define MPROC_CONN_MESSAGES 0x0u /* framed messages (send/recv) */
+#define MPROC_CONN_BYTES 0x1u    /* a byte stream (read/write) */
+
+/*
+ * mproc_conn_from_fd: wraps an fd the caller owns (a pipe end, a FIFO, a
+ * connected stream socket) as a connection. flags: MPROC_CONN_MESSAGES or
+ * MPROC_CONN_BYTES. The direction comes from the fd's access mode.
+ * Returns 0, MPROC_EBADF (not an open fd), MPROC_EINVAL (unknown flags, or
+ * an fd that is neither a pipe/FIFO nor a stream socket), MPROC_ENOMEM.
+ * Ownership of fd moves to *out only on success (mproc_conn_close closes
+ * it). Never blocks.
+ */
+MPROC_API int mproc_conn_from_fd(int fd, unsigned flags, mproc_conn **out);
+
+/*
+ * mproc_conn_close: closes the end (its fd, and any fds received but not
+ * yet taken) and frees the handle. Accepts NULL. Never blocks. Unread
+ * messages are lost; the peer then sees MPROC_ECLOSED. Not to be called
+ * while another thread uses the same handle.
+ */
+MPROC_API void mproc_conn_close(mproc_conn *c);
+
+/*
+ * mproc_conn_fd: the end's file descriptor, for poll/epoll (readable means
+ * at least part of a message or EOF is there; but mproc_conn_poll() or
+ * mproc_wait() also see messages already buffered in the process). The fd
+ * stays owned by the connection. -1 for NULL.
+ */
+MPROC_API int mproc_conn_fd(const mproc_conn *c);
+
+/* mproc_conn_can_send / mproc_conn_can_recv: the end's direction (false for
+ * NULL). A byte pipe's write end "sends", its read end "receives". */
+MPROC_API bool mproc_conn_can_send(const mproc_conn *c);
+MPROC_API bool mproc_conn_can_recv(const mproc_conn *c);
+
+/*
+ * mproc_conn_send: sends one message of len bytes (len may be 0; buf may be
+ * NULL when len is 0). One system call in the common case.
+ * Returns 0; MPROC_EINVAL (receive-only end, byte pipe, NULL buf with
+ * len > 0, bad timeout); MPROC_ECLOSED (the receiving end is closed);
+ * MPROC_EMSGSIZE (len above 2^48 - 1, or above MPROC_FIFO_ATOMIC_MAX on a
+ * FIFO end opened for several writers); MPROC_ETIMEDOUT (see "Broken
+ * streams" above); MPROC_EBROKEN / MPROC_EPROTO (an earlier failure);
+ * -errno for other system errors. buf is only read during the call.
+ * Blocks while the kernel buffer is full, up to timeout_ms.
+ */
+MPROC_API int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
+                              int64_t timeout_ms);
+
+/* One message of a batch for mproc_conn_send_batch(). */
+typedef struct mproc_conn_msg {
+    const void *data;
+    size_t len;
+} mproc_conn_msg;
+
+/*
+ * mproc_conn_send_batch: sends n messages in order with as few system calls
+ * as possible (one writev for up to 64 messages; on a FIFO opened for
+ * several writers, groups that each fit in one atomic write). The receiver
+ * sees n ordinary messages. Returns as mproc_conn_send(); on an error, some
+ * leading messages may have been sent (*sent, may be NULL, tells how many
+ * whole messages). Optional: mproc_conn_send() alone is already one system
+ * call per message; batching amortizes that call over many small messages.
+ */
+MPROC_API int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs,
+                                    size_t n, size_t *sent, int64_t timeout_ms);
+
+/*
+ * mproc_conn_recv: receives the next message into buf (capacity cap).
+ * *len (out) is the message's size. Returns 0; MPROC_EMSGSIZE when the
+ * message is larger than cap: *len is then its size and the message stays
+ * queued, so a retry with a buffer that large receives it; MPROC_ECLOSED
+ * when the peer closed and every message was received; MPROC_ETIMEDOUT;
+ * MPROC_EPROTO (malformed data from the peer); MPROC_ESTATE when the next
+ * message carries an fd (take it with mproc_conn_recv_fd or
+ * mproc_conn_recv_conn); MPROC_EINVAL (send-only end, byte pipe, NULL len,
+ * NULL buf with cap > 0, bad timeout). Blocks until a whole message has
+ * arrived, up to timeout_ms. Thread-safe per the header comment.
+ */
+MPROC_API int mproc_conn_recv(mproc_conn *c, void *buf, size_t cap, size_t *len,
+                              int64_t timeout_ms);
+
+/*
+ * mproc_conn_recv_alloc: receives the next message into a buffer the library
+ * allocates: *out (free with free()) holds *len bytes followed by one NUL
+ * byte (so text can be used directly). max guards the size: a larger
+ * message gives MPROC_EMSGSIZE with *len set to its size and the message
+ * kept (SIZE_MAX: no guard; a peer's header may claim up to 2^48 bytes,
+ * so set a guard when the peer is not trusted). Other returns as
+ * mproc_conn_recv(), plus MPROC_ENOMEM (the message is kept). Writes *out only
+ * on success.
+ */
+MPROC_API int mproc_conn_recv_alloc(mproc_conn *c, void **out, size_t *len,
+                                    size_t max, int64_t timeout_ms);
+
+/*
+ * mproc_conn_poll: waits until a recv (or read) would not block: a message
+ * (at least its first bytes) or EOF is there. Returns 0 when ready,
+ * MPROC_ETIMEDOUT, MPROC_EINVAL (send-only end, bad timeout), MPROC_EPROTO /
+ * MPROC_EBROKEN (an earlier failure; recv returns the same at once).
+ */
+MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ms);
+
+/*
+ * mproc_conn_write: writes all len bytes to a byte pipe (MPROC_CONN_BYTES).
+ * *written (may be NULL) is how many went, also on error. Returns 0,
+ * MPROC_ECLOSED (no reader), MPROC_ETIMEDOUT (part may have been written),
+ * MPROC_EINVAL (message connection, read end, bad timeout), -errno.
+ * Writes of at most 4096 bytes (PIPE_BUF) are atomic.
+ */
+MPROC_API int mproc_conn_write(mproc_conn *c, const void *buf, size_t len,
+                               size_t *written, int64_t timeout_ms);
+
+/*
+ * mproc_conn_read: reads between 1 and cap bytes from a byte pipe into buf,
+ * waiting for the first byte up to timeout_ms. *got (out) is the count.
+ * Returns 0, MPROC_ECLOSED (EOF: every writer closed), MPROC_ETIMEDOUT,
+ * MPROC_EINVAL (message connection, write end, cap 0, NULL got).
+ */
+MPROC_API int mproc_conn_read(mproc_conn *c, void *buf, size_t cap, size_t *got,
+                              int64_t timeout_ms);
+
+/* ----- Passing fds and connection ends (Unix sockets only) ----- */
+
+/*
+ * mproc_conn_send_fd: sends a duplicate of fd to the peer (SCM_RIGHTS); the
+ * caller keeps its own fd. Only on socket connections (duplex mproc_pipe
+ * ends, listener/client connections). Returns as mproc_conn_send(), plus
+ * MPROC_ENOTSOCK (not a socket connection), MPROC_EBADF (fd not open).
+ */
+MPROC_API int mproc_conn_send_fd(mproc_conn *c, int fd, int64_t timeout_ms);
+
+/*
+ * mproc_conn_recv_fd: receives an fd sent with mproc_conn_send_fd (or the fd
+ * of a connection sent with mproc_conn_send_conn). *fd (out) is a new
+ * close-on-exec fd owned by the caller. MPROC_ESTATE when the next message
+ * is an ordinary one (it stays queued); MPROC_EPROTO when the fd did not
+ * arrive; otherwise as mproc_conn_recv().
+ */
+MPROC_API int mproc_conn_recv_fd(mproc_conn *c, int *fd, int64_t timeout_ms);
+
+/*
+ * mproc_conn_send_conn: sends a connection end (its fd and its kind) to the
+ * peer, which gets an equivalent end with mproc_conn_recv_conn. The caller
+ * still owns `end` and usually closes it afterwards. Returns as
+ * mproc_conn_send_fd().
+ */
+MPROC_API int mproc_conn_send_conn(mproc_conn *c, const mproc_conn *end,
+                                   int64_t timeout_ms);
+
+/*
+ * mproc_conn_recv_conn: receives a connection end sent with
+ * mproc_conn_send_conn. *out (close with mproc_conn_close) is written only
+ * on success. MPROC_EPROTO when the message is a plain fd or malformed;
+ * otherwise as mproc_conn_recv_fd(), plus MPROC_ENOMEM.
+ */
+MPROC_API int mproc_conn_recv_conn(mproc_conn *c, mproc_conn **out,
+                                   int64_t timeout_ms);
+
+/* The credentials of the process at the other end of a socket. */
+typedef struct mproc_peer {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+} mproc_peer;
+
+/*
+ * mproc_conn_peer: the kernel's record (SO_PEERCRED) of who opened the
+ * other end of a socket connection. Returns 0, MPROC_EINVAL (NULL),
+ * MPROC_ENOTSOCK (a pipe). Never blocks.
+ */
+MPROC_API int mproc_conn_peer(const mproc_conn *c, mproc_peer *out);
+
+/* ----- Named pipes (FIFOs) ----- */
+
+/* The largest message a FIFO end opened for several writers sends: header
+ * and payload fit in one atomic pipe write (PIPE_BUF, 4096 bytes). */
+#define MPROC_FIFO_ATOMIC_MAX (4096u - 8u)
+
+/*
+ * mproc_fifo_create: makes a FIFO at path with mode (0: 0600; the umask
+ * does not apply). An existing FIFO at path is fine (0).
+ * Returns 0, MPROC_EEXIST (path exists as something else, such as a
+ * directory or file), MPROC_EINVAL (NULL path, mode beyond 0777),
+ * -errno from mkfifo (MPROC_ENOENT, MPROC_EACCES, ...). Never blocks.
+ */
+MPROC_API int mproc_fifo_create(const char *path, unsigned mode);
+
+/*
+ * mproc_fifo_unlink: removes the FIFO at path. Returns 0, MPROC_ENOENT,
+ * MPROC_EEXIST (path is not a FIFO: nothing is removed), -errno.
+ * Open ends keep working.
+ */
+MPROC_API int mproc_fifo_unlink(const char *path);
+
+#define MPROC_FIFO_READ 0x1u
+#define MPROC_FIFO_WRITE 0x2u
+
+/* Options for mproc_fifo_open. */
+typedef struct mproc_fifo_opts {
+    /* Bytes instead of messages (MPROC_CONN_BYTES semantics). */
+    bool bytes;
+    /* The writer promises to be the FIFO's only writer: messages of any
+     * size are then allowed. Otherwise (the default) a message must fit in
+     * one atomic write (MPROC_FIFO_ATOMIC_MAX bytes) so that messages from
+     * several writers never interleave; larger ones get MPROC_EMSGSIZE. */
+    bool single_writer;
+} mproc_fifo_opts;
+#define MPROC_FIFO_OPTS_INIT                                                   \
+    {                                                                          \
+        false, false                                                           \
+    }
+
+/*
+ * mproc_fifo_open: opens a FIFO made by mproc_fifo_create (by this or an
+ * unrelated process). how: MPROC_FIFO_READ or MPROC_FIFO_WRITE; opts may be
+ * NULL. The write end waits (up to timeout_ms) until some process has the
+ * FIFO open for reading, then returns. The read end opens at once; until a
+ * first writer appears its recv waits (it does not report EOF), and it
+ * reports MPROC_ECLOSED once every writer has closed (a later writer makes
+ * it readable again).
+ * Returns 0, MPROC_ETIMEDOUT (no reader appeared), MPROC_ENOENT,
+ * MPROC_EISDIR (path is a directory), MPROC_EBADOBJ (path is not a FIFO),
+ * MPROC_EINVAL, MPROC_EACCES, MPROC_ENOMEM. *out (close with
+ * mproc_conn_close) is written only on success. Other processes may open
+ * the same FIFO; see opts.single_writer for several writers.
+ */
+MPROC_API int mproc_fifo_open(const char *path, unsigned how,
+                              const mproc_fifo_opts *opts, mproc_conn **out,
+                              int64_t timeout_ms);
+
+/* ----- Listener and client over a Unix socket path ----- */
+
+typedef struct mproc_listener mproc_listener;
+
+/* Options for mproc_listener_open. */
+typedef struct mproc_listener_opts {
+    /* Mode of the socket file (0: 0600). */
+    unsigned mode;
+    /* uids allowed to connect; NULL/0 means only the listener's own euid. */
+    const uid_t *allowed_uids;
+    size_t n_allowed_uids;
+    /* listen(2) backlog (0: 64). */
+    int backlog;
+} mproc_listener_opts;
+#define MPROC_LISTENER_OPTS_INIT                                               \
+    {                                                                          \
+        0600u, NULL, 0, 64                                                     \
+    }
+
+/*
+ * mproc_listener_open: listens for message connections on a Unix socket at
+ * path (Python's multiprocessing.connection.Listener). Returns 0,
+ * MPROC_EADDRINUSE (path exists; unlink a stale one first),
+ * MPROC_ENAMETOOLONG (path longer than a socket address holds),
+ * MPROC_EINVAL, -errno. *out written only on success; close with
+ * mproc_listener_close (which removes the path). Never blocks.
+ */
+MPROC_API int mproc_listener_open(const char *path,
+                                  const mproc_listener_opts *opts,
+                                  mproc_listener **out);
+
+/*
+ * mproc_listener_accept: waits up to timeout_ms for a peer and returns its
+ * connection (*out, duplex, close with mproc_conn_close) and, if peer is
+ * not NULL, its pid/uid/gid as the kernel recorded them. A peer whose uid
+ * is not allowed has its connection closed at once and the call returns
+ * MPROC_EDENIED (with *peer filled, so the caller can log it); call again
+ * to keep accepting. Returns 0, MPROC_EDENIED, MPROC_ETIMEDOUT,
+ * MPROC_EINVAL, MPROC_EMFILE, MPROC_ENOMEM. Thread-safe.
+ */
+MPROC_API int mproc_listener_accept(mproc_listener *l, mproc_conn **out,
+                                    mproc_peer *peer, int64_t timeout_ms);
+
+/* mproc_listener_fd: the listening socket's fd (readable: a peer waits),
+ * owned by the listener. -1 for NULL. */
+MPROC_API int mproc_listener_fd(const mproc_listener *l);
+
+/* mproc_listener_close: stops listening, removes the socket path if it is
+ * still the one this listener made, frees. Accepts NULL. Never blocks.
+ * Connections already accepted stay open. */
+MPROC_API void mproc_listener_close(mproc_listener *l);
+
+/*
+ * mproc_client_open: connects to a listener at path (Python's Client),
+ * retrying while the path does not exist yet or the listener's backlog is
+ * full, up to timeout_ms (0: one try). Returns 0, MPROC_ENOENT or
+ * MPROC_ECONNREFUSED (no listener, after the timeout), MPROC_ETIMEDOUT,
+ * MPROC_EACCES, MPROC_ENAMETOOLONG, MPROC_EINVAL. *out (duplex; close with
+ * mproc_conn_close) written only on success. A listener that refuses this
+ * uid closes the connection: the next send or recv gives MPROC_ECLOSED.
+ */
+MPROC_API int mproc_client_open(const char *path, mproc_conn **out,
+                                int64_t timeout_ms);
+
+/* ----- Waiting on many ----- */
+
+/* One thing mproc_wait() watches: a connection, or else any fd (a raw fd,
+ * a process's pidfd from mproc_process_fd(), another object's _fd()). */
+typedef struct mproc_wait_item {
+    mproc_conn *conn; /* a connection to wait for, or NULL to use fd */
+    int fd;           /* used when conn is NULL */
+    short events;     /* MPROC_WAIT_READ (also 0) and/or MPROC_WAIT_WRITE */
+    short ready;      /* out: the events that are ready (0 if none) */
+} mproc_wait_item;
+
+#define MPROC_WAIT_READ 0x1
+#define MPROC_WAIT_WRITE 0x2
+
+/* Initializers: MPROC_WAIT_CONN(c), MPROC_WAIT_FD(fd) wait to read. */
+#define MPROC_WAIT_CONN(c)                                                     \
+    {                                                                          \
+        (c), -1, MPROC_WAIT_READ, 0                                            \
+    }
+#define MPROC_WAIT_FD(fd)                                                      \
+    {                                                                          \
+        NULL, (fd), MPROC_WAIT_READ, 0                                         \
+    }
+
+/*
+ * mproc_wait: waits until at least one item is ready or the timeout passes
+ * (Python's multiprocessing.connection.wait). A connection is ready to read
+ * when a recv would not block (a message, or EOF); a pidfd when the process
+ * has exited; any fd when poll(2) says so (errors and hangups count as
+ * ready). Sets every item's `ready` field and returns how many are ready
+ * (>= 1), MPROC_ETIMEDOUT (all `ready` are 0), MPROC_EINVAL (NULL items
+ * with n > 0, an item with neither conn nor fd >= 0, bad timeout, n == 0
+ * with MPROC_FOREVER), MPROC_EBADF (an fd that is not open), MPROC_ENOMEM.
+ * n == 0 sleeps for the timeout. Thread-safe as long as items is not
+ * shared.
+ */
+MPROC_API int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MPROC_CONN_H */

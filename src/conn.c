@@ -1,0 +1,661 @@
+/*
+ * Connections: message and byte pipes between processes. A message is one
+ * frame (internal/frame.h). Sends are one system call; receives read up to
+ * 64 KiB at a time into a per-end buffer so that many small messages cost
+ * one read, and large payloads are read straight into the caller's memory.
+ * FIFOs, the listener/client and mproc_wait live in conn_named.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal/conn.h"
+#include "internal/deadline.h"
+#include "internal/frame.h"
+#include "mproc/conn.h"
+#include "os/os.h"
+
+#define RBUF_SIZE 65536u
+#define MAX_FDQ 8
+#define BATCH_MAX 64
+#define SMALL_COPY 512
+
+/* Payload of a frame that carries an fd. */
+#define PASS_FD 0u   /* a plain fd */
+#define PASS_CONN 1u /* a connection end; byte 1 says messages or bytes */
+#define PASS_LEN 4u
+
+struct mproc_conn {
+    int fd;
+    unsigned io; /* MPROC__IO_* */
+    bool bytes, can_send, can_recv, multi_writer;
+    pthread_mutex_t smu; /* serializes senders */
+    pthread_mutex_t rmu; /* serializes receivers; guards the fields below */
+    atomic_int send_err; /* sticky: MPROC_EBROKEN / MPROC_EPROTO */
+    int recv_err;        /* sticky, guarded by rmu */
+    unsigned char *rbuf; /* RBUF_SIZE bytes, allocated on first recv */
+    size_t rpos, rend;   /* unread bytes are rbuf[rpos..rend) */
+    atomic_size_t nbuf;  /* rend - rpos, for poll/wait without the lock */
+    atomic_int any_err;  /* recv_err != 0, for poll/wait without the lock */
+    int fdq[MAX_FDQ];    /* fds received, not yet taken */
+    int nfdq;
+};
+
+int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
+                    bool can_recv, mproc_conn **out)
+{
+    mproc_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return MPROC_ENOMEM;
+    c->fd = fd;
+    c->io = io;
+    c->bytes = bytes;
+    c->can_send = can_send;
+    c->can_recv = can_recv;
+    pthread_mutex_init(&c->smu, NULL);
+    pthread_mutex_init(&c->rmu, NULL);
+    atomic_init(&c->nbuf, 0);
+    atomic_init(&c->any_err, 0);
+    atomic_init(&c->send_err, 0);
+    *out = c;
+    return 0;
+}
+
+void mproc__conn_set_multi_writer(mproc_conn *c, bool multi)
+{
+    c->multi_writer = multi;
+}
+
+bool mproc__conn_ready_buffered(mproc_conn *c)
+{
+    return atomic_load_explicit(&c->nbuf, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&c->any_err, memory_order_relaxed) != 0;
+}
+
+static int make_pair(int fds[2], unsigned io, bool bytes, bool duplex,
+                     mproc_conn **a, mproc_conn **b)
+{
+    mproc_conn *x = NULL, *y = NULL;
+    int rc = mproc__conn_new(fds[0], io, bytes, duplex, true, &x);
+    if (rc == 0)
+        rc = mproc__conn_new(fds[1], io, bytes, true, duplex, &y);
+    if (rc < 0) {
+        free(x);
+        mproc__os_close(fds[0]);
+        mproc__os_close(fds[1]);
+        return rc;
+    }
+    *a = x;
+    *b = y;
+    return 0;
+}
+
+int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex)
+{
+    if (a == NULL || b == NULL)
+        return MPROC_EINVAL;
+    int fds[2];
+    if (duplex) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+            return -errno;
+        return make_pair(fds, MPROC__IO_SOCK, false, true, a, b);
+    }
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    return make_pair(fds, 0, false, false, a, b);
+}
+
+int mproc_pipe_bytes(mproc_conn **r, mproc_conn **w)
+{
+    if (r == NULL || w == NULL)
+        return MPROC_EINVAL;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    return make_pair(fds, 0, true, false, r, w);
+}
+
+/* Wraps an fd of unknown kind: its type and access mode decide. */
+static int wrap_fd(int fd, bool bytes, mproc_conn **out)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    int acc = fl & O_ACCMODE;
+    if (S_ISSOCK(st.st_mode)) {
+        int type = 0;
+        socklen_t sl = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 ||
+            type != SOCK_STREAM)
+            return MPROC_EINVAL;
+        return mproc__conn_new(fd, MPROC__IO_SOCK, bytes, true, true, out);
+    }
+    if (!S_ISFIFO(st.st_mode))
+        return MPROC_EINVAL;
+    /* Named or not, a pipe's read end may see "no writer yet"; the FIFO
+     * rule (EOF only after a writer left) is right for both. */
+    return mproc__conn_new(fd, MPROC__IO_FIFO, bytes, acc != O_RDONLY,
+                           acc != O_WRONLY, out);
+}
+
+int mproc_conn_from_fd(int fd, unsigned flags, mproc_conn **out)
+{
+    if (out == NULL || (flags & ~MPROC_CONN_BYTES) != 0)
+        return MPROC_EINVAL;
+    if (fd < 0)
+        return MPROC_EBADF;
+    return wrap_fd(fd, (flags & MPROC_CONN_BYTES) != 0, out);
+}
+
+void mproc_conn_close(mproc_conn *c)
+{
+    if (c == NULL)
+        return;
+    for (int i = 0; i < c->nfdq; i++)
+        mproc__os_close(c->fdq[i]);
+    mproc__os_close(c->fd);
+    free(c->rbuf);
+    pthread_mutex_destroy(&c->smu);
+    pthread_mutex_destroy(&c->rmu);
+    free(c);
+}
+
+int mproc_conn_fd(const mproc_conn *c)
+{
+    return c != NULL ? c->fd : -1;
+}
+
+bool mproc_conn_can_send(const mproc_conn *c)
+{
+    return c != NULL && c->can_send;
+}
+
+bool mproc_conn_can_recv(const mproc_conn *c)
+{
+    return c != NULL && c->can_recv;
+}
+
+/* ----- sending ----- */
+
+/* A sticky send error after a torn write; caller holds smu. */
+static int after_send(mproc_conn *c, int rc, size_t done, size_t total)
+{
+    if (rc < 0 && rc != MPROC_ECLOSED && done > 0 && done < total)
+        atomic_store(&c->send_err, MPROC_EBROKEN);
+    return rc;
+}
+
+int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
+                    int64_t timeout_ms)
+{
+    if (c == NULL || !c->can_send || c->bytes || (buf == NULL && len > 0))
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if ((uint64_t)len > MPROC__FRAME_MAX ||
+        (c->multi_writer && len > MPROC_FIFO_ATOMIC_MAX))
+        return MPROC_EMSGSIZE;
+    /* Small messages are copied behind their header: one contiguous buffer
+     * is measurably cheaper for the kernel than two iovecs. */
+    unsigned char small[SMALL_COPY];
+    struct iovec iov[2] = {{small, MPROC__FRAME_HDR}, {(void *)buf, len}};
+    int cnt = len > 0 ? 2 : 1;
+    mproc__frame_put_header(small, len, 0);
+    if (len <= SMALL_COPY - MPROC__FRAME_HDR) {
+        if (len > 0)
+            memcpy(small + MPROC__FRAME_HDR, buf, len);
+        iov[0].iov_len += len;
+        cnt = 1;
+    }
+    size_t done = 0;
+    pthread_mutex_lock(&c->smu);
+    rc = atomic_load(&c->send_err);
+    if (rc == 0) {
+        rc = mproc__io_writev(c->fd, c->io, iov, cnt, &d, &done);
+        rc = after_send(c, rc, done, MPROC__FRAME_HDR + len);
+    }
+    pthread_mutex_unlock(&c->smu);
+    return rc;
+}
+
+int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
+                          size_t *sent, int64_t timeout_ms)
+{
+    if (sent != NULL)
+        *sent = 0;
+    if (c == NULL || !c->can_send || c->bytes || (msgs == NULL && n > 0))
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].data == NULL && msgs[i].len > 0)
+            return MPROC_EINVAL;
+        if ((uint64_t)msgs[i].len > MPROC__FRAME_MAX ||
+            (c->multi_writer && msgs[i].len > MPROC_FIFO_ATOMIC_MAX))
+            return MPROC_EMSGSIZE;
+    }
+    unsigned char hdrs[BATCH_MAX][MPROC__FRAME_HDR];
+    struct iovec iov[2 * BATCH_MAX];
+    size_t lens[BATCH_MAX];
+    size_t count = 0;
+    pthread_mutex_lock(&c->smu);
+    rc = atomic_load(&c->send_err);
+    for (size_t i = 0; rc == 0 && i < n;) {
+        /* One group: up to BATCH_MAX messages; on a shared FIFO only as
+         * many as fit in one atomic write, so no writer's message is torn
+         * by another's. */
+        int cnt = 0;
+        size_t k = 0, total = 0;
+        while (i + k < n && k < BATCH_MAX) {
+            size_t one = MPROC__FRAME_HDR + msgs[i + k].len;
+            if (c->multi_writer && k > 0 &&
+                total + one > MPROC_FIFO_ATOMIC_MAX + MPROC__FRAME_HDR)
+                break;
+            mproc__frame_put_header(hdrs[k], msgs[i + k].len, 0);
+            iov[cnt++] = (struct iovec){hdrs[k], MPROC__FRAME_HDR};
+            if (msgs[i + k].len > 0)
+                iov[cnt++] =
+                    (struct iovec){(void *)msgs[i + k].data, msgs[i + k].len};
+            lens[k] = one;
+            total += one;
+            k++;
+        }
+        size_t done = 0;
+        rc = mproc__io_writev(c->fd, c->io, iov, cnt, &d, &done);
+        /* Count the whole messages that went. */
+        size_t whole = 0, acc = 0;
+        while (whole < k && acc + lens[whole] <= done)
+            acc += lens[whole++];
+        count += whole;
+        if (rc < 0 && rc != MPROC_ECLOSED && acc != done)
+            atomic_store(&c->send_err, MPROC_EBROKEN);
+        i += k;
+    }
+    pthread_mutex_unlock(&c->smu);
+    if (sent != NULL)
+        *sent = count;
+    return rc;
+}
+
+/* ----- receiving ----- */
+
+/* Records a failure that makes the stream unusable; caller holds rmu. */
+static int fail_recv(mproc_conn *c, int rc)
+{
+    c->recv_err = rc;
+    atomic_store(&c->any_err, 1);
+    if (rc == MPROC_EPROTO) {
+        /* Garbage from the peer: stop talking to it in both directions. */
+        atomic_store(&c->send_err, MPROC_EPROTO);
+        if (c->io & MPROC__IO_SOCK)
+            shutdown(c->fd, SHUT_RDWR);
+    }
+    return rc;
+}
+
+static void set_nbuf(mproc_conn *c)
+{
+    atomic_store_explicit(&c->nbuf, c->rend - c->rpos, memory_order_relaxed);
+}
+
+/* Reads until at least want bytes (<= RBUF_SIZE) are buffered. */
+static int fill_to(mproc_conn *c, size_t want, const mproc__deadline *d)
+{
+    if (c->rbuf == NULL) {
+        c->rbuf = malloc(RBUF_SIZE);
+        if (c->rbuf == NULL)
+            return MPROC_ENOMEM;
+    }
+    if (c->rpos == c->rend)
+        c->rpos = c->rend = 0;
+    if (c->rpos + want > RBUF_SIZE) {
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rend - c->rpos);
+        c->rend -= c->rpos;
+        c->rpos = 0;
+    }
+    int rc = 0;
+    while (c->rend - c->rpos < want) {
+        size_t got = 0;
+        rc =
+            mproc__io_read(c->fd, c->io, c->rbuf + c->rend, RBUF_SIZE - c->rend,
+                           &got, c->fdq, &c->nfdq, MAX_FDQ, d);
+        c->rend += got;
+        if (rc < 0)
+            break;
+    }
+    set_nbuf(c);
+    return rc;
+}
+
+/* Peeks at the next header without consuming it. */
+static int peek_header(mproc_conn *c, uint64_t *len, unsigned *flags,
+                       const mproc__deadline *d)
+{
+    int rc = fill_to(c, MPROC__FRAME_HDR, d);
+    if (rc == MPROC_EPROTO || (rc == MPROC_ECLOSED && c->rend > c->rpos))
+        return fail_recv(c, MPROC_EPROTO);
+    if (rc < 0)
+        return rc;
+    rc = mproc__frame_get_header(c->rbuf + c->rpos, len, flags);
+    if (rc < 0)
+        return fail_recv(c, rc);
+    return 0;
+}
+
+/* Consumes the header just peeked and moves the payload to dst. A message
+ * that fits in the buffer is waited for whole before anything is consumed,
+ * so a timeout leaves it queued; a larger one, once started, is read to
+ * its end or the stream is broken. */
+static int take_payload(mproc_conn *c, void *dst, size_t len,
+                        const mproc__deadline *d)
+{
+    int rc;
+    if (len <= RBUF_SIZE - MPROC__FRAME_HDR) {
+        rc = fill_to(c, MPROC__FRAME_HDR + len, d);
+        if (rc == MPROC_ECLOSED || rc == MPROC_EPROTO)
+            return fail_recv(c, MPROC_EPROTO);
+        if (rc < 0)
+            return rc;
+        if (len > 0)
+            memcpy(dst, c->rbuf + c->rpos + MPROC__FRAME_HDR, len);
+        c->rpos += MPROC__FRAME_HDR + len;
+        set_nbuf(c);
+        return 0;
+    }
+    c->rpos += MPROC__FRAME_HDR;
+    size_t off = c->rend - c->rpos;
+    if (off > len)
+        off = len;
+    memcpy(dst, c->rbuf + c->rpos, off);
+    c->rpos += off;
+    set_nbuf(c);
+    while (off < len) {
+        size_t got = 0;
+        rc = mproc__io_read(c->fd, c->io, (char *)dst + off, len - off, &got,
+                            c->fdq, &c->nfdq, MAX_FDQ, d);
+        off += got;
+        if (rc == MPROC_ECLOSED || rc == MPROC_EPROTO)
+            return fail_recv(c, MPROC_EPROTO);
+        if (rc < 0) {
+            fail_recv(c, MPROC_EBROKEN);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int recv_check(mproc_conn *c, size_t *len, int64_t timeout_ms,
+                      mproc__deadline *d)
+{
+    if (c == NULL || !c->can_recv || c->bytes || len == NULL)
+        return MPROC_EINVAL;
+    return mproc__deadline_init(d, timeout_ms);
+}
+
+int mproc_conn_recv(mproc_conn *c, void *buf, size_t cap, size_t *len,
+                    int64_t timeout_ms)
+{
+    mproc__deadline d;
+    int rc = recv_check(c, len, timeout_ms, &d);
+    if (rc < 0)
+        return rc;
+    if (buf == NULL && cap > 0)
+        return MPROC_EINVAL;
+    pthread_mutex_lock(&c->rmu);
+    uint64_t n;
+    unsigned flags;
+    rc = c->recv_err;
+    if (rc == 0)
+        rc = peek_header(c, &n, &flags, &d);
+    if (rc == 0 && flags != 0)
+        rc = MPROC_ESTATE;
+    if (rc == 0 && n > cap) {
+        *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+        rc = MPROC_EMSGSIZE;
+    }
+    if (rc == 0) {
+        rc = take_payload(c, buf, (size_t)n, &d);
+        if (rc == 0)
+            *len = (size_t)n;
+    }
+    pthread_mutex_unlock(&c->rmu);
+    return rc;
+}
+
+int mproc_conn_recv_alloc(mproc_conn *c, void **out, size_t *len, size_t max,
+                          int64_t timeout_ms)
+{
+    mproc__deadline d;
+    int rc = recv_check(c, len, timeout_ms, &d);
+    if (rc < 0)
+        return rc;
+    if (out == NULL)
+        return MPROC_EINVAL;
+    pthread_mutex_lock(&c->rmu);
+    uint64_t n;
+    unsigned flags;
+    char *buf = NULL;
+    rc = c->recv_err;
+    if (rc == 0)
+        rc = peek_header(c, &n, &flags, &d);
+    if (rc == 0 && flags != 0)
+        rc = MPROC_ESTATE;
+    if (rc == 0 && (n > max || n >= SIZE_MAX)) {
+        *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+        rc = MPROC_EMSGSIZE;
+    }
+    if (rc == 0) {
+        buf = malloc((size_t)n + 1);
+        if (buf == NULL)
+            rc = MPROC_ENOMEM;
+    }
+    if (rc == 0)
+        rc = take_payload(c, buf, (size_t)n, &d);
+    if (rc == 0) {
+        buf[n] = '\0';
+        *out = buf;
+        *len = (size_t)n;
+    } else {
+        free(buf);
+    }
+    pthread_mutex_unlock(&c->rmu);
+    return rc;
+}
+
+int mproc_conn_poll(mproc_conn *c, int64_t timeout_ms)
+{
+    if (c == NULL || !c->can_recv)
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&c->rmu);
+    rc = c->recv_err;
+    bool buffered = c->rend > c->rpos;
+    pthread_mutex_unlock(&c->rmu);
+    if (rc < 0 || buffered)
+        return rc;
+    /* A FIFO with no writer yet reports nothing; one whose writers left
+     * reports a hangup, which is EOF: both are right as poll gives them. */
+    return mproc__io_wait(c->fd, POLLIN, &d);
+}
+
+/* ----- byte pipes ----- */
+
+int mproc_conn_write(mproc_conn *c, const void *buf, size_t len,
+                     size_t *written, int64_t timeout_ms)
+{
+    if (written != NULL)
+        *written = 0;
+    if (c == NULL || !c->can_send || !c->bytes || (buf == NULL && len > 0))
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    struct iovec iov = {(void *)buf, len};
+    pthread_mutex_lock(&c->smu);
+    rc = mproc__io_writev(c->fd, c->io, &iov, len > 0 ? 1 : 0, &d, written);
+    pthread_mutex_unlock(&c->smu);
+    return rc;
+}
+
+int mproc_conn_read(mproc_conn *c, void *buf, size_t cap, size_t *got,
+                    int64_t timeout_ms)
+{
+    if (got != NULL)
+        *got = 0;
+    if (c == NULL || !c->can_recv || !c->bytes || buf == NULL || cap == 0 ||
+        got == NULL)
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&c->rmu);
+    rc = mproc__io_read(c->fd, c->io, buf, cap, got, c->fdq, &c->nfdq, MAX_FDQ,
+                        &d);
+    if (rc == MPROC_EPROTO && *got > 0)
+        rc = 0; /* stray fds on a byte stream were closed; bytes are fine */
+    pthread_mutex_unlock(&c->rmu);
+    return rc;
+}
+
+/* ----- passing fds ----- */
+
+static int send_with_fd(mproc_conn *c, int fd, unsigned tag, unsigned arg,
+                        int64_t timeout_ms)
+{
+    if (c == NULL || !c->can_send || c->bytes)
+        return MPROC_EINVAL;
+    if (!(c->io & MPROC__IO_SOCK))
+        return MPROC_ENOTSOCK;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+        return MPROC_EBADF;
+    unsigned char msg[MPROC__FRAME_HDR + PASS_LEN] = {0};
+    mproc__frame_put_header(msg, PASS_LEN, MPROC__FRAME_FD);
+    msg[MPROC__FRAME_HDR] = (unsigned char)tag;
+    msg[MPROC__FRAME_HDR + 1] = (unsigned char)arg;
+    struct iovec iov = {msg, sizeof msg};
+    size_t done = 0;
+    pthread_mutex_lock(&c->smu);
+    rc = atomic_load(&c->send_err);
+    if (rc == 0) {
+        rc = mproc__io_send_fd(c->fd, &iov, 1, fd, &d, &done);
+        rc = after_send(c, rc, done, sizeof msg);
+    }
+    pthread_mutex_unlock(&c->smu);
+    return rc;
+}
+
+int mproc_conn_send_fd(mproc_conn *c, int fd, int64_t timeout_ms)
+{
+    return send_with_fd(c, fd, PASS_FD, 0, timeout_ms);
+}
+
+int mproc_conn_send_conn(mproc_conn *c, const mproc_conn *end,
+                         int64_t timeout_ms)
+{
+    if (end == NULL)
+        return MPROC_EINVAL;
+    return send_with_fd(c, end->fd, PASS_CONN, end->bytes ? 1u : 0u,
+                        timeout_ms);
+}
+
+/* Takes the next frame, which must carry an fd: *fd, *tag, *arg. */
+static int recv_with_fd(mproc_conn *c, int *fd, unsigned *tag, unsigned *arg,
+                        int64_t timeout_ms)
+{
+    if (c == NULL || !c->can_recv || c->bytes || fd == NULL)
+        return MPROC_EINVAL;
+    if (!(c->io & MPROC__IO_SOCK))
+        return MPROC_ENOTSOCK;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&c->rmu);
+    uint64_t n;
+    unsigned flags;
+    rc = c->recv_err;
+    if (rc == 0)
+        rc = peek_header(c, &n, &flags, &d);
+    if (rc == 0 && !(flags & MPROC__FRAME_FD))
+        rc = MPROC_ESTATE;
+    if (rc == 0 && n != PASS_LEN)
+        rc = fail_recv(c, MPROC_EPROTO);
+    unsigned char pay[PASS_LEN];
+    if (rc == 0)
+        rc = take_payload(c, pay, PASS_LEN, &d);
+    if (rc == 0 && c->nfdq == 0)
+        rc = fail_recv(c, MPROC_EPROTO);
+    if (rc == 0) {
+        *fd = c->fdq[0];
+        memmove(c->fdq, c->fdq + 1, (size_t)(c->nfdq - 1) * sizeof(int));
+        c->nfdq--;
+        *tag = pay[0];
+        *arg = pay[1];
+    }
+    pthread_mutex_unlock(&c->rmu);
+    return rc;
+}
+
+int mproc_conn_recv_fd(mproc_conn *c, int *fd, int64_t timeout_ms)
+{
+    unsigned tag, arg;
+    return recv_with_fd(c, fd, &tag, &arg, timeout_ms);
+}
+
+int mproc_conn_recv_conn(mproc_conn *c, mproc_conn **out, int64_t timeout_ms)
+{
+    if (out == NULL)
+        return MPROC_EINVAL;
+    int fd;
+    unsigned tag, arg;
+    int rc = recv_with_fd(c, &fd, &tag, &arg, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (tag != PASS_CONN || arg > 1) {
+        mproc__os_close(fd);
+        return MPROC_EPROTO;
+    }
+    rc = wrap_fd(fd, arg == 1, out);
+    if (rc < 0)
+        mproc__os_close(fd);
+    return rc;
+}
+
+int mproc_conn_peer(const mproc_conn *c, mproc_peer *out)
+{
+    if (c == NULL || out == NULL)
+        return MPROC_EINVAL;
+    if (!(c->io & MPROC__IO_SOCK))
+        return MPROC_ENOTSOCK;
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+        return -errno;
+    out->pid = cr.pid;
+    out->uid = cr.uid;
+    out->gid = cr.gid;
+    return 0;
+}

@@ -1,0 +1,430 @@
+/*
+ * Connections between unrelated processes (FIFOs, a listener and client on
+ * a Unix socket path with peer credentials) and mproc_wait over many
+ * connections and fds. Opening either kind never waits without bound: the
+ * waits that the kernel would make unbounded (a FIFO writer's open, a full
+ * listen backlog) are turned into non-blocking tries up to a deadline.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal/conn.h"
+#include "internal/deadline.h"
+#include "internal/frame.h"
+#include "mproc/conn.h"
+#include "os/os.h"
+
+/* Sleeps for the next retry: *step ms (doubling up to 20), never past d. */
+static void backoff(int *step, const mproc__deadline *d)
+{
+    int64_t left = mproc__deadline_left_ns(d);
+    int64_t ns = (int64_t)*step * 1000000;
+    if (ns > left)
+        ns = left;
+    struct timespec ts = {ns / 1000000000, ns % 1000000000};
+    nanosleep(&ts, NULL);
+    if (*step < 20)
+        *step *= 2;
+}
+
+static int clear_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+/* ----- FIFOs ----- */
+
+int mproc_fifo_create(const char *path, unsigned mode)
+{
+    if (path == NULL || mode > 0777)
+        return MPROC_EINVAL;
+    if (mode == 0)
+        mode = 0600;
+    if (mkfifo(path, (mode_t)mode) == 0) {
+        /* mkfifo applies the umask; the caller asked for this mode. */
+        if (chmod(path, (mode_t)mode) < 0) {
+            int rc = -errno;
+            unlink(path);
+            return rc;
+        }
+        return 0;
+    }
+    int rc = -errno;
+    if (rc != MPROC_EEXIST)
+        return rc;
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return -errno;
+    return S_ISFIFO(st.st_mode) ? 0 : MPROC_EEXIST;
+}
+
+int mproc_fifo_unlink(const char *path)
+{
+    if (path == NULL)
+        return MPROC_EINVAL;
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return -errno;
+    if (!S_ISFIFO(st.st_mode))
+        return MPROC_EEXIST;
+    if (unlink(path) < 0)
+        return -errno;
+    return 0;
+}
+
+static int fifo_kind(const struct stat *st)
+{
+    if (S_ISDIR(st->st_mode))
+        return MPROC_EISDIR;
+    return S_ISFIFO(st->st_mode) ? 0 : MPROC_EBADOBJ;
+}
+
+int mproc_fifo_open(const char *path, unsigned how, const mproc_fifo_opts *opts,
+                    mproc_conn **out, int64_t timeout_ms)
+{
+    mproc_fifo_opts def = MPROC_FIFO_OPTS_INIT;
+    if (opts == NULL)
+        opts = &def;
+    if (path == NULL || out == NULL ||
+        (how != MPROC_FIFO_READ && how != MPROC_FIFO_WRITE))
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    /* Look before opening: opening some other special file could block or
+     * have effects of its own. */
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -errno;
+    rc = fifo_kind(&st);
+    if (rc < 0)
+        return rc;
+    int flags =
+        (how == MPROC_FIFO_READ ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC;
+    int fd, step = 1;
+    for (;;) {
+        fd = open(path, flags);
+        if (fd >= 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        /* ENXIO: a write end with no reader yet. Try again until the
+         * deadline; the kernel's blocking open would not be bounded. */
+        if (errno != ENXIO)
+            return -errno;
+        if (mproc__deadline_expired(&d))
+            return MPROC_ETIMEDOUT;
+        backoff(&step, &d);
+    }
+    /* The path may have been replaced between stat and open. */
+    if (fstat(fd, &st) < 0 || (rc = fifo_kind(&st)) < 0 ||
+        (rc = clear_nonblock(fd)) < 0) {
+        if (rc == 0)
+            rc = -errno;
+        mproc__os_close(fd);
+        return rc;
+    }
+    bool rd = how == MPROC_FIFO_READ;
+    mproc_conn *c;
+    rc = mproc__conn_new(fd, rd ? MPROC__IO_FIFO : 0, opts->bytes, !rd, rd, &c);
+    if (rc < 0) {
+        mproc__os_close(fd);
+        return rc;
+    }
+    if (!rd && !opts->bytes)
+        mproc__conn_set_multi_writer(c, !opts->single_writer);
+    *out = c;
+    return 0;
+}
+
+/* ----- listener and client ----- */
+
+struct mproc_listener {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    uid_t *uids;
+    size_t nuids;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static int make_addr(const char *path, struct sockaddr_un *a)
+{
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n == 0)
+        return MPROC_EINVAL;
+    if (n >= sizeof a->sun_path)
+        return MPROC_ENAMETOOLONG;
+    memcpy(a->sun_path, path, n + 1);
+    return 0;
+}
+
+int mproc_listener_open(const char *path, const mproc_listener_opts *opts,
+                        mproc_listener **out)
+{
+    mproc_listener_opts def = MPROC_LISTENER_OPTS_INIT;
+    if (opts == NULL)
+        opts = &def;
+    if (path == NULL || out == NULL || opts->mode > 0777 ||
+        (opts->n_allowed_uids > 0 && opts->allowed_uids == NULL) ||
+        opts->backlog < 0)
+        return MPROC_EINVAL;
+    struct sockaddr_un a;
+    int rc = make_addr(path, &a);
+    if (rc < 0)
+        return rc;
+    mode_t mode = opts->mode != 0 ? (mode_t)opts->mode : 0600;
+    mproc_listener *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return MPROC_ENOMEM;
+    size_t nu = opts->n_allowed_uids > 0 ? opts->n_allowed_uids : 1;
+    l->uids = malloc(nu * sizeof(uid_t));
+    if (l->uids == NULL) {
+        free(l);
+        return MPROC_ENOMEM;
+    }
+    if (opts->n_allowed_uids > 0)
+        memcpy(l->uids, opts->allowed_uids, nu * sizeof(uid_t));
+    else
+        l->uids[0] = geteuid();
+    l->nuids = nu;
+    memcpy(l->path, a.sun_path, sizeof l->path);
+    bool bound = false;
+    struct stat st;
+    l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (l->fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    /* The socket file takes the socket inode's mode at bind: set it first
+     * so the path is never reachable with a wider mode, then again on the
+     * path for filesystems that ignore it. */
+    if (fchmod(l->fd, mode) < 0 ||
+        bind(l->fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    bound = true;
+    if (chmod(path, mode) < 0 || stat(path, &st) < 0 ||
+        listen(l->fd, opts->backlog > 0 ? opts->backlog : 64) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    l->dev = st.st_dev;
+    l->ino = st.st_ino;
+    *out = l;
+    return 0;
+fail:
+    if (bound)
+        unlink(path);
+    mproc__os_close(l->fd);
+    free(l->uids);
+    free(l);
+    return rc;
+}
+
+static bool uid_allowed(const mproc_listener *l, uid_t uid)
+{
+    for (size_t i = 0; i < l->nuids; i++)
+        if (l->uids[i] == uid)
+            return true;
+    return false;
+}
+
+int mproc_listener_accept(mproc_listener *l, mproc_conn **out, mproc_peer *peer,
+                          int64_t timeout_ms)
+{
+    if (l == NULL || out == NULL)
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    int fd;
+    for (;;) {
+        fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            break;
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno != EAGAIN)
+            return -errno;
+        rc = mproc__io_wait(l->fd, POLLIN, &d);
+        if (rc < 0)
+            return rc;
+    }
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+        rc = -errno;
+        mproc__os_close(fd);
+        return rc;
+    }
+    if (peer != NULL) {
+        peer->pid = cr.pid;
+        peer->uid = cr.uid;
+        peer->gid = cr.gid;
+    }
+    if (!uid_allowed(l, cr.uid)) {
+        mproc__os_close(fd);
+        return MPROC_EDENIED;
+    }
+    mproc_conn *c;
+    rc = mproc__conn_new(fd, MPROC__IO_SOCK, false, true, true, &c);
+    if (rc < 0) {
+        mproc__os_close(fd);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int mproc_listener_fd(const mproc_listener *l)
+{
+    return l != NULL ? l->fd : -1;
+}
+
+void mproc_listener_close(mproc_listener *l)
+{
+    if (l == NULL)
+        return;
+    struct stat st;
+    /* Remove the path only if it is still our socket, not one a later
+     * listener put there. */
+    if (stat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+        unlink(l->path);
+    mproc__os_close(l->fd);
+    free(l->uids);
+    free(l);
+}
+
+int mproc_client_open(const char *path, mproc_conn **out, int64_t timeout_ms)
+{
+    if (path == NULL || out == NULL)
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    struct sockaddr_un a;
+    rc = make_addr(path, &a);
+    if (rc < 0)
+        return rc;
+    int step = 1;
+    for (;;) {
+        /* Non-blocking connect: a full backlog gives EAGAIN instead of a
+         * wait without bound. A Unix connect never returns EINPROGRESS. */
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            return -errno;
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+            mproc_conn *c;
+            rc = clear_nonblock(fd);
+            if (rc == 0)
+                rc = mproc__conn_new(fd, MPROC__IO_SOCK, false, true, true, &c);
+            if (rc < 0) {
+                mproc__os_close(fd);
+                return rc;
+            }
+            *out = c;
+            return 0;
+        }
+        rc = -errno;
+        mproc__os_close(fd);
+        if (rc == MPROC_EINTR)
+            continue;
+        if (rc != MPROC_ENOENT && rc != MPROC_ECONNREFUSED &&
+            rc != MPROC_EAGAIN)
+            return rc;
+        if (mproc__deadline_expired(&d))
+            return rc == MPROC_EAGAIN ? MPROC_ETIMEDOUT : rc;
+        backoff(&step, &d);
+    }
+}
+
+/* ----- waiting on many ----- */
+
+int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms)
+{
+    if ((items == NULL && n > 0) || (n == 0 && timeout_ms == MPROC_FOREVER))
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    struct pollfd stack[32];
+    struct pollfd *p = stack;
+    if (n > 32) {
+        p = calloc(n, sizeof *p);
+        if (p == NULL)
+            return MPROC_ENOMEM;
+    }
+    bool early = false; /* something is ready without asking the kernel */
+    for (size_t i = 0; i < n; i++) {
+        mproc_wait_item *it = &items[i];
+        it->ready = 0;
+        int fd = it->conn != NULL ? mproc_conn_fd(it->conn) : it->fd;
+        short ev = it->events != 0 ? it->events : MPROC_WAIT_READ;
+        if (fd < 0 || (ev & ~(MPROC_WAIT_READ | MPROC_WAIT_WRITE)) != 0) {
+            rc = MPROC_EINVAL;
+            goto out;
+        }
+        p[i].fd = fd;
+        p[i].events = (short)(((ev & MPROC_WAIT_READ) ? POLLIN : 0) |
+                              ((ev & MPROC_WAIT_WRITE) ? POLLOUT : 0));
+        p[i].revents = 0;
+        if (it->conn != NULL && (ev & MPROC_WAIT_READ) &&
+            mproc__conn_ready_buffered(it->conn)) {
+            it->ready = MPROC_WAIT_READ;
+            early = true;
+        }
+    }
+    for (;;) {
+        int k = poll(p, (nfds_t)n, early ? 0 : mproc__deadline_poll_ms(&d));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            rc = -errno;
+            goto out;
+        }
+        break;
+    }
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        mproc_wait_item *it = &items[i];
+        short ev = it->events != 0 ? it->events : MPROC_WAIT_READ;
+        short re = p[i].revents;
+        if (re & POLLNVAL) {
+            rc = MPROC_EBADF;
+            goto out;
+        }
+        if ((ev & MPROC_WAIT_READ) && (re & (POLLIN | POLLHUP | POLLERR)))
+            it->ready |= MPROC_WAIT_READ;
+        if ((ev & MPROC_WAIT_WRITE) && (re & (POLLOUT | POLLHUP | POLLERR)))
+            it->ready |= MPROC_WAIT_WRITE;
+        if (it->ready != 0)
+            count++;
+    }
+    rc = count > 0 ? count : MPROC_ETIMEDOUT;
+out:
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++)
+            items[i].ready = 0;
+    if (p != stack)
+        free(p);
+    return rc;
+}

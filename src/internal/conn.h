@@ -1,0 +1,25 @@
+/*
+ * What the connection files share: making a connection handle around an fd
+ * (conn.c) for the FIFO, listener and wait code (conn_named.c), and the
+ * read-side state mproc_wait needs.
+ */
+#ifndef MPROC_INTERNAL_CONN_H
+#define MPROC_INTERNAL_CONN_H
+
+#include <stdbool.h>
+
+#include "mproc/conn.h"
+
+/* Wraps fd (owned on success) with the direction given; io is a mask of
+ * MPROC__IO_* from frame.h. */
+int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
+                    bool can_recv, mproc_conn **out);
+
+/* Marks a FIFO write end as possibly shared by several writers. */
+void mproc__conn_set_multi_writer(mproc_conn *c, bool multi);
+
+/* True when a recv would return at once without reading the fd: bytes
+ * are buffered in this process, or an earlier error is recorded. */
+bool mproc__conn_ready_buffered(mproc_conn *c);
+
+#endif

@@ -1,0 +1,898 @@
+/* Connections: message and byte pipes, framing, timeouts, closed peers,
+ * malformed data, fd passing and waiting on many. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal/frame.h"
+#include "mproc.h"
+#include "os/os.h"
+#include "testlib.h"
+
+static void pattern(unsigned char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(i * 31u + seed);
+}
+
+static int pattern_ok(const unsigned char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != (unsigned char)(i * 31u + seed))
+            return 0;
+    return 1;
+}
+
+/* ----- message pipes ----- */
+
+START_TEST(pipe_duplex_ends_both_send_and_receive)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert(mproc_conn_can_send(a) && mproc_conn_can_recv(a));
+    ck_assert(mproc_conn_can_send(b) && mproc_conn_can_recv(b));
+    char buf[16];
+    size_t n = 0;
+    ck_assert_int_eq(mproc_conn_send(a, "hello", 5, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_mem_eq(buf, "hello", 5);
+    ck_assert_int_eq(mproc_conn_send(b, "hi", 2, 1000), 0);
+    ck_assert_int_eq(mproc_conn_recv(a, buf, sizeof buf, &n, MPROC_FOREVER), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_mem_eq(buf, "hi", 2);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
+START_TEST(pipe_simplex_refuses_the_wrong_direction)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert(mproc_conn_can_recv(r) && !mproc_conn_can_send(r));
+    ck_assert(mproc_conn_can_send(w) && !mproc_conn_can_recv(w));
+    char buf[8];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_send(r, "x", 1, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_recv(w, buf, sizeof buf, &n, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_poll(w, 0), MPROC_EINVAL);
+    /* Nothing changed: the right direction still works. */
+    ck_assert_int_eq(mproc_conn_send(w, "ok", 2, 0), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0), 0);
+    ck_assert_uint_eq(n, 2);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+}
+END_TEST
+
+START_TEST(bad_arguments_are_einval)
+{
+    mproc_conn *a, *b;
+    char buf[8];
+    size_t n;
+    ck_assert_int_eq(mproc_pipe(NULL, &b, true), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_send(NULL, "x", 1, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_recv(NULL, buf, 8, &n, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_poll(NULL, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_fd(NULL), -1);
+    mproc_conn_close(NULL);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_conn_send(a, NULL, 3, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_recv(b, NULL, 8, &n, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, 8, NULL, 0), MPROC_EINVAL);
+    /* Negative timeouts other than MPROC_FOREVER. */
+    ck_assert_int_eq(mproc_conn_send(a, "x", 1, -2), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, 8, &n, -5), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_poll(b, -100), MPROC_EINVAL);
+    mproc_wait_item it = MPROC_WAIT_CONN(b);
+    ck_assert_int_eq(mproc_wait(&it, 1, -3), MPROC_EINVAL);
+    /* Byte calls on message connections and the other way round. */
+    size_t w;
+    ck_assert_int_eq(mproc_conn_write(a, "x", 1, &w, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_read(b, buf, 8, &n, 0), MPROC_EINVAL);
+    /* Zero-length messages are fine (buf may be NULL then). */
+    ck_assert_int_eq(mproc_conn_send(a, NULL, 0, 0), 0);
+    ck_assert_int_eq(mproc_conn_recv(b, NULL, 0, &n, 0), 0);
+    ck_assert_uint_eq(n, 0);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
+static const size_t sizes[] = {0,    1,     7,     8,     63,     64,     4088,
+                               4089, 65535, 65536, 65537, 200000, 1 << 20};
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+
+static int send_sizes(mproc_conn *w)
+{
+    unsigned char *b = malloc(1 << 20);
+    if (b == NULL)
+        return 2;
+    for (size_t i = 0; i < NSIZES; i++) {
+        pattern(b, sizes[i], (unsigned)i);
+        if (mproc_conn_send(w, b, sizes[i], 10000) != 0)
+            return 3;
+    }
+    free(b);
+    return 0;
+}
+
+static void check_sizes(mproc_conn *r)
+{
+    unsigned char *b = malloc(1 << 20);
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < NSIZES; i++) {
+        size_t n = 0;
+        if (i % 2 == 0) {
+            ck_assert_int_eq(mproc_conn_recv(r, b, 1 << 20, &n, 10000), 0);
+            ck_assert_uint_eq(n, sizes[i]);
+            ck_assert(pattern_ok(b, n, (unsigned)i));
+        } else {
+            void *p = NULL;
+            ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 10000),
+                             0);
+            ck_assert_uint_eq(n, sizes[i]);
+            ck_assert(pattern_ok(p, n, (unsigned)i));
+            ck_assert_int_eq(((char *)p)[n], '\0');
+            free(p);
+        }
+    }
+    free(b);
+}
+
+START_TEST(messages_keep_their_boundaries_across_fork)
+{
+    for (int duplex = 0; duplex < 2; duplex++) {
+        mproc_conn *r, *w;
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            mproc_conn_close(r); /* the child's unused end */
+            _exit(send_sizes(w));
+        }
+        mproc_conn_close(w); /* the parent's unused end */
+        check_sizes(r);
+        size_t n;
+        char c;
+        ck_assert_int_eq(mproc_conn_recv(r, &c, 1, &n, 10000), MPROC_ECLOSED);
+        ck_assert_int_eq(test_wait_status(pid), 0);
+        mproc_conn_close(r);
+    }
+}
+END_TEST
+
+START_TEST(recv_too_small_reports_size_and_keeps_message)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    unsigned char big[100000], got[100000];
+    pattern(big, sizeof big, 5);
+    ck_assert_int_eq(mproc_conn_send(b, big, 10, 0), 0);
+    ck_assert_int_eq(mproc_conn_send(b, big, sizeof big, 1000), 0);
+    size_t n = 0;
+    ck_assert_int_eq(mproc_conn_recv(a, got, 4, &n, 1000), MPROC_EMSGSIZE);
+    ck_assert_uint_eq(n, 10);
+    ck_assert_int_eq(mproc_conn_recv(a, got, 10, &n, 1000), 0);
+    ck_assert_uint_eq(n, 10);
+    ck_assert(pattern_ok(got, 10, 5));
+    /* Larger than the read buffer, and guarded by max. */
+    void *p = NULL;
+    ck_assert_int_eq(mproc_conn_recv_alloc(a, &p, &n, 1000, 1000),
+                     MPROC_EMSGSIZE);
+    ck_assert_ptr_null(p);
+    ck_assert_uint_eq(n, sizeof big);
+    ck_assert_int_eq(mproc_conn_recv(a, got, 99999, &n, 1000), MPROC_EMSGSIZE);
+    ck_assert_uint_eq(n, sizeof big);
+    ck_assert_int_eq(mproc_conn_recv(a, got, sizeof got, &n, 1000), 0);
+    ck_assert_uint_eq(n, sizeof big);
+    ck_assert(pattern_ok(got, n, 5));
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
+START_TEST(recv_reports_closed_after_the_last_message)
+{
+    for (int duplex = 0; duplex < 2; duplex++) {
+        mproc_conn *r, *w;
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_conn_send(w, "one", 3, 0), 0);
+        ck_assert_int_eq(mproc_conn_send(w, "two", 3, 0), 0);
+        mproc_conn_close(w);
+        char buf[8];
+        size_t n;
+        ck_assert_int_eq(mproc_conn_poll(r, 0), 0);
+        ck_assert_int_eq(mproc_conn_recv(r, buf, 8, &n, 0), 0);
+        ck_assert_int_eq(mproc_conn_recv(r, buf, 8, &n, 0), 0);
+        ck_assert_mem_eq(buf, "two", 3);
+        ck_assert_int_eq(mproc_conn_recv(r, buf, 8, &n, 0), MPROC_ECLOSED);
+        ck_assert_int_eq(mproc_conn_recv(r, buf, 8, &n, MPROC_FOREVER),
+                         MPROC_ECLOSED);
+        ck_assert_int_eq(mproc_conn_poll(r, 0), 0); /* EOF is "ready" */
+        mproc_conn_close(r);
+    }
+}
+END_TEST
+
+START_TEST(send_to_a_closed_peer_is_closed_never_sigpipe)
+{
+    /* Default SIGPIPE disposition, not blocked: a raised SIGPIPE would
+     * kill this process. */
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    for (int duplex = 0; duplex < 2; duplex++) {
+        mproc_conn *r, *w;
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        mproc_conn_close(r);
+        ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_ECLOSED);
+        ck_assert_int_eq(mproc_conn_send(w, "x", 1, MPROC_FOREVER),
+                         MPROC_ECLOSED);
+        mproc_conn_msg m[2] = {{"a", 1}, {"b", 1}};
+        ck_assert_int_eq(mproc_conn_send_batch(w, m, 2, NULL, 100),
+                         MPROC_ECLOSED);
+        mproc_conn_close(w);
+    }
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe_bytes(&r, &w), 0);
+    mproc_conn_close(r);
+    size_t n = 9;
+    ck_assert_int_eq(mproc_conn_write(w, "abc", 3, &n, MPROC_FOREVER),
+                     MPROC_ECLOSED);
+    ck_assert_uint_eq(n, 0);
+    mproc_conn_close(w);
+    sigset_t pend;
+    sigpending(&pend);
+    ck_assert(!sigismember(&pend, SIGPIPE));
+}
+END_TEST
+
+START_TEST(sigpipe_fallback_consumes_only_its_own_signal)
+{
+    /* As on a kernel without RWF_NOSIGNAL: SIGPIPE is blocked around the
+     * write and the one it raised is consumed. */
+    mproc__io_force_fallbacks(true);
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t pipe_set, pend, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_UNBLOCK, &pipe_set, NULL);
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_conn_send(w, "a", 1, 0), 0);
+    ck_assert_int_eq(mproc_conn_send(w, "b", 1, 100), 0);
+    char buf[4];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, buf, 4, &n, 0), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, 4, &n, 100), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, 4, &n, 20), MPROC_ETIMEDOUT);
+    mproc_conn_close(r);
+    ck_assert_int_eq(mproc_conn_send(w, "x", 1, MPROC_FOREVER), MPROC_ECLOSED);
+    ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_ECLOSED);
+    sigpending(&pend);
+    ck_assert(!sigismember(&pend, SIGPIPE));
+    /* A SIGPIPE the caller already had pending (blocked) stays pending. */
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    raise(SIGPIPE);
+    ck_assert_int_eq(mproc_conn_send(w, "x", 1, MPROC_FOREVER), MPROC_ECLOSED);
+    sigpending(&pend);
+    ck_assert(sigismember(&pend, SIGPIPE));
+    struct timespec zero = {0, 0};
+    ck_assert_int_eq(sigtimedwait(&pipe_set, NULL, &zero), SIGPIPE);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    mproc_conn_close(w);
+    mproc__io_force_fallbacks(false);
+}
+END_TEST
+
+START_TEST(poll_times_out_then_sees_a_message)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_conn_poll(b, 50), MPROC_ETIMEDOUT);
+    ck_assert_int_ge(test_now_ms() - t0, 45);
+    char buf[4];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(b, buf, 4, &n, 0), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, 4, &n, 30), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_conn_send(a, "abc", 3, 0), 0);
+    ck_assert_int_eq(mproc_conn_poll(b, 1000), 0);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, 4, &n, 0), 0);
+    ck_assert_uint_eq(n, 3);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
+START_TEST(one_read_delivers_many_small_messages)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, false), 0);
+    for (unsigned i = 0; i < 100; i++)
+        ck_assert_int_eq(mproc_conn_send(b, &i, sizeof i, 0), 0);
+    unsigned v;
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(a, &v, sizeof v, &n, 0), 0);
+    ck_assert_uint_eq(v, 0);
+    /* The kernel pipe is empty now: the first read took every message. */
+    struct pollfd p = {mproc_conn_fd(a), POLLIN, 0};
+    ck_assert_int_eq(poll(&p, 1, 0), 0);
+    mproc_wait_item it = MPROC_WAIT_CONN(a);
+    ck_assert_int_eq(mproc_wait(&it, 1, 0), 1);
+    ck_assert_int_eq(mproc_conn_poll(a, 0), 0);
+    for (unsigned i = 1; i < 100; i++) {
+        ck_assert_int_eq(mproc_conn_recv(a, &v, sizeof v, &n, 0), 0);
+        ck_assert_uint_eq(v, i);
+    }
+    ck_assert_int_eq(mproc_conn_poll(a, 0), MPROC_ETIMEDOUT);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
+START_TEST(send_batch_arrives_as_separate_messages)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, false), 0);
+    unsigned vals[200];
+    mproc_conn_msg m[200];
+    for (unsigned i = 0; i < 200; i++) {
+        vals[i] = i * 3;
+        m[i].data = &vals[i];
+        m[i].len = i % 5 == 0 ? 0 : sizeof vals[i];
+    }
+    size_t sent = 0;
+    ck_assert_int_eq(mproc_conn_send_batch(b, m, 200, &sent, 1000), 0);
+    ck_assert_uint_eq(sent, 200);
+    for (unsigned i = 0; i < 200; i++) {
+        unsigned v = 0;
+        size_t n;
+        ck_assert_int_eq(mproc_conn_recv(a, &v, sizeof v, &n, 0), 0);
+        ck_assert_uint_eq(n, m[i].len);
+        if (n > 0)
+            ck_assert_uint_eq(v, i * 3);
+    }
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
+START_TEST(garbage_from_a_peer_is_eproto_and_closes_the_connection)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_conn_send(a, "good", 4, 0), 0);
+    ck_assert_int_eq(write(mproc_conn_fd(a), "GARBAGE!GARBAGE!", 16), 16);
+    char buf[64];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    ck_assert_int_eq(mproc_conn_send(b, "x", 1, 0), MPROC_EPROTO);
+    ck_assert_int_eq(mproc_conn_poll(b, 0), MPROC_EPROTO);
+    /* The peer sees the connection closed. */
+    ck_assert_int_eq(mproc_conn_recv(a, buf, sizeof buf, &n, 1000),
+                     MPROC_ECLOSED);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
+START_TEST(truncated_frame_is_eproto)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    unsigned char hdr[MPROC__FRAME_HDR];
+    mproc__frame_put_header(hdr, 100, 0);
+    ck_assert_int_eq(write(mproc_conn_fd(w), hdr, sizeof hdr), 8);
+    ck_assert_int_eq(write(mproc_conn_fd(w), "0123456789", 10), 10);
+    mproc_conn_close(w);
+    char buf[128];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    mproc_conn_close(r);
+    /* A header cut short, and an unknown flag. */
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(write(mproc_conn_fd(w), hdr, 5), 5);
+    mproc_conn_close(w);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    mproc_conn_close(r);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    hdr[1] |= 0x8;
+    ck_assert_int_eq(write(mproc_conn_fd(w), hdr, 8), 8);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+}
+END_TEST
+
+START_TEST(peer_killed_mid_message_is_eproto_not_a_hang)
+{
+    for (int duplex = 0; duplex < 2; duplex++) {
+        mproc_conn *r, *w;
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            mproc_conn_close(r);
+            size_t len = (size_t)64 << 20; /* far more than a pipe holds */
+            char *b = calloc(1, len);
+            mproc_conn_send(w, b, len, MPROC_FOREVER); /* killed inside */
+            _exit(0);
+        }
+        mproc_conn_close(w);
+        /* Wait until the message has started, then kill the sender. */
+        ck_assert_int_eq(mproc_conn_poll(r, 10000), 0);
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(test_wait_status(pid), 128 + SIGKILL);
+        void *p = NULL;
+        size_t n;
+        ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 10000),
+                         MPROC_EPROTO);
+        ck_assert_ptr_null(p);
+        ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 0),
+                         MPROC_EPROTO);
+        mproc_conn_close(r);
+    }
+}
+END_TEST
+
+START_TEST(recv_timeout_inside_a_small_message_keeps_it)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    unsigned char msg[MPROC__FRAME_HDR + 10];
+    mproc__frame_put_header(msg, 10, 0);
+    memcpy(msg + MPROC__FRAME_HDR, "0123456789", 10);
+    int fd = mproc_conn_fd(w);
+    ck_assert_int_eq(write(fd, msg, 5), 5);
+    char buf[16];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 20),
+                     MPROC_ETIMEDOUT);
+    ck_assert_int_eq(write(fd, msg + 5, 8), 8);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 20),
+                     MPROC_ETIMEDOUT);
+    ck_assert_int_eq(write(fd, msg + 13, 5), 5);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_uint_eq(n, 10);
+    ck_assert_mem_eq(buf, "0123456789", 10);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+}
+END_TEST
+
+START_TEST(send_timeout_part_way_breaks_the_sending_side)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    size_t len = 1 << 20; /* larger than the pipe's buffer */
+    char *b = calloc(1, len);
+    ck_assert_int_eq(mproc_conn_send(w, b, len, 50), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_EBROKEN);
+    free(b);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+    /* A timeout before any byte moved changes nothing. */
+    ck_assert_int_eq(mproc_pipe(&r, &w, true), 0);
+    char small[1000] = {0};
+    int rc = 0;
+    while ((rc = mproc_conn_send(w, small, sizeof small, 0)) == 0)
+        ;
+    ck_assert_int_eq(rc, MPROC_ETIMEDOUT);
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, small, sizeof small, &n, 0), 0);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+}
+END_TEST
+
+/* Two threads send on one end: messages never interleave. */
+static void *spam(void *arg)
+{
+    mproc_conn *w = arg;
+    unsigned char b[70000];
+    memset(b, 0xab, sizeof b);
+    for (int i = 0; i < 50; i++)
+        if (mproc_conn_send(w, b, sizeof b, 10000) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+START_TEST(concurrent_senders_never_interleave)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, true), 0);
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, spam, w);
+    pthread_create(&t2, NULL, spam, w);
+    unsigned char *b = malloc(70000);
+    for (int i = 0; i < 100; i++) {
+        size_t n;
+        ck_assert_int_eq(mproc_conn_recv(r, b, 70000, &n, 10000), 0);
+        ck_assert_uint_eq(n, 70000);
+    }
+    void *x, *y;
+    pthread_join(t1, &x);
+    pthread_join(t2, &y);
+    ck_assert_ptr_null(x);
+    ck_assert_ptr_null(y);
+    free(b);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+}
+END_TEST
+
+/* ----- beyond 4 GiB ----- */
+
+struct big_arg {
+    mproc_conn *w;
+    const unsigned char *buf;
+    size_t len;
+    int rc;
+};
+
+static void *big_sender(void *p)
+{
+    struct big_arg *a = p;
+    a->rc = mproc_conn_send(a->w, a->buf, a->len, 60000);
+    return NULL;
+}
+
+START_TEST(message_beyond_4gib_arrives_whole)
+{
+    size_t len = ((size_t)4 << 30) + 12345;
+    size_t page = 4096;
+    /* The sender's buffer is mostly never-touched zero pages; marks on a
+     * few pages make the content checkable. */
+    unsigned char *src =
+        mmap(NULL, len, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ck_assert_ptr_ne(src, MAP_FAILED);
+    unsigned char *dst =
+        mmap(NULL, len, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ck_assert_ptr_ne(dst, MAP_FAILED);
+    for (size_t off = 0; off < len; off += (size_t)256 << 20)
+        src[off] = (unsigned char)(1 + off / ((size_t)256 << 20));
+    src[((size_t)1 << 32) + 1] = 0x77; /* just past 4 GiB */
+    src[len - 1] = 0x55;
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    struct big_arg arg = {b, src, len, -1};
+    pthread_t t;
+    pthread_create(&t, NULL, big_sender, &arg);
+    size_t n = 0;
+    ck_assert_int_eq(mproc_conn_recv(a, dst, 10, &n, 60000), MPROC_EMSGSIZE);
+    ck_assert_uint_eq(n, len);
+    ck_assert_int_eq(mproc_conn_recv(a, dst, len, &n, 60000), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(arg.rc, 0);
+    ck_assert_uint_eq(n, len);
+    for (size_t off = 0; off < len; off += page) {
+        unsigned char want = 0;
+        if (off % ((size_t)256 << 20) == 0)
+            want = (unsigned char)(1 + off / ((size_t)256 << 20));
+        if (dst[off] != want)
+            ck_abort_msg("byte %zu is %u, not %u", off, dst[off], want);
+    }
+    ck_assert_uint_eq(dst[((size_t)1 << 32) + 1], 0x77);
+    ck_assert_uint_eq(dst[len - 1], 0x55);
+    ck_assert_uint_eq(dst[len - 2], 0);
+    munmap(src, len);
+    munmap(dst, len);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
+/* ----- byte pipes ----- */
+
+START_TEST(byte_pipe_reads_and_writes_bytes)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe_bytes(&r, &w), 0);
+    size_t n = 0;
+    ck_assert_int_eq(mproc_conn_write(w, "hello", 5, &n, 0), 0);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_int_eq(mproc_conn_write(w, " world", 6, NULL, 0), 0);
+    char buf[32];
+    ck_assert_int_eq(mproc_conn_read(r, buf, sizeof buf, &n, 0), 0);
+    ck_assert_uint_eq(n, 11); /* no boundaries: one stream */
+    ck_assert_mem_eq(buf, "hello world", 11);
+    ck_assert_int_eq(mproc_conn_read(r, buf, sizeof buf, &n, 20),
+                     MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_read(r, buf, 0, &n, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_write(r, "x", 1, NULL, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_write(w, "x", 1, NULL, -7), MPROC_EINVAL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        mproc_conn_close(r);
+        int rc = mproc_conn_write(w, "My name is Elliot", 17, NULL, 5000);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    mproc_conn_close(w);
+    size_t total = 0;
+    int rc;
+    while ((rc = mproc_conn_read(r, buf + total, sizeof buf - total, &n,
+                                 5000)) == 0)
+        total += n;
+    ck_assert_int_eq(rc, MPROC_ECLOSED);
+    ck_assert_uint_eq(total, 17);
+    ck_assert_mem_eq(buf, "My name is Elliot", 17);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    mproc_conn_close(r);
+}
+END_TEST
+
+START_TEST(conn_from_fd_takes_pipes_and_sockets)
+{
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_conn_from_fd(p[0], MPROC_CONN_MESSAGES, &r), 0);
+    ck_assert_int_eq(mproc_conn_from_fd(p[1], MPROC_CONN_MESSAGES, &w), 0);
+    ck_assert(mproc_conn_can_recv(r) && !mproc_conn_can_send(r));
+    ck_assert(mproc_conn_can_send(w) && !mproc_conn_can_recv(w));
+    ck_assert_int_eq(mproc_conn_send(w, "abc", 3, 0), 0);
+    char buf[4];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, buf, 4, &n, 0), 0);
+    ck_assert_uint_eq(n, 3);
+    mproc_conn_close(w);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, 4, &n, 0), MPROC_ECLOSED);
+    mproc_conn_close(r);
+    mproc_conn *x;
+    ck_assert_int_eq(mproc_conn_from_fd(-1, 0, &x), MPROC_EBADF);
+    ck_assert_int_eq(mproc_conn_from_fd(0, 0x80, &x), MPROC_EINVAL);
+    char path[256];
+    test_path(path, sizeof path, "regular");
+    int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    ck_assert_int_eq(mproc_conn_from_fd(fd, 0, &x), MPROC_EINVAL);
+    close(fd);
+    unlink(path);
+}
+END_TEST
+
+/* ----- the frame functions the process module uses ----- */
+
+START_TEST(frame_send_and_recv_alloc_round_trip)
+{
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    mproc__deadline d = mproc__deadline_forever();
+    ck_assert_int_eq(mproc__frame_send(p[1], "error record", 12, &d), 0);
+    ck_assert_int_eq(mproc__frame_send(p[1], "second", 6, &d), 0);
+    void *out;
+    size_t len;
+    ck_assert_int_eq(mproc__frame_recv_alloc(p[0], &out, &len, 1 << 20, &d), 0);
+    ck_assert_uint_eq(len, 12);
+    ck_assert_str_eq(out, "error record");
+    free(out);
+    ck_assert_int_eq(mproc__frame_recv_alloc(p[0], &out, &len, 3, &d),
+                     MPROC_EMSGSIZE);
+    close(p[1]);
+    close(p[0]);
+    /* EOF before a frame, garbage, and a closed reader (no SIGPIPE). */
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    ck_assert_int_eq(write(p[1], "garbage!", 8), 8);
+    ck_assert_int_eq(mproc__frame_recv_alloc(p[0], &out, &len, 100, &d),
+                     MPROC_EPROTO);
+    close(p[1]);
+    ck_assert_int_eq(mproc__frame_recv_alloc(p[0], &out, &len, 100, &d),
+                     MPROC_ECLOSED);
+    close(p[0]);
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    close(p[0]);
+    signal(SIGPIPE, SIG_DFL);
+    ck_assert_int_eq(mproc__frame_send(p[1], "x", 1, &d), MPROC_ECLOSED);
+    close(p[1]);
+    int s[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
+    ck_assert_int_eq(mproc__frame_send(s[0], "sock", 4, &d), 0);
+    ck_assert_int_eq(mproc__frame_recv_alloc(s[1], &out, &len, 100, &d), 0);
+    ck_assert_str_eq(out, "sock");
+    free(out);
+    close(s[1]);
+    ck_assert_int_eq(mproc__frame_send(s[0], "x", 1, &d), MPROC_ECLOSED);
+    close(s[0]);
+}
+END_TEST
+
+START_TEST(frame_header_round_trips_48_bit_lengths)
+{
+    unsigned char h[MPROC__FRAME_HDR];
+    uint64_t lens[] = {0, 1, 0xffffffffu, UINT64_C(0x100000000),
+                       MPROC__FRAME_MAX};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        mproc__frame_put_header(h, lens[i], MPROC__FRAME_FD);
+        uint64_t len;
+        unsigned flags;
+        ck_assert_int_eq(mproc__frame_get_header(h, &len, &flags), 0);
+        ck_assert_uint_eq(len, lens[i]);
+        ck_assert_uint_eq(flags, MPROC__FRAME_FD);
+    }
+    h[0] = 'X';
+    uint64_t len;
+    unsigned flags;
+    ck_assert_int_eq(mproc__frame_get_header(h, &len, &flags), MPROC_EPROTO);
+}
+END_TEST
+
+/* ----- passing fds ----- */
+
+START_TEST(fds_and_connection_ends_pass_over_a_connection)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    ck_assert_int_eq(mproc_conn_send(a, "before", 6, 0), 0);
+    ck_assert_int_eq(mproc_conn_send_fd(a, p[1], 0), 0);
+    ck_assert_int_eq(mproc_conn_send(a, "after", 5, 0), 0);
+    char buf[16];
+    size_t n;
+    int fd = -1;
+    ck_assert_int_eq(mproc_conn_recv_fd(b, &fd, 1000), MPROC_ESTATE);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_mem_eq(buf, "before", 6);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000),
+                     MPROC_ESTATE);
+    ck_assert_int_eq(mproc_conn_recv_fd(b, &fd, 1000), 0);
+    ck_assert_int_ne(fd, p[1]);
+    ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    ck_assert_int_eq(write(fd, "z", 1), 1);
+    ck_assert_int_eq(read(p[0], buf, 1), 1);
+    ck_assert_int_eq(buf[0], 'z');
+    close(fd);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_mem_eq(buf, "after", 5);
+    close(p[0]);
+    close(p[1]);
+    /* A connection end: the receiver talks over it. */
+    mproc_conn *r, *w, *w2;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_conn_send_conn(a, w, 1000), 0);
+    mproc_conn_close(w);
+    ck_assert_int_eq(mproc_conn_recv_conn(b, &w2, 1000), 0);
+    ck_assert(mproc_conn_can_send(w2) && !mproc_conn_can_recv(w2));
+    ck_assert_int_eq(mproc_conn_send(w2, "via", 3, 0), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_mem_eq(buf, "via", 3);
+    mproc_conn_close(w2);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000),
+                     MPROC_ECLOSED);
+    /* Pipes cannot carry fds; bad fds are refused. */
+    ck_assert_int_eq(mproc_pipe(&w, &w2, false), 0);
+    ck_assert_int_eq(mproc_conn_send_fd(w2, 0, 0), MPROC_ENOTSOCK);
+    ck_assert_int_eq(mproc_conn_send_fd(a, -1, 0), MPROC_EBADF);
+    mproc_peer peer;
+    ck_assert_int_eq(mproc_conn_peer(w, &peer), MPROC_ENOTSOCK);
+    ck_assert_int_eq(mproc_conn_peer(a, &peer), 0);
+    ck_assert_int_eq(peer.pid, getpid());
+    ck_assert_int_eq(peer.uid, geteuid());
+    mproc_conn_close(w);
+    mproc_conn_close(w2);
+    mproc_conn_close(r);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
+/* ----- waiting on many ----- */
+
+START_TEST(wait_reports_which_are_ready)
+{
+    mproc_conn *a, *b, *c, *d;
+    ck_assert_int_eq(mproc_pipe(&a, &b, false), 0);
+    ck_assert_int_eq(mproc_pipe(&c, &d, true), 0);
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    mproc_wait_item it[3] = {MPROC_WAIT_CONN(a), MPROC_WAIT_CONN(c),
+                             MPROC_WAIT_FD(p[0])};
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_wait(it, 3, 50), MPROC_ETIMEDOUT);
+    ck_assert_int_ge(test_now_ms() - t0, 45);
+    ck_assert_int_eq(mproc_conn_send(d, "x", 1, 0), 0);
+    ck_assert_int_eq(write(p[1], "y", 1), 1);
+    ck_assert_int_eq(mproc_wait(it, 3, 1000), 2);
+    ck_assert_int_eq(it[0].ready, 0);
+    ck_assert_int_eq(it[1].ready, MPROC_WAIT_READ);
+    ck_assert_int_eq(it[2].ready, MPROC_WAIT_READ);
+    /* Write readiness, and EOF counts as ready. */
+    mproc_wait_item wr = {b, -1, MPROC_WAIT_WRITE, 0};
+    ck_assert_int_eq(mproc_wait(&wr, 1, 0), 1);
+    mproc_conn_close(b);
+    ck_assert_int_eq(mproc_wait(it, 1, 1000), 1);
+    ck_assert_int_eq(it[0].ready, MPROC_WAIT_READ);
+    /* Bad items. */
+    mproc_wait_item bad = MPROC_WAIT_FD(-1);
+    ck_assert_int_eq(mproc_wait(&bad, 1, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_wait(NULL, 1, 0), MPROC_EINVAL);
+    close(p[1]);
+    close(p[0]);
+    mproc_wait_item gone = MPROC_WAIT_FD(p[0]);
+    ck_assert_int_eq(mproc_wait(&gone, 1, 0), MPROC_EBADF);
+    ck_assert_int_eq(mproc_wait(NULL, 0, 10), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_wait(NULL, 0, MPROC_FOREVER), MPROC_EINVAL);
+    mproc_conn_close(a);
+    mproc_conn_close(c);
+    mproc_conn_close(d);
+}
+END_TEST
+
+START_TEST(wait_sees_a_process_exit_through_its_pidfd)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        usleep(100 * 1000);
+        _exit(0);
+    }
+    int pfd = mproc__os_pidfd_open(pid);
+    ck_assert_int_ge(pfd, 0);
+    mproc_wait_item it[2] = {MPROC_WAIT_CONN(r), MPROC_WAIT_FD(pfd)};
+    ck_assert_int_eq(mproc_wait(it, 2, 0), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_wait(it, 2, 10000), 1);
+    ck_assert_int_eq(it[0].ready, 0);
+    ck_assert_int_eq(it[1].ready, MPROC_WAIT_READ);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    close(pfd);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+}
+END_TEST
+
+Suite *mproc_test_suite(void)
+{
+    Suite *s = suite_create("conn");
+    TEST_ADD(s, pipe_duplex_ends_both_send_and_receive);
+    TEST_ADD(s, pipe_simplex_refuses_the_wrong_direction);
+    TEST_ADD(s, bad_arguments_are_einval);
+    TEST_ADD(s, messages_keep_their_boundaries_across_fork);
+    TEST_ADD(s, recv_too_small_reports_size_and_keeps_message);
+    TEST_ADD(s, recv_reports_closed_after_the_last_message);
+    TEST_ADD(s, send_to_a_closed_peer_is_closed_never_sigpipe);
+    TEST_ADD(s, sigpipe_fallback_consumes_only_its_own_signal);
+    TEST_ADD(s, poll_times_out_then_sees_a_message);
+    TEST_ADD(s, one_read_delivers_many_small_messages);
+    TEST_ADD(s, send_batch_arrives_as_separate_messages);
+    TEST_ADD(s, garbage_from_a_peer_is_eproto_and_closes_the_connection);
+    TEST_ADD(s, truncated_frame_is_eproto);
+    TEST_ADD(s, peer_killed_mid_message_is_eproto_not_a_hang);
+    TEST_ADD(s, recv_timeout_inside_a_small_message_keeps_it);
+    TEST_ADD(s, send_timeout_part_way_breaks_the_sending_side);
+    TEST_ADD(s, concurrent_senders_never_interleave);
+    TEST_ADD(s, message_beyond_4gib_arrives_whole);
+    TEST_ADD(s, byte_pipe_reads_and_writes_bytes);
+    TEST_ADD(s, conn_from_fd_takes_pipes_and_sockets);
+    TEST_ADD(s, frame_send_and_recv_alloc_round_trip);
+    TEST_ADD(s, frame_header_round_trips_48_bit_lengths);
+    TEST_ADD(s, fds_and_connection_ends_pass_over_a_connection);
+    TEST_ADD(s, wait_reports_which_are_ready);
+    TEST_ADD(s, wait_sees_a_process_exit_through_its_pidfd);
+    return s;
+}

@@ -1,0 +1,452 @@
+/* Connections between unrelated processes: FIFOs, the listener and client
+ * over a Unix socket path, and passing ends between processes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mproc.h"
+#include "testlib.h"
+
+/* ----- FIFOs ----- */
+
+START_TEST(fifo_create_makes_a_0600_fifo)
+{
+    char path[256];
+    test_path(path, sizeof path, "fifo");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    struct stat st;
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0); /* already a FIFO */
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+    ck_assert_int_eq(lstat(path, &st), -1);
+    ck_assert_int_eq(mproc_fifo_unlink(path), MPROC_ENOENT);
+    ck_assert_int_eq(mproc_fifo_create(path, 0640), 0);
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0640);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+    ck_assert_int_eq(mproc_fifo_create(NULL, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_fifo_create(path, 01777), MPROC_EINVAL);
+}
+END_TEST
+
+START_TEST(fifo_refuses_a_path_that_is_something_else)
+{
+    char dir[256], file[256];
+    test_path(dir, sizeof dir, "dir");
+    test_path(file, sizeof file, "file");
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    int fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(mproc_fifo_create(dir, 0), MPROC_EEXIST);
+    ck_assert_int_eq(mproc_fifo_create(file, 0), MPROC_EEXIST);
+    ck_assert_int_eq(mproc_fifo_unlink(file), MPROC_EEXIST);
+    ck_assert_int_eq(mproc_fifo_unlink(dir), MPROC_EEXIST);
+    mproc_conn *c = NULL;
+    ck_assert_int_eq(mproc_fifo_open(dir, MPROC_FIFO_READ, NULL, &c, 0),
+                     MPROC_EISDIR);
+    ck_assert_int_eq(mproc_fifo_open(dir, MPROC_FIFO_WRITE, NULL, &c, 0),
+                     MPROC_EISDIR);
+    ck_assert_int_eq(mproc_fifo_open(file, MPROC_FIFO_READ, NULL, &c, 0),
+                     MPROC_EBADOBJ);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(mproc_fifo_open(file, 7, NULL, &c, 0), MPROC_EINVAL);
+    char none[256];
+    test_path(none, sizeof none, "none");
+    ck_assert_int_eq(mproc_fifo_open(none, MPROC_FIFO_READ, NULL, &c, 0),
+                     MPROC_ENOENT);
+    struct stat st;
+    ck_assert_int_eq(stat(file, &st), 0); /* untouched */
+    ck_assert(S_ISDIR(((void)stat(dir, &st), st.st_mode)));
+    unlink(file);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(fifo_writer_open_times_out_without_a_reader)
+{
+    char path[256];
+    test_path(path, sizeof path, "lonely");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    mproc_conn *c = NULL;
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &c, 80),
+                     MPROC_ETIMEDOUT);
+    int64_t took = test_now_ms() - t0;
+    ck_assert_int_ge(took, 75);
+    ck_assert_int_lt(took, test_ms(2000));
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &c, 0),
+                     MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &c, -2),
+                     MPROC_EINVAL);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
+START_TEST(fifo_reader_waits_for_a_first_writer)
+{
+    char path[256];
+    test_path(path, sizeof path, "early");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    mproc_conn *r;
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 0), 0);
+    char buf[16];
+    size_t n;
+    /* No writer yet: waiting, not end of file. */
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 50),
+                     MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_conn_poll(r, 20), MPROC_ETIMEDOUT);
+    mproc_wait_item it = MPROC_WAIT_CONN(r);
+    ck_assert_int_eq(mproc_wait(&it, 1, 20), MPROC_ETIMEDOUT);
+    mproc_conn *w;
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, 1000),
+                     0);
+    ck_assert_int_eq(mproc_conn_send(w, "late", 4, 0), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_mem_eq(buf, "late", 4);
+    mproc_conn_close(w);
+    /* The writer left: now it is end of file. */
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000),
+                     MPROC_ECLOSED);
+    ck_assert_int_eq(mproc_wait(&it, 1, 1000), 1);
+    mproc_conn_close(r);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
+static int fifo_writer(const char *path, unsigned char fill, int count,
+                       size_t size, bool single)
+{
+    mproc_fifo_opts o = MPROC_FIFO_OPTS_INIT;
+    o.single_writer = single;
+    mproc_conn *w;
+    if (mproc_fifo_open(path, MPROC_FIFO_WRITE, &o, &w, 10000) != 0)
+        return 2;
+    unsigned char *b = malloc(size);
+    memset(b, fill, size);
+    for (int i = 0; i < count; i++)
+        if (mproc_conn_send(w, b, size, 10000) != 0)
+            return 3;
+    free(b);
+    mproc_conn_close(w);
+    return 0;
+}
+
+START_TEST(fifo_carries_messages_between_unrelated_processes)
+{
+    char path[256];
+    test_path(path, sizeof path, "fifo");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    /* The child knows only the path. */
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fifo_writer(path, 0x5a, 20, 100000, true));
+    mproc_conn *r;
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 1000), 0);
+    unsigned char *b = malloc(100000);
+    for (int i = 0; i < 20; i++) {
+        size_t n;
+        ck_assert_int_eq(mproc_conn_recv(r, b, 100000, &n, 10000), 0);
+        ck_assert_uint_eq(n, 100000);
+        ck_assert_uint_eq(b[0], 0x5a);
+        ck_assert_uint_eq(b[n - 1], 0x5a);
+    }
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, b, 100000, &n, 10000), MPROC_ECLOSED);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    free(b);
+    mproc_conn_close(r);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
+START_TEST(fifo_messages_from_several_writers_never_interleave)
+{
+    char path[256];
+    test_path(path, sizeof path, "shared");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    mproc_conn *r;
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 0), 0);
+    /* A writer that may share the FIFO refuses what it cannot send whole. */
+    mproc_conn *w;
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, 1000),
+                     0);
+    static unsigned char big[MPROC_FIFO_ATOMIC_MAX + 1];
+    ck_assert_int_eq(mproc_conn_send(w, big, sizeof big, 0), MPROC_EMSGSIZE);
+    ck_assert_int_eq(mproc_conn_send(w, big, MPROC_FIFO_ATOMIC_MAX, 0), 0);
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, big, sizeof big, &n, 0), 0);
+    ck_assert_uint_eq(n, MPROC_FIFO_ATOMIC_MAX);
+    pid_t pids[3];
+    for (int k = 0; k < 3; k++) {
+        pids[k] = fork();
+        if (pids[k] == 0)
+            _exit(fifo_writer(path, (unsigned char)(k + 1), 300,
+                              MPROC_FIFO_ATOMIC_MAX, false));
+    }
+    mproc_conn_close(w);
+    int seen[4] = {0};
+    for (int i = 0; i < 900; i++) {
+        ck_assert_int_eq(mproc_conn_recv(r, big, sizeof big, &n, 10000), 0);
+        ck_assert_uint_eq(n, MPROC_FIFO_ATOMIC_MAX);
+        unsigned char f = big[0];
+        ck_assert(f >= 1 && f <= 3);
+        for (size_t j = 0; j < n; j++)
+            if (big[j] != f)
+                ck_abort_msg("message %d mixes writers at byte %zu", i, j);
+        seen[f]++;
+    }
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(test_wait_status(pids[k]), 0);
+    ck_assert_int_eq(seen[1], 300);
+    ck_assert_int_eq(seen[2], 300);
+    ck_assert_int_eq(seen[3], 300);
+    ck_assert_int_eq(mproc_conn_recv(r, big, sizeof big, &n, 1000),
+                     MPROC_ECLOSED);
+    mproc_conn_close(r);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
+START_TEST(fifo_batch_for_several_writers_keeps_atomic_groups)
+{
+    char path[256];
+    test_path(path, sizeof path, "batch");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 0), 0);
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, 1000),
+                     0);
+    static unsigned char data[10][1000];
+    mproc_conn_msg m[10];
+    for (int i = 0; i < 10; i++) {
+        memset(data[i], i, sizeof data[i]);
+        m[i].data = data[i];
+        m[i].len = sizeof data[i];
+    }
+    size_t sent = 99;
+    ck_assert_int_eq(mproc_conn_send_batch(w, m, 10, &sent, 1000), 0);
+    ck_assert_uint_eq(sent, 10);
+    unsigned char buf[1000];
+    for (int i = 0; i < 10; i++) {
+        size_t n;
+        ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000), 0);
+        ck_assert_uint_eq(n, 1000);
+        ck_assert_uint_eq(buf[0], i);
+        ck_assert_uint_eq(buf[999], i);
+    }
+    static unsigned char big[MPROC_FIFO_ATOMIC_MAX + 1];
+    m[3].data = big;
+    m[3].len = sizeof big;
+    ck_assert_int_eq(mproc_conn_send_batch(w, m, 10, &sent, 1000),
+                     MPROC_EMSGSIZE);
+    ck_assert_uint_eq(sent, 0); /* checked before anything is sent */
+    mproc_conn_close(w);
+    mproc_conn_close(r);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
+START_TEST(fifo_bytes_mode_is_a_plain_stream)
+{
+    char path[256];
+    test_path(path, sizeof path, "bytes");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    mproc_fifo_opts o = MPROC_FIFO_OPTS_INIT;
+    o.bytes = true;
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, &o, &r, 0), 0);
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, &o, &w, 1000), 0);
+    ck_assert_int_eq(mproc_conn_write(w, "abc", 3, NULL, 0), 0);
+    ck_assert_int_eq(mproc_conn_write(w, "def", 3, NULL, 0), 0);
+    char buf[8];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_read(r, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_uint_eq(n, 6);
+    ck_assert_mem_eq(buf, "abcdef", 6);
+    mproc_conn_close(w);
+    ck_assert_int_eq(mproc_conn_read(r, buf, sizeof buf, &n, 1000),
+                     MPROC_ECLOSED);
+    mproc_conn_close(r);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
+/* ----- listener and client ----- */
+
+static int client_hello(const char *path)
+{
+    mproc_conn *c;
+    if (mproc_client_open(path, &c, 10000) != 0)
+        return 2;
+    int rc = mproc_conn_send(c, "hello", 5, 10000);
+    if (rc == MPROC_ECLOSED) { /* refused before it could send */
+        mproc_conn_close(c);
+        return 4;
+    }
+    if (rc != 0)
+        return 3;
+    char buf[8];
+    size_t n;
+    rc = mproc_conn_recv(c, buf, sizeof buf, &n, 10000);
+    mproc_conn_close(c);
+    if (rc == MPROC_ECLOSED || rc == MPROC_ECONNRESET)
+        return 4;
+    return rc == 0 && n == 2 && memcmp(buf, "hi", 2) == 0 ? 0 : 5;
+}
+
+START_TEST(listener_accepts_a_client_and_learns_its_credentials)
+{
+    char path[256];
+    test_path(path, sizeof path, "sock");
+    mproc_listener *l;
+    ck_assert_int_eq(mproc_listener_open(path, NULL, &l), 0);
+    struct stat st;
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert(S_ISSOCK(st.st_mode));
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    mproc_conn *c = NULL;
+    ck_assert_int_eq(mproc_listener_accept(l, &c, NULL, 0), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_listener_accept(l, &c, NULL, 30), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_listener_accept(l, &c, NULL, -9), MPROC_EINVAL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(client_hello(path));
+    mproc_peer peer;
+    ck_assert_int_eq(mproc_listener_accept(l, &c, &peer, 10000), 0);
+    ck_assert_int_eq(peer.pid, pid);
+    ck_assert_int_eq(peer.uid, geteuid());
+    ck_assert_int_eq(peer.gid, getegid());
+    char buf[8];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(c, buf, sizeof buf, &n, 10000), 0);
+    ck_assert_mem_eq(buf, "hello", 5);
+    ck_assert_int_eq(mproc_conn_send(c, "hi", 2, 10000), 0);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    mproc_conn_close(c);
+    /* The path is taken while the listener lives. */
+    mproc_listener *l2;
+    ck_assert_int_eq(mproc_listener_open(path, NULL, &l2), MPROC_EADDRINUSE);
+    mproc_listener_close(l);
+    ck_assert_int_eq(lstat(path, &st), -1); /* close removed it */
+    mproc_listener_close(NULL);
+}
+END_TEST
+
+START_TEST(listener_refuses_a_peer_uid_not_allowed)
+{
+    char path[256];
+    test_path(path, sizeof path, "strict");
+    uid_t other = geteuid() + 1;
+    mproc_listener_opts o = MPROC_LISTENER_OPTS_INIT;
+    o.allowed_uids = &other;
+    o.n_allowed_uids = 1;
+    mproc_listener *l;
+    ck_assert_int_eq(mproc_listener_open(path, &o, &l), 0);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(client_hello(path));
+    mproc_conn *c = NULL;
+    mproc_peer peer = {0, 0, 0};
+    ck_assert_int_eq(mproc_listener_accept(l, &c, &peer, 10000), MPROC_EDENIED);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(peer.pid, pid);
+    ck_assert_int_eq(peer.uid, geteuid());
+    /* The refused client saw its connection closed. */
+    ck_assert_int_eq(test_wait_status(pid), 4);
+    ck_assert_int_eq(mproc_listener_accept(l, &c, NULL, 0), MPROC_ETIMEDOUT);
+    mproc_listener_close(l);
+}
+END_TEST
+
+START_TEST(client_without_a_listener_fails_after_its_timeout)
+{
+    char path[256];
+    test_path(path, sizeof path, "nobody");
+    mproc_conn *c = NULL;
+    ck_assert_int_eq(mproc_client_open(path, &c, 0), MPROC_ENOENT);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_client_open(path, &c, 60), MPROC_ENOENT);
+    ck_assert_int_ge(test_now_ms() - t0, 55);
+    ck_assert_ptr_null(c);
+    char longp[200];
+    memset(longp, 'x', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    ck_assert_int_eq(mproc_client_open(longp, &c, 0), MPROC_ENAMETOOLONG);
+    mproc_listener *l;
+    ck_assert_int_eq(mproc_listener_open(longp, NULL, &l), MPROC_ENAMETOOLONG);
+    ck_assert_int_eq(mproc_listener_open(NULL, NULL, &l), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_client_open(path, NULL, 0), MPROC_EINVAL);
+}
+END_TEST
+
+/* The child connects, receives a pipe's write end, and sends on it. */
+static int child_uses_passed_end(const char *path)
+{
+    mproc_conn *c, *w;
+    if (mproc_client_open(path, &c, 10000) != 0)
+        return 2;
+    if (mproc_conn_recv_conn(c, &w, 10000) != 0)
+        return 3;
+    int rc = mproc_conn_send(w, "through", 7, 10000);
+    mproc_conn_close(w);
+    mproc_conn_close(c);
+    return rc == 0 ? 0 : 4;
+}
+
+START_TEST(connection_end_passes_to_another_process)
+{
+    char path[256];
+    test_path(path, sizeof path, "pass");
+    mproc_listener *l;
+    ck_assert_int_eq(mproc_listener_open(path, NULL, &l), 0);
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        mproc_conn_close(r);
+        mproc_conn_close(w);
+        _exit(child_uses_passed_end(path));
+    }
+    mproc_conn *c;
+    ck_assert_int_eq(mproc_listener_accept(l, &c, NULL, 10000), 0);
+    ck_assert_int_eq(mproc_conn_send_conn(c, w, 10000), 0);
+    mproc_conn_close(w);
+    char buf[16];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 10000), 0);
+    ck_assert_mem_eq(buf, "through", 7);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 10000),
+                     MPROC_ECLOSED);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    mproc_conn_close(c);
+    mproc_conn_close(r);
+    mproc_listener_close(l);
+}
+END_TEST
+
+Suite *mproc_test_suite(void)
+{
+    Suite *s = suite_create("conn_named");
+    TEST_ADD(s, fifo_create_makes_a_0600_fifo);
+    TEST_ADD(s, fifo_refuses_a_path_that_is_something_else);
+    TEST_ADD(s, fifo_writer_open_times_out_without_a_reader);
+    TEST_ADD(s, fifo_reader_waits_for_a_first_writer);
+    TEST_ADD(s, fifo_carries_messages_between_unrelated_processes);
+    TEST_ADD(s, fifo_messages_from_several_writers_never_interleave);
+    TEST_ADD(s, fifo_batch_for_several_writers_keeps_atomic_groups);
+    TEST_ADD(s, fifo_bytes_mode_is_a_plain_stream);
+    TEST_ADD(s, listener_accepts_a_client_and_learns_its_credentials);
+    TEST_ADD(s, listener_refuses_a_peer_uid_not_allowed);
+    TEST_ADD(s, client_without_a_listener_fails_after_its_timeout);
+    TEST_ADD(s, connection_end_passes_to_another_process);
+    return s;
+}
