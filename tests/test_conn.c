@@ -866,6 +866,60 @@ START_TEST(wait_sees_a_process_exit_through_its_pidfd)
 }
 END_TEST
 
+/* A child started by mproc_process_start: sends one message, then waits
+ * for its parent's answer. */
+static int child_sends_then_waits(void *arg)
+{
+    mproc_conn *c = arg;
+    if (mproc_conn_send(c, "ready", 5, 5000) != 0)
+        return 2;
+    char buf[8];
+    size_t len;
+    if (mproc_conn_recv(c, buf, sizeof buf, &len, 5000) != 0)
+        return 3;
+    return 0;
+}
+
+START_TEST(wait_mixes_connections_processes_and_event_fds)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    mproc_event *ev;
+    ck_assert_int_eq(mproc_event_create(&ev, NULL, NULL), 0);
+    int evfd = -1;
+    ck_assert_int_eq(mproc_event_fd(ev, &evfd), 0);
+    mproc_process *p;
+    ck_assert_int_eq(mproc_process_start(&p, child_sends_then_waits, b, NULL),
+                     0);
+    mproc_wait_item it[3] = {MPROC_WAIT_CONN(a), MPROC_WAIT_PROCESS(p),
+                             MPROC_WAIT_FD(evfd)};
+    /* First the child's message: only the connection is ready. */
+    ck_assert_int_eq(mproc_wait(it, 3, test_ms(10000)), 1);
+    ck_assert_int_eq(it[0].ready, MPROC_WAIT_READ);
+    ck_assert_int_eq(it[1].ready, 0);
+    ck_assert_int_eq(it[2].ready, 0);
+    char buf[8];
+    size_t len;
+    ck_assert_int_eq(mproc_conn_recv(a, buf, sizeof buf, &len, 0), 0);
+    /* Then the event, set by us: its fd becomes readable. */
+    ck_assert_int_eq(mproc_event_set(ev), 0);
+    ck_assert_int_eq(mproc_wait(it, 3, test_ms(10000)), 1);
+    ck_assert_int_eq(it[2].ready, MPROC_WAIT_READ);
+    /* Then the child's exit, once it has its answer (the process alone). */
+    ck_assert_int_eq(mproc_conn_send(a, "go", 2, 5000), 0);
+    ck_assert_int_ge(mproc_wait(&it[1], 1, test_ms(10000)), 1);
+    ck_assert_int_eq(it[1].ready, MPROC_WAIT_READ);
+    ck_assert_int_eq(mproc_process_join(p, 0), 0);
+    int code = -1;
+    ck_assert_int_eq(mproc_process_exitcode(p, &code), 0);
+    ck_assert_int_eq(code, 0);
+    mproc_process_destroy(p);
+    mproc_event_close(ev);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("conn");
@@ -894,5 +948,6 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, fds_and_connection_ends_pass_over_a_connection);
     TEST_ADD(s, wait_reports_which_are_ready);
     TEST_ADD(s, wait_sees_a_process_exit_through_its_pidfd);
+    TEST_ADD(s, wait_mixes_connections_processes_and_event_fds);
     return s;
 }

@@ -47,6 +47,7 @@
 #include <sys/types.h>
 
 #include "mproc/error.h"
+#include "mproc/process.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -383,7 +384,11 @@ typedef struct mproc_wait_item {
 #define MPROC_WAIT_READ 0x1
 #define MPROC_WAIT_WRITE 0x2
 
-/* Initializers: MPROC_WAIT_CONN(c), MPROC_WAIT_FD(fd) wait to read. */
+/* Initializers: MPROC_WAIT_CONN(c), MPROC_WAIT_FD(fd) wait to read;
+ * MPROC_WAIT_PROCESS(p) waits for a process started by mproc/process.h to
+ * exit (its pidfd; where there is none, mproc_process_fd() is negative and
+ * mproc_wait() returns MPROC_EINVAL). An Event's fd from mproc_event_fd()
+ * goes in with MPROC_WAIT_FD. */
 #define MPROC_WAIT_CONN(c)                                                     \
     {                                                                          \
         (c), -1, MPROC_WAIT_READ, 0                                            \
@@ -392,6 +397,7 @@ typedef struct mproc_wait_item {
     {                                                                          \
         NULL, (fd), MPROC_WAIT_READ, 0                                         \
     }
+#define MPROC_WAIT_PROCESS(p) MPROC_WAIT_FD(mproc_process_fd(p))
 
 /*
  * mproc_wait: waits until at least one item is ready or the timeout passes
