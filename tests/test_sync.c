@@ -3,14 +3,19 @@
  * or waiting. Forked helpers only _exit. */
 #include <poll.h>
 #include <pthread.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal/deadline.h"
+#include "internal/lockcore.h"
 #include "mproc.h"
 #include "testlib.h"
 
@@ -52,6 +57,43 @@ static int wait_flag(_Atomic int *flag, int want, int64_t ms)
         usleep(1000);
     }
     return 1;
+}
+
+/* Forks a child whose pid is `want`, by writing want - 1 to
+ * /proc/sys/kernel/ns_last_pid under an flock on it (root only), and runs
+ * fn in it. Returns the child's pid, or -1 when that is not permitted or
+ * other processes keep taking the pid first (the caller skips). */
+static pid_t spawn_with_pid(pid_t want, int (*fn)(void *), void *arg)
+{
+    int fd = open("/proc/sys/kernel/ns_last_pid", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    pid_t got = -1;
+    for (int i = 0; i < 50 && got < 0; i++) {
+        if (flock(fd, LOCK_EX) != 0)
+            break;
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%d", (int)want - 1);
+        if (pwrite(fd, buf, (size_t)n, 0) != n) {
+            flock(fd, LOCK_UN);
+            break;
+        }
+        pid_t p = fork();
+        if (p == 0) {
+            if (getpid() != want)
+                _exit(99);
+            _exit(fn(arg));
+        }
+        flock(fd, LOCK_UN);
+        if (p < 0)
+            break;
+        if (p == want)
+            got = p;
+        else
+            test_wait_status(p);
+    }
+    close(fd);
+    return got;
 }
 
 static void kill_and_reap(pid_t p)
@@ -341,6 +383,132 @@ START_TEST(lock_held_by_exited_thread_reports_owner_death)
     ck_assert_int_eq(mproc_lock_consistent(l), 0);
     ck_assert_int_eq(mproc_lock_release(l), 0);
     mproc_lock_close(l);
+}
+END_TEST
+
+static int child_hold_and_exit(void *arg)
+{
+    (void)arg;
+    return mproc_lock_acquire(g_lock, 0) == 0 ? 0 : 1;
+}
+
+/* In a process that got the dead owner's pid (so its tid): the lock is not
+ * its own, and even a try finds the owner dead. */
+static int child_reused_tid_acquires(void *arg)
+{
+    (void)arg;
+    if (mproc_lock_is_owned(g_lock) != 0)
+        return 1;
+    if (mproc_lock_release(g_lock) != MPROC_ENOTOWNER)
+        return 2;
+    int rc = mproc_lock_acquire(g_lock, 0);
+    if (rc != MPROC_EOWNERDEAD)
+        return rc == 0 ? 3 : rc == MPROC_EDEADLK ? 4 : 5;
+    if (mproc_lock_is_owned(g_lock) != 1 || mproc_lock_consistent(g_lock) != 0)
+        return 6;
+    if (mproc_lock_release(g_lock) != 0 || mproc_lock_is_owned(g_lock) != 0)
+        return 7;
+    return 0;
+}
+
+static void owner_death_with_reused_tid(bool recursive)
+{
+    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
+    o.recursive = recursive;
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, &o), 0);
+    pid_t first = spawn(child_hold_and_exit, NULL);
+    ck_assert_int_eq(test_wait_status(first), 0);
+    /* Start times count clock ticks: let one pass. */
+    usleep(30000);
+    pid_t second = spawn_with_pid(first, child_reused_tid_acquires, NULL);
+    if (second < 0) {
+        fprintf(stderr, "skipped: cannot choose the next pid (not root?)\n");
+        mproc_lock_close(g_lock);
+        return;
+    }
+    ck_assert_int_eq(test_wait_status(second), 0);
+    mproc_lock_close(g_lock);
+}
+
+START_TEST(lock_owner_death_is_found_by_a_thread_reusing_its_tid)
+{
+    owner_death_with_reused_tid(false);
+}
+END_TEST
+
+START_TEST(rlock_owner_death_is_found_by_a_thread_reusing_its_tid)
+{
+    owner_death_with_reused_tid(true);
+}
+END_TEST
+
+static int child_pause(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return 0;
+}
+
+/* A new owner stopped between its CAS and its store of owner_start (SIGSTOP,
+ * a frozen cgroup) is alive: sleepers must not take the lock from it. */
+START_TEST(lock_is_not_taken_from_an_owner_stalled_before_storing_its_start)
+{
+    mproc__lockword *lw = shared_page();
+    mproc__lockword_init(lw, false);
+    mproc__deadline d;
+    mproc__deadline_init(&d, 0);
+    ck_assert_int_eq(mproc__lockword_acquire(lw, &d), 0);
+    ck_assert_int_eq(mproc__lockword_release(lw), 0);
+    usleep(30000); /* a start time other than ours (clock ticks) */
+    pid_t stalled = spawn(child_pause, NULL);
+    /* What its CAS would leave: its tid, its start not stored yet. */
+    uint32_t zero = 0;
+    ck_assert(
+        atomic_compare_exchange_strong(&lw->word, &zero, (uint32_t)stalled));
+    mproc__deadline_init(&d, test_ms(400));
+    ck_assert_int_eq(mproc__lockword_acquire(lw, &d), MPROC_ETIMEDOUT);
+    mproc__deadline_init(&d, 0);
+    ck_assert_int_eq(mproc__lockword_acquire(lw, &d), MPROC_ETIMEDOUT);
+    kill_and_reap(stalled);
+    /* Dead now: found by a try, start time known or not. */
+    ck_assert_int_eq(mproc__lockword_acquire(lw, &d), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc__lockword_consistent(lw), 0);
+    ck_assert_int_eq(mproc__lockword_release(lw), 0);
+    munmap(lw, 4096);
+}
+END_TEST
+
+static mproc__lockword *g_lw;
+
+static int child_hold_lockword(void *arg)
+{
+    (void)arg;
+    mproc__deadline d;
+    mproc__deadline_init(&d, 0);
+    if (mproc__lockword_acquire(g_lw, &d) != 0)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    for (;;)
+        pause();
+}
+
+/* A try that fails leaves the word as it found it: the holder's release
+ * then makes no FUTEX_WAKE for a sleeper that never was. */
+START_TEST(lock_failed_try_sets_no_waiters_bit)
+{
+    g_flag = shared_page();
+    g_lw = shared_page();
+    mproc__lockword_init(g_lw, false);
+    pid_t p = spawn(child_hold_lockword, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    mproc__deadline d;
+    mproc__deadline_init(&d, 0);
+    ck_assert_int_eq(mproc__lockword_acquire(g_lw, &d), MPROC_ETIMEDOUT);
+    ck_assert_uint_eq(atomic_load(&g_lw->word), (uint32_t)p);
+    kill_and_reap(p);
+    munmap(g_lw, 4096);
+    munmap(g_flag, 4096);
 }
 END_TEST
 
@@ -1078,6 +1246,11 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, lock_unrecoverable_wakes_sleeping_waiters);
     TEST_ADD(s, lock_owner_dead_twice_reports_twice);
     TEST_ADD(s, lock_held_by_exited_thread_reports_owner_death);
+    TEST_ADD(s, lock_owner_death_is_found_by_a_thread_reusing_its_tid);
+    TEST_ADD(s, rlock_owner_death_is_found_by_a_thread_reusing_its_tid);
+    TEST_ADD(s,
+             lock_is_not_taken_from_an_owner_stalled_before_storing_its_start);
+    TEST_ADD(s, lock_failed_try_sets_no_waiters_bit);
     TEST_ADD(s, rlock_counts_depth);
     TEST_ADD(s, rlock_reports_owner_death);
     TEST_ADD(s, named_lock_is_shared_by_name);
