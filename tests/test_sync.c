@@ -16,6 +16,7 @@
 
 #include "internal/deadline.h"
 #include "internal/lockcore.h"
+#include "internal/region.h"
 #include "mproc.h"
 #include "testlib.h"
 
@@ -1212,6 +1213,132 @@ START_TEST(barrier_participant_death_breaks_it_promptly)
 }
 END_TEST
 
+/* The barrier's shared layout (docs/shared-memory.md): count at 12, its
+ * internal lock word at 32. */
+#define BARRIER_COUNT_OFF 12
+#define BARRIER_LOCK_OFF 32
+
+static mproc__region g_bregion;
+
+static int child_barrier_wait_broken_code(void *arg)
+{
+    (void)arg;
+    int rc = mproc_barrier_wait(g_barrier, test_ms(6000), NULL);
+    return rc == MPROC_EBROKEN ? 0 : rc == MPROC_ETIMEDOUT ? 1 : 2;
+}
+
+/* What a party killed inside mproc_barrier_wait just after taking the
+ * internal lock leaves: the lock held by a dead thread, no slot. */
+static int child_take_barrier_lock(void *arg)
+{
+    (void)arg;
+    mproc__lockword *lw =
+        (mproc__lockword *)((char *)g_bregion.payload + BARRIER_LOCK_OFF);
+    mproc__deadline d = mproc__deadline_forever();
+    if (mproc__lockword_acquire(lw, &d) != 0)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    for (;;)
+        pause();
+    return 0;
+}
+
+START_TEST(barrier_party_killed_holding_its_internal_lock_breaks_it)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "barrier");
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_barrier_create(&g_barrier, name, 3, NULL), 0);
+    ck_assert_int_eq(mproc__region_open(&g_bregion, name, MPROC__KIND_ANY), 0);
+    pid_t waiter = spawn(child_barrier_wait_broken_code, NULL);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (mproc_barrier_n_waiting(g_barrier) < 1 && test_now_ms() < until)
+        usleep(1000);
+    ck_assert_uint_eq(mproc_barrier_n_waiting(g_barrier), 1);
+    pid_t victim = spawn(child_take_barrier_lock, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    int64_t t0 = test_now_ms();
+    kill_and_reap(victim);
+    /* Within a few slices, not at the waiter's deadline. */
+    ck_assert_int_eq(test_wait_status(waiter), 0);
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(3000));
+    ck_assert_int_eq(mproc_barrier_broken(g_barrier), 1);
+    mproc__region_close(&g_bregion);
+    mproc_barrier_close(g_barrier);
+    ck_assert_int_eq(mproc_barrier_unlink(name), 0);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+/* A corrupted (or malicious) named barrier file never makes a wait index
+ * memory out of bounds: it breaks the barrier. */
+START_TEST(barrier_with_corrupted_count_is_broken_not_a_crash)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "barrier");
+    mproc_barrier *b;
+    mproc__region r;
+    ck_assert_int_eq(mproc_barrier_create(&b, name, 2, NULL), 0);
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY), 0);
+    _Atomic uint32_t *count =
+        (_Atomic uint32_t *)((char *)r.payload + BARRIER_COUNT_OFF);
+    atomic_store(count, 0x7fffffff);
+    ck_assert_uint_le(mproc_barrier_n_waiting(b), 2);
+    ck_assert_int_eq(mproc_barrier_wait(b, 0, NULL), MPROC_EBROKEN);
+    ck_assert_int_eq(mproc_barrier_broken(b), 1);
+    /* parties rewritten after open: the handle keeps its own. */
+    ck_assert_int_eq(mproc_barrier_reset(b), 0);
+    uint32_t *parties = (uint32_t *)((char *)r.payload + 8);
+    *parties = 1024;
+    ck_assert_uint_eq(mproc_barrier_parties(b), 2);
+    ck_assert_int_eq(mproc_barrier_wait(b, 0, NULL), MPROC_ETIMEDOUT);
+    mproc__region_close(&r);
+    mproc_barrier_close(b);
+    ck_assert_int_eq(mproc_barrier_unlink(name), 0);
+}
+END_TEST
+
+static int64_t g_action_ms;
+
+static int sleepy_action(void *arg)
+{
+    (void)arg;
+    usleep((useconds_t)(g_action_ms * 1000));
+    return 0;
+}
+
+static int child_barrier_short_wait(void *arg)
+{
+    int64_t ms = (int64_t)(intptr_t)arg;
+    int64_t t0 = test_now_ms();
+    int rc = mproc_barrier_wait(g_barrier, ms, NULL);
+    int64_t took = test_now_ms() - t0;
+    if (rc != MPROC_ETIMEDOUT)
+        return rc == 0 ? 1 : 2;
+    return took < ms + test_ms(400) ? 0 : 3;
+}
+
+/* A slow action runs outside the internal lock: a waiter whose timeout
+ * passes meanwhile returns MPROC_ETIMEDOUT on time (and breaks it). */
+START_TEST(barrier_waiter_times_out_on_time_during_a_slow_action)
+{
+    mproc_barrier_opts o = MPROC_BARRIER_OPTS_INIT;
+    o.action = sleepy_action;
+    int64_t wait_ms = test_ms(300);
+    g_action_ms = 4 * wait_ms;
+    ck_assert_int_eq(mproc_barrier_create(&g_barrier, NULL, 2, &o), 0);
+    pid_t waiter = spawn(child_barrier_short_wait, (void *)(intptr_t)wait_ms);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (mproc_barrier_n_waiting(g_barrier) < 1 && test_now_ms() < until)
+        usleep(1000);
+    /* The last arrival runs the action; the waiter's timeout breaks it. */
+    ck_assert_int_eq(mproc_barrier_wait(g_barrier, test_ms(10000), NULL),
+                     MPROC_EBROKEN);
+    ck_assert_int_eq(test_wait_status(waiter), 0);
+    mproc_barrier_close(g_barrier);
+}
+END_TEST
+
 START_TEST(named_barrier_is_opened_by_name)
 {
     char name[64];
@@ -1277,6 +1404,9 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, barrier_failing_action_breaks_it);
     TEST_ADD(s, barrier_bad_input_is_einval);
     TEST_ADD(s, barrier_participant_death_breaks_it_promptly);
+    TEST_ADD(s, barrier_party_killed_holding_its_internal_lock_breaks_it);
+    TEST_ADD(s, barrier_with_corrupted_count_is_broken_not_a_crash);
+    TEST_ADD(s, barrier_waiter_times_out_on_time_during_a_slow_action);
     TEST_ADD(s, named_barrier_is_opened_by_name);
     return s;
 }

@@ -359,8 +359,11 @@ typedef struct mproc_barrier mproc_barrier;
 typedef struct mproc_barrier_opts {
     /* Run by the last arrival before the others are released; non-zero
      * breaks the barrier. Per handle: each process gives its own. It runs
-     * under the barrier's internal lock and must not call mproc_barrier_*
-     * on the same barrier (return non-zero to break it instead). */
+     * outside the barrier's internal lock, so every waiter keeps its own
+     * timeout: one that times out while the action runs breaks the barrier
+     * and the last arrival then gets MPROC_EBROKEN. It must not call
+     * mproc_barrier_* on the same barrier (return non-zero to break it
+     * instead). */
     int (*action)(void *arg);
     void *action_arg;
     unsigned mode; /* 0 means 0600 */
@@ -392,8 +395,10 @@ MPROC_API int mproc_barrier_unlink(const char *name);
  * out index (may be NULL): the arrival index, 0..parties-1, distinct for
  * each participant; parties-1 for the one that ran the action.
  * Returns 0; MPROC_EBROKEN (the barrier is or became broken; the caller's
- * own failing action also gives this); MPROC_ETIMEDOUT (this waiter timed
- * out, which breaks the barrier for the others); MPROC_EINVAL.
+ * own failing action also gives this; so does a named barrier whose shared
+ * arrival count is out of range, i.e. corrupted or more callers than
+ * parties); MPROC_ETIMEDOUT (this waiter timed out, which breaks the
+ * barrier for the others); MPROC_EINVAL.
  */
 MPROC_API int mproc_barrier_wait(mproc_barrier *b, int64_t timeout_ms,
                                  uint32_t *index);

@@ -168,6 +168,18 @@ int mproc__lockword_acquire(mproc__lockword *l, const mproc__deadline *d)
     }
 }
 
+bool mproc__lockword_owner_dead(mproc__lockword *l)
+{
+    uint32_t w = atomic_load(&l->word);
+    if (w == 0 || w == MPROC__LOCK_NOTREC)
+        return false;
+    uint64_t ostart =
+        atomic_load_explicit(&l->owner_start, memory_order_relaxed);
+    if (atomic_load(&l->word) != w)
+        return false;
+    return !mproc__os_task_alive((pid_t)(w & MPROC__LOCK_TIDMASK), ostart);
+}
+
 bool mproc__lockword_owned(mproc__lockword *l)
 {
     pid_t self;

@@ -104,6 +104,13 @@ int mproc__lockword_release(mproc__lockword *l);
 /* 0, MPROC_ENOTOWNER, MPROC_EINVAL (the lock is not inconsistent). */
 int mproc__lockword_consistent(mproc__lockword *l);
 
+/* True when a thread holds the lock and is found dead (for a lock taken
+ * only in short sections, so that its sleepers' neighbours can notice a
+ * holder killed inside one). One look, no waiting; a false "dead" is
+ * possible in a take-over's short window, so the caller then acquires the
+ * lock, which decides. */
+bool mproc__lockword_owner_dead(mproc__lockword *l);
+
 /* True when the calling thread holds the lock. */
 bool mproc__lockword_owned(mproc__lockword *l);
 
