@@ -375,19 +375,19 @@ START_TEST(value_gets_and_sets_every_type)
         ck_assert_uint_eq(mproc_array_count(v), 1);
         ck_assert_ptr_nonnull(mproc_value_get_lock(v));
         unsigned char in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8] = {0};
-        ck_assert_int_eq(mproc_value_set(v, in), 0);
-        ck_assert_int_eq(mproc_value_get(v, out), 0);
+        ck_assert_int_eq(mproc_value_set(v, in, MPROC_FOREVER), 0);
+        ck_assert_int_eq(mproc_value_get(v, out, MPROC_FOREVER), 0);
         ck_assert_int_eq(memcmp(in, out, sizes[t]), 0);
         mproc_value_close(v);
     }
     double d = 1.5, old = 0;
     mproc_value *v;
     ck_assert_int_eq(mproc_value_create(&v, NULL, MPROC_TYPE_DOUBLE, NULL), 0);
-    ck_assert_int_eq(mproc_value_set(v, &d), 0);
+    ck_assert_int_eq(mproc_value_set(v, &d, MPROC_FOREVER), 0);
     d = 2.25;
     ck_assert_int_eq(mproc_value_add(v, &d, &old), 0);
     ck_assert(old == 1.5);
-    ck_assert_int_eq(mproc_value_get(v, &d), 0);
+    ck_assert_int_eq(mproc_value_get(v, &d, MPROC_FOREVER), 0);
     ck_assert(d == 3.75);
     mproc_value_close(v);
 }
@@ -409,20 +409,23 @@ START_TEST(value_and_array_bad_input_is_rejected)
     o.bytes_size = 16;
     ck_assert_int_eq(mproc_array_create(&a, NULL, MPROC_TYPE_BYTES, 3, &o), 0);
     char buf[48] = "0123456789abcdef";
-    ck_assert_int_eq(mproc_array_set(a, 2, buf), 0);
+    ck_assert_int_eq(mproc_array_set(a, 2, buf, MPROC_FOREVER), 0);
     char out[16];
-    ck_assert_int_eq(mproc_array_get(a, 2, out), 0);
+    ck_assert_int_eq(mproc_array_get(a, 2, out, MPROC_FOREVER), 0);
     ck_assert_int_eq(memcmp(out, buf, 16), 0);
     int64_t one = 1;
     /* No atomic arithmetic on bytes. */
     ck_assert_int_eq(mproc_array_add(a, 0, &one, NULL), MPROC_EINVAL);
     ck_assert_int_eq(mproc_array_exchange(a, 0, &one, NULL), MPROC_EINVAL);
-    ck_assert_int_eq(mproc_array_get(a, 3, out), MPROC_ERANGE);
-    ck_assert_int_eq(mproc_array_get_range(a, 1, 3, buf), MPROC_ERANGE);
-    ck_assert_int_eq(mproc_array_get_range(a, 4, 0, buf), MPROC_ERANGE);
-    ck_assert_int_eq(mproc_array_get_range(a, 3, 0, buf), 0);
-    ck_assert_int_eq(mproc_array_get(a, 0, NULL), MPROC_EINVAL);
-    ck_assert_int_eq(mproc_array_get(NULL, 0, out), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_array_get(a, 3, out, MPROC_FOREVER), MPROC_ERANGE);
+    ck_assert_int_eq(mproc_array_get_range(a, 1, 3, buf, MPROC_FOREVER),
+                     MPROC_ERANGE);
+    ck_assert_int_eq(mproc_array_get_range(a, 4, 0, buf, MPROC_FOREVER),
+                     MPROC_ERANGE);
+    ck_assert_int_eq(mproc_array_get_range(a, 3, 0, buf, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_array_get(a, 0, NULL, MPROC_FOREVER), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_array_get(NULL, 0, out, MPROC_FOREVER),
+                     MPROC_EINVAL);
     ck_assert_int_eq(mproc_array_add(NULL, 0, &one, NULL), MPROC_EINVAL);
     ck_assert_ptr_null(mproc_array_get_lock(NULL));
     mproc_array_close(a);
@@ -438,8 +441,8 @@ START_TEST(array_ranges_and_atomics)
     ck_assert_int_eq(mproc_array_create(&a, NULL, MPROC_TYPE_INT32, 10, &o), 0);
     ck_assert_ptr_null(mproc_array_get_lock(a));
     int32_t in[4] = {10, 20, 30, 40}, out[10];
-    ck_assert_int_eq(mproc_array_set_range(a, 6, 4, in), 0);
-    ck_assert_int_eq(mproc_array_get_range(a, 0, 10, out), 0);
+    ck_assert_int_eq(mproc_array_set_range(a, 6, 4, in, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_array_get_range(a, 0, 10, out, MPROC_FOREVER), 0);
     ck_assert_int_eq(out[5], 0);
     ck_assert_int_eq(out[6], 10);
     ck_assert_int_eq(out[9], 40);
@@ -459,7 +462,7 @@ START_TEST(array_ranges_and_atomics)
     ck_assert_int_eq(
         mproc_array_compare_exchange(a, 6, &expect, &want, &swapped), 0);
     ck_assert(swapped);
-    ck_assert_int_eq(mproc_array_get(a, 6, &x), 0);
+    ck_assert_int_eq(mproc_array_get(a, 6, &x, MPROC_FOREVER), 0);
     ck_assert_int_eq(x, 2);
     ck_assert_int_eq(mproc_array_add(a, 10, &d, NULL), MPROC_ERANGE);
     ck_assert_int_eq(mproc_array_compare_exchange(a, 0, NULL, &want, &swapped),
@@ -491,10 +494,10 @@ static int child_locked_add(void *arg)
         if (mproc_lock_acquire(l, MPROC_FOREVER) != 0)
             return 1;
         /* Nested get/set: the Value's lock is an RLock, as in Python. */
-        if (mproc_value_get(g_value, &v) != 0)
+        if (mproc_value_get(g_value, &v, MPROC_FOREVER) != 0)
             return 2;
         v++;
-        if (mproc_value_set(g_value, &v) != 0)
+        if (mproc_value_set(g_value, &v, MPROC_FOREVER) != 0)
             return 3;
         if (mproc_lock_release(l) != 0)
             return 4;
@@ -512,15 +515,15 @@ START_TEST(value_counts_exactly_from_four_processes)
         p[i] = spawn(child_atomic_add, NULL);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(test_wait_status(p[i]), 0);
-    ck_assert_int_eq(mproc_value_get(g_value, &v), 0);
+    ck_assert_int_eq(mproc_value_get(g_value, &v, MPROC_FOREVER), 0);
     ck_assert_int_eq(v, 4 * ADDS);
     v = 0;
-    ck_assert_int_eq(mproc_value_set(g_value, &v), 0);
+    ck_assert_int_eq(mproc_value_set(g_value, &v, MPROC_FOREVER), 0);
     for (int i = 0; i < 4; i++)
         p[i] = spawn(child_locked_add, NULL);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(test_wait_status(p[i]), 0);
-    ck_assert_int_eq(mproc_value_get(g_value, &v), 0);
+    ck_assert_int_eq(mproc_value_get(g_value, &v, MPROC_FOREVER), 0);
     ck_assert_int_eq(v, 4 * ADDS);
     mproc_value_close(g_value);
 }
@@ -535,8 +538,8 @@ START_TEST(named_value_is_opened_by_name)
     ck_assert_int_eq(mproc_value_open(&b, name), 0);
     ck_assert_int_eq(mproc_array_type(b), MPROC_TYPE_UINT16);
     uint16_t x = 4242, y = 0;
-    ck_assert_int_eq(mproc_value_set(a, &x), 0);
-    ck_assert_int_eq(mproc_value_get(b, &y), 0);
+    ck_assert_int_eq(mproc_value_set(a, &x, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_value_get(b, &y, MPROC_FOREVER), 0);
     ck_assert_uint_eq(y, 4242);
     mproc_value_close(b);
     mproc_value_close(a);
@@ -553,7 +556,7 @@ static int child_hold_value_lock(void *arg)
     if (mproc_lock_acquire(mproc_value_get_lock(g_value), 0) != 0)
         return 1;
     int64_t v = 1234;
-    mproc_value_set(g_value, &v);
+    mproc_value_set(g_value, &v, MPROC_FOREVER);
     kill(getpid(), SIGKILL);
     return 2;
 }
@@ -565,13 +568,102 @@ START_TEST(value_lock_recovers_from_a_killed_holder)
     pid_t p = spawn(child_hold_value_lock, NULL);
     ck_assert_int_eq(test_wait_status(p), 128 + SIGKILL);
     int64_t v = 0;
-    ck_assert_int_eq(mproc_value_get(g_value, &v), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc_value_get(g_value, &v, MPROC_FOREVER),
+                     MPROC_EOWNERDEAD);
     ck_assert_int_eq(v, 1234);
     /* The get repaired the lock: later calls work normally. */
-    ck_assert_int_eq(mproc_value_set(g_value, &v), 0);
+    ck_assert_int_eq(mproc_value_set(g_value, &v, MPROC_FOREVER), 0);
     ck_assert_int_eq(mproc_lock_acquire(mproc_value_get_lock(g_value), 0), 0);
     ck_assert_int_eq(mproc_lock_release(mproc_value_get_lock(g_value)), 0);
     mproc_value_close(g_value);
+}
+END_TEST
+
+static _Atomic int *g_held;
+
+static int child_hold_value_lock_a_while(void *arg)
+{
+    (void)arg;
+    if (mproc_lock_acquire(mproc_value_get_lock(g_value), 0) != 0)
+        return 1;
+    atomic_store(g_held, 1);
+    while (atomic_load(g_held) != 2)
+        usleep(1000);
+    return mproc_lock_release(mproc_value_get_lock(g_value)) == 0 ? 0 : 2;
+}
+
+/* get/set of a locked Value wait for its lock at most timeout_ms. */
+START_TEST(value_get_and_set_time_out_while_its_lock_is_held)
+{
+    g_held = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(g_held, MAP_FAILED);
+    ck_assert_int_eq(mproc_value_create(&g_value, NULL, MPROC_TYPE_INT64, NULL),
+                     0);
+    pid_t p = spawn(child_hold_value_lock_a_while, NULL);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (atomic_load(g_held) != 1 && test_now_ms() < until)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(g_held), 1);
+    int64_t v = 5;
+    ck_assert_int_eq(mproc_value_set(g_value, &v, 0), MPROC_ETIMEDOUT);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_value_get(g_value, &v, 100), MPROC_ETIMEDOUT);
+    ck_assert_int_ge(test_now_ms() - t0, 95);
+    ck_assert_int_eq(v, 5); /* nothing copied */
+    ck_assert_int_eq(mproc_value_get(g_value, &v, -2), MPROC_EINVAL);
+    int64_t buf[1];
+    ck_assert_int_eq(mproc_array_get_range(g_value, 0, 1, buf, 0),
+                     MPROC_ETIMEDOUT);
+    atomic_store(g_held, 2);
+    ck_assert_int_eq(mproc_value_set(g_value, &v, test_ms(5000)), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_eq(mproc_value_get(g_value, &v, 0), 0);
+    ck_assert_int_eq(v, 5);
+    mproc_value_close(g_value);
+    munmap(g_held, 4096);
+}
+END_TEST
+
+/* A named Array whose shared descriptor is rewritten after open (corrupted
+ * or malicious) keeps the shape it was opened with: nothing read from
+ * shared memory indexes memory. Layout (docs/shared-memory.md): type at 0,
+ * count at 8, elem_size at 16. */
+START_TEST(array_descriptor_rewritten_after_open_changes_nothing)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "array");
+    mproc_array *a, *b;
+    ck_assert_int_eq(mproc_array_create(&a, name, MPROC_TYPE_INT32, 4, NULL),
+                     0);
+    ck_assert_int_eq(mproc_array_open(&b, name), 0);
+    mproc__region r;
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY), 0);
+    char *d = r.payload;
+    uint32_t bytes = MPROC_TYPE_BYTES;
+    uint64_t huge = (uint64_t)1 << 40, big = 65536;
+    memcpy(d, &bytes, 4);
+    memcpy(d + 8, &huge, 8);
+    memcpy(d + 16, &big, 8);
+    int32_t v = 7;
+    char buf[65536];
+    for (int k = 0; k < 2; k++) {
+        mproc_array *x = k == 0 ? a : b;
+        ck_assert_uint_eq(mproc_array_count(x), 4);
+        ck_assert_uint_eq(mproc_array_elem_size(x), 4);
+        ck_assert_int_eq(mproc_array_type(x), MPROC_TYPE_INT32);
+        ck_assert_int_eq(mproc_array_get(x, 1000000, buf, 0), MPROC_ERANGE);
+        ck_assert_int_eq(mproc_array_set(x, 4, &v, 0), MPROC_ERANGE);
+        ck_assert_int_eq(mproc_array_set(x, 3, &v, 0), 0);
+        ck_assert_int_eq(mproc_array_add(x, 3, &v, NULL), 0);
+    }
+    int32_t got = 0;
+    ck_assert_int_eq(mproc_array_get(a, 3, &got, 0), 0);
+    ck_assert_int_eq(got, 14);
+    mproc__region_close(&r);
+    mproc_array_close(b);
+    mproc_array_close(a);
+    ck_assert_int_eq(mproc_array_unlink(name), 0);
 }
 END_TEST
 
@@ -597,5 +689,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, value_counts_exactly_from_four_processes);
     TEST_ADD(s, named_value_is_opened_by_name);
     TEST_ADD(s, value_lock_recovers_from_a_killed_holder);
+    TEST_ADD(s, array_descriptor_rewritten_after_open_changes_nothing);
+    TEST_ADD(s, value_get_and_set_time_out_while_its_lock_is_held);
     return s;
 }
