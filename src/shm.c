@@ -35,7 +35,12 @@ int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
         free(m);
         return rc;
     }
-    mproc__region_publish(&m->region);
+    rc = mproc__region_publish(&m->region);
+    if (rc < 0) {
+        mproc__region_abandon(&m->region);
+        free(m);
+        return rc;
+    }
     *out = m;
     return 0;
 }
@@ -165,7 +170,12 @@ static int make(mproc_array **out, const char *name, uint32_t kind,
     a->s->elem_size = esize;
     a->s->data_offset = DATA_OFFSET;
     mproc__lockword_init(&a->s->lock, true);
-    mproc__region_publish(&a->region);
+    rc = mproc__region_publish(&a->region);
+    if (rc < 0) {
+        mproc__region_abandon(&a->region);
+        free(a);
+        return rc;
+    }
     a->data = (unsigned char *)a->s + DATA_OFFSET;
     a->type = type;
     a->count = count;

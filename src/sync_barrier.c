@@ -85,7 +85,12 @@ int mproc_barrier_create(mproc_barrier **out, const char *name,
     b->s->parties = parties;
     b->parties = parties;
     mproc__lockword_init(&b->s->lock, false);
-    mproc__region_publish(&b->region);
+    rc = mproc__region_publish(&b->region);
+    if (rc < 0) {
+        mproc__region_abandon(&b->region);
+        free(b);
+        return rc;
+    }
     b->action = o.action;
     b->action_arg = o.action_arg;
     *out = b;

@@ -58,7 +58,12 @@ int mproc_condition_create(mproc_condition **out, const char *name,
     atomic_init(&c->s->nwaiters, 0);
     c->s->own_lock = lock == NULL;
     mproc__lockword_init(&c->s->lock, true);
-    mproc__region_publish(&c->region);
+    rc = mproc__region_publish(&c->region);
+    if (rc < 0) {
+        mproc__region_abandon(&c->region);
+        free(c);
+        return rc;
+    }
     bind_lock(c, lock);
     *out = c;
     return 0;

@@ -64,7 +64,13 @@ int mproc_event_create(mproc_event **out, const char *name,
     e->s = e->region.payload;
     atomic_init(&e->s->flag, 0);
     atomic_init(&e->s->nwaiters, 0);
-    mproc__region_publish(&e->region);
+    rc = mproc__region_publish(&e->region);
+    if (rc < 0) {
+        mproc__region_abandon(&e->region);
+        pthread_mutex_destroy(&e->mu);
+        free(e);
+        return rc;
+    }
     *out = e;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* Regions, shared memory blocks, and typed Value/Array: naming rules, bad
  * input, kinds and versions, listing, sharing across processes, atomic
  * operations and the robust lock. Forked helpers only _exit. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -206,9 +207,10 @@ END_TEST
 
 static int child_publish_later(void *arg)
 {
-    (void)arg;
-    /* Play a creator that is slow to finish: size the file, write the
-     * header, and publish it 100 ms later. */
+    _Atomic int *started = arg;
+    /* Play a creator that is slow to finish (a file made by other means
+     * than mproc's own create, which publishes by link): size the file,
+     * write the header, tell the parent, and publish it 20 ms later. */
     int fd = shm_open(g_name, O_RDWR, 0);
     if (fd < 0)
         return 1;
@@ -226,7 +228,8 @@ static int child_publish_later(void *arg)
     h->size = total;
     h->payload_offset = MPROC__REGION_HDR;
     h->payload_size = 128;
-    usleep(100000);
+    atomic_store(started, 1);
+    usleep(20000);
     atomic_store_explicit(&h->ready, MPROC__REGION_READY, memory_order_release);
     munmap(h, total);
     return 0;
@@ -237,13 +240,23 @@ START_TEST(shm_attach_waits_for_a_creator_finishing)
     char name[64];
     g_name = test_shm_name(name, sizeof name, "slow");
     raw_file(name, NULL, 0);
-    pid_t p = spawn(child_publish_later, NULL);
+    _Atomic int *started = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(started, MAP_FAILED);
+    pid_t p = spawn(child_publish_later, (void *)started);
+    /* The open's fixed budget (500 ms) starts only once the child is
+     * under way, so a slow fork under a sanitizer cannot use it up. */
+    int64_t until = test_now_ms() + test_ms(10000);
+    while (!atomic_load(started) && test_now_ms() < until)
+        usleep(1000);
+    ck_assert(atomic_load(started));
     mproc_shm *m;
     ck_assert_int_eq(mproc_shm_attach(&m, name), 0);
     ck_assert_uint_eq(mproc_shm_size(m), 128);
     mproc_shm_detach(m);
     ck_assert_int_eq(test_wait_status(p), 0);
     ck_assert_int_eq(mproc_shm_unlink(name), 0);
+    munmap((void *)started, 4096);
 }
 END_TEST
 
@@ -340,6 +353,107 @@ START_TEST(region_list_finds_forgotten_mproc_names)
     ck_assert_int_eq(mproc__region_list(on_region, &g), 0);
     ck_assert_int_eq(g.saw_a + g.saw_b, 0);
     ck_assert_int_eq(mproc__region_list(NULL, NULL), MPROC_EINVAL);
+}
+END_TEST
+
+static int child_create_big(void *arg)
+{
+    (void)arg;
+    mproc_shm *m;
+    /* Killed during this (sizing and reserving 512 MiB takes a while). */
+    return mproc_shm_create(&m, g_name, (size_t)512 << 20, NULL) == 0 ? 0 : 1;
+}
+
+/* Does /dev/shm hold the temporary name of pid, or name? */
+static int creation_seen(pid_t pid, const char *name)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "mproc-tmp-%d-", (int)pid);
+    DIR *d = opendir("/dev/shm");
+    int seen = 0;
+    struct dirent *e;
+    while (d != NULL && !seen && (e = readdir(d)) != NULL)
+        seen = strncmp(e->d_name, tmp, strlen(tmp)) == 0 ||
+               strcmp(e->d_name, name + 1) == 0;
+    if (d != NULL)
+        closedir(d);
+    return seen;
+}
+
+struct stale {
+    char prefix[64];
+    int n;
+    char name[4][96];
+};
+
+static int on_stale(const char *name, uint32_t kind, uint32_t version,
+                    uint64_t size, void *arg)
+{
+    struct stale *st = arg;
+    (void)size;
+    if (strncmp(name, st->prefix, strlen(st->prefix)) == 0 &&
+        kind == MPROC__KIND_ANY && version == 0 && st->n < 4)
+        snprintf(st->name[st->n++], sizeof st->name[0], "%s", name);
+    return 0;
+}
+
+/* A creator killed half way (during a slow create) leaves nothing under the
+ * real name: openers get MPROC_ENOENT at once (not MPROC_EBADOBJ after a
+ * wait), the name can be created again, and the temporary name it leaves is
+ * listed as stale and removable by mproc__region_unlink. */
+START_TEST(shm_creator_killed_half_way_leaves_no_name)
+{
+    char name[64];
+    g_name = test_shm_name(name, sizeof name, "big");
+    int caught = 0;
+    for (int attempt = 0; attempt < 5 && !caught; attempt++) {
+        pid_t p = spawn(child_create_big, NULL);
+        int64_t until = test_now_ms() + test_ms(5000);
+        while (!creation_seen(p, name) && test_now_ms() < until)
+            ;
+        kill(p, SIGKILL);
+        int st = test_wait_status(p);
+        mproc_shm *m;
+        if (st == 0) { /* finished before the kill: try again */
+            ck_assert_int_eq(mproc_shm_unlink(name), 0);
+            continue;
+        }
+        ck_assert_int_eq(st, 128 + SIGKILL);
+        caught = 1;
+        int64_t t0 = test_now_ms();
+        ck_assert_int_eq(mproc_shm_attach(&m, name), MPROC_ENOENT);
+        ck_assert_int_lt(test_now_ms() - t0, test_ms(100));
+        ck_assert_int_eq(mproc_shm_unlink(name), MPROC_ENOENT);
+        ck_assert_int_eq(mproc_shm_create(&m, name, 16, NULL), 0);
+        mproc_shm_detach(m);
+        ck_assert_int_eq(mproc_shm_unlink(name), 0);
+        /* What it left, if anything, is a stale temporary name. */
+        struct stale sl = {.n = 0};
+        snprintf(sl.prefix, sizeof sl.prefix, "/mproc-tmp-%d-", (int)p);
+        ck_assert_int_eq(mproc__region_list(on_stale, &sl), 0);
+        for (int i = 0; i < sl.n; i++)
+            ck_assert_int_eq(mproc__region_unlink(sl.name[i], MPROC__KIND_ANY),
+                             0);
+        ck_assert(!creation_seen(p, name));
+    }
+    if (!caught)
+        fprintf(stderr, "skipped: every create finished before the kill\n");
+}
+END_TEST
+
+/* Temporary names are the library's: a live creator's cannot be removed,
+ * and a user cannot create one. */
+START_TEST(region_temporary_names_are_reserved)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "/mproc-tmp-%d-999999", (int)getpid());
+    int fd = shm_open(tmp, O_CREAT | O_EXCL | O_RDWR, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(mproc__region_unlink(tmp, MPROC__KIND_ANY), MPROC_EBUSY);
+    ck_assert_int_eq(shm_unlink(tmp), 0);
+    mproc_shm *m;
+    ck_assert_int_eq(mproc_shm_create(&m, tmp, 16, NULL), MPROC_EINVAL);
 }
 END_TEST
 
@@ -683,6 +797,8 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, shm_attach_refuses_a_truncated_object);
     TEST_ADD(s, region_list_finds_forgotten_mproc_names);
     TEST_ADD(s, region_create_failure_leaves_no_name);
+    TEST_ADD(s, shm_creator_killed_half_way_leaves_no_name);
+    TEST_ADD(s, region_temporary_names_are_reserved);
     TEST_ADD(s, value_gets_and_sets_every_type);
     TEST_ADD(s, value_and_array_bad_input_is_rejected);
     TEST_ADD(s, array_ranges_and_atomics);

@@ -130,6 +130,7 @@ static int cmd_run(int argc, char **argv)
 static const char *kind_name(uint32_t kind)
 {
     static const char *const names[] = {
+        [MPROC__KIND_ANY] = "stale-unfinished", /* a creation killed */
         [MPROC__KIND_SHM] = "shm",
         [MPROC__KIND_VALUE] = "value",
         [MPROC__KIND_ARRAY] = "array",
