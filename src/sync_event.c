@@ -1,16 +1,22 @@
 /*
  * Event: a flag word with a waiter count, plus an optional pollable fd per
  * process: an eventfd that a helper thread keeps readable while the flag is
- * set (the thread sleeps on the flag through waitword like any waiter).
+ * set (the thread sleeps on the flag through waitword like any waiter, and
+ * wakes only when the flag changes or the handle is closed; it runs with
+ * every signal blocked so that no process-directed signal lands on it).
  */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "internal/deadline.h"
+#include "internal/eventtest.h"
 #include "internal/region.h"
 #include "internal/waitword.h"
 #include "mproc/sync.h"
@@ -25,7 +31,10 @@ typedef struct event_shared {
 struct mproc_event {
     mproc__region region;
     event_shared *s;
-    /* The pollable fd, made on demand, valid in fd_pid only. */
+    /* The pollable fd, made on demand, valid in fd_pid only. mu is valid
+     * in process mu_pid only: a child forked while another thread held it
+     * re-initialises it before use (-pid while one thread does). */
+    _Atomic pid_t mu_pid;
     pthread_mutex_t mu;
     int fd;
     pid_t fd_pid;
@@ -39,6 +48,7 @@ static mproc_event *new_handle(void)
     if (e == NULL)
         return NULL;
     pthread_mutex_init(&e->mu, NULL);
+    atomic_init(&e->mu_pid, mproc__os_self_pid());
     e->fd = -1;
     return e;
 }
@@ -103,10 +113,21 @@ static void stop_fd(mproc_event *e)
         return;
     if (e->fd_pid == mproc__os_self_pid()) {
         atomic_store(&e->stop, 1);
-        /* The helper re-checks `stop` at least every waitword slice; the
-         * wake makes it prompt. */
-        mproc__waitword_wake_raw(&e->s->flag, INT_MAX);
-        pthread_join(e->thread, NULL);
+        /* The helper sleeps on the shared flag without a timeout; `stop`
+         * is not that word, so a wake sent just before it sleeps would be
+         * lost: wake again until it has gone (one round in practice). */
+        for (;;) {
+            mproc__waitword_wake_raw(&e->s->flag, INT_MAX);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 2000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            if (pthread_timedjoin_np(e->thread, NULL, &ts) != ETIMEDOUT)
+                break;
+        }
     }
     /* In a forked child the fd is an inherited copy without its thread. */
     mproc__os_close(e->fd);
@@ -175,12 +196,6 @@ int mproc_event_wait(mproc_event *ev, int64_t timeout_ms)
     }
 }
 
-static int stop_requested(void *arg)
-{
-    mproc_event *e = arg;
-    return atomic_load(&e->stop) ? MPROC_ECANCELED : 0;
-}
-
 /* Keeps e->fd readable exactly while the flag is set. */
 static void *fd_helper(void *arg)
 {
@@ -199,10 +214,32 @@ static void *fd_helper(void *arg)
                 errno == EAGAIN)
                 readable = false;
         }
-        mproc__waitword_wait(&e->s->flag, &e->s->nwaiters, f, &forever,
-                             stop_requested, e);
+        /* No check callback: no periodic wake-ups. set/clear wake it
+         * (it counts in nwaiters), and so does stop_fd. */
+        if (!atomic_load(&e->stop))
+            mproc__waitword_wait(&e->s->flag, &e->s->nwaiters, f, &forever,
+                                 NULL, NULL);
     }
     return NULL;
+}
+
+/* Makes ev->mu usable in this process: in a child forked while another
+ * thread held it, it would stay locked for ever. One thread re-initialises
+ * it (claiming mu_pid with -pid); others wait for that, a few stores. */
+static void own_mutex(mproc_event *ev, pid_t me)
+{
+    for (;;) {
+        pid_t cur = atomic_load(&ev->mu_pid);
+        if (cur == me)
+            return;
+        if (cur != -me &&
+            atomic_compare_exchange_strong(&ev->mu_pid, &cur, -me)) {
+            pthread_mutex_init(&ev->mu, NULL);
+            atomic_store(&ev->mu_pid, me);
+            return;
+        }
+        sched_yield();
+    }
 }
 
 int mproc_event_fd(mproc_event *ev, int *fd)
@@ -210,8 +247,9 @@ int mproc_event_fd(mproc_event *ev, int *fd)
     if (ev == NULL || fd == NULL)
         return MPROC_EINVAL;
     int rc = 0;
-    pthread_mutex_lock(&ev->mu);
     pid_t me = mproc__os_self_pid();
+    own_mutex(ev, me);
+    pthread_mutex_lock(&ev->mu);
     if (ev->fd >= 0 && ev->fd_pid != me) {
         /* Inherited across fork: the helper thread stayed in the parent. */
         mproc__os_close(ev->fd);
@@ -226,7 +264,13 @@ int mproc_event_fd(mproc_event *ev, int *fd)
             ev->fd = efd;
             ev->fd_pid = me;
             atomic_store(&ev->stop, 0);
+            /* The helper inherits our mask: block everything, so that a
+             * process-directed signal never lands on a hidden thread. */
+            sigset_t all, old;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
             int e = pthread_create(&ev->thread, NULL, fd_helper, ev);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
             if (e != 0) {
                 mproc__os_close(efd);
                 ev->fd = -1;
@@ -239,4 +283,12 @@ int mproc_event_fd(mproc_event *ev, int *fd)
         *fd = ev->fd;
     pthread_mutex_unlock(&ev->mu);
     return rc;
+}
+
+void mproc__event_test_hold_mutex(mproc_event *ev, bool hold)
+{
+    if (hold)
+        pthread_mutex_lock(&ev->mu);
+    else
+        pthread_mutex_unlock(&ev->mu);
 }

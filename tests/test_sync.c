@@ -3,6 +3,7 @@
  * or waiting. Forked helpers only _exit. */
 #include <poll.h>
 #include <pthread.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,10 +12,12 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal/deadline.h"
+#include "internal/eventtest.h"
 #include "internal/lockcore.h"
 #include "internal/region.h"
 #include "mproc.h"
@@ -882,6 +885,115 @@ START_TEST(event_fd_works_in_a_forked_child)
 }
 END_TEST
 
+static int child_event_fd_after_fork(void *arg)
+{
+    (void)arg;
+    alarm(10); /* a deadlock ends as SIGALRM, not a hung test */
+    int fd;
+    if (mproc_event_fd(g_event, &fd) != 0)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    int ok = readable(fd, (int)test_ms(5000));
+    mproc_event_close(g_event);
+    return ok ? 0 : 2;
+}
+
+/* Forked while another thread was inside mproc_event_fd (holding the
+ * handle's mutex): the child's mproc_event_fd does not deadlock. */
+START_TEST(event_fd_in_a_child_forked_while_its_mutex_was_held)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_event_create(&g_event, NULL, NULL), 0);
+    mproc__event_test_hold_mutex(g_event, true);
+    pid_t p = spawn(child_event_fd_after_fork, NULL);
+    mproc__event_test_hold_mutex(g_event, false);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (atomic_load(g_flag) < 1 && test_now_ms() < until) {
+        int st;
+        if (waitpid(p, &st, WNOHANG) == p) { /* it died: report how */
+            ck_assert_int_eq(
+                WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), 0);
+        }
+        usleep(1000);
+    }
+    ck_assert_int_eq(atomic_load(g_flag), 1);
+    ck_assert_int_eq(mproc_event_set(g_event), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    mproc_event_close(g_event);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+/* The value of a "Name:\tvalue" line of /proc/self/task/tid/status. */
+static unsigned long long task_status(pid_t tid, const char *key, int base)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    FILE *f = fopen(path, "r");
+    unsigned long long v = ~0ull;
+    size_t k = strlen(key);
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, key, k) == 0 && line[k] == ':')
+            v = strtoull(line + k + 1, NULL, base);
+    if (f != NULL)
+        fclose(f);
+    return v;
+}
+
+/* The one thread of this process other than the caller, or 0. */
+static pid_t other_thread(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    pid_t self = (pid_t)syscall(SYS_gettid), other = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        pid_t t = (pid_t)atoi(e->d_name);
+        if (t > 0 && t != self)
+            other = t;
+    }
+    if (d != NULL)
+        closedir(d);
+    return other;
+}
+
+/* The fd helper thread blocks every signal (a process-directed signal must
+ * reach the program's own threads) and sleeps until the flag changes: no
+ * periodic wake-ups. */
+START_TEST(event_fd_helper_blocks_signals_and_sleeps_until_needed)
+{
+    mproc_event *e;
+    int fd;
+    ck_assert_int_eq(mproc_event_create(&e, NULL, NULL), 0);
+    sigset_t none, old;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, &old);
+    ck_assert_int_eq(mproc_event_fd(e, &fd), 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pid_t helper = other_thread();
+    ck_assert_int_gt(helper, 0);
+    unsigned long long blk = task_status(helper, "SigBlk", 16);
+    int sigs[] = {SIGINT,  SIGTERM, SIGHUP,  SIGUSR1,
+                  SIGUSR2, SIGCHLD, SIGALRM, SIGPIPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        ck_assert_msg(blk & (1ull << (sigs[i] - 1)), "signal %d reaches it",
+                      sigs[i]);
+    usleep(20000); /* let it settle asleep */
+    unsigned long long before =
+        task_status(helper, "voluntary_ctxt_switches", 10);
+    usleep(300000);
+    unsigned long long after =
+        task_status(helper, "voluntary_ctxt_switches", 10);
+    ck_assert_uint_le(after - before, 1);
+    /* And it still does its job, and close stops it promptly. */
+    ck_assert_int_eq(mproc_event_set(e), 0);
+    ck_assert(readable(fd, (int)test_ms(2000)));
+    int64_t t0 = test_now_ms();
+    mproc_event_close(e);
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(1000));
+    ck_assert_int_eq(other_thread(), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------- Condition */
 
 static mproc_condition *g_cond;
@@ -1392,6 +1504,8 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, named_event_is_opened_by_name);
     TEST_ADD(s, event_fd_is_readable_while_set);
     TEST_ADD(s, event_fd_works_in_a_forked_child);
+    TEST_ADD(s, event_fd_in_a_child_forked_while_its_mutex_was_held);
+    TEST_ADD(s, event_fd_helper_blocks_signals_and_sleeps_until_needed);
     TEST_ADD(s, condition_used_without_its_lock_is_enotowner);
     TEST_ADD(s, condition_wait_times_out_holding_the_lock);
     TEST_ADD(s, condition_notify_wakes_n_and_notify_all_the_rest);

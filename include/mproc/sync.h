@@ -252,9 +252,13 @@ MPROC_API int mproc_event_wait(mproc_event *ev, int64_t timeout_ms);
  * the first call: an eventfd kept in step by a helper thread of this
  * process that sleeps on the event (so the fd follows the event with the
  * delay of one thread wake-up, and a forked child must call mproc_event_fd
- * on its own handle to get its own). Close-on-exec.
+ * on its own handle to get its own). Close-on-exec. The helper thread runs
+ * with every signal blocked (process-directed signals reach the program's
+ * own threads) and wakes only when the event changes or is closed.
  * Errors: MPROC_EINVAL (NULL), MPROC_EMFILE, MPROC_ENOMEM, MPROC_EAGAIN
  * (no thread could be started).
+ * Thread safe; fork: safe in a child even when another thread of the
+ * parent was inside this call at the fork.
  */
 MPROC_API int mproc_event_fd(mproc_event *ev, int *fd);
 
