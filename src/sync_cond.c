@@ -82,6 +82,15 @@ int mproc_condition_open(mproc_condition **out, const char *name,
         mproc__region_close(&c->region);
         rc = MPROC_EBADOBJ;
     }
+    if (rc == 0) {
+        /* The creator's choice, own lock or not, must be the opener's:
+         * otherwise both would use different locks without a word. */
+        cond_shared *s = c->region.payload;
+        if ((s->own_lock != 0) != (lock == NULL)) {
+            mproc__region_close(&c->region);
+            rc = MPROC_EINVAL;
+        }
+    }
     if (rc < 0) {
         free(c);
         return rc;

@@ -1160,6 +1160,34 @@ START_TEST(named_condition_with_own_lock)
 }
 END_TEST
 
+/* Opening with a lock when the creator gave none, or without one when the
+ * creator gave one, is refused: the two would use different locks. */
+START_TEST(named_condition_open_refuses_a_lock_choice_unlike_the_creators)
+{
+    char name[64], lname[64];
+    test_shm_name(name, sizeof name, "cond");
+    test_shm_name(lname, sizeof lname, "condlock");
+    mproc_lock *l;
+    mproc_condition *a, *b = (mproc_condition *)1;
+    ck_assert_int_eq(mproc_lock_create(&l, lname, NULL), 0);
+    ck_assert_int_eq(mproc_condition_create(&a, name, l, NULL), 0);
+    ck_assert_int_eq(mproc_condition_open(&b, name, NULL), MPROC_EINVAL);
+    ck_assert_ptr_eq(b, (mproc_condition *)1);
+    ck_assert_int_eq(mproc_condition_open(&b, name, l), 0);
+    mproc_condition_close(b);
+    mproc_condition_close(a);
+    ck_assert_int_eq(mproc_condition_unlink(name), 0);
+    ck_assert_int_eq(mproc_condition_create(&a, name, NULL, NULL), 0);
+    b = (mproc_condition *)1;
+    ck_assert_int_eq(mproc_condition_open(&b, name, l), MPROC_EINVAL);
+    ck_assert_ptr_eq(b, (mproc_condition *)1);
+    mproc_condition_close(a);
+    ck_assert_int_eq(mproc_condition_unlink(name), 0);
+    mproc_lock_close(l);
+    ck_assert_int_eq(mproc_lock_unlink(lname), 0);
+}
+END_TEST
+
 /* --------------------------------------------------------------- Barrier */
 
 static mproc_barrier *g_barrier;
@@ -1512,6 +1540,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, condition_wait_for_returns_when_predicate_holds);
     TEST_ADD(s, condition_killed_waiter_does_not_wedge_notify);
     TEST_ADD(s, named_condition_with_own_lock);
+    TEST_ADD(s, named_condition_open_refuses_a_lock_choice_unlike_the_creators);
     TEST_ADD(s, barrier_releases_parties_with_distinct_indices);
     TEST_ADD(s, barrier_timeout_breaks_it_for_everyone);
     TEST_ADD(s, barrier_abort_and_reset_release_waiters_broken);

@@ -293,9 +293,10 @@ MPROC_API int mproc_condition_create(mproc_condition **out, const char *name,
 
 /*
  * mproc_condition_open: opens a named condition. lock must be a handle on
- * the same lock the creator gave (nothing can check that), or NULL when
- * the creator gave NULL (the condition's own RLock is used).
- * Errors as mproc_lock_open.
+ * the same lock the creator gave (which lock it is cannot be checked), or
+ * NULL when the creator gave NULL (the condition's own RLock is used).
+ * Errors as mproc_lock_open, and MPROC_EINVAL when lock is NULL but the
+ * creator gave a lock, or lock is not NULL but the creator gave none.
  */
 MPROC_API int mproc_condition_open(mproc_condition **out, const char *name,
                                    mproc_lock *lock);
