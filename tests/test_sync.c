@@ -100,6 +100,39 @@ static pid_t spawn_with_pid(pid_t want, int (*fn)(void *), void *arg)
     return got;
 }
 
+/* Waits until process pid sleeps in a futex wait (its /proc wchan), or ms
+ * pass; true when seen. Where wchan is hidden (reads "0"), a sleeping state
+ * 'S' is taken instead. */
+static int wait_asleep(pid_t pid, int64_t ms)
+{
+    int64_t until = test_now_ms() + test_ms(ms);
+    char path[64], buf[128];
+    for (;;) {
+        snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+        FILE *f = fopen(path, "r");
+        size_t n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        buf[n] = '\0';
+        if (strstr(buf, "futex") != NULL)
+            return 1;
+        if (n == 0 || strcmp(buf, "0") == 0) {
+            snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+            f = fopen(path, "r");
+            n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f != NULL)
+                fclose(f);
+            buf[n] = '\0';
+            char *rp = strrchr(buf, ')');
+            if (rp != NULL && rp[1] == ' ' && rp[2] == 'S')
+                return 1;
+        }
+        if (test_now_ms() > until)
+            return 0;
+        usleep(1000);
+    }
+}
+
 static void kill_and_reap(pid_t p)
 {
     kill(p, SIGKILL);
@@ -340,7 +373,8 @@ START_TEST(lock_unrecoverable_wakes_sleeping_waiters)
     for (int i = 0; i < 2; i++)
         w[i] = spawn(child_wait_forever_code, NULL);
     ck_assert(wait_flag(&g_flag[1], 2, 5000));
-    usleep(50000);
+    for (int i = 0; i < 2; i++)
+        ck_assert(wait_asleep(w[i], 5000));
     /* Released unrepaired: the sleepers learn it at once. */
     ck_assert_int_eq(mproc_lock_release(g_lock), 0);
     for (int i = 0; i < 2; i++)
@@ -667,7 +701,9 @@ START_TEST(semaphore_release_wakes_waiting_processes)
     for (int i = 0; i < 3; i++)
         p[i] = spawn(child_sem_acquire, NULL);
     ck_assert(wait_flag(g_flag, 3, 5000));
-    usleep(50000);
+    /* All three asleep, so that the release has sleepers to wake. */
+    for (int i = 0; i < 3; i++)
+        ck_assert(wait_asleep(p[i], 5000));
     ck_assert_int_eq(mproc_semaphore_release(g_sem, 3), 0);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(test_wait_status(p[i]), 0);
@@ -715,11 +751,11 @@ START_TEST(semaphore_killed_waiter_does_not_wedge_others)
     ck_assert_int_eq(mproc_semaphore_create(&g_sem, NULL, 0, NULL), 0);
     pid_t victim = spawn(child_sem_acquire, NULL);
     ck_assert(wait_flag(g_flag, 1, 5000));
-    usleep(30000);
+    ck_assert(wait_asleep(victim, 5000)); /* killed while asleep */
     kill_and_reap(victim);
     pid_t p = spawn(child_sem_acquire, NULL);
     ck_assert(wait_flag(g_flag, 2, 5000));
-    usleep(30000);
+    ck_assert(wait_asleep(p, 5000));
     ck_assert_int_eq(mproc_semaphore_release(g_sem, 1), 0);
     ck_assert_int_eq(test_wait_status(p), 0);
     mproc_semaphore_close(g_sem);
@@ -792,7 +828,8 @@ START_TEST(event_set_wakes_every_waiting_process)
     for (int i = 0; i < 4; i++)
         p[i] = spawn(child_event_wait, NULL);
     ck_assert(wait_flag(g_flag, 4, 5000));
-    usleep(50000);
+    for (int i = 0; i < 4; i++)
+        ck_assert(wait_asleep(p[i], 5000));
     /* One of them is killed while waiting; the rest still wake. */
     kill_and_reap(p[0]);
     ck_assert_int_eq(mproc_event_set(g_event), 0);

@@ -306,8 +306,9 @@ START_TEST(waiters_killed_at_random_points_wedge_no_one)
             p[2 + i] = spawn(child_event_waiter, NULL);
             p[4 + i] = spawn(child_cond_waiter, NULL);
         }
-        random_delay_us(10000);
-        /* One of each pair dies at a random point of its wait. */
+        /* One of each pair dies at a random point of its wait: from
+         * before it starts (just forked) to well after it fell asleep. */
+        random_delay_us(60000);
         kill(p[0], SIGKILL);
         kill(p[2], SIGKILL);
         kill(p[4], SIGKILL);
