@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <time.h>
@@ -31,11 +30,12 @@ typedef struct event_shared {
 struct mproc_event {
     mproc__region region;
     event_shared *s;
-    /* The pollable fd, made on demand, valid in fd_pid only. mu is valid
-     * in process mu_pid only: a child forked while another thread held it
-     * re-initialises it before use (-pid while one thread does). */
-    _Atomic pid_t mu_pid;
-    pthread_mutex_t mu;
+    /* The pollable fd, made on demand, valid in fd_pid only, guarded by
+     * mu: 0 when free, else the pid of the process whose thread holds it.
+     * Not a pthread mutex: a child forked while another thread of the
+     * parent held it sees the parent's pid there and takes it over, where
+     * a mutex would stay locked for ever. */
+    _Atomic uint32_t mu;
     int fd;
     pid_t fd_pid;
     pthread_t thread;
@@ -47,8 +47,7 @@ static mproc_event *new_handle(void)
     mproc_event *e = calloc(1, sizeof *e);
     if (e == NULL)
         return NULL;
-    pthread_mutex_init(&e->mu, NULL);
-    atomic_init(&e->mu_pid, mproc__os_self_pid());
+    atomic_init(&e->mu, 0);
     e->fd = -1;
     return e;
 }
@@ -67,7 +66,6 @@ int mproc_event_create(mproc_event **out, const char *name,
     int rc = mproc__region_create(&e->region, name, MPROC__KIND_EVENT,
                                   sizeof(event_shared), o.mode);
     if (rc < 0) {
-        pthread_mutex_destroy(&e->mu);
         free(e);
         return rc;
     }
@@ -77,7 +75,6 @@ int mproc_event_create(mproc_event **out, const char *name,
     rc = mproc__region_publish(&e->region);
     if (rc < 0) {
         mproc__region_abandon(&e->region);
-        pthread_mutex_destroy(&e->mu);
         free(e);
         return rc;
     }
@@ -98,7 +95,6 @@ int mproc_event_open(mproc_event **out, const char *name)
         rc = MPROC_EBADOBJ;
     }
     if (rc < 0) {
-        pthread_mutex_destroy(&e->mu);
         free(e);
         return rc;
     }
@@ -140,7 +136,6 @@ void mproc_event_close(mproc_event *ev)
         return;
     stop_fd(ev);
     mproc__region_close(&ev->region);
-    pthread_mutex_destroy(&ev->mu);
     free(ev);
 }
 
@@ -223,23 +218,28 @@ static void *fd_helper(void *arg)
     return NULL;
 }
 
-/* Makes ev->mu usable in this process: in a child forked while another
- * thread held it, it would stay locked for ever. One thread re-initialises
- * it (claiming mu_pid with -pid); others wait for that, a few stores. */
-static void own_mutex(mproc_event *ev, pid_t me)
+/* Takes ev->mu. Held by another process (the parent we were forked from,
+ * whose holding thread does not exist here): take it over. Held by a thread
+ * of ours: sleep until it lets go. */
+static void mu_lock(mproc_event *ev, uint32_t me)
 {
     for (;;) {
-        pid_t cur = atomic_load(&ev->mu_pid);
-        if (cur == me)
-            return;
-        if (cur != -me &&
-            atomic_compare_exchange_strong(&ev->mu_pid, &cur, -me)) {
-            pthread_mutex_init(&ev->mu, NULL);
-            atomic_store(&ev->mu_pid, me);
-            return;
+        uint32_t cur = atomic_load_explicit(&ev->mu, memory_order_relaxed);
+        if (cur != me) {
+            if (atomic_compare_exchange_weak_explicit(&ev->mu, &cur, me,
+                                                      memory_order_acquire,
+                                                      memory_order_relaxed))
+                return;
+            continue;
         }
-        sched_yield();
+        mproc__os_futex_wait((const uint32_t *)&ev->mu, me, NULL);
     }
+}
+
+static void mu_unlock(mproc_event *ev)
+{
+    atomic_store_explicit(&ev->mu, 0, memory_order_release);
+    mproc__os_futex_wake((const uint32_t *)&ev->mu, 1);
 }
 
 int mproc_event_fd(mproc_event *ev, int *fd)
@@ -248,8 +248,7 @@ int mproc_event_fd(mproc_event *ev, int *fd)
         return MPROC_EINVAL;
     int rc = 0;
     pid_t me = mproc__os_self_pid();
-    own_mutex(ev, me);
-    pthread_mutex_lock(&ev->mu);
+    mu_lock(ev, (uint32_t)me);
     if (ev->fd >= 0 && ev->fd_pid != me) {
         /* Inherited across fork: the helper thread stayed in the parent. */
         mproc__os_close(ev->fd);
@@ -281,14 +280,14 @@ int mproc_event_fd(mproc_event *ev, int *fd)
     }
     if (rc == 0)
         *fd = ev->fd;
-    pthread_mutex_unlock(&ev->mu);
+    mu_unlock(ev);
     return rc;
 }
 
 void mproc__event_test_hold_mutex(mproc_event *ev, bool hold)
 {
     if (hold)
-        pthread_mutex_lock(&ev->mu);
+        mu_lock(ev, (uint32_t)mproc__os_self_pid());
     else
-        pthread_mutex_unlock(&ev->mu);
+        mu_unlock(ev);
 }

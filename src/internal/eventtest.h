@@ -9,7 +9,7 @@
 
 #include "mproc/sync.h"
 
-/* Takes (hold) or releases the mutex that guards an event's fd, as a thread
+/* Takes (hold) or releases the lock that guards an event's fd, as a thread
  * inside mproc_event_fd holds it (to fork while it is held). */
 void mproc__event_test_hold_mutex(mproc_event *ev, bool hold);
 
