@@ -22,9 +22,18 @@
 #include "os/os.h"
 #include "os/task.h"
 
+/* flag bit 0: set; WAITERS: someone may sleep on the word. A sleeper sets
+ * WAITERS (CAS) before sleeping; set and clear replace the whole word, so
+ * they clear it, and whoever clears it wakes every sleeper (who set it
+ * again if they sleep again). A sleeper killed while asleep therefore costs
+ * at most one useless wake, at the next set or clear, never one per call
+ * for ever as a waiter count would. */
+#define SET_BIT 1u
+#define WAITERS 0x80000000u
+
 typedef struct event_shared {
-    _Atomic uint32_t flag; /* futex word: 0 clear, 1 set */
-    _Atomic uint32_t nwaiters;
+    _Atomic uint32_t flag;     /* futex word */
+    _Atomic uint32_t reserved; /* was a waiter count; 0 */
 } event_shared;
 
 struct mproc_event {
@@ -71,7 +80,7 @@ int mproc_event_create(mproc_event **out, const char *name,
     }
     e->s = e->region.payload;
     atomic_init(&e->s->flag, 0);
-    atomic_init(&e->s->nwaiters, 0);
+    atomic_init(&e->s->reserved, 0);
     rc = mproc__region_publish(&e->region);
     if (rc < 0) {
         mproc__region_abandon(&e->region);
@@ -144,12 +153,25 @@ int mproc_event_unlink(const char *name)
     return mproc__region_unlink(name, MPROC__KIND_EVENT);
 }
 
+/* Sleeps while the word is f (adding WAITERS first), by deadline d: 0 when
+ * the word moved (or spuriously), MPROC_ETIMEDOUT, or -errno. */
+static int sleep_on(event_shared *s, uint32_t f, const mproc__deadline *d)
+{
+    if (!(f & WAITERS)) {
+        if (!atomic_compare_exchange_strong(&s->flag, &f, f | WAITERS))
+            return 0; /* moved meanwhile: look again */
+        f |= WAITERS;
+    }
+    return mproc__waitword_sleep(&s->flag, f, d, NULL, NULL);
+}
+
 int mproc_event_set(mproc_event *ev)
 {
     if (ev == NULL)
         return MPROC_EINVAL;
-    if (atomic_exchange(&ev->s->flag, 1) == 0)
-        mproc__waitword_wake(&ev->s->flag, &ev->s->nwaiters, INT_MAX);
+    /* Only a call that clears WAITERS makes a system call. */
+    if (atomic_exchange(&ev->s->flag, SET_BIT) & WAITERS)
+        mproc__waitword_wake_raw(&ev->s->flag, INT_MAX);
     return 0;
 }
 
@@ -157,10 +179,10 @@ int mproc_event_clear(mproc_event *ev)
 {
     if (ev == NULL)
         return MPROC_EINVAL;
-    /* The fd helper sleeps while the flag is 1: wake it so the fd stops
-     * being readable. Plain waiters wake, see 0 and sleep again. */
-    if (atomic_exchange(&ev->s->flag, 0) == 1)
-        mproc__waitword_wake(&ev->s->flag, &ev->s->nwaiters, INT_MAX);
+    /* The fd helper sleeps while the flag is set: it is woken here so the
+     * fd stops being readable. Plain waiters wake, see 0 and sleep again. */
+    if (atomic_exchange(&ev->s->flag, 0) & WAITERS)
+        mproc__waitword_wake_raw(&ev->s->flag, INT_MAX);
     return 0;
 }
 
@@ -168,7 +190,7 @@ int mproc_event_is_set(mproc_event *ev)
 {
     if (ev == NULL)
         return MPROC_EINVAL;
-    return atomic_load(&ev->s->flag) != 0;
+    return (atomic_load(&ev->s->flag) & SET_BIT) != 0;
 }
 
 int mproc_event_wait(mproc_event *ev, int64_t timeout_ms)
@@ -180,12 +202,12 @@ int mproc_event_wait(mproc_event *ev, int64_t timeout_ms)
     if (rc < 0)
         return rc;
     for (;;) {
-        if (atomic_load_explicit(&ev->s->flag, memory_order_acquire) != 0)
+        uint32_t f = atomic_load_explicit(&ev->s->flag, memory_order_acquire);
+        if (f & SET_BIT)
             return 0;
         if (mproc__deadline_expired(&d))
             return MPROC_ETIMEDOUT;
-        rc = mproc__waitword_wait(&ev->s->flag, &ev->s->nwaiters, 0, &d, NULL,
-                                  NULL);
+        rc = sleep_on(ev->s, f, &d);
         if (rc < 0 && rc != MPROC_ETIMEDOUT)
             return rc;
     }
@@ -199,21 +221,21 @@ static void *fd_helper(void *arg)
     mproc__deadline forever = mproc__deadline_forever();
     while (!atomic_load(&e->stop)) {
         uint32_t f = atomic_load(&e->s->flag);
-        if (f != 0 && !readable) {
+        bool set = (f & SET_BIT) != 0;
+        if (set && !readable) {
             uint64_t one = 1;
             if (write(e->fd, &one, sizeof one) == (ssize_t)sizeof one)
                 readable = true;
-        } else if (f == 0 && readable) {
+        } else if (!set && readable) {
             uint64_t v;
             if (read(e->fd, &v, sizeof v) == (ssize_t)sizeof v ||
                 errno == EAGAIN)
                 readable = false;
         }
-        /* No check callback: no periodic wake-ups. set/clear wake it
-         * (it counts in nwaiters), and so does stop_fd. */
+        /* No periodic wake-ups: set and clear wake it (it marks WAITERS),
+         * and so does stop_fd. */
         if (!atomic_load(&e->stop))
-            mproc__waitword_wait(&e->s->flag, &e->s->nwaiters, f, &forever,
-                                 NULL, NULL);
+            sleep_on(e->s, f, &forever);
     }
     return NULL;
 }

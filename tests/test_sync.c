@@ -1058,6 +1058,41 @@ START_TEST(event_fd_helper_blocks_signals_and_sleeps_until_needed)
 }
 END_TEST
 
+static int child_event_wait_long(void *arg)
+{
+    (void)arg;
+    return mproc_event_wait(g_event, test_ms(20000)) == 0 ? 0 : 1;
+}
+
+/* A waiter killed while asleep leaves no mark that makes every later set
+ * pay a system call: the first set clears it (layout, docs/shared-memory.md:
+ * the flag word, bit 31 waiters, then 4 reserved bytes). */
+START_TEST(event_waiter_killed_asleep_leaves_no_lasting_waiter_mark)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "event");
+    ck_assert_int_eq(mproc_event_create(&g_event, name, NULL), 0);
+    mproc__region r;
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY), 0);
+    _Atomic uint32_t *word = r.payload;
+    pid_t p = spawn(child_event_wait_long, NULL);
+    ck_assert(wait_asleep(p, 5000));
+    kill_and_reap(p);
+    ck_assert_int_eq(mproc_event_set(g_event), 0);
+    ck_assert_uint_eq(atomic_load(&word[0]), 1);
+    ck_assert_uint_eq(atomic_load(&word[1]), 0);
+    ck_assert_int_eq(mproc_event_clear(g_event), 0);
+    ck_assert_uint_eq(atomic_load(&word[0]), 0);
+    ck_assert_int_eq(mproc_event_wait(g_event, 20), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_event_set(g_event), 0);
+    ck_assert_uint_eq(atomic_load(&word[0]), 1);
+    ck_assert_int_eq(mproc_event_wait(g_event, 0), 0);
+    mproc__region_close(&r);
+    mproc_event_close(g_event);
+    ck_assert_int_eq(mproc_event_unlink(name), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------- Condition */
 
 static mproc_condition *g_cond;
@@ -1598,6 +1633,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, event_fd_works_in_a_forked_child);
     TEST_ADD(s, event_fd_in_a_child_forked_while_its_mutex_was_held);
     TEST_ADD(s, event_fd_helper_blocks_signals_and_sleeps_until_needed);
+    TEST_ADD(s, event_waiter_killed_asleep_leaves_no_lasting_waiter_mark);
     TEST_ADD(s, condition_used_without_its_lock_is_enotowner);
     TEST_ADD(s, condition_wait_times_out_holding_the_lock);
     TEST_ADD(s, condition_notify_wakes_n_and_notify_all_the_rest);

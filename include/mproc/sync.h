@@ -22,10 +22,12 @@
  * Blocking: every wait takes int64_t timeout_ms (MPROC_FOREVER, 0 = try,
  * > 0 = at most that long, then MPROC_ETIMEDOUT). Uncontended acquire and
  * release, set on an event nobody waits for, and release of a semaphore
- * nobody waits on make no system call. (Events, semaphores, conditions and
+ * nobody waits on make no system call. (Semaphores, conditions and
  * barriers count their sleepers to know when to wake; a process killed
  * while asleep leaves that count one too high for good, which costs every
- * later wake one useless futex system call but never loses a wake-up.)
+ * later wake one useless futex system call but never loses a wake-up. An
+ * Event marks sleepers with a bit in its word that every set and clear
+ * resets, so there such a process costs one useless wake-up at most.)
  *
  * Death: processes are recognised by their thread ids in the caller's pid
  * namespace, so every process using one object must share a pid namespace
