@@ -176,7 +176,7 @@ static int cmd_shm(int argc, char **argv)
                 fprintf(stderr, "mproc: shm unlink: %s: %s: %s\n", argv[i],
                         mproc_errname(rc), mproc_strerror(rc));
                 status = rc == MPROC_ENOENT || rc == MPROC_EBADOBJ ||
-                                 rc == MPROC_EINVAL
+                                 rc == MPROC_EINVAL || rc == MPROC_EBUSY
                              ? EXIT_NOTMET
                              : EXIT_SYSTEM;
             }
