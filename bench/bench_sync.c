@@ -357,7 +357,7 @@ static double value_round(void *arg)
 {
     mproc_value *v = arg;
     int64_t zero = 0, one = 1, got;
-    check(mproc_value_set(v, &zero), "value set");
+    check(mproc_value_set(v, &zero, MPROC_FOREVER), "value set");
     long ops = 0;
     double until = bench_now_s() + bench_seconds() / 4;
     int64_t t0 = bench_now_ns();
@@ -367,7 +367,7 @@ static double value_round(void *arg)
         ops += BATCH;
     } while (bench_now_s() < until);
     int64_t t1 = bench_now_ns();
-    check(mproc_value_get(v, &got), "value get");
+    check(mproc_value_get(v, &got, MPROC_FOREVER), "value get");
     if (got != ops)
         bench_die("value %lld != %ld", (long long)got, ops);
     return (double)(t1 - t0) / (double)ops;
@@ -378,22 +378,22 @@ static double value_locked_round(void *arg)
     mproc_value *v = arg;
     mproc_lock *l = mproc_value_get_lock(v);
     int64_t zero = 0, x;
-    check(mproc_value_set(v, &zero), "value set");
+    check(mproc_value_set(v, &zero, MPROC_FOREVER), "value set");
     long ops = 0;
     double until = bench_now_s() + bench_seconds() / 4;
     int64_t t0 = bench_now_ns();
     do {
         for (int i = 0; i < BATCH; i++) {
             mproc_lock_acquire(l, MPROC_FOREVER);
-            mproc_value_get(v, &x);
+            mproc_value_get(v, &x, MPROC_FOREVER);
             x++;
-            mproc_value_set(v, &x);
+            mproc_value_set(v, &x, MPROC_FOREVER);
             mproc_lock_release(l);
         }
         ops += BATCH;
     } while (bench_now_s() < until);
     int64_t t1 = bench_now_ns();
-    check(mproc_value_get(v, &x), "value get");
+    check(mproc_value_get(v, &x, MPROC_FOREVER), "value get");
     if (x != ops)
         bench_die("locked value %lld != %ld", (long long)x, ops);
     return (double)(t1 - t0) / (double)ops;

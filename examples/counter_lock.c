@@ -26,8 +26,8 @@ static int run(mproc_value *v, int atomic)
         }
         if (mproc_lock_acquire(lock, MPROC_FOREVER) != 0)
             return 1;
-        mproc_value_get(v, &x);
-        mproc_value_set(v, &(int64_t){x + 1});
+        mproc_value_get(v, &x, MPROC_FOREVER);
+        mproc_value_set(v, &(int64_t){x + 1}, MPROC_FOREVER);
         mproc_lock_release(lock);
     }
     return 0;
@@ -54,7 +54,7 @@ static int count(int atomic)
         failed |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
     }
     int64_t total = 0;
-    mproc_value_get(v, &total);
+    mproc_value_get(v, &total, MPROC_FOREVER);
     mproc_value_close(v);
     printf("%-12s %d processes x %d increments = %lld\n",
            atomic ? "atomic add:" : "under lock:", WORKERS, N,

@@ -35,7 +35,12 @@ int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
         free(m);
         return rc;
     }
-    mproc__region_publish(&m->region);
+    rc = mproc__region_publish(&m->region);
+    if (rc < 0) {
+        mproc__region_abandon(&m->region);
+        free(m);
+        return rc;
+    }
     *out = m;
     return 0;
 }
@@ -100,10 +105,17 @@ typedef struct array_shared {
 
 _Static_assert(sizeof(array_shared) <= DATA_OFFSET, "array descriptor fits");
 
+/* type, count, elem_size and has_lock are copied into the handle at
+ * create/open (after validation) and never re-read from shared memory,
+ * which another process may change: nothing read from there may index. */
 struct mproc_array {
     mproc__region region;
     array_shared *s;
     unsigned char *data;
+    mproc_type type;
+    size_t count;
+    size_t elem_size;
+    bool has_lock;
     struct mproc_lock lock; /* embedded view of s->lock */
 };
 
@@ -158,8 +170,17 @@ static int make(mproc_array **out, const char *name, uint32_t kind,
     a->s->elem_size = esize;
     a->s->data_offset = DATA_OFFSET;
     mproc__lockword_init(&a->s->lock, true);
-    mproc__region_publish(&a->region);
+    rc = mproc__region_publish(&a->region);
+    if (rc < 0) {
+        mproc__region_abandon(&a->region);
+        free(a);
+        return rc;
+    }
     a->data = (unsigned char *)a->s + DATA_OFFSET;
+    a->type = type;
+    a->count = count;
+    a->elem_size = esize;
+    a->has_lock = o.lock;
     mproc__lock_embed(&a->lock, &a->s->lock);
     *out = a;
     return 0;
@@ -174,19 +195,32 @@ static int open_any(mproc_array **out, const char *name)
         return MPROC_ENOMEM;
     int rc = mproc__region_open(&a->region, name, MPROC__KIND_ANY);
     if (rc == 0) {
+        /* Each field read once, into the handle, then validated. */
         uint32_t kind = a->region.hdr->kind;
         array_shared *s = a->region.payload;
-        size_t esize =
-            a->region.payload_size >= sizeof *s
-                ? (s->type == MPROC_TYPE_BYTES ? (size_t)s->elem_size
-                                               : type_size((mproc_type)s->type))
-                : 0;
+        volatile array_shared *vs = s;
+        uint32_t type = 0, has_lock = 0;
+        uint64_t count = 0, elem_size = 0, data_offset = 0;
+        if (a->region.payload_size >= sizeof *s) {
+            type = vs->type;
+            has_lock = vs->has_lock;
+            count = vs->count;
+            elem_size = vs->elem_size;
+            data_offset = vs->data_offset;
+        }
+        size_t esize = type == MPROC_TYPE_BYTES ? (size_t)elem_size
+                                                : type_size((mproc_type)type);
         if ((kind != MPROC__KIND_ARRAY && kind != MPROC__KIND_VALUE) ||
-            esize == 0 || esize != s->elem_size || esize > BYTES_MAX ||
-            s->count == 0 || s->data_offset != DATA_OFFSET ||
-            s->count > (a->region.payload_size - DATA_OFFSET) / esize) {
+            esize == 0 || esize != elem_size || esize > BYTES_MAX ||
+            count == 0 || data_offset != DATA_OFFSET ||
+            count > (a->region.payload_size - DATA_OFFSET) / esize) {
             mproc__region_close(&a->region);
             rc = MPROC_EBADOBJ;
+        } else {
+            a->type = (mproc_type)type;
+            a->count = (size_t)count;
+            a->elem_size = esize;
+            a->has_lock = has_lock != 0;
         }
     }
     if (rc < 0) {
@@ -229,22 +263,22 @@ int mproc_array_unlink(const char *name)
 
 mproc_type mproc_array_type(mproc_array *a)
 {
-    return a != NULL ? (mproc_type)a->s->type : (mproc_type)0;
+    return a != NULL ? a->type : (mproc_type)0;
 }
 
 size_t mproc_array_count(mproc_array *a)
 {
-    return a != NULL ? (size_t)a->s->count : 0;
+    return a != NULL ? a->count : 0;
 }
 
 size_t mproc_array_elem_size(mproc_array *a)
 {
-    return a != NULL ? (size_t)a->s->elem_size : 0;
+    return a != NULL ? a->elem_size : 0;
 }
 
 mproc_lock *mproc_array_get_lock(mproc_array *a)
 {
-    return a != NULL && a->s->has_lock ? &a->lock : NULL;
+    return a != NULL && a->has_lock ? &a->lock : NULL;
 }
 
 void *mproc_array_data(mproc_array *a)
@@ -252,12 +286,13 @@ void *mproc_array_data(mproc_array *a)
     return a != NULL ? a->data : NULL;
 }
 
-static int lock_for_copy(mproc_array *a)
+static int lock_for_copy(mproc_array *a, int64_t timeout_ms)
 {
-    if (!a->s->has_lock)
-        return 0;
-    mproc__deadline forever = mproc__deadline_forever();
-    int rc = mproc__lockword_acquire(&a->s->lock, &forever);
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0 || !a->has_lock)
+        return rc;
+    rc = mproc__lockword_acquire(&a->s->lock, &d);
     if (rc == MPROC_EOWNERDEAD)
         mproc__lockword_consistent(&a->s->lock);
     return rc;
@@ -265,72 +300,74 @@ static int lock_for_copy(mproc_array *a)
 
 static void unlock_after_copy(mproc_array *a)
 {
-    if (a->s->has_lock)
+    if (a->has_lock)
         mproc__lockword_release(&a->s->lock);
 }
 
 static int check_range(mproc_array *a, size_t start, size_t n)
 {
-    size_t count = (size_t)a->s->count;
+    size_t count = a->count;
     return start <= count && n <= count - start ? 0 : MPROC_ERANGE;
 }
 
-int mproc_array_get_range(mproc_array *a, size_t start, size_t n, void *buf)
+int mproc_array_get_range(mproc_array *a, size_t start, size_t n, void *buf,
+                          int64_t timeout_ms)
 {
     if (a == NULL || buf == NULL)
         return MPROC_EINVAL;
     int rc = check_range(a, start, n);
     if (rc < 0)
         return rc;
-    rc = lock_for_copy(a);
+    rc = lock_for_copy(a, timeout_ms);
     if (rc < 0 && rc != MPROC_EOWNERDEAD)
         return rc;
-    size_t es = (size_t)a->s->elem_size;
+    size_t es = a->elem_size;
     memcpy(buf, a->data + start * es, n * es);
     unlock_after_copy(a);
     return rc;
 }
 
 int mproc_array_set_range(mproc_array *a, size_t start, size_t n,
-                          const void *buf)
+                          const void *buf, int64_t timeout_ms)
 {
     if (a == NULL || buf == NULL)
         return MPROC_EINVAL;
     int rc = check_range(a, start, n);
     if (rc < 0)
         return rc;
-    rc = lock_for_copy(a);
+    rc = lock_for_copy(a, timeout_ms);
     if (rc < 0 && rc != MPROC_EOWNERDEAD)
         return rc;
-    size_t es = (size_t)a->s->elem_size;
+    size_t es = a->elem_size;
     memcpy(a->data + start * es, buf, n * es);
     unlock_after_copy(a);
     return rc;
 }
 
-int mproc_array_get(mproc_array *a, size_t i, void *out)
+int mproc_array_get(mproc_array *a, size_t i, void *out, int64_t timeout_ms)
 {
-    return mproc_array_get_range(a, i, 1, out);
+    return mproc_array_get_range(a, i, 1, out, timeout_ms);
 }
 
-int mproc_array_set(mproc_array *a, size_t i, const void *in)
+int mproc_array_set(mproc_array *a, size_t i, const void *in,
+                    int64_t timeout_ms)
 {
-    return mproc_array_set_range(a, i, 1, in);
+    return mproc_array_set_range(a, i, 1, in, timeout_ms);
 }
 
 /* The element for an atomic operation, or NULL (with *rc set). */
 static void *atomic_elem(mproc_array *a, size_t i, int *rc)
 {
-    if (a == NULL || a->s->type == MPROC_TYPE_BYTES) {
+    if (a == NULL || a->type == MPROC_TYPE_BYTES) {
         *rc = MPROC_EINVAL;
         return NULL;
     }
-    if (i >= a->s->count) {
+    if (i >= a->count) {
         *rc = MPROC_ERANGE;
         return NULL;
     }
     *rc = 0;
-    return a->data + i * a->s->elem_size;
+    return a->data + i * a->elem_size;
 }
 
 #define ADD_INT(T)                                                             \
@@ -367,7 +404,7 @@ int mproc_array_add(mproc_array *a, size_t i, const void *delta, void *old)
         return rc;
     if (delta == NULL)
         return MPROC_EINVAL;
-    switch ((mproc_type)a->s->type) {
+    switch (a->type) {
     case MPROC_TYPE_INT8:
     case MPROC_TYPE_UINT8:
         ADD_INT(uint8_t);
@@ -413,7 +450,7 @@ int mproc_array_exchange(mproc_array *a, size_t i, const void *in, void *old)
         return rc;
     if (in == NULL)
         return MPROC_EINVAL;
-    switch (a->s->elem_size) {
+    switch (a->elem_size) {
     case 1:
         XCHG(uint8_t);
         break;
@@ -451,7 +488,7 @@ int mproc_array_compare_exchange(mproc_array *a, size_t i, void *expected,
     if (expected == NULL || desired == NULL || swapped == NULL)
         return MPROC_EINVAL;
     bool ok;
-    switch (a->s->elem_size) {
+    switch (a->elem_size) {
     case 1:
         CAS(uint8_t);
         break;
@@ -492,14 +529,14 @@ int mproc_value_unlink(const char *name)
     return mproc_array_unlink(name);
 }
 
-int mproc_value_get(mproc_value *v, void *out)
+int mproc_value_get(mproc_value *v, void *out, int64_t timeout_ms)
 {
-    return mproc_array_get(v, 0, out);
+    return mproc_array_get(v, 0, out, timeout_ms);
 }
 
-int mproc_value_set(mproc_value *v, const void *in)
+int mproc_value_set(mproc_value *v, const void *in, int64_t timeout_ms)
 {
-    return mproc_array_set(v, 0, in);
+    return mproc_array_set(v, 0, in, timeout_ms);
 }
 
 mproc_lock *mproc_value_get_lock(mproc_value *v)

@@ -5,6 +5,15 @@
  * check those slots every waitword slice, so a participant that dies while
  * others wait breaks the barrier for all of them within a slice.
  *
+ * The action runs outside the internal lock: the last arrival leaves count
+ * at parties ("tripping"), runs it, then takes the lock again and trips the
+ * generation unless it was broken or reset meanwhile. So the lock is only
+ * ever held for a few stores, and every wait honours its own deadline.
+ *
+ * Nothing read from the shared state indexes memory without a bound taken
+ * at create/open: the handle keeps `parties`, and an arrival index at or
+ * above it (a corrupted or misused barrier) breaks the barrier.
+ *
  * Outcome of a generation: a waiter of generation g that wakes to find the
  * generation moved on reads bit g%64 of `outcomes` (1: ended by reset, i.e.
  * broken; 0: tripped). That is exact unless 64 generations pass while one
@@ -45,6 +54,7 @@ typedef struct barrier_shared {
 struct mproc_barrier {
     mproc__region region;
     barrier_shared *s;
+    uint32_t parties; /* validated at create/open; never re-read */
     int (*action)(void *arg);
     void *action_arg;
 };
@@ -73,8 +83,14 @@ int mproc_barrier_create(mproc_barrier **out, const char *name,
     }
     b->s = b->region.payload;
     b->s->parties = parties;
+    b->parties = parties;
     mproc__lockword_init(&b->s->lock, false);
-    mproc__region_publish(&b->region);
+    rc = mproc__region_publish(&b->region);
+    if (rc < 0) {
+        mproc__region_abandon(&b->region);
+        free(b);
+        return rc;
+    }
     b->action = o.action;
     b->action_arg = o.action_arg;
     *out = b;
@@ -104,6 +120,7 @@ int mproc_barrier_open(mproc_barrier **out, const char *name,
         return rc;
     }
     b->s = b->region.payload;
+    b->parties = b->s->parties;
     if (opts != NULL) {
         b->action = opts->action;
         b->action_arg = opts->action_arg;
@@ -125,18 +142,26 @@ int mproc_barrier_unlink(const char *name)
     return mproc__region_unlink(name, MPROC__KIND_BARRIER);
 }
 
-/* Takes the internal lock. A participant killed inside a barrier call
- * leaves the state half-changed: break the barrier and go on. */
-static void lock_state(barrier_shared *s)
+/* Takes the internal lock by deadline d (0 or MPROC_ETIMEDOUT). A
+ * participant killed inside a barrier call leaves the state half-changed:
+ * break the barrier and go on. The lock is held only for a few stores. */
+static int lock_state_by(barrier_shared *s, const mproc__deadline *d)
 {
-    mproc__deadline forever = mproc__deadline_forever();
-    int rc = mproc__lockword_acquire(&s->lock, &forever);
+    int rc = mproc__lockword_acquire(&s->lock, d);
     if (rc == MPROC_EOWNERDEAD) {
         atomic_store(&s->broken, 1);
         atomic_fetch_add(&s->seq, 1);
         mproc__lockword_consistent(&s->lock);
         mproc__waitword_wake(&s->seq, &s->nwaiters, INT_MAX);
+        rc = 0;
     }
+    return rc == 0 ? 0 : MPROC_ETIMEDOUT;
+}
+
+static void lock_state(barrier_shared *s)
+{
+    mproc__deadline forever = mproc__deadline_forever();
+    lock_state_by(s, &forever);
 }
 
 static void unlock_state(barrier_shared *s)
@@ -154,6 +179,7 @@ static void break_locked(barrier_shared *s)
 
 struct watch {
     barrier_shared *s;
+    uint32_t parties;
     uint32_t generation;
     pid_t self;
 };
@@ -178,8 +204,16 @@ static int check_slots(void *arg)
     barrier_shared *s = w->s;
     if (atomic_load(&s->generation) != w->generation || atomic_load(&s->broken))
         return RECHECK;
+    /* A participant killed inside a barrier call while holding the
+     * internal lock, before it stored its slot, is in no slot: taking the
+     * lock finds it dead and breaks the barrier. */
+    if (mproc__lockword_owner_dead(&s->lock)) {
+        lock_state(s);
+        unlock_state(s);
+        return RECHECK;
+    }
     bool dead = false;
-    for (uint32_t i = 0; i < 2 * s->parties && !dead; i++)
+    for (uint32_t i = 0; i < 2 * w->parties && !dead; i++)
         dead = slot_dead(&s->slots[i], w->self);
     if (!dead)
         return 0;
@@ -191,6 +225,43 @@ static int check_slots(void *arg)
     return RECHECK;
 }
 
+/* The last arrival of generation g, outside the lock: runs the action, then
+ * trips the generation unless it was broken or reset meanwhile. */
+static int trip(mproc_barrier *b, uint32_t g, uint32_t idx, uint32_t *index)
+{
+    barrier_shared *s = b->s;
+    uint32_t parties = b->parties;
+    int failed = b->action != NULL && b->action(b->action_arg) != 0;
+    lock_state(s);
+    if (atomic_load(&s->generation) != g || atomic_load(&s->broken)) {
+        unlock_state(s); /* a waiter timed out, an abort, a reset */
+        return MPROC_EBROKEN;
+    }
+    if (failed) {
+        break_locked(s);
+        unlock_state(s);
+        return MPROC_EBROKEN;
+    }
+    uint64_t bit = 1ull << (g % 64);
+    atomic_fetch_and(&s->outcomes, ~bit);
+    /* This generation's participants are the next one's members. */
+    for (uint32_t i = 0; i < parties; i++) {
+        barrier_slot *cur = &s->slots[i], *prev = &s->slots[parties + i];
+        atomic_store(&prev->tid, 0);
+        atomic_store(&prev->start, atomic_load(&cur->start));
+        atomic_store(&prev->tid, atomic_load(&cur->tid));
+        atomic_store(&cur->tid, 0);
+    }
+    atomic_store(&s->count, 0);
+    atomic_store(&s->generation, g + 1);
+    atomic_fetch_add(&s->seq, 1);
+    mproc__waitword_wake(&s->seq, &s->nwaiters, INT_MAX);
+    unlock_state(s);
+    if (index != NULL)
+        *index = idx;
+    return 0;
+}
+
 int mproc_barrier_wait(mproc_barrier *b, int64_t timeout_ms, uint32_t *index)
 {
     if (b == NULL)
@@ -200,46 +271,38 @@ int mproc_barrier_wait(mproc_barrier *b, int64_t timeout_ms, uint32_t *index)
     if (rc < 0)
         return rc;
     barrier_shared *s = b->s;
+    uint32_t parties = b->parties;
     pid_t self = mproc__os_self_tid();
 
-    lock_state(s);
+    /* The lock is held for a few stores only: even a try (timeout 0) waits
+     * up to a slice for it rather than fail on a neighbour's store. */
+    mproc__deadline entry;
+    mproc__deadline_init(&entry, MPROC__WAITWORD_SLICE_MS);
+    if (mproc__deadline_is_forever(&d) ||
+        mproc__deadline_left_ns(&d) > mproc__deadline_left_ns(&entry))
+        entry = d;
+    if (lock_state_by(s, &entry) != 0)
+        return MPROC_ETIMEDOUT; /* not arrived: nothing changed */
     if (atomic_load(&s->broken)) {
         unlock_state(s);
         return MPROC_EBROKEN;
     }
     uint32_t g = atomic_load(&s->generation);
     uint32_t idx = atomic_load(&s->count);
+    if (idx >= parties) {
+        /* More arrivals than parties while the last one runs the action
+         * (misuse), or a corrupted count: never index with it. */
+        break_locked(s);
+        unlock_state(s);
+        return MPROC_EBROKEN;
+    }
     atomic_store(&s->slots[idx].start, mproc__os_self_start());
     atomic_store(&s->slots[idx].tid, (uint32_t)self);
     atomic_store(&s->count, idx + 1);
-    if (idx + 1 == s->parties) {
-        /* Last to arrive: run the action, then release everyone. */
-        if (b->action != NULL && b->action(b->action_arg) != 0) {
-            break_locked(s);
-            unlock_state(s);
-            return MPROC_EBROKEN;
-        }
-        uint64_t bit = 1ull << (g % 64);
-        atomic_fetch_and(&s->outcomes, ~bit);
-        /* This generation's participants are the next one's members. */
-        for (uint32_t i = 0; i < s->parties; i++) {
-            barrier_slot *cur = &s->slots[i], *prev = &s->slots[s->parties + i];
-            atomic_store(&prev->tid, 0);
-            atomic_store(&prev->start, atomic_load(&cur->start));
-            atomic_store(&prev->tid, atomic_load(&cur->tid));
-            atomic_store(&cur->tid, 0);
-        }
-        atomic_store(&s->count, 0);
-        atomic_store(&s->generation, g + 1);
-        atomic_fetch_add(&s->seq, 1);
-        mproc__waitword_wake(&s->seq, &s->nwaiters, INT_MAX);
-        unlock_state(s);
-        if (index != NULL)
-            *index = idx;
-        return 0;
-    }
     unlock_state(s);
-    struct watch w = {s, g, self};
+    if (idx + 1 == parties)
+        return trip(b, g, idx, index);
+    struct watch w = {s, parties, g, self};
     for (;;) {
         uint32_t seq = atomic_load(&s->seq);
         /* The state is read without the lock: generation moves only
@@ -257,7 +320,12 @@ int mproc_barrier_wait(mproc_barrier *b, int64_t timeout_ms, uint32_t *index)
         rc = mproc__waitword_wait(&s->seq, &s->nwaiters, seq, &d, check_slots,
                                   &w);
         if (rc == MPROC_ETIMEDOUT) {
-            lock_state(s);
+            /* The lock is held for a few stores only, so a slice's grace
+             * is plenty; a holder that is stopped costs at most that. */
+            mproc__deadline grace;
+            mproc__deadline_init(&grace, MPROC__WAITWORD_SLICE_MS);
+            if (lock_state_by(s, &grace) != 0)
+                return MPROC_ETIMEDOUT;
             if (atomic_load(&s->generation) != g) {
                 unlock_state(s);
                 continue; /* tripped or reset meanwhile: report that */
@@ -291,7 +359,7 @@ int mproc_barrier_reset(mproc_barrier *b)
     lock_state(s);
     uint32_t g = atomic_load(&s->generation);
     atomic_fetch_or(&s->outcomes, 1ull << (g % 64));
-    for (uint32_t i = 0; i < 2 * s->parties; i++)
+    for (uint32_t i = 0; i < 2 * b->parties; i++)
         atomic_store(&s->slots[i].tid, 0);
     atomic_store(&s->count, 0);
     atomic_store(&s->broken, 0);
@@ -304,14 +372,15 @@ int mproc_barrier_reset(mproc_barrier *b)
 
 uint32_t mproc_barrier_parties(mproc_barrier *b)
 {
-    return b != NULL ? b->s->parties : 0;
+    return b != NULL ? b->parties : 0;
 }
 
 uint32_t mproc_barrier_n_waiting(mproc_barrier *b)
 {
     if (b == NULL || atomic_load(&b->s->broken))
         return 0;
-    return atomic_load(&b->s->count);
+    uint32_t n = atomic_load(&b->s->count);
+    return n < b->parties ? n : b->parties;
 }
 
 int mproc_barrier_broken(mproc_barrier *b)

@@ -58,7 +58,12 @@ int mproc_condition_create(mproc_condition **out, const char *name,
     atomic_init(&c->s->nwaiters, 0);
     c->s->own_lock = lock == NULL;
     mproc__lockword_init(&c->s->lock, true);
-    mproc__region_publish(&c->region);
+    rc = mproc__region_publish(&c->region);
+    if (rc < 0) {
+        mproc__region_abandon(&c->region);
+        free(c);
+        return rc;
+    }
     bind_lock(c, lock);
     *out = c;
     return 0;
@@ -76,6 +81,15 @@ int mproc_condition_open(mproc_condition **out, const char *name,
     if (rc == 0 && c->region.payload_size < sizeof(cond_shared)) {
         mproc__region_close(&c->region);
         rc = MPROC_EBADOBJ;
+    }
+    if (rc == 0) {
+        /* The creator's choice, own lock or not, must be the opener's:
+         * otherwise both would use different locks without a word. */
+        cond_shared *s = c->region.payload;
+        if ((s->own_lock != 0) != (lock == NULL)) {
+            mproc__region_close(&c->region);
+            rc = MPROC_EINVAL;
+        }
     }
     if (rc < 0) {
         free(c);

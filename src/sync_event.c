@@ -1,32 +1,50 @@
 /*
  * Event: a flag word with a waiter count, plus an optional pollable fd per
  * process: an eventfd that a helper thread keeps readable while the flag is
- * set (the thread sleeps on the flag through waitword like any waiter).
+ * set (the thread sleeps on the flag through waitword like any waiter, and
+ * wakes only when the flag changes or the handle is closed; it runs with
+ * every signal blocked so that no process-directed signal lands on it).
  */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "internal/deadline.h"
+#include "internal/eventtest.h"
 #include "internal/region.h"
 #include "internal/waitword.h"
 #include "mproc/sync.h"
 #include "os/os.h"
 #include "os/task.h"
 
+/* flag bit 0: set; WAITERS: someone may sleep on the word. A sleeper sets
+ * WAITERS (CAS) before sleeping; set and clear replace the whole word, so
+ * they clear it, and whoever clears it wakes every sleeper (who set it
+ * again if they sleep again). A sleeper killed while asleep therefore costs
+ * at most one useless wake, at the next set or clear, never one per call
+ * for ever as a waiter count would. */
+#define SET_BIT 1u
+#define WAITERS 0x80000000u
+
 typedef struct event_shared {
-    _Atomic uint32_t flag; /* futex word: 0 clear, 1 set */
-    _Atomic uint32_t nwaiters;
+    _Atomic uint32_t flag;     /* futex word */
+    _Atomic uint32_t reserved; /* was a waiter count; 0 */
 } event_shared;
 
 struct mproc_event {
     mproc__region region;
     event_shared *s;
-    /* The pollable fd, made on demand, valid in fd_pid only. */
-    pthread_mutex_t mu;
+    /* The pollable fd, made on demand, valid in fd_pid only, guarded by
+     * mu: 0 when free, else the pid of the process whose thread holds it.
+     * Not a pthread mutex: a child forked while another thread of the
+     * parent held it sees the parent's pid there and takes it over, where
+     * a mutex would stay locked for ever. */
+    _Atomic uint32_t mu;
     int fd;
     pid_t fd_pid;
     pthread_t thread;
@@ -38,7 +56,7 @@ static mproc_event *new_handle(void)
     mproc_event *e = calloc(1, sizeof *e);
     if (e == NULL)
         return NULL;
-    pthread_mutex_init(&e->mu, NULL);
+    atomic_init(&e->mu, 0);
     e->fd = -1;
     return e;
 }
@@ -57,14 +75,18 @@ int mproc_event_create(mproc_event **out, const char *name,
     int rc = mproc__region_create(&e->region, name, MPROC__KIND_EVENT,
                                   sizeof(event_shared), o.mode);
     if (rc < 0) {
-        pthread_mutex_destroy(&e->mu);
         free(e);
         return rc;
     }
     e->s = e->region.payload;
     atomic_init(&e->s->flag, 0);
-    atomic_init(&e->s->nwaiters, 0);
-    mproc__region_publish(&e->region);
+    atomic_init(&e->s->reserved, 0);
+    rc = mproc__region_publish(&e->region);
+    if (rc < 0) {
+        mproc__region_abandon(&e->region);
+        free(e);
+        return rc;
+    }
     *out = e;
     return 0;
 }
@@ -82,7 +104,6 @@ int mproc_event_open(mproc_event **out, const char *name)
         rc = MPROC_EBADOBJ;
     }
     if (rc < 0) {
-        pthread_mutex_destroy(&e->mu);
         free(e);
         return rc;
     }
@@ -97,10 +118,21 @@ static void stop_fd(mproc_event *e)
         return;
     if (e->fd_pid == mproc__os_self_pid()) {
         atomic_store(&e->stop, 1);
-        /* The helper re-checks `stop` at least every waitword slice; the
-         * wake makes it prompt. */
-        mproc__waitword_wake_raw(&e->s->flag, INT_MAX);
-        pthread_join(e->thread, NULL);
+        /* The helper sleeps on the shared flag without a timeout; `stop`
+         * is not that word, so a wake sent just before it sleeps would be
+         * lost: wake again until it has gone (one round in practice). */
+        for (;;) {
+            mproc__waitword_wake_raw(&e->s->flag, INT_MAX);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 2000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            if (pthread_timedjoin_np(e->thread, NULL, &ts) != ETIMEDOUT)
+                break;
+        }
     }
     /* In a forked child the fd is an inherited copy without its thread. */
     mproc__os_close(e->fd);
@@ -113,7 +145,6 @@ void mproc_event_close(mproc_event *ev)
         return;
     stop_fd(ev);
     mproc__region_close(&ev->region);
-    pthread_mutex_destroy(&ev->mu);
     free(ev);
 }
 
@@ -122,12 +153,25 @@ int mproc_event_unlink(const char *name)
     return mproc__region_unlink(name, MPROC__KIND_EVENT);
 }
 
+/* Sleeps while the word is f (adding WAITERS first), by deadline d: 0 when
+ * the word moved (or spuriously), MPROC_ETIMEDOUT, or -errno. */
+static int sleep_on(event_shared *s, uint32_t f, const mproc__deadline *d)
+{
+    if (!(f & WAITERS)) {
+        if (!atomic_compare_exchange_strong(&s->flag, &f, f | WAITERS))
+            return 0; /* moved meanwhile: look again */
+        f |= WAITERS;
+    }
+    return mproc__waitword_sleep(&s->flag, f, d, NULL, NULL);
+}
+
 int mproc_event_set(mproc_event *ev)
 {
     if (ev == NULL)
         return MPROC_EINVAL;
-    if (atomic_exchange(&ev->s->flag, 1) == 0)
-        mproc__waitword_wake(&ev->s->flag, &ev->s->nwaiters, INT_MAX);
+    /* Only a call that clears WAITERS makes a system call. */
+    if (atomic_exchange(&ev->s->flag, SET_BIT) & WAITERS)
+        mproc__waitword_wake_raw(&ev->s->flag, INT_MAX);
     return 0;
 }
 
@@ -135,10 +179,10 @@ int mproc_event_clear(mproc_event *ev)
 {
     if (ev == NULL)
         return MPROC_EINVAL;
-    /* The fd helper sleeps while the flag is 1: wake it so the fd stops
-     * being readable. Plain waiters wake, see 0 and sleep again. */
-    if (atomic_exchange(&ev->s->flag, 0) == 1)
-        mproc__waitword_wake(&ev->s->flag, &ev->s->nwaiters, INT_MAX);
+    /* The fd helper sleeps while the flag is set: it is woken here so the
+     * fd stops being readable. Plain waiters wake, see 0 and sleep again. */
+    if (atomic_exchange(&ev->s->flag, 0) & WAITERS)
+        mproc__waitword_wake_raw(&ev->s->flag, INT_MAX);
     return 0;
 }
 
@@ -146,7 +190,7 @@ int mproc_event_is_set(mproc_event *ev)
 {
     if (ev == NULL)
         return MPROC_EINVAL;
-    return atomic_load(&ev->s->flag) != 0;
+    return (atomic_load(&ev->s->flag) & SET_BIT) != 0;
 }
 
 int mproc_event_wait(mproc_event *ev, int64_t timeout_ms)
@@ -158,21 +202,15 @@ int mproc_event_wait(mproc_event *ev, int64_t timeout_ms)
     if (rc < 0)
         return rc;
     for (;;) {
-        if (atomic_load_explicit(&ev->s->flag, memory_order_acquire) != 0)
+        uint32_t f = atomic_load_explicit(&ev->s->flag, memory_order_acquire);
+        if (f & SET_BIT)
             return 0;
         if (mproc__deadline_expired(&d))
             return MPROC_ETIMEDOUT;
-        rc = mproc__waitword_wait(&ev->s->flag, &ev->s->nwaiters, 0, &d, NULL,
-                                  NULL);
+        rc = sleep_on(ev->s, f, &d);
         if (rc < 0 && rc != MPROC_ETIMEDOUT)
             return rc;
     }
-}
-
-static int stop_requested(void *arg)
-{
-    mproc_event *e = arg;
-    return atomic_load(&e->stop) ? MPROC_ECANCELED : 0;
 }
 
 /* Keeps e->fd readable exactly while the flag is set. */
@@ -183,20 +221,47 @@ static void *fd_helper(void *arg)
     mproc__deadline forever = mproc__deadline_forever();
     while (!atomic_load(&e->stop)) {
         uint32_t f = atomic_load(&e->s->flag);
-        if (f != 0 && !readable) {
+        bool set = (f & SET_BIT) != 0;
+        if (set && !readable) {
             uint64_t one = 1;
             if (write(e->fd, &one, sizeof one) == (ssize_t)sizeof one)
                 readable = true;
-        } else if (f == 0 && readable) {
+        } else if (!set && readable) {
             uint64_t v;
             if (read(e->fd, &v, sizeof v) == (ssize_t)sizeof v ||
                 errno == EAGAIN)
                 readable = false;
         }
-        mproc__waitword_wait(&e->s->flag, &e->s->nwaiters, f, &forever,
-                             stop_requested, e);
+        /* No periodic wake-ups: set and clear wake it (it marks WAITERS),
+         * and so does stop_fd. */
+        if (!atomic_load(&e->stop))
+            sleep_on(e->s, f, &forever);
     }
     return NULL;
+}
+
+/* Takes ev->mu. Held by another process (the parent we were forked from,
+ * whose holding thread does not exist here): take it over. Held by a thread
+ * of ours: sleep until it lets go. */
+static void mu_lock(mproc_event *ev, uint32_t me)
+{
+    for (;;) {
+        uint32_t cur = atomic_load_explicit(&ev->mu, memory_order_relaxed);
+        if (cur != me) {
+            if (atomic_compare_exchange_weak_explicit(&ev->mu, &cur, me,
+                                                      memory_order_acquire,
+                                                      memory_order_relaxed))
+                return;
+            continue;
+        }
+        mproc__os_futex_wait((const uint32_t *)&ev->mu, me, NULL);
+    }
+}
+
+static void mu_unlock(mproc_event *ev)
+{
+    atomic_store_explicit(&ev->mu, 0, memory_order_release);
+    mproc__os_futex_wake((const uint32_t *)&ev->mu, 1);
 }
 
 int mproc_event_fd(mproc_event *ev, int *fd)
@@ -204,8 +269,8 @@ int mproc_event_fd(mproc_event *ev, int *fd)
     if (ev == NULL || fd == NULL)
         return MPROC_EINVAL;
     int rc = 0;
-    pthread_mutex_lock(&ev->mu);
     pid_t me = mproc__os_self_pid();
+    mu_lock(ev, (uint32_t)me);
     if (ev->fd >= 0 && ev->fd_pid != me) {
         /* Inherited across fork: the helper thread stayed in the parent. */
         mproc__os_close(ev->fd);
@@ -220,7 +285,13 @@ int mproc_event_fd(mproc_event *ev, int *fd)
             ev->fd = efd;
             ev->fd_pid = me;
             atomic_store(&ev->stop, 0);
+            /* The helper inherits our mask: block everything, so that a
+             * process-directed signal never lands on a hidden thread. */
+            sigset_t all, old;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
             int e = pthread_create(&ev->thread, NULL, fd_helper, ev);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
             if (e != 0) {
                 mproc__os_close(efd);
                 ev->fd = -1;
@@ -231,6 +302,14 @@ int mproc_event_fd(mproc_event *ev, int *fd)
     }
     if (rc == 0)
         *fd = ev->fd;
-    pthread_mutex_unlock(&ev->mu);
+    mu_unlock(ev);
     return rc;
+}
+
+void mproc__event_test_hold_mutex(mproc_event *ev, bool hold)
+{
+    if (hold)
+        mu_lock(ev, (uint32_t)mproc__os_self_pid());
+    else
+        mu_unlock(ev);
 }

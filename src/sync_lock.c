@@ -35,7 +35,12 @@ int mproc_lock_create(mproc_lock **out, const char *name,
     }
     l->lw = l->region.payload;
     mproc__lockword_init(l->lw, o.recursive);
-    mproc__region_publish(&l->region);
+    rc = mproc__region_publish(&l->region);
+    if (rc < 0) {
+        mproc__region_abandon(&l->region);
+        free(l);
+        return rc;
+    }
     *out = l;
     return 0;
 }
@@ -154,7 +159,12 @@ int mproc_semaphore_create(mproc_semaphore **out, const char *name,
     atomic_init(&m->s->nwaiters, 0);
     m->s->max = value;
     m->s->bounded = o.bounded ? 1 : 0;
-    mproc__region_publish(&m->region);
+    rc = mproc__region_publish(&m->region);
+    if (rc < 0) {
+        mproc__region_abandon(&m->region);
+        free(m);
+        return rc;
+    }
     *out = m;
     return 0;
 }

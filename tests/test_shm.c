@@ -1,6 +1,7 @@
 /* Regions, shared memory blocks, and typed Value/Array: naming rules, bad
  * input, kinds and versions, listing, sharing across processes, atomic
  * operations and the robust lock. Forked helpers only _exit. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -206,9 +207,10 @@ END_TEST
 
 static int child_publish_later(void *arg)
 {
-    (void)arg;
-    /* Play a creator that is slow to finish: size the file, write the
-     * header, and publish it 100 ms later. */
+    _Atomic int *started = arg;
+    /* Play a creator that is slow to finish (a file made by other means
+     * than mproc's own create, which publishes by link): size the file,
+     * write the header, tell the parent, and publish it 20 ms later. */
     int fd = shm_open(g_name, O_RDWR, 0);
     if (fd < 0)
         return 1;
@@ -226,7 +228,8 @@ static int child_publish_later(void *arg)
     h->size = total;
     h->payload_offset = MPROC__REGION_HDR;
     h->payload_size = 128;
-    usleep(100000);
+    atomic_store(started, 1);
+    usleep(20000);
     atomic_store_explicit(&h->ready, MPROC__REGION_READY, memory_order_release);
     munmap(h, total);
     return 0;
@@ -237,13 +240,23 @@ START_TEST(shm_attach_waits_for_a_creator_finishing)
     char name[64];
     g_name = test_shm_name(name, sizeof name, "slow");
     raw_file(name, NULL, 0);
-    pid_t p = spawn(child_publish_later, NULL);
+    _Atomic int *started = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(started, MAP_FAILED);
+    pid_t p = spawn(child_publish_later, (void *)started);
+    /* The open's fixed budget (500 ms) starts only once the child is
+     * under way, so a slow fork under a sanitizer cannot use it up. */
+    int64_t until = test_now_ms() + test_ms(10000);
+    while (!atomic_load(started) && test_now_ms() < until)
+        usleep(1000);
+    ck_assert(atomic_load(started));
     mproc_shm *m;
     ck_assert_int_eq(mproc_shm_attach(&m, name), 0);
     ck_assert_uint_eq(mproc_shm_size(m), 128);
     mproc_shm_detach(m);
     ck_assert_int_eq(test_wait_status(p), 0);
     ck_assert_int_eq(mproc_shm_unlink(name), 0);
+    munmap((void *)started, 4096);
 }
 END_TEST
 
@@ -343,6 +356,107 @@ START_TEST(region_list_finds_forgotten_mproc_names)
 }
 END_TEST
 
+static int child_create_big(void *arg)
+{
+    (void)arg;
+    mproc_shm *m;
+    /* Killed during this (sizing and reserving 512 MiB takes a while). */
+    return mproc_shm_create(&m, g_name, (size_t)512 << 20, NULL) == 0 ? 0 : 1;
+}
+
+/* Does /dev/shm hold the temporary name of pid, or name? */
+static int creation_seen(pid_t pid, const char *name)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "mproc-tmp-%d-", (int)pid);
+    DIR *d = opendir("/dev/shm");
+    int seen = 0;
+    struct dirent *e;
+    while (d != NULL && !seen && (e = readdir(d)) != NULL)
+        seen = strncmp(e->d_name, tmp, strlen(tmp)) == 0 ||
+               strcmp(e->d_name, name + 1) == 0;
+    if (d != NULL)
+        closedir(d);
+    return seen;
+}
+
+struct stale {
+    char prefix[64];
+    int n;
+    char name[4][96];
+};
+
+static int on_stale(const char *name, uint32_t kind, uint32_t version,
+                    uint64_t size, void *arg)
+{
+    struct stale *st = arg;
+    (void)size;
+    if (strncmp(name, st->prefix, strlen(st->prefix)) == 0 &&
+        kind == MPROC__KIND_ANY && version == 0 && st->n < 4)
+        snprintf(st->name[st->n++], sizeof st->name[0], "%s", name);
+    return 0;
+}
+
+/* A creator killed half way (during a slow create) leaves nothing under the
+ * real name: openers get MPROC_ENOENT at once (not MPROC_EBADOBJ after a
+ * wait), the name can be created again, and the temporary name it leaves is
+ * listed as stale and removable by mproc__region_unlink. */
+START_TEST(shm_creator_killed_half_way_leaves_no_name)
+{
+    char name[64];
+    g_name = test_shm_name(name, sizeof name, "big");
+    int caught = 0;
+    for (int attempt = 0; attempt < 5 && !caught; attempt++) {
+        pid_t p = spawn(child_create_big, NULL);
+        int64_t until = test_now_ms() + test_ms(5000);
+        while (!creation_seen(p, name) && test_now_ms() < until)
+            ;
+        kill(p, SIGKILL);
+        int st = test_wait_status(p);
+        mproc_shm *m;
+        if (st == 0) { /* finished before the kill: try again */
+            ck_assert_int_eq(mproc_shm_unlink(name), 0);
+            continue;
+        }
+        ck_assert_int_eq(st, 128 + SIGKILL);
+        caught = 1;
+        int64_t t0 = test_now_ms();
+        ck_assert_int_eq(mproc_shm_attach(&m, name), MPROC_ENOENT);
+        ck_assert_int_lt(test_now_ms() - t0, test_ms(100));
+        ck_assert_int_eq(mproc_shm_unlink(name), MPROC_ENOENT);
+        ck_assert_int_eq(mproc_shm_create(&m, name, 16, NULL), 0);
+        mproc_shm_detach(m);
+        ck_assert_int_eq(mproc_shm_unlink(name), 0);
+        /* What it left, if anything, is a stale temporary name. */
+        struct stale sl = {.n = 0};
+        snprintf(sl.prefix, sizeof sl.prefix, "/mproc-tmp-%d-", (int)p);
+        ck_assert_int_eq(mproc__region_list(on_stale, &sl), 0);
+        for (int i = 0; i < sl.n; i++)
+            ck_assert_int_eq(mproc__region_unlink(sl.name[i], MPROC__KIND_ANY),
+                             0);
+        ck_assert(!creation_seen(p, name));
+    }
+    if (!caught)
+        fprintf(stderr, "skipped: every create finished before the kill\n");
+}
+END_TEST
+
+/* Temporary names are the library's: a live creator's cannot be removed,
+ * and a user cannot create one. */
+START_TEST(region_temporary_names_are_reserved)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "/mproc-tmp-%d-999999", (int)getpid());
+    int fd = shm_open(tmp, O_CREAT | O_EXCL | O_RDWR, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(mproc__region_unlink(tmp, MPROC__KIND_ANY), MPROC_EBUSY);
+    ck_assert_int_eq(shm_unlink(tmp), 0);
+    mproc_shm *m;
+    ck_assert_int_eq(mproc_shm_create(&m, tmp, 16, NULL), MPROC_EINVAL);
+}
+END_TEST
+
 START_TEST(region_create_failure_leaves_no_name)
 {
     char name[64], path[128];
@@ -375,19 +489,19 @@ START_TEST(value_gets_and_sets_every_type)
         ck_assert_uint_eq(mproc_array_count(v), 1);
         ck_assert_ptr_nonnull(mproc_value_get_lock(v));
         unsigned char in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8] = {0};
-        ck_assert_int_eq(mproc_value_set(v, in), 0);
-        ck_assert_int_eq(mproc_value_get(v, out), 0);
+        ck_assert_int_eq(mproc_value_set(v, in, MPROC_FOREVER), 0);
+        ck_assert_int_eq(mproc_value_get(v, out, MPROC_FOREVER), 0);
         ck_assert_int_eq(memcmp(in, out, sizes[t]), 0);
         mproc_value_close(v);
     }
     double d = 1.5, old = 0;
     mproc_value *v;
     ck_assert_int_eq(mproc_value_create(&v, NULL, MPROC_TYPE_DOUBLE, NULL), 0);
-    ck_assert_int_eq(mproc_value_set(v, &d), 0);
+    ck_assert_int_eq(mproc_value_set(v, &d, MPROC_FOREVER), 0);
     d = 2.25;
     ck_assert_int_eq(mproc_value_add(v, &d, &old), 0);
     ck_assert(old == 1.5);
-    ck_assert_int_eq(mproc_value_get(v, &d), 0);
+    ck_assert_int_eq(mproc_value_get(v, &d, MPROC_FOREVER), 0);
     ck_assert(d == 3.75);
     mproc_value_close(v);
 }
@@ -409,20 +523,23 @@ START_TEST(value_and_array_bad_input_is_rejected)
     o.bytes_size = 16;
     ck_assert_int_eq(mproc_array_create(&a, NULL, MPROC_TYPE_BYTES, 3, &o), 0);
     char buf[48] = "0123456789abcdef";
-    ck_assert_int_eq(mproc_array_set(a, 2, buf), 0);
+    ck_assert_int_eq(mproc_array_set(a, 2, buf, MPROC_FOREVER), 0);
     char out[16];
-    ck_assert_int_eq(mproc_array_get(a, 2, out), 0);
+    ck_assert_int_eq(mproc_array_get(a, 2, out, MPROC_FOREVER), 0);
     ck_assert_int_eq(memcmp(out, buf, 16), 0);
     int64_t one = 1;
     /* No atomic arithmetic on bytes. */
     ck_assert_int_eq(mproc_array_add(a, 0, &one, NULL), MPROC_EINVAL);
     ck_assert_int_eq(mproc_array_exchange(a, 0, &one, NULL), MPROC_EINVAL);
-    ck_assert_int_eq(mproc_array_get(a, 3, out), MPROC_ERANGE);
-    ck_assert_int_eq(mproc_array_get_range(a, 1, 3, buf), MPROC_ERANGE);
-    ck_assert_int_eq(mproc_array_get_range(a, 4, 0, buf), MPROC_ERANGE);
-    ck_assert_int_eq(mproc_array_get_range(a, 3, 0, buf), 0);
-    ck_assert_int_eq(mproc_array_get(a, 0, NULL), MPROC_EINVAL);
-    ck_assert_int_eq(mproc_array_get(NULL, 0, out), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_array_get(a, 3, out, MPROC_FOREVER), MPROC_ERANGE);
+    ck_assert_int_eq(mproc_array_get_range(a, 1, 3, buf, MPROC_FOREVER),
+                     MPROC_ERANGE);
+    ck_assert_int_eq(mproc_array_get_range(a, 4, 0, buf, MPROC_FOREVER),
+                     MPROC_ERANGE);
+    ck_assert_int_eq(mproc_array_get_range(a, 3, 0, buf, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_array_get(a, 0, NULL, MPROC_FOREVER), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_array_get(NULL, 0, out, MPROC_FOREVER),
+                     MPROC_EINVAL);
     ck_assert_int_eq(mproc_array_add(NULL, 0, &one, NULL), MPROC_EINVAL);
     ck_assert_ptr_null(mproc_array_get_lock(NULL));
     mproc_array_close(a);
@@ -438,8 +555,8 @@ START_TEST(array_ranges_and_atomics)
     ck_assert_int_eq(mproc_array_create(&a, NULL, MPROC_TYPE_INT32, 10, &o), 0);
     ck_assert_ptr_null(mproc_array_get_lock(a));
     int32_t in[4] = {10, 20, 30, 40}, out[10];
-    ck_assert_int_eq(mproc_array_set_range(a, 6, 4, in), 0);
-    ck_assert_int_eq(mproc_array_get_range(a, 0, 10, out), 0);
+    ck_assert_int_eq(mproc_array_set_range(a, 6, 4, in, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_array_get_range(a, 0, 10, out, MPROC_FOREVER), 0);
     ck_assert_int_eq(out[5], 0);
     ck_assert_int_eq(out[6], 10);
     ck_assert_int_eq(out[9], 40);
@@ -459,7 +576,7 @@ START_TEST(array_ranges_and_atomics)
     ck_assert_int_eq(
         mproc_array_compare_exchange(a, 6, &expect, &want, &swapped), 0);
     ck_assert(swapped);
-    ck_assert_int_eq(mproc_array_get(a, 6, &x), 0);
+    ck_assert_int_eq(mproc_array_get(a, 6, &x, MPROC_FOREVER), 0);
     ck_assert_int_eq(x, 2);
     ck_assert_int_eq(mproc_array_add(a, 10, &d, NULL), MPROC_ERANGE);
     ck_assert_int_eq(mproc_array_compare_exchange(a, 0, NULL, &want, &swapped),
@@ -491,10 +608,10 @@ static int child_locked_add(void *arg)
         if (mproc_lock_acquire(l, MPROC_FOREVER) != 0)
             return 1;
         /* Nested get/set: the Value's lock is an RLock, as in Python. */
-        if (mproc_value_get(g_value, &v) != 0)
+        if (mproc_value_get(g_value, &v, MPROC_FOREVER) != 0)
             return 2;
         v++;
-        if (mproc_value_set(g_value, &v) != 0)
+        if (mproc_value_set(g_value, &v, MPROC_FOREVER) != 0)
             return 3;
         if (mproc_lock_release(l) != 0)
             return 4;
@@ -512,15 +629,15 @@ START_TEST(value_counts_exactly_from_four_processes)
         p[i] = spawn(child_atomic_add, NULL);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(test_wait_status(p[i]), 0);
-    ck_assert_int_eq(mproc_value_get(g_value, &v), 0);
+    ck_assert_int_eq(mproc_value_get(g_value, &v, MPROC_FOREVER), 0);
     ck_assert_int_eq(v, 4 * ADDS);
     v = 0;
-    ck_assert_int_eq(mproc_value_set(g_value, &v), 0);
+    ck_assert_int_eq(mproc_value_set(g_value, &v, MPROC_FOREVER), 0);
     for (int i = 0; i < 4; i++)
         p[i] = spawn(child_locked_add, NULL);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(test_wait_status(p[i]), 0);
-    ck_assert_int_eq(mproc_value_get(g_value, &v), 0);
+    ck_assert_int_eq(mproc_value_get(g_value, &v, MPROC_FOREVER), 0);
     ck_assert_int_eq(v, 4 * ADDS);
     mproc_value_close(g_value);
 }
@@ -535,8 +652,8 @@ START_TEST(named_value_is_opened_by_name)
     ck_assert_int_eq(mproc_value_open(&b, name), 0);
     ck_assert_int_eq(mproc_array_type(b), MPROC_TYPE_UINT16);
     uint16_t x = 4242, y = 0;
-    ck_assert_int_eq(mproc_value_set(a, &x), 0);
-    ck_assert_int_eq(mproc_value_get(b, &y), 0);
+    ck_assert_int_eq(mproc_value_set(a, &x, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_value_get(b, &y, MPROC_FOREVER), 0);
     ck_assert_uint_eq(y, 4242);
     mproc_value_close(b);
     mproc_value_close(a);
@@ -553,7 +670,7 @@ static int child_hold_value_lock(void *arg)
     if (mproc_lock_acquire(mproc_value_get_lock(g_value), 0) != 0)
         return 1;
     int64_t v = 1234;
-    mproc_value_set(g_value, &v);
+    mproc_value_set(g_value, &v, MPROC_FOREVER);
     kill(getpid(), SIGKILL);
     return 2;
 }
@@ -565,13 +682,102 @@ START_TEST(value_lock_recovers_from_a_killed_holder)
     pid_t p = spawn(child_hold_value_lock, NULL);
     ck_assert_int_eq(test_wait_status(p), 128 + SIGKILL);
     int64_t v = 0;
-    ck_assert_int_eq(mproc_value_get(g_value, &v), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc_value_get(g_value, &v, MPROC_FOREVER),
+                     MPROC_EOWNERDEAD);
     ck_assert_int_eq(v, 1234);
     /* The get repaired the lock: later calls work normally. */
-    ck_assert_int_eq(mproc_value_set(g_value, &v), 0);
+    ck_assert_int_eq(mproc_value_set(g_value, &v, MPROC_FOREVER), 0);
     ck_assert_int_eq(mproc_lock_acquire(mproc_value_get_lock(g_value), 0), 0);
     ck_assert_int_eq(mproc_lock_release(mproc_value_get_lock(g_value)), 0);
     mproc_value_close(g_value);
+}
+END_TEST
+
+static _Atomic int *g_held;
+
+static int child_hold_value_lock_a_while(void *arg)
+{
+    (void)arg;
+    if (mproc_lock_acquire(mproc_value_get_lock(g_value), 0) != 0)
+        return 1;
+    atomic_store(g_held, 1);
+    while (atomic_load(g_held) != 2)
+        usleep(1000);
+    return mproc_lock_release(mproc_value_get_lock(g_value)) == 0 ? 0 : 2;
+}
+
+/* get/set of a locked Value wait for its lock at most timeout_ms. */
+START_TEST(value_get_and_set_time_out_while_its_lock_is_held)
+{
+    g_held = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(g_held, MAP_FAILED);
+    ck_assert_int_eq(mproc_value_create(&g_value, NULL, MPROC_TYPE_INT64, NULL),
+                     0);
+    pid_t p = spawn(child_hold_value_lock_a_while, NULL);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (atomic_load(g_held) != 1 && test_now_ms() < until)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(g_held), 1);
+    int64_t v = 5;
+    ck_assert_int_eq(mproc_value_set(g_value, &v, 0), MPROC_ETIMEDOUT);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_value_get(g_value, &v, 100), MPROC_ETIMEDOUT);
+    ck_assert_int_ge(test_now_ms() - t0, 95);
+    ck_assert_int_eq(v, 5); /* nothing copied */
+    ck_assert_int_eq(mproc_value_get(g_value, &v, -2), MPROC_EINVAL);
+    int64_t buf[1];
+    ck_assert_int_eq(mproc_array_get_range(g_value, 0, 1, buf, 0),
+                     MPROC_ETIMEDOUT);
+    atomic_store(g_held, 2);
+    ck_assert_int_eq(mproc_value_set(g_value, &v, test_ms(5000)), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_eq(mproc_value_get(g_value, &v, 0), 0);
+    ck_assert_int_eq(v, 5);
+    mproc_value_close(g_value);
+    munmap(g_held, 4096);
+}
+END_TEST
+
+/* A named Array whose shared descriptor is rewritten after open (corrupted
+ * or malicious) keeps the shape it was opened with: nothing read from
+ * shared memory indexes memory. Layout (docs/shared-memory.md): type at 0,
+ * count at 8, elem_size at 16. */
+START_TEST(array_descriptor_rewritten_after_open_changes_nothing)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "array");
+    mproc_array *a, *b;
+    ck_assert_int_eq(mproc_array_create(&a, name, MPROC_TYPE_INT32, 4, NULL),
+                     0);
+    ck_assert_int_eq(mproc_array_open(&b, name), 0);
+    mproc__region r;
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY), 0);
+    char *d = r.payload;
+    uint32_t bytes = MPROC_TYPE_BYTES;
+    uint64_t huge = (uint64_t)1 << 40, big = 65536;
+    memcpy(d, &bytes, 4);
+    memcpy(d + 8, &huge, 8);
+    memcpy(d + 16, &big, 8);
+    int32_t v = 7;
+    char buf[65536];
+    for (int k = 0; k < 2; k++) {
+        mproc_array *x = k == 0 ? a : b;
+        ck_assert_uint_eq(mproc_array_count(x), 4);
+        ck_assert_uint_eq(mproc_array_elem_size(x), 4);
+        ck_assert_int_eq(mproc_array_type(x), MPROC_TYPE_INT32);
+        ck_assert_int_eq(mproc_array_get(x, 1000000, buf, 0), MPROC_ERANGE);
+        ck_assert_int_eq(mproc_array_set(x, 4, &v, 0), MPROC_ERANGE);
+        ck_assert_int_eq(mproc_array_set(x, 3, &v, 0), 0);
+        ck_assert_int_eq(mproc_array_add(x, 3, &v, NULL), 0);
+    }
+    int32_t got = 0;
+    ck_assert_int_eq(mproc_array_get(a, 3, &got, 0), 0);
+    ck_assert_int_eq(got, 14);
+    mproc__region_close(&r);
+    mproc_array_close(b);
+    mproc_array_close(a);
+    ck_assert_int_eq(mproc_array_unlink(name), 0);
 }
 END_TEST
 
@@ -591,11 +797,15 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, shm_attach_refuses_a_truncated_object);
     TEST_ADD(s, region_list_finds_forgotten_mproc_names);
     TEST_ADD(s, region_create_failure_leaves_no_name);
+    TEST_ADD(s, shm_creator_killed_half_way_leaves_no_name);
+    TEST_ADD(s, region_temporary_names_are_reserved);
     TEST_ADD(s, value_gets_and_sets_every_type);
     TEST_ADD(s, value_and_array_bad_input_is_rejected);
     TEST_ADD(s, array_ranges_and_atomics);
     TEST_ADD(s, value_counts_exactly_from_four_processes);
     TEST_ADD(s, named_value_is_opened_by_name);
     TEST_ADD(s, value_lock_recovers_from_a_killed_holder);
+    TEST_ADD(s, array_descriptor_rewritten_after_open_changes_nothing);
+    TEST_ADD(s, value_get_and_set_time_out_while_its_lock_is_held);
     return s;
 }

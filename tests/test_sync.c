@@ -3,14 +3,23 @@
  * or waiting. Forked helpers only _exit. */
 #include <poll.h>
 #include <pthread.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal/deadline.h"
+#include "internal/eventtest.h"
+#include "internal/lockcore.h"
+#include "internal/region.h"
 #include "mproc.h"
 #include "testlib.h"
 
@@ -52,6 +61,76 @@ static int wait_flag(_Atomic int *flag, int want, int64_t ms)
         usleep(1000);
     }
     return 1;
+}
+
+/* Forks a child whose pid is `want`, by writing want - 1 to
+ * /proc/sys/kernel/ns_last_pid under an flock on it (root only), and runs
+ * fn in it. Returns the child's pid, or -1 when that is not permitted or
+ * other processes keep taking the pid first (the caller skips). */
+static pid_t spawn_with_pid(pid_t want, int (*fn)(void *), void *arg)
+{
+    int fd = open("/proc/sys/kernel/ns_last_pid", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    pid_t got = -1;
+    for (int i = 0; i < 50 && got < 0; i++) {
+        if (flock(fd, LOCK_EX) != 0)
+            break;
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%d", (int)want - 1);
+        if (pwrite(fd, buf, (size_t)n, 0) != n) {
+            flock(fd, LOCK_UN);
+            break;
+        }
+        pid_t p = fork();
+        if (p == 0) {
+            if (getpid() != want)
+                _exit(99);
+            _exit(fn(arg));
+        }
+        flock(fd, LOCK_UN);
+        if (p < 0)
+            break;
+        if (p == want)
+            got = p;
+        else
+            test_wait_status(p);
+    }
+    close(fd);
+    return got;
+}
+
+/* Waits until process pid sleeps in a futex wait (its /proc wchan), or ms
+ * pass; true when seen. Where wchan is hidden (reads "0"), a sleeping state
+ * 'S' is taken instead. */
+static int wait_asleep(pid_t pid, int64_t ms)
+{
+    int64_t until = test_now_ms() + test_ms(ms);
+    char path[64], buf[128];
+    for (;;) {
+        snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+        FILE *f = fopen(path, "r");
+        size_t n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        buf[n] = '\0';
+        if (strstr(buf, "futex") != NULL)
+            return 1;
+        if (n == 0 || strcmp(buf, "0") == 0) {
+            snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+            f = fopen(path, "r");
+            n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f != NULL)
+                fclose(f);
+            buf[n] = '\0';
+            char *rp = strrchr(buf, ')');
+            if (rp != NULL && rp[1] == ' ' && rp[2] == 'S')
+                return 1;
+        }
+        if (test_now_ms() > until)
+            return 0;
+        usleep(1000);
+    }
 }
 
 static void kill_and_reap(pid_t p)
@@ -294,7 +373,8 @@ START_TEST(lock_unrecoverable_wakes_sleeping_waiters)
     for (int i = 0; i < 2; i++)
         w[i] = spawn(child_wait_forever_code, NULL);
     ck_assert(wait_flag(&g_flag[1], 2, 5000));
-    usleep(50000);
+    for (int i = 0; i < 2; i++)
+        ck_assert(wait_asleep(w[i], 5000));
     /* Released unrepaired: the sleepers learn it at once. */
     ck_assert_int_eq(mproc_lock_release(g_lock), 0);
     for (int i = 0; i < 2; i++)
@@ -341,6 +421,132 @@ START_TEST(lock_held_by_exited_thread_reports_owner_death)
     ck_assert_int_eq(mproc_lock_consistent(l), 0);
     ck_assert_int_eq(mproc_lock_release(l), 0);
     mproc_lock_close(l);
+}
+END_TEST
+
+static int child_hold_and_exit(void *arg)
+{
+    (void)arg;
+    return mproc_lock_acquire(g_lock, 0) == 0 ? 0 : 1;
+}
+
+/* In a process that got the dead owner's pid (so its tid): the lock is not
+ * its own, and even a try finds the owner dead. */
+static int child_reused_tid_acquires(void *arg)
+{
+    (void)arg;
+    if (mproc_lock_is_owned(g_lock) != 0)
+        return 1;
+    if (mproc_lock_release(g_lock) != MPROC_ENOTOWNER)
+        return 2;
+    int rc = mproc_lock_acquire(g_lock, 0);
+    if (rc != MPROC_EOWNERDEAD)
+        return rc == 0 ? 3 : rc == MPROC_EDEADLK ? 4 : 5;
+    if (mproc_lock_is_owned(g_lock) != 1 || mproc_lock_consistent(g_lock) != 0)
+        return 6;
+    if (mproc_lock_release(g_lock) != 0 || mproc_lock_is_owned(g_lock) != 0)
+        return 7;
+    return 0;
+}
+
+static void owner_death_with_reused_tid(bool recursive)
+{
+    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
+    o.recursive = recursive;
+    ck_assert_int_eq(mproc_lock_create(&g_lock, NULL, &o), 0);
+    pid_t first = spawn(child_hold_and_exit, NULL);
+    ck_assert_int_eq(test_wait_status(first), 0);
+    /* Start times count clock ticks: let one pass. */
+    usleep(30000);
+    pid_t second = spawn_with_pid(first, child_reused_tid_acquires, NULL);
+    if (second < 0) {
+        fprintf(stderr, "skipped: cannot choose the next pid (not root?)\n");
+        mproc_lock_close(g_lock);
+        return;
+    }
+    ck_assert_int_eq(test_wait_status(second), 0);
+    mproc_lock_close(g_lock);
+}
+
+START_TEST(lock_owner_death_is_found_by_a_thread_reusing_its_tid)
+{
+    owner_death_with_reused_tid(false);
+}
+END_TEST
+
+START_TEST(rlock_owner_death_is_found_by_a_thread_reusing_its_tid)
+{
+    owner_death_with_reused_tid(true);
+}
+END_TEST
+
+static int child_pause(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return 0;
+}
+
+/* A new owner stopped between its CAS and its store of owner_start (SIGSTOP,
+ * a frozen cgroup) is alive: sleepers must not take the lock from it. */
+START_TEST(lock_is_not_taken_from_an_owner_stalled_before_storing_its_start)
+{
+    mproc__lockword *lw = shared_page();
+    mproc__lockword_init(lw, false);
+    mproc__deadline d;
+    mproc__deadline_init(&d, 0);
+    ck_assert_int_eq(mproc__lockword_acquire(lw, &d), 0);
+    ck_assert_int_eq(mproc__lockword_release(lw), 0);
+    usleep(30000); /* a start time other than ours (clock ticks) */
+    pid_t stalled = spawn(child_pause, NULL);
+    /* What its CAS would leave: its tid, its start not stored yet. */
+    uint32_t zero = 0;
+    ck_assert(
+        atomic_compare_exchange_strong(&lw->word, &zero, (uint32_t)stalled));
+    mproc__deadline_init(&d, test_ms(400));
+    ck_assert_int_eq(mproc__lockword_acquire(lw, &d), MPROC_ETIMEDOUT);
+    mproc__deadline_init(&d, 0);
+    ck_assert_int_eq(mproc__lockword_acquire(lw, &d), MPROC_ETIMEDOUT);
+    kill_and_reap(stalled);
+    /* Dead now: found by a try, start time known or not. */
+    ck_assert_int_eq(mproc__lockword_acquire(lw, &d), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc__lockword_consistent(lw), 0);
+    ck_assert_int_eq(mproc__lockword_release(lw), 0);
+    munmap(lw, 4096);
+}
+END_TEST
+
+static mproc__lockword *g_lw;
+
+static int child_hold_lockword(void *arg)
+{
+    (void)arg;
+    mproc__deadline d;
+    mproc__deadline_init(&d, 0);
+    if (mproc__lockword_acquire(g_lw, &d) != 0)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    for (;;)
+        pause();
+}
+
+/* A try that fails leaves the word as it found it: the holder's release
+ * then makes no FUTEX_WAKE for a sleeper that never was. */
+START_TEST(lock_failed_try_sets_no_waiters_bit)
+{
+    g_flag = shared_page();
+    g_lw = shared_page();
+    mproc__lockword_init(g_lw, false);
+    pid_t p = spawn(child_hold_lockword, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    mproc__deadline d;
+    mproc__deadline_init(&d, 0);
+    ck_assert_int_eq(mproc__lockword_acquire(g_lw, &d), MPROC_ETIMEDOUT);
+    ck_assert_uint_eq(atomic_load(&g_lw->word), (uint32_t)p);
+    kill_and_reap(p);
+    munmap(g_lw, 4096);
+    munmap(g_flag, 4096);
 }
 END_TEST
 
@@ -495,7 +701,9 @@ START_TEST(semaphore_release_wakes_waiting_processes)
     for (int i = 0; i < 3; i++)
         p[i] = spawn(child_sem_acquire, NULL);
     ck_assert(wait_flag(g_flag, 3, 5000));
-    usleep(50000);
+    /* All three asleep, so that the release has sleepers to wake. */
+    for (int i = 0; i < 3; i++)
+        ck_assert(wait_asleep(p[i], 5000));
     ck_assert_int_eq(mproc_semaphore_release(g_sem, 3), 0);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(test_wait_status(p[i]), 0);
@@ -543,11 +751,11 @@ START_TEST(semaphore_killed_waiter_does_not_wedge_others)
     ck_assert_int_eq(mproc_semaphore_create(&g_sem, NULL, 0, NULL), 0);
     pid_t victim = spawn(child_sem_acquire, NULL);
     ck_assert(wait_flag(g_flag, 1, 5000));
-    usleep(30000);
+    ck_assert(wait_asleep(victim, 5000)); /* killed while asleep */
     kill_and_reap(victim);
     pid_t p = spawn(child_sem_acquire, NULL);
     ck_assert(wait_flag(g_flag, 2, 5000));
-    usleep(30000);
+    ck_assert(wait_asleep(p, 5000));
     ck_assert_int_eq(mproc_semaphore_release(g_sem, 1), 0);
     ck_assert_int_eq(test_wait_status(p), 0);
     mproc_semaphore_close(g_sem);
@@ -620,7 +828,8 @@ START_TEST(event_set_wakes_every_waiting_process)
     for (int i = 0; i < 4; i++)
         p[i] = spawn(child_event_wait, NULL);
     ck_assert(wait_flag(g_flag, 4, 5000));
-    usleep(50000);
+    for (int i = 0; i < 4; i++)
+        ck_assert(wait_asleep(p[i], 5000));
     /* One of them is killed while waiting; the rest still wake. */
     kill_and_reap(p[0]);
     ck_assert_int_eq(mproc_event_set(g_event), 0);
@@ -710,6 +919,177 @@ START_TEST(event_fd_works_in_a_forked_child)
     ck_assert(readable(fd, (int)test_ms(2000)));
     mproc_event_close(g_event);
     munmap(g_flag, 4096);
+}
+END_TEST
+
+static int child_event_fd_after_fork(void *arg)
+{
+    (void)arg;
+    alarm(10); /* a deadlock ends as SIGALRM, not a hung test */
+    int fd;
+    if (mproc_event_fd(g_event, &fd) != 0)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    int ok = readable(fd, (int)test_ms(5000));
+    mproc_event_close(g_event);
+    return ok ? 0 : 2;
+}
+
+/* Forked while another thread was inside mproc_event_fd (holding the
+ * handle's mutex): the child's mproc_event_fd does not deadlock. */
+START_TEST(event_fd_in_a_child_forked_while_its_mutex_was_held)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_event_create(&g_event, NULL, NULL), 0);
+    mproc__event_test_hold_mutex(g_event, true);
+    pid_t p = spawn(child_event_fd_after_fork, NULL);
+    mproc__event_test_hold_mutex(g_event, false);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (atomic_load(g_flag) < 1 && test_now_ms() < until) {
+        int st;
+        if (waitpid(p, &st, WNOHANG) == p) { /* it died: report how */
+            ck_assert_int_eq(
+                WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), 0);
+        }
+        usleep(1000);
+    }
+    ck_assert_int_eq(atomic_load(g_flag), 1);
+    ck_assert_int_eq(mproc_event_set(g_event), 0);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    mproc_event_close(g_event);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+/* The value of a "Name:\tvalue" line of /proc/self/task/tid/status. */
+static unsigned long long task_status(pid_t tid, const char *key, int base)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    FILE *f = fopen(path, "r");
+    unsigned long long v = ~0ull;
+    size_t k = strlen(key);
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, key, k) == 0 && line[k] == ':')
+            v = strtoull(line + k + 1, NULL, base);
+    if (f != NULL)
+        fclose(f);
+    return v;
+}
+
+/* A thread of this process not in not[0..n), or 0 (sanitizers run threads
+ * of their own, so "the other thread" is found by difference). */
+static pid_t new_thread(const pid_t * not, int n)
+{
+    DIR *d = opendir("/proc/self/task");
+    pid_t found = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        pid_t t = (pid_t)atoi(e->d_name);
+        bool old = t <= 0;
+        for (int i = 0; i < n && !old; i++)
+            old = not [i] == t;
+        if (!old)
+            found = t;
+    }
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+static void *thread_noop(void *arg)
+{
+    return arg;
+}
+
+/* This process's threads into t[0..max); their number. */
+static int threads(pid_t *t, int max)
+{
+    int n = 0;
+    pid_t x;
+    while (n < max && (x = new_thread(t, n)) != 0)
+        t[n++] = x;
+    return n;
+}
+
+/* The fd helper thread blocks every signal (a process-directed signal must
+ * reach the program's own threads) and sleeps until the flag changes: no
+ * periodic wake-ups. */
+START_TEST(event_fd_helper_blocks_signals_and_sleeps_until_needed)
+{
+    mproc_event *e;
+    int fd;
+    ck_assert_int_eq(mproc_event_create(&e, NULL, NULL), 0);
+    /* A first thread makes a sanitizer start its own: before the snapshot. */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, thread_noop, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    pid_t tids[16];
+    int ntids = threads(tids, 16);
+    sigset_t none, old;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, &old);
+    ck_assert_int_eq(mproc_event_fd(e, &fd), 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pid_t helper = new_thread(tids, ntids);
+    ck_assert_int_gt(helper, 0);
+    unsigned long long blk = task_status(helper, "SigBlk", 16);
+    int sigs[] = {SIGINT,  SIGTERM, SIGHUP,  SIGUSR1,
+                  SIGUSR2, SIGCHLD, SIGALRM, SIGPIPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        ck_assert_msg(blk & (1ull << (sigs[i] - 1)), "signal %d reaches it",
+                      sigs[i]);
+    usleep(20000); /* let it settle asleep */
+    unsigned long long before =
+        task_status(helper, "voluntary_ctxt_switches", 10);
+    usleep(300000);
+    unsigned long long after =
+        task_status(helper, "voluntary_ctxt_switches", 10);
+    ck_assert_uint_le(after - before, 1);
+    /* And it still does its job, and close stops it promptly. */
+    ck_assert_int_eq(mproc_event_set(e), 0);
+    ck_assert(readable(fd, (int)test_ms(2000)));
+    int64_t t0 = test_now_ms();
+    mproc_event_close(e);
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(1000));
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)helper);
+    ck_assert_int_ne(access(path, F_OK), 0); /* the helper has gone */
+}
+END_TEST
+
+static int child_event_wait_long(void *arg)
+{
+    (void)arg;
+    return mproc_event_wait(g_event, test_ms(20000)) == 0 ? 0 : 1;
+}
+
+/* A waiter killed while asleep leaves no mark that makes every later set
+ * pay a system call: the first set clears it (layout, docs/shared-memory.md:
+ * the flag word, bit 31 waiters, then 4 reserved bytes). */
+START_TEST(event_waiter_killed_asleep_leaves_no_lasting_waiter_mark)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "event");
+    ck_assert_int_eq(mproc_event_create(&g_event, name, NULL), 0);
+    mproc__region r;
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY), 0);
+    _Atomic uint32_t *word = r.payload;
+    pid_t p = spawn(child_event_wait_long, NULL);
+    ck_assert(wait_asleep(p, 5000));
+    kill_and_reap(p);
+    ck_assert_int_eq(mproc_event_set(g_event), 0);
+    ck_assert_uint_eq(atomic_load(&word[0]), 1);
+    ck_assert_uint_eq(atomic_load(&word[1]), 0);
+    ck_assert_int_eq(mproc_event_clear(g_event), 0);
+    ck_assert_uint_eq(atomic_load(&word[0]), 0);
+    ck_assert_int_eq(mproc_event_wait(g_event, 20), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_event_set(g_event), 0);
+    ck_assert_uint_eq(atomic_load(&word[0]), 1);
+    ck_assert_int_eq(mproc_event_wait(g_event, 0), 0);
+    mproc__region_close(&r);
+    mproc_event_close(g_event);
+    ck_assert_int_eq(mproc_event_unlink(name), 0);
 }
 END_TEST
 
@@ -879,6 +1259,34 @@ START_TEST(named_condition_with_own_lock)
 }
 END_TEST
 
+/* Opening with a lock when the creator gave none, or without one when the
+ * creator gave one, is refused: the two would use different locks. */
+START_TEST(named_condition_open_refuses_a_lock_choice_unlike_the_creators)
+{
+    char name[64], lname[64];
+    test_shm_name(name, sizeof name, "cond");
+    test_shm_name(lname, sizeof lname, "condlock");
+    mproc_lock *l;
+    mproc_condition *a, *b = (mproc_condition *)1;
+    ck_assert_int_eq(mproc_lock_create(&l, lname, NULL), 0);
+    ck_assert_int_eq(mproc_condition_create(&a, name, l, NULL), 0);
+    ck_assert_int_eq(mproc_condition_open(&b, name, NULL), MPROC_EINVAL);
+    ck_assert_ptr_eq(b, (mproc_condition *)1);
+    ck_assert_int_eq(mproc_condition_open(&b, name, l), 0);
+    mproc_condition_close(b);
+    mproc_condition_close(a);
+    ck_assert_int_eq(mproc_condition_unlink(name), 0);
+    ck_assert_int_eq(mproc_condition_create(&a, name, NULL, NULL), 0);
+    b = (mproc_condition *)1;
+    ck_assert_int_eq(mproc_condition_open(&b, name, l), MPROC_EINVAL);
+    ck_assert_ptr_eq(b, (mproc_condition *)1);
+    mproc_condition_close(a);
+    ck_assert_int_eq(mproc_condition_unlink(name), 0);
+    mproc_lock_close(l);
+    ck_assert_int_eq(mproc_lock_unlink(lname), 0);
+}
+END_TEST
+
 /* --------------------------------------------------------------- Barrier */
 
 static mproc_barrier *g_barrier;
@@ -1044,6 +1452,132 @@ START_TEST(barrier_participant_death_breaks_it_promptly)
 }
 END_TEST
 
+/* The barrier's shared layout (docs/shared-memory.md): count at 12, its
+ * internal lock word at 32. */
+#define BARRIER_COUNT_OFF 12
+#define BARRIER_LOCK_OFF 32
+
+static mproc__region g_bregion;
+
+static int child_barrier_wait_broken_code(void *arg)
+{
+    (void)arg;
+    int rc = mproc_barrier_wait(g_barrier, test_ms(6000), NULL);
+    return rc == MPROC_EBROKEN ? 0 : rc == MPROC_ETIMEDOUT ? 1 : 2;
+}
+
+/* What a party killed inside mproc_barrier_wait just after taking the
+ * internal lock leaves: the lock held by a dead thread, no slot. */
+static int child_take_barrier_lock(void *arg)
+{
+    (void)arg;
+    mproc__lockword *lw =
+        (mproc__lockword *)((char *)g_bregion.payload + BARRIER_LOCK_OFF);
+    mproc__deadline d = mproc__deadline_forever();
+    if (mproc__lockword_acquire(lw, &d) != 0)
+        return 1;
+    atomic_fetch_add(g_flag, 1);
+    for (;;)
+        pause();
+    return 0;
+}
+
+START_TEST(barrier_party_killed_holding_its_internal_lock_breaks_it)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "barrier");
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_barrier_create(&g_barrier, name, 3, NULL), 0);
+    ck_assert_int_eq(mproc__region_open(&g_bregion, name, MPROC__KIND_ANY), 0);
+    pid_t waiter = spawn(child_barrier_wait_broken_code, NULL);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (mproc_barrier_n_waiting(g_barrier) < 1 && test_now_ms() < until)
+        usleep(1000);
+    ck_assert_uint_eq(mproc_barrier_n_waiting(g_barrier), 1);
+    pid_t victim = spawn(child_take_barrier_lock, NULL);
+    ck_assert(wait_flag(g_flag, 1, 5000));
+    int64_t t0 = test_now_ms();
+    kill_and_reap(victim);
+    /* Within a few slices, not at the waiter's deadline. */
+    ck_assert_int_eq(test_wait_status(waiter), 0);
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(3000));
+    ck_assert_int_eq(mproc_barrier_broken(g_barrier), 1);
+    mproc__region_close(&g_bregion);
+    mproc_barrier_close(g_barrier);
+    ck_assert_int_eq(mproc_barrier_unlink(name), 0);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
+/* A corrupted (or malicious) named barrier file never makes a wait index
+ * memory out of bounds: it breaks the barrier. */
+START_TEST(barrier_with_corrupted_count_is_broken_not_a_crash)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "barrier");
+    mproc_barrier *b;
+    mproc__region r;
+    ck_assert_int_eq(mproc_barrier_create(&b, name, 2, NULL), 0);
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY), 0);
+    _Atomic uint32_t *count =
+        (_Atomic uint32_t *)((char *)r.payload + BARRIER_COUNT_OFF);
+    atomic_store(count, 0x7fffffff);
+    ck_assert_uint_le(mproc_barrier_n_waiting(b), 2);
+    ck_assert_int_eq(mproc_barrier_wait(b, 0, NULL), MPROC_EBROKEN);
+    ck_assert_int_eq(mproc_barrier_broken(b), 1);
+    /* parties rewritten after open: the handle keeps its own. */
+    ck_assert_int_eq(mproc_barrier_reset(b), 0);
+    uint32_t *parties = (uint32_t *)((char *)r.payload + 8);
+    *parties = 1024;
+    ck_assert_uint_eq(mproc_barrier_parties(b), 2);
+    ck_assert_int_eq(mproc_barrier_wait(b, 0, NULL), MPROC_ETIMEDOUT);
+    mproc__region_close(&r);
+    mproc_barrier_close(b);
+    ck_assert_int_eq(mproc_barrier_unlink(name), 0);
+}
+END_TEST
+
+static int64_t g_action_ms;
+
+static int sleepy_action(void *arg)
+{
+    (void)arg;
+    usleep((useconds_t)(g_action_ms * 1000));
+    return 0;
+}
+
+static int child_barrier_short_wait(void *arg)
+{
+    int64_t ms = (int64_t)(intptr_t)arg;
+    int64_t t0 = test_now_ms();
+    int rc = mproc_barrier_wait(g_barrier, ms, NULL);
+    int64_t took = test_now_ms() - t0;
+    if (rc != MPROC_ETIMEDOUT)
+        return rc == 0 ? 1 : 2;
+    return took < ms + test_ms(400) ? 0 : 3;
+}
+
+/* A slow action runs outside the internal lock: a waiter whose timeout
+ * passes meanwhile returns MPROC_ETIMEDOUT on time (and breaks it). */
+START_TEST(barrier_waiter_times_out_on_time_during_a_slow_action)
+{
+    mproc_barrier_opts o = MPROC_BARRIER_OPTS_INIT;
+    o.action = sleepy_action;
+    int64_t wait_ms = test_ms(300);
+    g_action_ms = 4 * wait_ms;
+    ck_assert_int_eq(mproc_barrier_create(&g_barrier, NULL, 2, &o), 0);
+    pid_t waiter = spawn(child_barrier_short_wait, (void *)(intptr_t)wait_ms);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (mproc_barrier_n_waiting(g_barrier) < 1 && test_now_ms() < until)
+        usleep(1000);
+    /* The last arrival runs the action; the waiter's timeout breaks it. */
+    ck_assert_int_eq(mproc_barrier_wait(g_barrier, test_ms(10000), NULL),
+                     MPROC_EBROKEN);
+    ck_assert_int_eq(test_wait_status(waiter), 0);
+    mproc_barrier_close(g_barrier);
+}
+END_TEST
+
 START_TEST(named_barrier_is_opened_by_name)
 {
     char name[64];
@@ -1078,6 +1612,11 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, lock_unrecoverable_wakes_sleeping_waiters);
     TEST_ADD(s, lock_owner_dead_twice_reports_twice);
     TEST_ADD(s, lock_held_by_exited_thread_reports_owner_death);
+    TEST_ADD(s, lock_owner_death_is_found_by_a_thread_reusing_its_tid);
+    TEST_ADD(s, rlock_owner_death_is_found_by_a_thread_reusing_its_tid);
+    TEST_ADD(s,
+             lock_is_not_taken_from_an_owner_stalled_before_storing_its_start);
+    TEST_ADD(s, lock_failed_try_sets_no_waiters_bit);
     TEST_ADD(s, rlock_counts_depth);
     TEST_ADD(s, rlock_reports_owner_death);
     TEST_ADD(s, named_lock_is_shared_by_name);
@@ -1092,18 +1631,25 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, named_event_is_opened_by_name);
     TEST_ADD(s, event_fd_is_readable_while_set);
     TEST_ADD(s, event_fd_works_in_a_forked_child);
+    TEST_ADD(s, event_fd_in_a_child_forked_while_its_mutex_was_held);
+    TEST_ADD(s, event_fd_helper_blocks_signals_and_sleeps_until_needed);
+    TEST_ADD(s, event_waiter_killed_asleep_leaves_no_lasting_waiter_mark);
     TEST_ADD(s, condition_used_without_its_lock_is_enotowner);
     TEST_ADD(s, condition_wait_times_out_holding_the_lock);
     TEST_ADD(s, condition_notify_wakes_n_and_notify_all_the_rest);
     TEST_ADD(s, condition_wait_for_returns_when_predicate_holds);
     TEST_ADD(s, condition_killed_waiter_does_not_wedge_notify);
     TEST_ADD(s, named_condition_with_own_lock);
+    TEST_ADD(s, named_condition_open_refuses_a_lock_choice_unlike_the_creators);
     TEST_ADD(s, barrier_releases_parties_with_distinct_indices);
     TEST_ADD(s, barrier_timeout_breaks_it_for_everyone);
     TEST_ADD(s, barrier_abort_and_reset_release_waiters_broken);
     TEST_ADD(s, barrier_failing_action_breaks_it);
     TEST_ADD(s, barrier_bad_input_is_einval);
     TEST_ADD(s, barrier_participant_death_breaks_it_promptly);
+    TEST_ADD(s, barrier_party_killed_holding_its_internal_lock_breaks_it);
+    TEST_ADD(s, barrier_with_corrupted_count_is_broken_not_a_crash);
+    TEST_ADD(s, barrier_waiter_times_out_on_time_during_a_slow_action);
     TEST_ADD(s, named_barrier_is_opened_by_name);
     return s;
 }

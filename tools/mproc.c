@@ -130,6 +130,7 @@ static int cmd_run(int argc, char **argv)
 static const char *kind_name(uint32_t kind)
 {
     static const char *const names[] = {
+        [MPROC__KIND_ANY] = "stale-unfinished", /* a creation killed */
         [MPROC__KIND_SHM] = "shm",
         [MPROC__KIND_VALUE] = "value",
         [MPROC__KIND_ARRAY] = "array",
@@ -175,7 +176,7 @@ static int cmd_shm(int argc, char **argv)
                 fprintf(stderr, "mproc: shm unlink: %s: %s: %s\n", argv[i],
                         mproc_errname(rc), mproc_strerror(rc));
                 status = rc == MPROC_ENOENT || rc == MPROC_EBADOBJ ||
-                                 rc == MPROC_EINVAL
+                                 rc == MPROC_EINVAL || rc == MPROC_EBUSY
                              ? EXIT_NOTMET
                              : EXIT_SYSTEM;
             }

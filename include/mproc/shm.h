@@ -153,7 +153,8 @@ MPROC_API void mproc_array_close(mproc_array *a);
 /* mproc_array_unlink: removes the name of a named array or value. */
 MPROC_API int mproc_array_unlink(const char *name);
 
-/* mproc_array_type / _count / _elem_size: from the header (0 for NULL). */
+/* mproc_array_type / _count / _elem_size: from the header as validated at
+ * create/open, kept in the handle (0 for NULL). */
 MPROC_API mproc_type mproc_array_type(mproc_array *a);
 MPROC_API size_t mproc_array_count(mproc_array *a);
 MPROC_API size_t mproc_array_elem_size(mproc_array *a);
@@ -169,20 +170,28 @@ MPROC_API void *mproc_array_data(mproc_array *a);
 /*
  * mproc_array_get_range / mproc_array_set_range: copy n elements starting at
  * start out of / into the array (buf holds n * elem_size bytes), under the
- * lock when there is one (blocking without bound for it: it is robust).
- * Errors: MPROC_EINVAL (NULL, buf NULL), MPROC_ERANGE (start + n > count;
- * nothing copied), MPROC_EOWNERDEAD (copied; see above),
+ * lock when there is one, waiting for it up to timeout_ms (MPROC_FOREVER
+ * waits, 0 tries once; ignored, but still checked, without a lock).
+ * Errors: MPROC_EINVAL (NULL, buf NULL, timeout_ms below MPROC_FOREVER),
+ * MPROC_ERANGE (start + n > count; nothing copied), MPROC_ETIMEDOUT (the
+ * lock stayed held; nothing copied), MPROC_EOWNERDEAD (copied; see above),
  * MPROC_ENOTRECOVERABLE (nothing copied; someone who held the lock through
- * mproc_array_get_lock released it without making it consistent).
+ * mproc_array_get_lock released it without making it consistent),
+ * MPROC_EDEADLK never (the lock is an RLock: a holder may call these).
+ * Thread and process safe; count and element size are those seen at
+ * create/open, whatever the shared header says later.
  */
 MPROC_API int mproc_array_get_range(mproc_array *a, size_t start, size_t n,
-                                    void *buf);
+                                    void *buf, int64_t timeout_ms);
 MPROC_API int mproc_array_set_range(mproc_array *a, size_t start, size_t n,
-                                    const void *buf);
+                                    const void *buf, int64_t timeout_ms);
 
-/* mproc_array_get / mproc_array_set: one element (a range of 1). */
-MPROC_API int mproc_array_get(mproc_array *a, size_t i, void *out);
-MPROC_API int mproc_array_set(mproc_array *a, size_t i, const void *in);
+/* mproc_array_get / mproc_array_set: one element (a range of 1), with the
+ * same timeout and errors. */
+MPROC_API int mproc_array_get(mproc_array *a, size_t i, void *out,
+                              int64_t timeout_ms);
+MPROC_API int mproc_array_set(mproc_array *a, size_t i, const void *in,
+                              int64_t timeout_ms);
 
 /*
  * mproc_array_add: atomically adds *delta (of the element type) to element
@@ -220,8 +229,9 @@ MPROC_API int mproc_value_create(mproc_value **out, const char *name,
 MPROC_API int mproc_value_open(mproc_value **out, const char *name);
 MPROC_API void mproc_value_close(mproc_value *v);
 MPROC_API int mproc_value_unlink(const char *name);
-MPROC_API int mproc_value_get(mproc_value *v, void *out);
-MPROC_API int mproc_value_set(mproc_value *v, const void *in);
+MPROC_API int mproc_value_get(mproc_value *v, void *out, int64_t timeout_ms);
+MPROC_API int mproc_value_set(mproc_value *v, const void *in,
+                              int64_t timeout_ms);
 MPROC_API mproc_lock *mproc_value_get_lock(mproc_value *v);
 MPROC_API int mproc_value_add(mproc_value *v, const void *delta, void *old);
 MPROC_API int mproc_value_exchange(mproc_value *v, const void *in, void *old);

@@ -22,10 +22,12 @@
  * Blocking: every wait takes int64_t timeout_ms (MPROC_FOREVER, 0 = try,
  * > 0 = at most that long, then MPROC_ETIMEDOUT). Uncontended acquire and
  * release, set on an event nobody waits for, and release of a semaphore
- * nobody waits on make no system call. (Events, semaphores, conditions and
+ * nobody waits on make no system call. (Semaphores, conditions and
  * barriers count their sleepers to know when to wake; a process killed
  * while asleep leaves that count one too high for good, which costs every
- * later wake one useless futex system call but never loses a wake-up.)
+ * later wake one useless futex system call but never loses a wake-up. An
+ * Event marks sleepers with a bit in its word that every set and clear
+ * resets, so there such a process costs one useless wake-up at most.)
  *
  * Death: processes are recognised by their thread ids in the caller's pid
  * namespace, so every process using one object must share a pid namespace
@@ -252,9 +254,13 @@ MPROC_API int mproc_event_wait(mproc_event *ev, int64_t timeout_ms);
  * the first call: an eventfd kept in step by a helper thread of this
  * process that sleeps on the event (so the fd follows the event with the
  * delay of one thread wake-up, and a forked child must call mproc_event_fd
- * on its own handle to get its own). Close-on-exec.
+ * on its own handle to get its own). Close-on-exec. The helper thread runs
+ * with every signal blocked (process-directed signals reach the program's
+ * own threads) and wakes only when the event changes or is closed.
  * Errors: MPROC_EINVAL (NULL), MPROC_EMFILE, MPROC_ENOMEM, MPROC_EAGAIN
  * (no thread could be started).
+ * Thread safe; fork: safe in a child even when another thread of the
+ * parent was inside this call at the fork.
  */
 MPROC_API int mproc_event_fd(mproc_event *ev, int *fd);
 
@@ -289,9 +295,10 @@ MPROC_API int mproc_condition_create(mproc_condition **out, const char *name,
 
 /*
  * mproc_condition_open: opens a named condition. lock must be a handle on
- * the same lock the creator gave (nothing can check that), or NULL when
- * the creator gave NULL (the condition's own RLock is used).
- * Errors as mproc_lock_open.
+ * the same lock the creator gave (which lock it is cannot be checked), or
+ * NULL when the creator gave NULL (the condition's own RLock is used).
+ * Errors as mproc_lock_open, and MPROC_EINVAL when lock is NULL but the
+ * creator gave a lock, or lock is not NULL but the creator gave none.
  */
 MPROC_API int mproc_condition_open(mproc_condition **out, const char *name,
                                    mproc_lock *lock);
@@ -359,8 +366,11 @@ typedef struct mproc_barrier mproc_barrier;
 typedef struct mproc_barrier_opts {
     /* Run by the last arrival before the others are released; non-zero
      * breaks the barrier. Per handle: each process gives its own. It runs
-     * under the barrier's internal lock and must not call mproc_barrier_*
-     * on the same barrier (return non-zero to break it instead). */
+     * outside the barrier's internal lock, so every waiter keeps its own
+     * timeout: one that times out while the action runs breaks the barrier
+     * and the last arrival then gets MPROC_EBROKEN. It must not call
+     * mproc_barrier_* on the same barrier (return non-zero to break it
+     * instead). */
     int (*action)(void *arg);
     void *action_arg;
     unsigned mode; /* 0 means 0600 */
@@ -392,8 +402,10 @@ MPROC_API int mproc_barrier_unlink(const char *name);
  * out index (may be NULL): the arrival index, 0..parties-1, distinct for
  * each participant; parties-1 for the one that ran the action.
  * Returns 0; MPROC_EBROKEN (the barrier is or became broken; the caller's
- * own failing action also gives this); MPROC_ETIMEDOUT (this waiter timed
- * out, which breaks the barrier for the others); MPROC_EINVAL.
+ * own failing action also gives this; so does a named barrier whose shared
+ * arrival count is out of range, i.e. corrupted or more callers than
+ * parties); MPROC_ETIMEDOUT (this waiter timed out, which breaks the
+ * barrier for the others); MPROC_EINVAL.
  */
 MPROC_API int mproc_barrier_wait(mproc_barrier *b, int64_t timeout_ms,
                                  uint32_t *index);

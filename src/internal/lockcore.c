@@ -28,6 +28,15 @@ static void took(mproc__lockword *l, uint64_t start)
     l->depth = 1;
 }
 
+/* Is the caller (self, start) the owner recorded in word w? A thread with
+ * a dead owner's reused tid is not: its start time differs. */
+static bool is_owner(mproc__lockword *l, uint32_t w, pid_t self, uint64_t start)
+{
+    return w != MPROC__LOCK_NOTREC &&
+           (w & MPROC__LOCK_TIDMASK) == (uint32_t)self &&
+           atomic_load_explicit(&l->owner_start, memory_order_relaxed) == start;
+}
+
 struct owner_ctx {
     mproc__lockword *l;
     uint32_t seen; /* the word we sleep on */
@@ -74,6 +83,24 @@ static bool take_over(mproc__lockword *l, uint32_t seen, pid_t self,
     return true;
 }
 
+/* After the deadline: a last look, so that a try (timeout 0) also finds a
+ * dead owner, as pthread_mutex_trylock does. */
+static int last_look(mproc__lockword *l, uint32_t w, pid_t self, uint64_t start)
+{
+    /* w was read (acquire) before this load, so owner_start is the start of
+     * the owner in w or 0 (not yet stored), never a previous owner's: a
+     * release clears it before giving the word up. */
+    uint64_t ostart =
+        atomic_load_explicit(&l->owner_start, memory_order_relaxed);
+    if (atomic_load(&l->word) == w) {
+        pid_t owner = (pid_t)(w & MPROC__LOCK_TIDMASK);
+        if (!mproc__os_task_alive(owner, ostart) &&
+            take_over(l, w, self, start))
+            return MPROC_EOWNERDEAD;
+    }
+    return MPROC_ETIMEDOUT;
+}
+
 int mproc__lockword_acquire(mproc__lockword *l, const mproc__deadline *d)
 {
     if (mproc__lockword_try_fast(l))
@@ -84,7 +111,7 @@ int mproc__lockword_acquire(mproc__lockword *l, const mproc__deadline *d)
     uint32_t w = atomic_load(&l->word);
     if (w == MPROC__LOCK_NOTREC)
         return MPROC_ENOTRECOVERABLE;
-    if ((w & MPROC__LOCK_TIDMASK) == (uint32_t)self) {
+    if (is_owner(l, w, self, start)) {
         if (!l->recursive)
             return MPROC_EDEADLK;
         if (l->depth == UINT32_MAX)
@@ -114,6 +141,10 @@ int mproc__lockword_acquire(mproc__lockword *l, const mproc__deadline *d)
                 continue;
         }
         if (!(w & MPROC__LOCK_WAITERS)) {
+            /* A try, or a deadline gone while spinning: do not make the
+             * holder's release pay a useless wake-up. */
+            if (mproc__deadline_expired(d))
+                return last_look(l, w, self, start);
             uint32_t nw = w | MPROC__LOCK_WAITERS;
             if (!atomic_compare_exchange_strong(&l->word, &w, nw))
                 continue;
@@ -130,27 +161,32 @@ int mproc__lockword_acquire(mproc__lockword *l, const mproc__deadline *d)
                 return MPROC_EOWNERDEAD;
             continue;
         }
-        if (rc == MPROC_ETIMEDOUT) {
-            /* A last look, so that a try (timeout 0) also finds a dead
-             * owner, as pthread_mutex_trylock does. */
-            if (atomic_load(&l->word) == w) {
-                pid_t owner = (pid_t)(w & MPROC__LOCK_TIDMASK);
-                if (!mproc__os_task_alive(owner, 0) &&
-                    take_over(l, w, self, start))
-                    return MPROC_EOWNERDEAD;
-            }
-            return MPROC_ETIMEDOUT;
-        }
+        if (rc == MPROC_ETIMEDOUT)
+            return last_look(l, w, self, start);
         if (rc < 0)
             return rc;
     }
 }
 
+bool mproc__lockword_owner_dead(mproc__lockword *l)
+{
+    uint32_t w = atomic_load(&l->word);
+    if (w == 0 || w == MPROC__LOCK_NOTREC)
+        return false;
+    uint64_t ostart =
+        atomic_load_explicit(&l->owner_start, memory_order_relaxed);
+    if (atomic_load(&l->word) != w)
+        return false;
+    return !mproc__os_task_alive((pid_t)(w & MPROC__LOCK_TIDMASK), ostart);
+}
+
 bool mproc__lockword_owned(mproc__lockword *l)
 {
-    uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
-    return w != MPROC__LOCK_NOTREC &&
-           (w & MPROC__LOCK_TIDMASK) == (uint32_t)mproc__os_self_tid();
+    pid_t self;
+    uint64_t start;
+    mproc__os_self_ident(&self, &start);
+    return is_owner(l, atomic_load_explicit(&l->word, memory_order_relaxed),
+                    self, start);
 }
 
 static void unlock(mproc__lockword *l)
@@ -163,6 +199,7 @@ static void unlock(mproc__lockword *l)
         mproc__waitword_wake_raw(&l->word, INT_MAX);
         return;
     }
+    atomic_store_explicit(&l->owner_start, 0, memory_order_relaxed);
     uint32_t old = atomic_exchange_explicit(&l->word, 0, memory_order_release);
     if (old & MPROC__LOCK_WAITERS)
         mproc__waitword_wake_raw(&l->word, 1);

@@ -9,6 +9,13 @@
  * are one compare-and-swap / exchange each; the futex is touched only when
  * the waiters bit is set.
  *
+ * Owner: the thread whose id is in the word AND whose start time is
+ * owner_start; a thread that got a dead owner's reused tid is not the owner.
+ * owner_start is 0 while free and between an acquirer's CAS and its store
+ * of the start time ("tid only, not yet known"): a release clears it before
+ * giving the word up, so the word never shows a new owner's tid beside the
+ * previous owner's start time.
+ *
  * Owner death: a sleeper wakes every MPROC__WAITWORD_SLICE_MS and checks
  * that the owner thread still exists and started at owner_start (pid
  * reuse); if not, it takes the lock over with one CAS and reports
@@ -34,7 +41,7 @@
 typedef struct mproc__lockword {
     _Atomic uint32_t word;
     _Atomic uint32_t inconsistent; /* 1 after an owner died, until fixed */
-    _Atomic uint64_t owner_start;  /* start time of the owner thread */
+    _Atomic uint64_t owner_start;  /* owner's start time; 0: not known */
     uint32_t depth;                /* RLock depth; touched by the owner */
     uint32_t recursive;            /* 1 for an RLock; set at creation */
     uint64_t reserved;
@@ -70,10 +77,15 @@ static inline int mproc__lockword_release_fast(mproc__lockword *l)
     mproc__os_self_ensure();
     uint32_t self = (uint32_t)mproc__os_self.tid;
     if (atomic_load_explicit(&l->word, memory_order_relaxed) != self ||
+        atomic_load_explicit(&l->owner_start, memory_order_relaxed) !=
+            mproc__os_self.start ||
         l->depth != 1 ||
         atomic_load_explicit(&l->inconsistent, memory_order_relaxed))
         return mproc__lockword_release_slow(l);
     l->depth = 0;
+    /* Cleared first, so that a new owner's tid never sits beside our start
+     * time (see owner_start). */
+    atomic_store_explicit(&l->owner_start, 0, memory_order_relaxed);
     uint32_t old = atomic_exchange_explicit(&l->word, 0, memory_order_release);
     if (old != self) /* a sleeper set the waiters bit meanwhile */
         mproc__waitword_wake_raw(&l->word, 1);
@@ -91,6 +103,13 @@ int mproc__lockword_release(mproc__lockword *l);
 
 /* 0, MPROC_ENOTOWNER, MPROC_EINVAL (the lock is not inconsistent). */
 int mproc__lockword_consistent(mproc__lockword *l);
+
+/* True when a thread holds the lock and is found dead (for a lock taken
+ * only in short sections, so that its sleepers' neighbours can notice a
+ * holder killed inside one). One look, no waiting; a false "dead" is
+ * possible in a take-over's short window, so the caller then acquires the
+ * lock, which decides. */
+bool mproc__lockword_owner_dead(mproc__lockword *l);
 
 /* True when the calling thread holds the lock. */
 bool mproc__lockword_owned(mproc__lockword *l);

@@ -1,7 +1,9 @@
 /*
  * Regions: anonymous or named shared mappings with a self-describing
- * header. Creation publishes the header last; opening checks it, waiting a
- * bounded time for a creator that is still filling it in.
+ * header. A named region is built under a temporary name and link(2)ed to
+ * its real name once complete, so openers never see it half-made; opening
+ * checks the header (and still waits a bounded time for files made by
+ * other means).
  */
 #include "internal/region.h"
 
@@ -9,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -18,6 +21,14 @@
 
 #include "mproc/error.h"
 #include "os/os.h"
+#include "os/task.h"
+
+/* Where shm_open keeps its names (glibc: the tmpfs at /dev/shm). */
+#define SHM_DIR "/dev/shm"
+#define PATH_LEN (sizeof SHM_DIR + NAME_MAX + 1)
+
+/* Makes temporary names unique within a process (with the pid). */
+static _Atomic uint32_t tmp_counter;
 
 _Static_assert(sizeof(mproc__region_hdr) == MPROC__REGION_HDR,
                "region header is 64 bytes");
@@ -32,6 +43,35 @@ int mproc__region_name_check(const char *name)
     if (strchr(name + 1, '/') != NULL)
         return MPROC_EINVAL;
     return 0;
+}
+
+static void shm_path(char *buf, const char *name)
+{
+    snprintf(buf, PATH_LEN, SHM_DIR "%s", name);
+}
+
+/* The creator's pid when name is a temporary name "<prefix><pid>-<n>",
+ * else 0. */
+static pid_t tmp_creator(const char *name)
+{
+    size_t k = sizeof MPROC__REGION_TMP_PREFIX - 1;
+    if (strncmp(name, MPROC__REGION_TMP_PREFIX, k) != 0)
+        return 0;
+    const char *p = name + k;
+    long pid = 0;
+    if (*p < '0' || *p > '9')
+        return 0;
+    while (*p >= '0' && *p <= '9' && pid <= INT_MAX)
+        pid = pid * 10 + (*p++ - '0');
+    if (*p != '-' || pid <= 0 || pid > INT_MAX)
+        return 0;
+    return (pid_t)pid;
+}
+
+/* A temporary name whose creator is gone: a creation killed half way. */
+static bool tmp_stale(pid_t creator)
+{
+    return creator > 0 && !mproc__os_task_alive(creator, 0);
 }
 
 static char *dup_name(const char *name)
@@ -55,6 +95,9 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
         int rc = mproc__region_name_check(name);
         if (rc < 0)
             return rc;
+        if (strncmp(name, MPROC__REGION_TMP_PREFIX,
+                    sizeof MPROC__REGION_TMP_PREFIX - 1) == 0)
+            return MPROC_EINVAL;
     }
     if (mode == 0)
         mode = 0600;
@@ -63,16 +106,35 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
     int rc = 0;
     int fd = -1;
     char *copy = NULL;
+    char *tmp = NULL;
     void *m = MAP_FAILED;
 
     if (name != NULL) {
+        /* Fail early when the name is taken; publish's link decides. */
+        char path[PATH_LEN];
+        struct stat st;
+        shm_path(path, name);
+        if (lstat(path, &st) == 0) {
+            rc = MPROC_EEXIST;
+            goto out;
+        }
         copy = dup_name(name);
-        if (copy == NULL) {
+        tmp = malloc(NAME_MAX);
+        if (copy == NULL || tmp == NULL) {
             rc = MPROC_ENOMEM;
             goto out;
         }
-        fd =
-            shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, (mode_t)mode);
+        /* A stale temporary name of a dead process with our pid may be in
+         * the way: try the next counter value. */
+        for (int i = 0; i < 16 && fd < 0; i++) {
+            snprintf(tmp, NAME_MAX, MPROC__REGION_TMP_PREFIX "%d-%u",
+                     (int)getpid(),
+                     (unsigned)atomic_fetch_add(&tmp_counter, 1));
+            fd = shm_open(tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
+                          (mode_t)mode);
+            if (fd < 0 && errno != EEXIST)
+                break;
+        }
         if (fd < 0) {
             rc = -errno;
             goto out;
@@ -112,20 +174,40 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
     r->payload_size = payload_size;
     r->map_size = total;
     r->name = copy;
+    r->tmp_name = tmp;
     copy = NULL;
+    tmp = NULL;
 out:
-    if (rc < 0 && fd >= 0 && name != NULL)
-        shm_unlink(name);
+    if (rc < 0 && fd >= 0 && tmp != NULL)
+        shm_unlink(tmp);
     mproc__os_close(fd);
     free(copy);
+    free(tmp);
     errno = saved;
     return rc;
 }
 
-void mproc__region_publish(mproc__region *r)
+int mproc__region_publish(mproc__region *r)
 {
     atomic_store_explicit(&r->hdr->ready, MPROC__REGION_READY,
                           memory_order_release);
+    if (r->tmp_name == NULL)
+        return 0;
+    int saved = errno;
+    int rc = 0;
+    char from[PATH_LEN], to[PATH_LEN];
+    shm_path(from, r->tmp_name);
+    shm_path(to, r->name);
+    /* Atomic, and refuses an existing name (a creator that won a race). */
+    if (linkat(AT_FDCWD, from, AT_FDCWD, to, 0) < 0) {
+        rc = -errno;
+    } else {
+        shm_unlink(r->tmp_name);
+        free(r->tmp_name);
+        r->tmp_name = NULL;
+    }
+    errno = saved;
+    return rc;
 }
 
 void mproc__region_abandon(mproc__region *r)
@@ -133,8 +215,8 @@ void mproc__region_abandon(mproc__region *r)
     if (r == NULL || r->hdr == NULL)
         return;
     int saved = errno;
-    if (r->name != NULL)
-        shm_unlink(r->name);
+    if (r->tmp_name != NULL)
+        shm_unlink(r->tmp_name);
     errno = saved;
     mproc__region_close(r);
 }
@@ -238,6 +320,7 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind)
     r->payload_size = (size_t)h->payload_size;
     r->map_size = len;
     r->name = copy;
+    r->tmp_name = NULL;
     copy = NULL;
 out:
     mproc__os_close(fd);
@@ -253,9 +336,11 @@ void mproc__region_close(mproc__region *r)
     int saved = errno;
     munmap(r->hdr, r->map_size);
     free(r->name);
+    free(r->tmp_name);
     r->hdr = NULL;
     r->payload = NULL;
     r->name = NULL;
+    r->tmp_name = NULL;
     errno = saved;
 }
 
@@ -284,6 +369,15 @@ int mproc__region_unlink(const char *name, uint32_t kind)
     if (rc < 0)
         return rc;
     int saved = errno;
+    pid_t creator = tmp_creator(name);
+    if (creator > 0) {
+        /* A creation killed half way leaves this, whatever it holds. */
+        rc = tmp_stale(creator) ? 0 : MPROC_EBUSY;
+        if (rc == 0 && shm_unlink(name) < 0)
+            rc = -errno;
+        errno = saved;
+        return rc;
+    }
     mproc__region_hdr h;
     uint64_t fsize = 0;
     rc = peek(name, &h, &fsize);
@@ -320,6 +414,16 @@ int mproc__region_list(int (*fn)(const char *name, uint32_t kind,
             continue;
         name[0] = '/';
         strcpy(name + 1, e->d_name);
+        pid_t creator = tmp_creator(name);
+        if (creator > 0) {
+            /* Another process's creation under way, or a stale one. */
+            char path[PATH_LEN];
+            struct stat st;
+            shm_path(path, name);
+            if (tmp_stale(creator) && lstat(path, &st) == 0)
+                rc = fn(name, MPROC__KIND_ANY, 0, (uint64_t)st.st_size, arg);
+            continue;
+        }
         mproc__region_hdr h;
         uint64_t fsize;
         if (peek(name, &h, &fsize) != 0 || h.magic != MPROC__REGION_MAGIC)

@@ -7,11 +7,19 @@
  * O_EXCL on creation, mode 0600 unless told) and are opened by unrelated
  * processes. Payloads hold offsets, never pointers.
  *
- * Publication: the creator fills the header and the payload, then stores
- * MPROC__REGION_READY into `ready` with release order, last. An opener
- * waits (bounded, MPROC__REGION_OPEN_WAIT_MS) for the file to have its size
- * and the ready word; a file that never gets there (a creator killed half
- * way, or a file that is not ours) is MPROC_EBADOBJ.
+ * Publication: a named region is built under a temporary name,
+ * MPROC__REGION_TMP_PREFIX "<pid>-<n>" in /dev/shm (sized, reserved,
+ * mapped, header written); the creator fills the payload, stores
+ * MPROC__REGION_READY into `ready` with release order, and only then
+ * link(2)s the file to its real name (EEXIST if that exists) and removes the
+ * temporary name. So nothing half-made is ever visible under a real name:
+ * an opener finds the name complete or not at all. A creator killed half
+ * way leaves only a temporary name, which mproc__region_list reports once
+ * its creator is gone and mproc__region_unlink removes.
+ *
+ * An opener still waits (bounded, MPROC__REGION_OPEN_WAIT_MS) for a file
+ * without the ready word, for files made by other means; one that never
+ * gets there (or a file that is not ours) is MPROC_EBADOBJ.
  */
 #ifndef MPROC_INTERNAL_REGION_H
 #define MPROC_INTERNAL_REGION_H
@@ -26,6 +34,7 @@
 #define MPROC__REGION_READY 0x52454459u /* "REDY" */
 #define MPROC__REGION_HDR 64            /* header bytes; payload offset */
 #define MPROC__REGION_OPEN_WAIT_MS 500
+#define MPROC__REGION_TMP_PREFIX "/mproc-tmp-" /* then "<pid>-<n>" */
 
 /* The kinds of object a region can hold. Never renumber: the kind is part
  * of the on-disk format. */
@@ -63,7 +72,8 @@ typedef struct mproc__region {
     void *payload;
     size_t payload_size;
     size_t map_size;
-    char *name; /* malloc'ed copy, NULL when anonymous */
+    char *name;     /* malloc'ed copy, NULL when anonymous */
+    char *tmp_name; /* until published: the temporary name (malloc'ed) */
 } mproc__region;
 
 /*
@@ -74,20 +84,26 @@ int mproc__region_name_check(const char *name);
 
 /*
  * Creates a region of kind with payload_size bytes (zeroed), anonymous when
- * name is NULL. mode 0 means 0600. The header is filled but not published:
- * the caller initialises the payload and then calls mproc__region_publish,
- * or mproc__region_abandon on failure (which also removes the name).
- * Errors: MPROC_EINVAL (payload_size 0, bad kind), name errors,
- * MPROC_EEXIST, MPROC_ENOMEM, MPROC_ENOSPC, other -errno. *r is written only
- * on success.
+ * name is NULL. mode 0 means 0600. The header is filled but not published
+ * (a named one exists only under its temporary name): the caller
+ * initialises the payload and then calls mproc__region_publish, or
+ * mproc__region_abandon on failure (which removes the temporary name).
+ * Errors: MPROC_EINVAL (payload_size 0, bad kind, a name starting with
+ * MPROC__REGION_TMP_PREFIX), name errors, MPROC_EEXIST (the name exists
+ * now; publish checks again), MPROC_ENOMEM, MPROC_ENOSPC, other -errno. *r
+ * is written only on success.
  */
 int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
                          size_t payload_size, unsigned mode);
 
-/* Publishes a created region (release store of the ready word). */
-void mproc__region_publish(mproc__region *r);
+/* Publishes a created region: release store of the ready word, then (named)
+ * links it to its real name and removes the temporary one. 0, or
+ * MPROC_EEXIST (another creator took the name meanwhile) or another -errno,
+ * after which the caller calls mproc__region_abandon. */
+__attribute__((warn_unused_result)) int mproc__region_publish(mproc__region *r);
 
-/* Undoes mproc__region_create: unmaps and unlinks the name it made. */
+/* Undoes mproc__region_create: unmaps and unlinks the temporary name (a
+ * published region's name is left alone). */
 void mproc__region_abandon(mproc__region *r);
 
 /*
@@ -104,18 +120,22 @@ void mproc__region_close(mproc__region *r);
 /*
  * Removes the name of a region of kind (MPROC__KIND_ANY: any mproc kind)
  * after checking its header, so a file that is not an mproc object of that
- * kind is never removed. Errors: name errors, MPROC_ENOENT, MPROC_EBADOBJ,
- * MPROC_EVERSION, -errno. Does not wait for a region being made: its
- * header must already be published.
+ * kind is never removed. A temporary name whose creator is gone (a creator
+ * killed half way) is removed whatever it holds. Errors: name errors,
+ * MPROC_ENOENT, MPROC_EBADOBJ, MPROC_EVERSION, MPROC_EBUSY (a temporary
+ * name whose creator is still alive), -errno. Does not wait for a region
+ * being made: its header must already be published.
  */
 int mproc__region_unlink(const char *name, uint32_t kind);
 
 /*
  * Lists the mproc regions in /dev/shm: calls fn for every name (with its
  * leading '/') whose header carries mproc's magic, with its kind, version
- * and size; fn returning non-zero stops the walk and is returned. Files not
- * readable by the caller are skipped. Returns 0, fn's value, or -errno when
- * /dev/shm cannot be read.
+ * and size, and for every stale temporary name (its creator gone: a
+ * creation killed half way) with kind MPROC__KIND_ANY, version 0 and the
+ * file's size; fn returning non-zero stops the walk and is returned. Files
+ * not readable by the caller are skipped. Returns 0, fn's value, or -errno
+ * when /dev/shm cannot be read.
  */
 int mproc__region_list(int (*fn)(const char *name, uint32_t kind,
                                  uint32_t version, uint64_t size, void *arg),

@@ -4,11 +4,14 @@
  * is bounded in time. Forked helpers only _exit. */
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "internal/region.h"
 #include "mproc.h"
 #include "testlib.h"
 
@@ -153,6 +156,95 @@ START_TEST(barrier_participants_killed_at_random_points)
 }
 END_TEST
 
+/* Generation 0, or a newcomer: the victim has never passed the barrier, so
+ * only what it did inside this wait (the internal lock taken, its slot
+ * stored) can make it known. Killed at a random point of its first wait:
+ * once it holds the internal lock or has a slot, the survivors must get
+ * MPROC_EBROKEN long before their timeout; killed before that, it never
+ * arrived (unknowable, as documented) and the test aborts the barrier. */
+static _Atomic int *g_entering;
+
+static int child_barrier_first_wait(void *arg)
+{
+    (void)arg;
+    atomic_store(g_entering, 1);
+    return mproc_barrier_wait(g_barrier, test_ms(10000), NULL) == 0 ? 0 : 1;
+}
+
+static int child_barrier_survivor(void *arg)
+{
+    (void)arg;
+    int rc = mproc_barrier_wait(g_barrier, test_ms(10000), NULL);
+    return rc == MPROC_EBROKEN ? 0 : rc == MPROC_ETIMEDOUT ? 1 : 2;
+}
+
+static void busy_us(int64_t us)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000 <
+           us);
+}
+
+/* Layout (docs/shared-memory.md): broken at 20, the internal lock word at
+ * 32, slots (tid first, 16 bytes each) at 64. */
+static bool victim_known(const char *payload, pid_t victim, uint32_t parties)
+{
+    const _Atomic uint32_t *broken = (const void *)(payload + 20);
+    const _Atomic uint32_t *lock = (const void *)(payload + 32);
+    if (atomic_load(broken) ||
+        (atomic_load(lock) & 0x3fffffffu) == (uint32_t)victim)
+        return true;
+    for (uint32_t i = 0; i < parties; i++) {
+        const _Atomic uint32_t *tid = (const void *)(payload + 64 + 16 * i);
+        if (atomic_load(tid) == (uint32_t)victim)
+            return true;
+    }
+    return false;
+}
+
+START_TEST(barrier_newcomers_killed_at_random_points_of_their_first_wait)
+{
+    srand((unsigned)getpid() * 11u);
+    g_entering = shared_page();
+    char name[64];
+    test_shm_name(name, sizeof name, "barrier");
+    int known = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        atomic_store(g_entering, 0);
+        ck_assert_int_eq(mproc_barrier_create(&g_barrier, name, 4, NULL), 0);
+        mproc__region reg;
+        ck_assert_int_eq(mproc__region_open(&reg, name, MPROC__KIND_ANY), 0);
+        pid_t s[2];
+        for (int i = 0; i < 2; i++)
+            s[i] = spawn(child_barrier_survivor, NULL);
+        int64_t until = test_now_ms() + test_ms(5000);
+        while (mproc_barrier_n_waiting(g_barrier) < 2 && test_now_ms() < until)
+            usleep(100);
+        pid_t victim = spawn(child_barrier_first_wait, NULL);
+        while (!atomic_load(g_entering) && test_now_ms() < until)
+            ;
+        busy_us(rand() % 400);
+        kill(victim, SIGKILL);
+        ck_assert_int_eq(test_wait_status(victim), 128 + SIGKILL);
+        bool k = victim_known(reg.payload, victim, 4);
+        known += k;
+        if (!k)
+            ck_assert_int_eq(mproc_barrier_abort(g_barrier), 0);
+        for (int i = 0; i < 2; i++) /* EBROKEN, not a timeout */
+            ck_assert_int_eq(test_wait_status(s[i]), 0);
+        mproc__region_close(&reg);
+        mproc_barrier_close(g_barrier);
+        ck_assert_int_eq(mproc_barrier_unlink(name), 0);
+    }
+    fprintf(stderr, "newcomer victims known to the barrier: %d of %d\n", known,
+            ROUNDS);
+    munmap(g_entering, 4096);
+}
+END_TEST
+
 /* ------------------------------------- Semaphore, Event, Condition waiters */
 
 static mproc_semaphore *g_sem;
@@ -211,8 +303,9 @@ START_TEST(waiters_killed_at_random_points_wedge_no_one)
             p[2 + i] = spawn(child_event_waiter, NULL);
             p[4 + i] = spawn(child_cond_waiter, NULL);
         }
-        random_delay_us(10000);
-        /* One of each pair dies at a random point of its wait. */
+        /* One of each pair dies at a random point of its wait: from
+         * before it starts (just forked) to well after it fell asleep. */
+        random_delay_us(60000);
         kill(p[0], SIGKILL);
         kill(p[2], SIGKILL);
         kill(p[4], SIGKILL);
@@ -245,6 +338,7 @@ Suite *mproc_test_suite(void)
     Suite *s = suite_create("sync_stress");
     TEST_ADD(s, lock_holders_killed_at_random_points);
     TEST_ADD(s, barrier_participants_killed_at_random_points);
+    TEST_ADD(s, barrier_newcomers_killed_at_random_points_of_their_first_wait);
     TEST_ADD(s, waiters_killed_at_random_points_wedge_no_one);
     return s;
 }
