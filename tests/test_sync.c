@@ -468,12 +468,16 @@ static void owner_death_with_reused_tid(bool recursive)
     mproc_lock_close(g_lock);
 }
 
+/* They move the machine-wide pid counter: CTest runs them alone. */
+/* RUN_SERIAL lock_owner_death_is_found_by_a_thread_reusing_its_tid */
 START_TEST(lock_owner_death_is_found_by_a_thread_reusing_its_tid)
 {
     owner_death_with_reused_tid(false);
 }
 END_TEST
 
+/* They move the machine-wide pid counter: CTest runs them alone. */
+/* RUN_SERIAL rlock_owner_death_is_found_by_a_thread_reusing_its_tid */
 START_TEST(rlock_owner_death_is_found_by_a_thread_reusing_its_tid)
 {
     owner_death_with_reused_tid(true);
