@@ -224,15 +224,38 @@ typedef mproc_array mproc_value;
 typedef mproc_array_opts mproc_value_opts;
 #define MPROC_VALUE_OPTS_INIT MPROC_ARRAY_OPTS_INIT
 
+/* mproc_value_create: a Value of one element of type, anonymous when name
+ * is NULL, else named. Same options, errors, ownership and fork behaviour as
+ * mproc_array_create() with count 1. */
 MPROC_API int mproc_value_create(mproc_value **out, const char *name,
                                  mproc_type type, const mproc_value_opts *opts);
+
+/* mproc_value_open: opens a named Value (or Array: its element 0 is used).
+ * Errors as mproc_array_open(). */
 MPROC_API int mproc_value_open(mproc_value **out, const char *name);
+
+/* mproc_value_close: unmaps the Value from this process; never unlinks.
+ * NULL-safe, never blocks. */
 MPROC_API void mproc_value_close(mproc_value *v);
+
+/* mproc_value_unlink: removes a Value's name. Errors as
+ * mproc_array_unlink(). */
 MPROC_API int mproc_value_unlink(const char *name);
+
+/* mproc_value_get / mproc_value_set: reads or writes the value (under its
+ * lock when it has one, waiting at most timeout_ms for it). Errors and
+ * blocking as mproc_array_get() / mproc_array_set() with i = 0. */
 MPROC_API int mproc_value_get(mproc_value *v, void *out, int64_t timeout_ms);
 MPROC_API int mproc_value_set(mproc_value *v, const void *in,
                               int64_t timeout_ms);
+
+/* mproc_value_get_lock: the Value's lock (borrowed, valid until close), or
+ * NULL when it was made without one. As mproc_array_get_lock(). */
 MPROC_API mproc_lock *mproc_value_get_lock(mproc_value *v);
+
+/* mproc_value_add, mproc_value_exchange, mproc_value_compare_exchange:
+ * atomic operations without the lock, as the array's with i = 0 (same
+ * errors; never block, no system call). */
 MPROC_API int mproc_value_add(mproc_value *v, const void *delta, void *old);
 MPROC_API int mproc_value_exchange(mproc_value *v, const void *in, void *old);
 MPROC_API int mproc_value_compare_exchange(mproc_value *v, void *expected,
