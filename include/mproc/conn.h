@@ -446,14 +446,15 @@ typedef struct mproc_wait_item {
 /*
  * mproc_wait: waits until at least one item is ready or the timeout passes
  * (Python's multiprocessing.connection.wait). A connection is ready to read
- * when a recv would not block (a message, or EOF); a pidfd when the process
- * has exited; any fd when poll(2) says so (errors and hangups count as
- * ready). Sets every item's `ready` field and returns how many are ready
- * (>= 1), MPROC_ETIMEDOUT (all `ready` are 0), MPROC_EINVAL (NULL items
- * with n > 0, an item with neither conn nor fd >= 0, bad timeout, n == 0
- * with MPROC_FOREVER), MPROC_EBADF (an fd that is not open), MPROC_ENOMEM.
- * n == 0 sleeps for the timeout. Thread-safe as long as items is not
- * shared.
+ * as for mproc_conn_poll() (bytes of a message, or EOF: a recv with timeout
+ * 0 makes progress, and a timeout inside a message loses nothing); a pidfd
+ * when the process has exited; any fd when poll(2) says so (errors and
+ * hangups count as ready). Sets every item's `ready` field and returns
+ * how many are ready (>= 1), MPROC_ETIMEDOUT (all `ready` are 0),
+ * MPROC_EINVAL (NULL items with n > 0, an item with neither conn nor
+ * fd >= 0, bad timeout, n == 0 with MPROC_FOREVER), MPROC_EBADF (an fd that
+ * is not open), MPROC_ENOMEM. n == 0 sleeps for the timeout. Thread-safe
+ * as long as items is not shared.
  */
 MPROC_API int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms);
 
