@@ -283,6 +283,33 @@ START_TEST(fifo_batch_for_several_writers_keeps_atomic_groups)
 }
 END_TEST
 
+START_TEST(passed_fifo_write_end_keeps_the_several_writers_rule)
+{
+    char path[256];
+    test_path(path, sizeof path, "fifopass");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    mproc_conn *r, *w, *a, *b, *w2;
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 0), 0);
+    ck_assert_int_eq(
+        mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, test_ms(1000)), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_conn_send_conn(a, w, 0), 0);
+    ck_assert_int_eq(mproc_conn_recv_conn(b, &w2, test_ms(1000)), 0);
+    static char big[MPROC_FIFO_ATOMIC_MAX + 1];
+    ck_assert_int_eq(mproc_conn_send(w2, big, sizeof big, 0), MPROC_EMSGSIZE);
+    ck_assert_int_eq(mproc_conn_send(w2, big, sizeof big - 1, 0), 0);
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, big, sizeof big, &n, test_ms(1000)), 0);
+    ck_assert_uint_eq(n, MPROC_FIFO_ATOMIC_MAX);
+    mproc_conn_close(w2);
+    mproc_conn_close(w);
+    mproc_conn_close(r);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
 START_TEST(fifo_bytes_mode_is_a_plain_stream)
 {
     char path[256];
@@ -497,6 +524,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, fifo_carries_messages_between_unrelated_processes);
     TEST_ADD(s, fifo_messages_from_several_writers_never_interleave);
     TEST_ADD(s, fifo_batch_for_several_writers_keeps_atomic_groups);
+    TEST_ADD(s, passed_fifo_write_end_keeps_the_several_writers_rule);
     TEST_ADD(s, fifo_bytes_mode_is_a_plain_stream);
     TEST_ADD(s, listener_accepts_a_client_and_learns_its_credentials);
     TEST_ADD(s, listener_path_survives_a_child_closing_its_copy);
