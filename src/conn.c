@@ -20,6 +20,7 @@
 #include "internal/deadline.h"
 #include "internal/frame.h"
 #include "mproc/conn.h"
+#include "os/mutex.h"
 #include "os/os.h"
 
 #define RBUF_SIZE 65536u
@@ -31,6 +32,9 @@
 #define PASS_FD 0u   /* a plain fd */
 #define PASS_CONN 1u /* a connection end; byte 1 says messages or bytes */
 #define PASS_LEN 4u
+/* Bits of byte 1 of a PASS_CONN payload. */
+#define PASS_BYTES 0x1u  /* a byte stream */
+#define PASS_SHARED 0x2u /* a FIFO write end shared by several writers */
 
 struct mproc_conn {
     int fd;
@@ -43,8 +47,13 @@ struct mproc_conn {
     unsigned char *rbuf; /* RBUF_SIZE bytes, allocated on first recv */
     size_t rpos, rend;   /* unread bytes are rbuf[rpos..rend) */
     atomic_size_t nbuf;  /* rend - rpos, for poll/wait without the lock */
-    atomic_int any_err;  /* recv_err != 0, for poll/wait without the lock */
-    int fdq[MAX_FDQ];    /* fds received, not yet taken */
+    atomic_int any_err;  /* recv_err, for poll/wait without the lock */
+    /* A large message whose recv timed out part way: its payload so far
+     * (pbuf, plen + 1 bytes allocated, poff received), resumed by the next
+     * recv. While pbuf is set, rbuf holds nothing. Guarded by rmu. */
+    unsigned char *pbuf;
+    size_t plen, poff;
+    int fdq[MAX_FDQ]; /* fds received, not yet taken */
     int nfdq;
 };
 
@@ -76,7 +85,17 @@ void mproc__conn_set_multi_writer(mproc_conn *c, bool multi)
 bool mproc__conn_ready_buffered(mproc_conn *c)
 {
     return atomic_load_explicit(&c->nbuf, memory_order_relaxed) > 0 ||
-           atomic_load_explicit(&c->any_err, memory_order_relaxed) != 0;
+           atomic_load_explicit(&c->any_err, memory_order_relaxed) < 0;
+}
+
+/* Takes m before the deadline (MPROC_ETIMEDOUT otherwise): a call with a
+ * timeout is bounded also while another thread holds the end. */
+static int lock_by(pthread_mutex_t *m, const mproc__deadline *d)
+{
+    if (mproc__deadline_is_forever(d))
+        return mproc__os_mutex_lock_until(m, NULL);
+    struct timespec at = mproc__deadline_abs(d);
+    return mproc__os_mutex_lock_until(m, &at);
 }
 
 static int make_pair(int fds[2], unsigned io, bool bytes, bool duplex,
@@ -150,11 +169,21 @@ static int wrap_fd(int fd, bool bytes, mproc_conn **out)
 
 int mproc_conn_from_fd(int fd, unsigned flags, mproc_conn **out)
 {
-    if (out == NULL || (flags & ~MPROC_CONN_BYTES) != 0)
+    if (out == NULL ||
+        (flags & ~(MPROC_CONN_BYTES | MPROC_CONN_SINGLE_WRITER)) != 0)
         return MPROC_EINVAL;
     if (fd < 0)
         return MPROC_EBADF;
-    return wrap_fd(fd, (flags & MPROC_CONN_BYTES) != 0, out);
+    mproc_conn *c;
+    int rc = wrap_fd(fd, (flags & MPROC_CONN_BYTES) != 0, &c);
+    if (rc < 0)
+        return rc;
+    /* Other processes may hold the same pipe or FIFO open for writing:
+     * unless the caller says it is alone, keep messages atomic. */
+    c->multi_writer = !(c->io & MPROC__IO_SOCK) && c->can_send && !c->bytes &&
+                      !(flags & MPROC_CONN_SINGLE_WRITER);
+    *out = c;
+    return 0;
 }
 
 void mproc_conn_close(mproc_conn *c)
@@ -165,6 +194,7 @@ void mproc_conn_close(mproc_conn *c)
         mproc__os_close(c->fdq[i]);
     mproc__os_close(c->fd);
     free(c->rbuf);
+    free(c->pbuf);
     pthread_mutex_destroy(&c->smu);
     pthread_mutex_destroy(&c->rmu);
     free(c);
@@ -220,7 +250,9 @@ int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
         cnt = 1;
     }
     size_t done = 0;
-    pthread_mutex_lock(&c->smu);
+    rc = lock_by(&c->smu, &d);
+    if (rc < 0)
+        return rc;
     rc = atomic_load(&c->send_err);
     if (rc == 0) {
         rc = mproc__io_writev(c->fd, c->io, iov, cnt, &d, &done);
@@ -252,7 +284,9 @@ int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
     struct iovec iov[2 * BATCH_MAX];
     size_t lens[BATCH_MAX];
     size_t count = 0;
-    pthread_mutex_lock(&c->smu);
+    rc = lock_by(&c->smu, &d);
+    if (rc < 0)
+        return rc;
     rc = atomic_load(&c->send_err);
     for (size_t i = 0; rc == 0 && i < n;) {
         /* One group: up to BATCH_MAX messages; on a shared FIFO only as
@@ -297,7 +331,7 @@ int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
 static int fail_recv(mproc_conn *c, int rc)
 {
     c->recv_err = rc;
-    atomic_store(&c->any_err, 1);
+    atomic_store(&c->any_err, rc);
     if (rc == MPROC_EPROTO) {
         /* Garbage from the peer: stop talking to it in both directions. */
         atomic_store(&c->send_err, MPROC_EPROTO);
@@ -356,11 +390,49 @@ static int peek_header(mproc_conn *c, uint64_t *len, unsigned *flags,
     return 0;
 }
 
+/* Keeps the first off bytes of a large payload (len) that timed out, so the
+ * next recv resumes it. dst is adopted when it is a malloc'ed len + 1 buffer
+ * (own), copied otherwise. Without memory for the copy the direction is
+ * broken, as it cannot be resumed. */
+static int keep_partial(mproc_conn *c, unsigned char *dst, size_t len,
+                        size_t off, bool own, int rc)
+{
+    unsigned char *p = own ? dst : malloc(len + 1);
+    if (p == NULL) {
+        fail_recv(c, MPROC_EBROKEN);
+        return rc;
+    }
+    if (!own && off > 0)
+        memcpy(p, dst, off);
+    c->pbuf = p;
+    c->plen = len;
+    c->poff = off;
+    return rc;
+}
+
+/* Reads the payload's bytes [*off, len) straight from the fd into dst. */
+static int read_rest(mproc_conn *c, unsigned char *dst, size_t len, size_t *off,
+                     const mproc__deadline *d)
+{
+    while (*off < len) {
+        size_t got = 0;
+        int rc = mproc__io_read(c->fd, c->io, dst + *off, len - *off, &got,
+                                c->fdq, &c->nfdq, MAX_FDQ, d);
+        *off += got;
+        if (rc == MPROC_ECLOSED || rc == MPROC_EPROTO)
+            return fail_recv(c, MPROC_EPROTO);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Consumes the header just peeked and moves the payload to dst. A message
  * that fits in the buffer is waited for whole before anything is consumed,
- * so a timeout leaves it queued; a larger one, once started, is read to
- * its end or the stream is broken. */
-static int take_payload(mproc_conn *c, void *dst, size_t len,
+ * so a timeout leaves it queued; a larger one is read straight into dst,
+ * and a timeout inside it keeps the part read (keep_partial) for the next
+ * recv. own: dst is a malloc'ed len + 1 buffer the connection may keep. */
+static int take_payload(mproc_conn *c, void *dst, size_t len, bool own,
                         const mproc__deadline *d)
 {
     int rc;
@@ -383,19 +455,41 @@ static int take_payload(mproc_conn *c, void *dst, size_t len,
     memcpy(dst, c->rbuf + c->rpos, off);
     c->rpos += off;
     set_nbuf(c);
-    while (off < len) {
-        size_t got = 0;
-        rc = mproc__io_read(c->fd, c->io, (char *)dst + off, len - off, &got,
-                            c->fdq, &c->nfdq, MAX_FDQ, d);
-        off += got;
-        if (rc == MPROC_ECLOSED || rc == MPROC_EPROTO)
-            return fail_recv(c, MPROC_EPROTO);
-        if (rc < 0) {
-            fail_recv(c, MPROC_EBROKEN);
-            return rc;
-        }
+    rc = read_rest(c, dst, len, &off, d);
+    if (rc < 0 && c->recv_err == 0) {
+        if (rc == MPROC_ETIMEDOUT)
+            return keep_partial(c, dst, len, off, own, rc);
+        fail_recv(c, MPROC_EBROKEN);
     }
-    return 0;
+    return rc;
+}
+
+/* Resumes the partial message: 0 once pbuf holds all plen bytes. */
+static int resume_partial(mproc_conn *c, const mproc__deadline *d)
+{
+    int rc = read_rest(c, c->pbuf, c->plen, &c->poff, d);
+    if (rc < 0 && rc != MPROC_ETIMEDOUT && c->recv_err == 0)
+        fail_recv(c, MPROC_EBROKEN);
+    if (rc < 0 && c->recv_err != 0) {
+        free(c->pbuf);
+        c->pbuf = NULL;
+    }
+    return rc;
+}
+
+/* The next message's length and flags: the partial one, or a new header. */
+static int peek_next(mproc_conn *c, uint64_t *len, unsigned *flags,
+                     const mproc__deadline *d)
+{
+    int rc = c->recv_err;
+    if (rc < 0)
+        return rc;
+    if (c->pbuf != NULL) {
+        *len = c->plen;
+        *flags = 0;
+        return 0;
+    }
+    return peek_header(c, len, flags, d);
 }
 
 static int recv_check(mproc_conn *c, size_t *len, int64_t timeout_ms,
@@ -415,20 +509,28 @@ int mproc_conn_recv(mproc_conn *c, void *buf, size_t cap, size_t *len,
         return rc;
     if (buf == NULL && cap > 0)
         return MPROC_EINVAL;
-    pthread_mutex_lock(&c->rmu);
+    rc = lock_by(&c->rmu, &d);
+    if (rc < 0)
+        return rc;
     uint64_t n;
     unsigned flags;
-    rc = c->recv_err;
-    if (rc == 0)
-        rc = peek_header(c, &n, &flags, &d);
+    rc = peek_next(c, &n, &flags, &d);
     if (rc == 0 && flags != 0)
         rc = MPROC_ESTATE;
     if (rc == 0 && n > cap) {
         *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
         rc = MPROC_EMSGSIZE;
     }
-    if (rc == 0) {
-        rc = take_payload(c, buf, (size_t)n, &d);
+    if (rc == 0 && c->pbuf != NULL) {
+        rc = resume_partial(c, &d);
+        if (rc == 0) {
+            memcpy(buf, c->pbuf, c->plen);
+            *len = c->plen;
+            free(c->pbuf);
+            c->pbuf = NULL;
+        }
+    } else if (rc == 0) {
+        rc = take_payload(c, buf, (size_t)n, false, &d);
         if (rc == 0)
             *len = (size_t)n;
     }
@@ -445,26 +547,34 @@ int mproc_conn_recv_alloc(mproc_conn *c, void **out, size_t *len, size_t max,
         return rc;
     if (out == NULL)
         return MPROC_EINVAL;
-    pthread_mutex_lock(&c->rmu);
+    rc = lock_by(&c->rmu, &d);
+    if (rc < 0)
+        return rc;
     uint64_t n;
     unsigned flags;
     char *buf = NULL;
-    rc = c->recv_err;
-    if (rc == 0)
-        rc = peek_header(c, &n, &flags, &d);
+    rc = peek_next(c, &n, &flags, &d);
     if (rc == 0 && flags != 0)
         rc = MPROC_ESTATE;
     if (rc == 0 && (n > max || n >= SIZE_MAX)) {
         *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
         rc = MPROC_EMSGSIZE;
     }
-    if (rc == 0) {
+    if (rc == 0 && c->pbuf != NULL) {
+        rc = resume_partial(c, &d);
+        if (rc == 0) {
+            buf = (char *)c->pbuf;
+            c->pbuf = NULL;
+        }
+    } else if (rc == 0) {
         buf = malloc((size_t)n + 1);
         if (buf == NULL)
             rc = MPROC_ENOMEM;
+        if (rc == 0)
+            rc = take_payload(c, buf, (size_t)n, true, &d);
+        if (rc < 0 && c->pbuf == (unsigned char *)buf)
+            buf = NULL; /* kept for the next recv */
     }
-    if (rc == 0)
-        rc = take_payload(c, buf, (size_t)n, &d);
     if (rc == 0) {
         buf[n] = '\0';
         *out = buf;
@@ -484,11 +594,10 @@ int mproc_conn_poll(mproc_conn *c, int64_t timeout_ms)
     int rc = mproc__deadline_init(&d, timeout_ms);
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&c->rmu);
-    rc = c->recv_err;
-    bool buffered = c->rend > c->rpos;
-    pthread_mutex_unlock(&c->rmu);
-    if (rc < 0 || buffered)
+    /* No lock: the atomics say enough, and a receiver blocked in another
+     * thread must not hold this call beyond its timeout. */
+    rc = atomic_load(&c->any_err);
+    if (rc < 0 || atomic_load(&c->nbuf) > 0)
         return rc;
     /* A FIFO with no writer yet reports nothing; one whose writers left
      * reports a hangup, which is EOF: both are right as poll gives them. */
@@ -509,7 +618,9 @@ int mproc_conn_write(mproc_conn *c, const void *buf, size_t len,
     if (rc < 0)
         return rc;
     struct iovec iov = {(void *)buf, len};
-    pthread_mutex_lock(&c->smu);
+    rc = lock_by(&c->smu, &d);
+    if (rc < 0)
+        return rc;
     rc = mproc__io_writev(c->fd, c->io, &iov, len > 0 ? 1 : 0, &d, written);
     pthread_mutex_unlock(&c->smu);
     return rc;
@@ -527,11 +638,16 @@ int mproc_conn_read(mproc_conn *c, void *buf, size_t cap, size_t *got,
     int rc = mproc__deadline_init(&d, timeout_ms);
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&c->rmu);
+    rc = lock_by(&c->rmu, &d);
+    if (rc < 0)
+        return rc;
     rc = mproc__io_read(c->fd, c->io, buf, cap, got, c->fdq, &c->nfdq, MAX_FDQ,
                         &d);
+    /* Fds passed along a byte stream stay queued (up to MAX_FDQ, closed
+     * with the end); only those beyond that were closed, and the bytes
+     * that came with them are fine. */
     if (rc == MPROC_EPROTO && *got > 0)
-        rc = 0; /* stray fds on a byte stream were closed; bytes are fine */
+        rc = 0;
     pthread_mutex_unlock(&c->rmu);
     return rc;
 }
@@ -557,7 +673,9 @@ static int send_with_fd(mproc_conn *c, int fd, unsigned tag, unsigned arg,
     msg[MPROC__FRAME_HDR + 1] = (unsigned char)arg;
     struct iovec iov = {msg, sizeof msg};
     size_t done = 0;
-    pthread_mutex_lock(&c->smu);
+    rc = lock_by(&c->smu, &d);
+    if (rc < 0)
+        return rc;
     rc = atomic_load(&c->send_err);
     if (rc == 0) {
         rc = mproc__io_send_fd(c->fd, &iov, 1, fd, &d, &done);
@@ -577,12 +695,14 @@ int mproc_conn_send_conn(mproc_conn *c, const mproc_conn *end,
 {
     if (end == NULL)
         return MPROC_EINVAL;
-    return send_with_fd(c, end->fd, PASS_CONN, end->bytes ? 1u : 0u,
-                        timeout_ms);
+    unsigned arg =
+        (end->bytes ? PASS_BYTES : 0u) | (end->multi_writer ? PASS_SHARED : 0u);
+    return send_with_fd(c, end->fd, PASS_CONN, arg, timeout_ms);
 }
 
-/* Takes the next frame, which must carry an fd: *fd, *tag, *arg. */
-static int recv_with_fd(mproc_conn *c, int *fd, unsigned *tag, unsigned *arg,
+/* Takes the next frame, which must carry an fd (of kind want, or any when
+ * want is negative): *fd, *arg. Another frame stays queued (MPROC_ESTATE). */
+static int recv_with_fd(mproc_conn *c, int *fd, int want, unsigned *arg,
                         int64_t timeout_ms)
 {
     if (c == NULL || !c->can_recv || c->bytes || fd == NULL)
@@ -593,26 +713,34 @@ static int recv_with_fd(mproc_conn *c, int *fd, unsigned *tag, unsigned *arg,
     int rc = mproc__deadline_init(&d, timeout_ms);
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&c->rmu);
+    rc = lock_by(&c->rmu, &d);
+    if (rc < 0)
+        return rc;
     uint64_t n;
     unsigned flags;
-    rc = c->recv_err;
-    if (rc == 0)
-        rc = peek_header(c, &n, &flags, &d);
+    rc = peek_next(c, &n, &flags, &d);
     if (rc == 0 && !(flags & MPROC__FRAME_FD))
         rc = MPROC_ESTATE;
     if (rc == 0 && n != PASS_LEN)
         rc = fail_recv(c, MPROC_EPROTO);
+    if (rc == 0) {
+        /* Look at the kind before taking anything. */
+        rc = fill_to(c, MPROC__FRAME_HDR + PASS_LEN, &d);
+        if (rc == MPROC_ECLOSED || rc == MPROC_EPROTO)
+            rc = fail_recv(c, MPROC_EPROTO);
+    }
+    if (rc == 0 && want >= 0 &&
+        c->rbuf[c->rpos + MPROC__FRAME_HDR] != (unsigned)want)
+        rc = MPROC_ESTATE;
     unsigned char pay[PASS_LEN];
     if (rc == 0)
-        rc = take_payload(c, pay, PASS_LEN, &d);
+        rc = take_payload(c, pay, PASS_LEN, false, &d);
     if (rc == 0 && c->nfdq == 0)
         rc = fail_recv(c, MPROC_EPROTO);
     if (rc == 0) {
         *fd = c->fdq[0];
         memmove(c->fdq, c->fdq + 1, (size_t)(c->nfdq - 1) * sizeof(int));
         c->nfdq--;
-        *tag = pay[0];
         *arg = pay[1];
     }
     pthread_mutex_unlock(&c->rmu);
@@ -621,8 +749,8 @@ static int recv_with_fd(mproc_conn *c, int *fd, unsigned *tag, unsigned *arg,
 
 int mproc_conn_recv_fd(mproc_conn *c, int *fd, int64_t timeout_ms)
 {
-    unsigned tag, arg;
-    return recv_with_fd(c, fd, &tag, &arg, timeout_ms);
+    unsigned arg;
+    return recv_with_fd(c, fd, -1, &arg, timeout_ms);
 }
 
 int mproc_conn_recv_conn(mproc_conn *c, mproc_conn **out, int64_t timeout_ms)
@@ -630,18 +758,24 @@ int mproc_conn_recv_conn(mproc_conn *c, mproc_conn **out, int64_t timeout_ms)
     if (out == NULL)
         return MPROC_EINVAL;
     int fd;
-    unsigned tag, arg;
-    int rc = recv_with_fd(c, &fd, &tag, &arg, timeout_ms);
+    unsigned arg;
+    int rc = recv_with_fd(c, &fd, PASS_CONN, &arg, timeout_ms);
     if (rc < 0)
         return rc;
-    if (tag != PASS_CONN || arg > 1) {
+    if ((arg & ~(PASS_BYTES | PASS_SHARED)) != 0) {
         mproc__os_close(fd);
         return MPROC_EPROTO;
     }
-    rc = wrap_fd(fd, arg == 1, out);
-    if (rc < 0)
+    mproc_conn *e;
+    rc = wrap_fd(fd, (arg & PASS_BYTES) != 0, &e);
+    if (rc < 0) {
         mproc__os_close(fd);
-    return rc;
+        /* What the peer sent is not a usable end. */
+        return rc == MPROC_ENOMEM ? rc : MPROC_EPROTO;
+    }
+    e->multi_writer = e->can_send && !e->bytes && (arg & PASS_SHARED) != 0;
+    *out = e;
+    return 0;
 }
 
 int mproc_conn_peer(const mproc_conn *c, mproc_peer *out)

@@ -66,7 +66,13 @@ int mproc_fifo_create(const char *path, unsigned mode)
     struct stat st;
     if (lstat(path, &st) < 0)
         return -errno;
-    return S_ISFIFO(st.st_mode) ? 0 : MPROC_EEXIST;
+    /* An existing FIFO is only accepted when it is ours and no wider than
+     * asked: one another user made (or left open to others) could be read
+     * or written by them. */
+    if (!S_ISFIFO(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 07777 & ~(mode_t)mode) != 0)
+        return MPROC_EEXIST;
+    return 0;
 }
 
 int mproc_fifo_unlink(const char *path)
@@ -153,6 +159,7 @@ int mproc_fifo_open(const char *path, unsigned how, const mproc_fifo_opts *opts,
 
 struct mproc_listener {
     int fd;
+    pid_t owner; /* the process that made the path; only it removes it */
     dev_t dev;
     ino_t ino;
     uid_t *uids;
@@ -226,6 +233,7 @@ int mproc_listener_open(const char *path, const mproc_listener_opts *opts,
     }
     l->dev = st.st_dev;
     l->ino = st.st_ino;
+    l->owner = getpid();
     *out = l;
     return 0;
 fail:
@@ -304,8 +312,10 @@ void mproc_listener_close(mproc_listener *l)
         return;
     struct stat st;
     /* Remove the path only if it is still our socket, not one a later
-     * listener put there. */
-    if (stat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+     * listener put there, and only in the process that made it: a forked
+     * child closing its inherited copy leaves the parent's path alone. */
+    if (l->owner == getpid() && stat(l->path, &st) == 0 &&
+        st.st_dev == l->dev && st.st_ino == l->ino)
         unlink(l->path);
     mproc__os_close(l->fd);
     free(l->uids);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,6 +34,33 @@ START_TEST(fifo_create_makes_a_0600_fifo)
     ck_assert_int_eq(mproc_fifo_unlink(path), 0);
     ck_assert_int_eq(mproc_fifo_create(NULL, 0), MPROC_EINVAL);
     ck_assert_int_eq(mproc_fifo_create(path, 01777), MPROC_EINVAL);
+}
+END_TEST
+
+START_TEST(fifo_create_refuses_a_fifo_not_ours_or_wider_than_asked)
+{
+    char path[256];
+    test_path(path, sizeof path, "wide");
+    /* A FIFO left with a wider mode than the caller asks for. */
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_int_eq(chmod(path, 0666), 0);
+    ck_assert_int_eq(mproc_fifo_create(path, 0600), MPROC_EEXIST);
+    ck_assert_int_eq(mproc_fifo_create(path, 0), MPROC_EEXIST);
+    struct stat st;
+    ck_assert_int_eq(lstat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0666); /* nothing changed */
+    ck_assert_int_eq(mproc_fifo_create(path, 0666), 0);
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    ck_assert_int_eq(mproc_fifo_create(path, 0640), 0); /* narrower is fine */
+    /* Another user's FIFO (only root can make one here). */
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chown(path, 65534, 65534), 0);
+        ck_assert_int_eq(mproc_fifo_create(path, 0600), MPROC_EEXIST);
+        ck_assert_int_eq(mproc_fifo_create(path, 0666), MPROC_EEXIST);
+    } else {
+        fprintf(stderr, "note: not root, another user's FIFO not tried\n");
+    }
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
 }
 END_TEST
 
@@ -255,6 +283,33 @@ START_TEST(fifo_batch_for_several_writers_keeps_atomic_groups)
 }
 END_TEST
 
+START_TEST(passed_fifo_write_end_keeps_the_several_writers_rule)
+{
+    char path[256];
+    test_path(path, sizeof path, "fifopass");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    mproc_conn *r, *w, *a, *b, *w2;
+    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 0), 0);
+    ck_assert_int_eq(
+        mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, test_ms(1000)), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_conn_send_conn(a, w, 0), 0);
+    ck_assert_int_eq(mproc_conn_recv_conn(b, &w2, test_ms(1000)), 0);
+    static char big[MPROC_FIFO_ATOMIC_MAX + 1];
+    ck_assert_int_eq(mproc_conn_send(w2, big, sizeof big, 0), MPROC_EMSGSIZE);
+    ck_assert_int_eq(mproc_conn_send(w2, big, sizeof big - 1, 0), 0);
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, big, sizeof big, &n, test_ms(1000)), 0);
+    ck_assert_uint_eq(n, MPROC_FIFO_ATOMIC_MAX);
+    mproc_conn_close(w2);
+    mproc_conn_close(w);
+    mproc_conn_close(r);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
 START_TEST(fifo_bytes_mode_is_a_plain_stream)
 {
     char path[256];
@@ -338,6 +393,31 @@ START_TEST(listener_accepts_a_client_and_learns_its_credentials)
     mproc_listener_close(l);
     ck_assert_int_eq(lstat(path, &st), -1); /* close removed it */
     mproc_listener_close(NULL);
+}
+END_TEST
+
+START_TEST(listener_path_survives_a_child_closing_its_copy)
+{
+    char path[256];
+    test_path(path, sizeof path, "sockfork");
+    mproc_listener *l;
+    ck_assert_int_eq(mproc_listener_open(path, NULL, &l), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        mproc_listener_close(l); /* the child's inherited copy */
+        _exit(0);
+    }
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    struct stat st;
+    ck_assert_int_eq(lstat(path, &st), 0); /* still there */
+    mproc_conn *c, *s2;
+    ck_assert_int_eq(mproc_client_open(path, &c, 1000), 0);
+    ck_assert_int_eq(mproc_listener_accept(l, &s2, NULL, 1000), 0);
+    mproc_conn_close(c);
+    mproc_conn_close(s2);
+    mproc_listener_close(l);
+    ck_assert_int_eq(lstat(path, &st), -1); /* the owner's close removes it */
 }
 END_TEST
 
@@ -437,14 +517,17 @@ Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("conn_named");
     TEST_ADD(s, fifo_create_makes_a_0600_fifo);
+    TEST_ADD(s, fifo_create_refuses_a_fifo_not_ours_or_wider_than_asked);
     TEST_ADD(s, fifo_refuses_a_path_that_is_something_else);
     TEST_ADD(s, fifo_writer_open_times_out_without_a_reader);
     TEST_ADD(s, fifo_reader_waits_for_a_first_writer);
     TEST_ADD(s, fifo_carries_messages_between_unrelated_processes);
     TEST_ADD(s, fifo_messages_from_several_writers_never_interleave);
     TEST_ADD(s, fifo_batch_for_several_writers_keeps_atomic_groups);
+    TEST_ADD(s, passed_fifo_write_end_keeps_the_several_writers_rule);
     TEST_ADD(s, fifo_bytes_mode_is_a_plain_stream);
     TEST_ADD(s, listener_accepts_a_client_and_learns_its_credentials);
+    TEST_ADD(s, listener_path_survives_a_child_closing_its_copy);
     TEST_ADD(s, listener_refuses_a_peer_uid_not_allowed);
     TEST_ADD(s, client_without_a_listener_fails_after_its_timeout);
     TEST_ADD(s, connection_end_passes_to_another_process);

@@ -23,20 +23,32 @@
  * message (EOF mid-message), gives MPROC_EPROTO; the connection is then
  * closed for further use (every later send/recv returns MPROC_EPROTO; a
  * socket is shut down so the peer sees EOF), the process is unaffected.
- * A send or recv whose deadline passes after part of a message went
- * through returns MPROC_ETIMEDOUT and leaves that direction broken (later
- * calls in it return MPROC_EBROKEN); one that times out before any byte
- * moved changes nothing.
+ * Timeouts never break a receiving end: a recv whose deadline passes
+ * inside a message returns MPROC_ETIMEDOUT and keeps what it has read in
+ * the end (for a message over 64 KiB, in a buffer the size of the
+ * message), and the next recv goes on where it stopped. So the event-loop
+ * pattern "mproc_wait() or mproc_conn_poll(), then recv with timeout 0" is
+ * safe with messages of any size. A send whose deadline passes after part
+ * of a message went out returns MPROC_ETIMEDOUT and leaves the sending
+ * direction broken (later sends return MPROC_EBROKEN), since the peer has
+ * a partial message; one that times out before any byte moved changes
+ * nothing.
  *
  * Threads: one thread may send while another receives; concurrent sends
- * (or recvs) on one end are serialized by an internal lock. Fork: a child
- * started by mproc/process.h (or fork()) inherits both ends of every
- * connection; each process should mproc_conn_close() the ends it does not
- * use (for example the parent closes the child's end right after starting
- * it, the child closes the parent's end first thing), otherwise EOF never
- * arrives because an unused copy of the other end stays open. Do not fork
- * while another thread is inside a call on the same connection. All fds
- * are close-on-exec.
+ * (or recvs) on one end are serialized by an internal lock, and waiting
+ * for that lock counts against the call's timeout (a recv with a timeout
+ * returns MPROC_ETIMEDOUT on time even while another thread sits in a recv
+ * with MPROC_FOREVER). Processes: only one process may receive on an end.
+ * Each end reads ahead up to 64 KiB into its own memory, so two processes
+ * reading one end would each get parts of the stream, and a child forked
+ * after messages were buffered would receive those messages again.
+ * Fork: a child started by mproc/process.h (or fork()) inherits both ends
+ * of every connection; each process should mproc_conn_close() the ends it
+ * does not use (for example the parent closes the child's end right after
+ * starting it, the child closes the parent's end first thing), otherwise
+ * EOF never arrives because an unused copy of the other end stays open. Do
+ * not fork while another thread is inside a call on the same connection.
+ * All fds are close-on-exec.
  */
 #ifndef MPROC_CONN_H
 #define MPROC_CONN_H
@@ -77,11 +89,18 @@ MPROC_API int mproc_pipe_bytes(mproc_conn **r, mproc_conn **w);
 /* How mproc_conn_from_fd() treats an fd. */
 #define MPROC_CONN_MESSAGES 0x0u /* framed messages (send/recv) */
 #define MPROC_CONN_BYTES 0x1u    /* a byte stream (read/write) */
+/* With MPROC_CONN_MESSAGES on a pipe or FIFO write end: this process is its
+ * only writer, so messages of any size may be sent (see mproc_fifo_opts). */
+#define MPROC_CONN_SINGLE_WRITER 0x2u
 
 /*
  * mproc_conn_from_fd: wraps an fd the caller owns (a pipe end, a FIFO, a
  * connected stream socket) as a connection. flags: MPROC_CONN_MESSAGES or
- * MPROC_CONN_BYTES. The direction comes from the fd's access mode.
+ * MPROC_CONN_BYTES, plus MPROC_CONN_SINGLE_WRITER. The direction comes from
+ * the fd's access mode. A message end that writes to a pipe or FIFO is
+ * taken as shared by several writers (other processes may hold the same
+ * pipe): its messages must fit in one atomic write (MPROC_FIFO_ATOMIC_MAX,
+ * larger ones get MPROC_EMSGSIZE) unless MPROC_CONN_SINGLE_WRITER is given.
  * Returns 0, MPROC_EBADF (not an open fd), MPROC_EINVAL (unknown flags, or
  * an fd that is neither a pipe/FIFO nor a stream socket), MPROC_ENOMEM.
  * Ownership of fd moves to *out only on success (mproc_conn_close closes
@@ -117,7 +136,8 @@ MPROC_API bool mproc_conn_can_recv(const mproc_conn *c);
  * len > 0, bad timeout); MPROC_ECLOSED (the receiving end is closed);
  * MPROC_EMSGSIZE (len above 2^48 - 1, or above MPROC_FIFO_ATOMIC_MAX on a
  * FIFO end opened for several writers); MPROC_ETIMEDOUT (see "Broken
- * streams" above); MPROC_EBROKEN / MPROC_EPROTO (an earlier failure);
+ * streams" above; also when another thread's send holds the end past the
+ * deadline); MPROC_EBROKEN / MPROC_EPROTO (an earlier failure);
  * -errno for other system errors. buf is only read during the call.
  * Blocks while the kernel buffer is full, up to timeout_ms.
  */
@@ -147,8 +167,13 @@ MPROC_API int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs,
  * *len (out) is the message's size. Returns 0; MPROC_EMSGSIZE when the
  * message is larger than cap: *len is then its size and the message stays
  * queued, so a retry with a buffer that large receives it; MPROC_ECLOSED
- * when the peer closed and every message was received; MPROC_ETIMEDOUT;
- * MPROC_EPROTO (malformed data from the peer); MPROC_ESTATE when the next
+ * when the peer closed and every message was received; MPROC_ETIMEDOUT
+ * (the part of a message already read stays with the end for the next
+ * recv; also when another thread's recv holds the end past the deadline);
+ * MPROC_EPROTO (malformed data from the peer, or EOF inside a message);
+ * MPROC_EBROKEN (only after an earlier timeout inside a message over
+ * 64 KiB found no memory to keep its part, or a system error inside a
+ * message: the stream can no longer be resumed); MPROC_ESTATE when the next
  * message carries an fd (take it with mproc_conn_recv_fd or
  * mproc_conn_recv_conn); MPROC_EINVAL (send-only end, byte pipe, NULL len,
  * NULL buf with cap > 0, bad timeout). Blocks until a whole message has
@@ -171,10 +196,13 @@ MPROC_API int mproc_conn_recv_alloc(mproc_conn *c, void **out, size_t *len,
                                     size_t max, int64_t timeout_ms);
 
 /*
- * mproc_conn_poll: waits until a recv (or read) would not block: a message
- * (at least its first bytes) or EOF is there. Returns 0 when ready,
- * MPROC_ETIMEDOUT, MPROC_EINVAL (send-only end, bad timeout), MPROC_EPROTO /
- * MPROC_EBROKEN (an earlier failure; recv returns the same at once).
+ * mproc_conn_poll: waits until a recv (or read) can make progress: bytes
+ * of a message (at least its first ones; a recv with timeout 0 then may
+ * still return MPROC_ETIMEDOUT, keeping what it read) or EOF are there.
+ * Returns 0 when ready, MPROC_ETIMEDOUT, MPROC_EINVAL (send-only end, bad
+ * timeout), MPROC_EPROTO / MPROC_EBROKEN (an earlier failure; recv returns
+ * the same at once). Takes no lock: another thread in a recv does not
+ * delay it.
  */
 MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ms);
 
@@ -211,14 +239,17 @@ MPROC_API int mproc_conn_send_fd(mproc_conn *c, int fd, int64_t timeout_ms);
  * mproc_conn_recv_fd: receives an fd sent with mproc_conn_send_fd (or the fd
  * of a connection sent with mproc_conn_send_conn). *fd (out) is a new
  * close-on-exec fd owned by the caller. MPROC_ESTATE when the next message
- * is an ordinary one (it stays queued); MPROC_EPROTO when the fd did not
- * arrive; otherwise as mproc_conn_recv().
+ * is an ordinary one (it stays queued); MPROC_ENOTSOCK (not a socket
+ * connection); MPROC_EPROTO when the fd did not arrive; otherwise as
+ * mproc_conn_recv().
  */
 MPROC_API int mproc_conn_recv_fd(mproc_conn *c, int *fd, int64_t timeout_ms);
 
 /*
- * mproc_conn_send_conn: sends a connection end (its fd and its kind) to the
- * peer, which gets an equivalent end with mproc_conn_recv_conn. The caller
+ * mproc_conn_send_conn: sends a connection end (its fd and its kind:
+ * messages or bytes, and for a FIFO or pipe write end whether it is shared
+ * by several writers) to the peer, which gets an equivalent end with
+ * mproc_conn_recv_conn. The caller
  * still owns `end` and usually closes it afterwards. Returns as
  * mproc_conn_send_fd().
  */
@@ -228,8 +259,11 @@ MPROC_API int mproc_conn_send_conn(mproc_conn *c, const mproc_conn *end,
 /*
  * mproc_conn_recv_conn: receives a connection end sent with
  * mproc_conn_send_conn. *out (close with mproc_conn_close) is written only
- * on success. MPROC_EPROTO when the message is a plain fd or malformed;
- * otherwise as mproc_conn_recv_fd(), plus MPROC_ENOMEM.
+ * on success. MPROC_ESTATE when the next message is an ordinary one or a
+ * plain fd from mproc_conn_send_fd (it stays queued: take it with
+ * mproc_conn_recv or mproc_conn_recv_fd); MPROC_EPROTO when the message is
+ * malformed or its fd cannot be used as a connection end (the fd is
+ * closed); otherwise as mproc_conn_recv_fd(), plus MPROC_ENOMEM.
  */
 MPROC_API int mproc_conn_recv_conn(mproc_conn *c, mproc_conn **out,
                                    int64_t timeout_ms);
@@ -256,10 +290,14 @@ MPROC_API int mproc_conn_peer(const mproc_conn *c, mproc_peer *out);
 
 /*
  * mproc_fifo_create: makes a FIFO at path with mode (0: 0600; the umask
- * does not apply). An existing FIFO at path is fine (0).
+ * does not apply). An existing FIFO at path is fine (0) only when it is
+ * owned by this process's effective uid and its mode grants nothing beyond
+ * mode (so a FIFO another user planted, or one open to more users than
+ * asked, is never silently used); it is left unchanged either way.
  * Returns 0, MPROC_EEXIST (path exists as something else, such as a
- * directory or file), MPROC_EINVAL (NULL path, mode beyond 0777),
- * -errno from mkfifo (MPROC_ENOENT, MPROC_EACCES, ...). Never blocks.
+ * directory or file, or as a FIFO that fails that check), MPROC_EINVAL (NULL
+ * path, mode beyond 0777), -errno from mkfifo (MPROC_ENOENT, MPROC_EACCES,
+ * ...). Never blocks.
  */
 MPROC_API int mproc_fifo_create(const char *path, unsigned mode);
 
@@ -332,6 +370,11 @@ typedef struct mproc_listener_opts {
  * MPROC_ENAMETOOLONG (path longer than a socket address holds),
  * MPROC_EINVAL, -errno. *out written only on success; close with
  * mproc_listener_close (which removes the path). Never blocks.
+ * Fork: a child inherits the listening socket and may accept on it; only
+ * the process that opened the listener removes the path when closing it,
+ * so a child closing its inherited copy leaves the parent's listener
+ * reachable. Unrelated processes reach it through the path with
+ * mproc_client_open().
  */
 MPROC_API int mproc_listener_open(const char *path,
                                   const mproc_listener_opts *opts,
@@ -354,7 +397,8 @@ MPROC_API int mproc_listener_accept(mproc_listener *l, mproc_conn **out,
 MPROC_API int mproc_listener_fd(const mproc_listener *l);
 
 /* mproc_listener_close: stops listening, removes the socket path if it is
- * still the one this listener made, frees. Accepts NULL. Never blocks.
+ * still the one this listener made and this is the process that opened
+ * it (not a forked child), frees. Accepts NULL. Never blocks.
  * Connections already accepted stay open. */
 MPROC_API void mproc_listener_close(mproc_listener *l);
 
@@ -402,14 +446,15 @@ typedef struct mproc_wait_item {
 /*
  * mproc_wait: waits until at least one item is ready or the timeout passes
  * (Python's multiprocessing.connection.wait). A connection is ready to read
- * when a recv would not block (a message, or EOF); a pidfd when the process
- * has exited; any fd when poll(2) says so (errors and hangups count as
- * ready). Sets every item's `ready` field and returns how many are ready
- * (>= 1), MPROC_ETIMEDOUT (all `ready` are 0), MPROC_EINVAL (NULL items
- * with n > 0, an item with neither conn nor fd >= 0, bad timeout, n == 0
- * with MPROC_FOREVER), MPROC_EBADF (an fd that is not open), MPROC_ENOMEM.
- * n == 0 sleeps for the timeout. Thread-safe as long as items is not
- * shared.
+ * as for mproc_conn_poll() (bytes of a message, or EOF: a recv with timeout
+ * 0 makes progress, and a timeout inside a message loses nothing); a pidfd
+ * when the process has exited; any fd when poll(2) says so (errors and
+ * hangups count as ready). Sets every item's `ready` field and returns
+ * how many are ready (>= 1), MPROC_ETIMEDOUT (all `ready` are 0),
+ * MPROC_EINVAL (NULL items with n > 0, an item with neither conn nor
+ * fd >= 0, bad timeout, n == 0 with MPROC_FOREVER), MPROC_EBADF (an fd that
+ * is not open), MPROC_ENOMEM. n == 0 sleeps for the timeout. Thread-safe
+ * as long as items is not shared.
  */
 MPROC_API int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms);
 

@@ -29,6 +29,11 @@
 #define RWF_NOWAIT 0x00000008
 #endif
 
+/* PIPE_BUF: the most a pipe write may carry and still fit in one free page
+ * slot (also the bound on iovecs of such a write). */
+#define PIPE_PAGE 4096
+#define HEAD_IOV 64 /* iovecs of such a write: any leading part will do */
+
 #define HDR_MAGIC 0x4du
 #define HDR_VERSION 0xa0u
 
@@ -113,19 +118,41 @@ static ssize_t pipe_write_masked(int fd, const struct iovec *iov, int cnt,
     return n;
 }
 
+/* The first bytes of iov[0..cnt), at most max, as iovecs in out[0..n). */
+static int iov_head(const struct iovec *iov, int cnt, size_t max,
+                    struct iovec *out)
+{
+    int n = 0;
+    for (int i = 0; i < cnt && max > 0; i++) {
+        size_t k = iov[i].iov_len < max ? iov[i].iov_len : max;
+        out[n++] = (struct iovec){iov[i].iov_base, k};
+        max -= k;
+    }
+    return n;
+}
+
 /* One write attempt on a pipe; nowait asks the kernel not to block. */
 static ssize_t pipe_write_once(int fd, const struct iovec *iov, int cnt,
                                bool nowait)
 {
     int rwf = 0;
+    struct iovec head[HEAD_IOV];
     if (nowait) {
         if (atomic_load_explicit(&no_rwf_nowait, memory_order_relaxed)) {
-            /* Old kernel: poll says there is room for at least a page. */
+            /* Old kernel: poll reports POLLOUT while the pipe is not full,
+             * that is with at least one free page slot. A write of at most
+             * a page (PIPE_BUF) then fits without blocking; a larger one
+             * could block without bound, so write only that much now. */
             struct pollfd p = {.fd = fd, .events = POLLOUT, .revents = 0};
             int r = poll(&p, 1, 0);
             if (r == 0) {
                 errno = EAGAIN;
                 return -1;
+            }
+            if (r > 0 && (p.revents & POLLOUT)) {
+                cnt = iov_head(iov, cnt < HEAD_IOV ? cnt : HEAD_IOV, PIPE_PAGE,
+                               head);
+                iov = head;
             }
         } else {
             rwf |= RWF_NOWAIT;

@@ -48,9 +48,10 @@ int mproc__frame_get_header(const unsigned char hdr[MPROC__FRAME_HDR],
  * sockets use MSG_NOSIGNAL, pipes RWF_NOSIGNAL or, on kernels without it,
  * SIGPIPE blocked in the calling thread around the write with a pending
  * SIGPIPE consumed. Blocks in the write itself when d is forever, otherwise
- * tries without blocking and polls until the deadline. *done (may be NULL)
- * receives the bytes written, also on error. MPROC_ECLOSED when the reader
- * is gone, MPROC_ETIMEDOUT, or -errno.
+ * tries without blocking and polls until the deadline (on kernels without
+ * RWF_NOWAIT for pipes, poll then at most one page per write, which cannot
+ * block). *done (may be NULL) receives the bytes written, also on error.
+ * MPROC_ECLOSED when the reader is gone, MPROC_ETIMEDOUT, or -errno.
  */
 int mproc__io_writev(int fd, unsigned kind, struct iovec *iov, int cnt,
                      const mproc__deadline *d, size_t *done);
