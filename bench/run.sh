@@ -17,9 +17,11 @@ for exe in "$dir"/bench_*; do
     group=$(basename "$exe" | sed 's/^bench_//')
     [ -n "$only" ] && [ "$only" != "$group" ] && continue
     echo "== bench group $group"
-    "$exe" | tee -a "$out"
+    # A peer library that wedges must not hang the run: bound each group.
+    timeout 900 "$exe" | tee -a "$out" || echo "bench: group $group failed or timed out" >&2
     if [ -f "$here/py/$group.py" ] && command -v python3 >/dev/null 2>&1; then
-        python3 "$here/py/$group.py" | tee -a "$out"
+        timeout 600 python3 "$here/py/$group.py" | tee -a "$out" ||
+            echo "bench: python peers of $group failed or timed out" >&2
     fi
     ran=$((ran + 1))
 done
