@@ -77,11 +77,8 @@ int mproc_condition_open(mproc_condition **out, const char *name,
     mproc_condition *c = calloc(1, sizeof *c);
     if (c == NULL)
         return MPROC_ENOMEM;
-    int rc = mproc__region_open(&c->region, name, MPROC__KIND_CONDITION);
-    if (rc == 0 && c->region.payload_size < sizeof(cond_shared)) {
-        mproc__region_close(&c->region);
-        rc = MPROC_EBADOBJ;
-    }
+    int rc = mproc__region_open_sized(&c->region, name, MPROC__KIND_CONDITION,
+                                      sizeof(cond_shared));
     if (rc == 0) {
         /* The creator's choice, own lock or not, must be the opener's:
          * otherwise both would use different locks without a word. */

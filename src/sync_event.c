@@ -98,11 +98,8 @@ int mproc_event_open(mproc_event **out, const char *name)
     mproc_event *e = new_handle();
     if (e == NULL)
         return MPROC_ENOMEM;
-    int rc = mproc__region_open(&e->region, name, MPROC__KIND_EVENT);
-    if (rc == 0 && e->region.payload_size < sizeof(event_shared)) {
-        mproc__region_close(&e->region);
-        rc = MPROC_EBADOBJ;
-    }
+    int rc = mproc__region_open_sized(&e->region, name, MPROC__KIND_EVENT,
+                                      sizeof(event_shared));
     if (rc < 0) {
         free(e);
         return rc;

@@ -52,12 +52,9 @@ int mproc_lock_open(mproc_lock **out, const char *name, bool recursive)
     mproc_lock *l = calloc(1, sizeof *l);
     if (l == NULL)
         return MPROC_ENOMEM;
-    int rc = mproc__region_open(
-        &l->region, name, recursive ? MPROC__KIND_RLOCK : MPROC__KIND_LOCK);
-    if (rc == 0 && l->region.payload_size < sizeof(mproc__lockword)) {
-        mproc__region_close(&l->region);
-        rc = MPROC_EBADOBJ;
-    }
+    int rc = mproc__region_open_sized(
+        &l->region, name, recursive ? MPROC__KIND_RLOCK : MPROC__KIND_LOCK,
+        sizeof(mproc__lockword));
     if (rc < 0) {
         free(l);
         return rc;
@@ -176,13 +173,10 @@ int mproc_semaphore_open(mproc_semaphore **out, const char *name, bool bounded)
     mproc_semaphore *m = calloc(1, sizeof *m);
     if (m == NULL)
         return MPROC_ENOMEM;
-    int rc = mproc__region_open(&m->region, name,
-                                bounded ? MPROC__KIND_BSEMAPHORE
-                                        : MPROC__KIND_SEMAPHORE);
-    if (rc == 0 && m->region.payload_size < sizeof(sem_shared)) {
-        mproc__region_close(&m->region);
-        rc = MPROC_EBADOBJ;
-    }
+    int rc = mproc__region_open_sized(&m->region, name,
+                                      bounded ? MPROC__KIND_BSEMAPHORE
+                                              : MPROC__KIND_SEMAPHORE,
+                                      sizeof(sem_shared));
     if (rc < 0) {
         free(m);
         return rc;

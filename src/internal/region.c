@@ -244,6 +244,17 @@ static int check_hdr(const mproc__region_hdr *h, uint32_t kind,
     return 0;
 }
 
+int mproc__region_open_sized(mproc__region *r, const char *name, uint32_t kind,
+                             size_t min_payload)
+{
+    int rc = mproc__region_open(r, name, kind);
+    if (rc == 0 && r->payload_size < min_payload) {
+        mproc__region_close(r);
+        rc = MPROC_EBADOBJ;
+    }
+    return rc;
+}
+
 int mproc__region_open(mproc__region *r, const char *name, uint32_t kind)
 {
     if (r == NULL)

@@ -114,6 +114,11 @@ void mproc__region_abandon(mproc__region *r);
  */
 int mproc__region_open(mproc__region *r, const char *name, uint32_t kind);
 
+/* mproc__region_open, then MPROC_EBADOBJ (nothing left open) when the
+ * payload is smaller than min_payload bytes, the object's fixed layout. */
+int mproc__region_open_sized(mproc__region *r, const char *name, uint32_t kind,
+                             size_t min_payload);
+
 /* Unmaps the region and frees the name copy; never unlinks. NULL-safe. */
 void mproc__region_close(mproc__region *r);
 
