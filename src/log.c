@@ -10,7 +10,6 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal/frame.h"
 #include "internal/self.h"
 #include "os/os.h"
 
@@ -94,7 +94,7 @@ struct fmt {
     char text[3 * MPROC_LOG_FORMAT_MAX];
 };
 
-enum sink_kind { S_PLAIN, S_PIPE, S_SOCK };
+enum sink_kind { S_PLAIN, S_FIFO, S_SOCK, S_OTHER };
 
 struct sink {
     int fd;
@@ -586,48 +586,31 @@ static void out_finish(struct out *o)
 /* ---- sinks ---- */
 
 /* One write of the whole record; a short write (a pipe record above
- * PIPE_BUF, a full disk) continues with the rest. On a pipe SIGPIPE is
- * blocked around the write and a SIGPIPE it raised is consumed, so a gone
- * reader is MPROC_EPIPE, not a dead process. */
+ * PIPE_BUF, a full disk) continues with the rest. Only a regular file
+ * cannot raise SIGPIPE; every other kind goes through the I/O layer's
+ * SIGPIPE-free writes, so a gone reader is MPROC_EPIPE, not a dead process. */
 static int sink_write(struct sink *s, const char *p, size_t n)
 {
-    sigset_t pipe_set, old;
-    bool masked = false, was_pending = false;
-    int rc = 0;
-    if (s->kind == S_PIPE) {
-        sigemptyset(&pipe_set);
-        sigaddset(&pipe_set, SIGPIPE);
-        if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) == 0) {
-            masked = true;
-            sigset_t pending;
-            if (sigpending(&pending) == 0)
-                was_pending = sigismember(&pending, SIGPIPE) == 1;
-        }
-    }
     while (n > 0) {
+        struct iovec v = {(void *)p, n};
         ssize_t w;
         if (s->kind == S_SOCK)
             w = send(s->fd, p, n, MSG_NOSIGNAL);
+        else if (s->kind == S_FIFO)
+            w = mproc__io_pipe_write(s->fd, &v, 1, false);
+        else if (s->kind == S_OTHER)
+            w = mproc__io_writev_nosigpipe(s->fd, &v, 1);
         else
             w = write(s->fd, p, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            rc = -errno;
-            break;
+            return -errno;
         }
         p += w;
         n -= (size_t)w;
     }
-    if (masked) {
-        if (rc == MPROC_EPIPE && !was_pending) {
-            static const struct timespec zero = {0, 0};
-            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-                ;
-        }
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
-    return rc;
+    return 0;
 }
 
 /* ---- the logger ---- */
@@ -734,10 +717,12 @@ static int sink_add_locked(mproc_log *lg, int fd, int level, bool owned)
     /* Only a regular file can never raise SIGPIPE; every other kind (a
      * pipe, a terminal that may be a pty, a character device) gets SIGPIPE
      * blocked around its writes. Sockets use MSG_NOSIGNAL instead. */
-    unsigned char kind = S_PIPE;
+    unsigned char kind = S_OTHER;
     if (fstat(fd, &st) == 0) {
         if (S_ISREG(st.st_mode))
             kind = S_PLAIN;
+        else if (S_ISFIFO(st.st_mode))
+            kind = S_FIFO;
         else if (S_ISSOCK(st.st_mode))
             kind = S_SOCK;
     }

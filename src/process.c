@@ -174,12 +174,8 @@ static bool child_send(int error, int line, const char *msg, const char *file,
     unsigned char buf[REC_MAX - MPROC__FRAME_HDR];
     size_t len =
         rec_encode(buf, error, line, mproc__self_name(), msg, file, trace);
-    /* A parent that closed its end must not turn our failure into SIGPIPE:
-     * block it in this thread; a pending SIGPIPE dies with the process. */
-    sigset_t pipe_set, old;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    /* A parent that closed its end gives EPIPE, never SIGPIPE: the frame
+     * layer writes pipes without it. */
     /* The pipe is non-blocking and empty (only this process writes it, once)
      * and a record fits in PIPE_BUF, so one try is enough and nothing here
      * can block: a pipe that is somehow full loses the record, not the exit. */

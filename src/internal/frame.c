@@ -93,8 +93,7 @@ int mproc__io_wait(int fd, short events, const mproc__deadline *d)
  * the old mask returns, so neither a handler nor the default action sees it.
  * A SIGPIPE that was already pending before is left alone.
  */
-static ssize_t pipe_write_masked(int fd, const struct iovec *iov, int cnt,
-                                 int rwf)
+static ssize_t write_masked(int fd, const struct iovec *iov, int cnt, int rwf)
 {
     sigset_t pipe_set, old, pending;
     sigemptyset(&pipe_set);
@@ -131,9 +130,13 @@ static int iov_head(const struct iovec *iov, int cnt, size_t max,
     return n;
 }
 
-/* One write attempt on a pipe; nowait asks the kernel not to block. */
-static ssize_t pipe_write_once(int fd, const struct iovec *iov, int cnt,
-                               bool nowait)
+ssize_t mproc__io_writev_nosigpipe(int fd, const struct iovec *iov, int cnt)
+{
+    return write_masked(fd, iov, cnt, 0);
+}
+
+ssize_t mproc__io_pipe_write(int fd, const struct iovec *iov, int cnt,
+                             bool nowait)
 {
     int rwf = 0;
     struct iovec head[HEAD_IOV];
@@ -165,7 +168,7 @@ static ssize_t pipe_write_once(int fd, const struct iovec *iov, int cnt,
         /* Either flag may be the unsupported one: find out which. */
         atomic_store(&no_rwf_nosignal, 1);
     }
-    ssize_t n = pipe_write_masked(fd, iov, cnt, rwf);
+    ssize_t n = write_masked(fd, iov, cnt, rwf);
     if (n < 0 && rwf != 0 && (errno == EOPNOTSUPP || errno == EINVAL)) {
         atomic_store(&no_rwf_nowait, 1);
         errno = EAGAIN; /* the caller polls and tries again */
@@ -215,7 +218,7 @@ static int writev_loop(int fd, unsigned kind, struct iovec *iov, int cnt,
         if (kind & MPROC__IO_SOCK)
             n = sock_write_once(fd, iov, cnt, !forever, passfd);
         else
-            n = pipe_write_once(fd, iov, cnt, !forever);
+            n = mproc__io_pipe_write(fd, iov, cnt, !forever);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

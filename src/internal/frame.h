@@ -56,6 +56,21 @@ int mproc__frame_get_header(const unsigned char hdr[MPROC__FRAME_HDR],
 int mproc__io_writev(int fd, unsigned kind, struct iovec *iov, int cnt,
                      const mproc__deadline *d, size_t *done);
 
+/*
+ * One write attempt to a pipe or FIFO that never raises SIGPIPE: a gone
+ * reader is -1 with errno EPIPE. pwritev2(RWF_NOSIGNAL) where the kernel has
+ * it, else writev with SIGPIPE blocked in this thread and a SIGPIPE it raised
+ * consumed (one that was pending before is left alone). nowait asks the
+ * kernel not to block (RWF_NOWAIT; on old kernels poll, then at most one
+ * page). Returns as writev(2); errno is set on failure.
+ */
+ssize_t mproc__io_pipe_write(int fd, const struct iovec *iov, int cnt,
+                             bool nowait);
+
+/* writev(2) to an fd of any other kind that may raise SIGPIPE (a terminal,
+ * a character device), with SIGPIPE blocked and consumed as above. */
+ssize_t mproc__io_writev_nosigpipe(int fd, const struct iovec *iov, int cnt);
+
 /* Test hook: behave as on a kernel without RWF_NOSIGNAL and RWF_NOWAIT for
  * pipes (SIGPIPE masked around writes, poll before non-blocking tries). */
 void mproc__io_force_fallbacks(bool on);
