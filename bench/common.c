@@ -24,9 +24,16 @@ double bench_now_s(void)
 
 void bench_pin_cpu(int cpu)
 {
-    cpu_set_t avail;
-    if (sched_getaffinity(0, sizeof avail, &avail) != 0)
-        return;
+    /* Choose among the CPUs the process had before its first pin: a child
+     * forked from a pinned parent inherits the parent's one CPU, and would
+     * otherwise stay there, beside the parent. */
+    static cpu_set_t avail;
+    static int have;
+    if (!have) {
+        if (sched_getaffinity(0, sizeof avail, &avail) != 0)
+            return;
+        have = 1;
+    }
     int n = CPU_COUNT(&avail);
     if (n < 2)
         return;

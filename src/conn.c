@@ -1,9 +1,12 @@
 /*
  * Connections: message and byte pipes between processes. A message is one
- * frame (internal/frame.h). Sends are one system call; receives read up to
- * 64 KiB at a time into a per-end buffer so that many small messages cost
- * one read, and large payloads are read straight into the caller's memory.
- * FIFOs, the listener/client and mproc_wait live in conn_named.c.
+ * frame (internal/frame.h). mproc_pipe() ends carry their frames through
+ * rings in shared memory (internal/ring.h), their fd serving as doorbell.
+ * Every other end goes through the kernel: a send is one system call;
+ * receives read up to 64 KiB at a time into a per-end buffer so that many
+ * small messages cost one read, and large payloads are read straight into
+ * the caller's memory. FIFOs, the listener/client and mproc_wait live in
+ * conn_named.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +22,7 @@
 #include "internal/conn.h"
 #include "internal/deadline.h"
 #include "internal/frame.h"
+#include "internal/ring.h"
 #include "mproc/conn.h"
 #include "os/mutex.h"
 #include "os/os.h"
@@ -35,6 +39,10 @@
 /* Bits of byte 1 of a PASS_CONN payload. */
 #define PASS_BYTES 0x1u  /* a byte stream */
 #define PASS_SHARED 0x2u /* a FIFO write end shared by several writers */
+#define PASS_RING 0x4u   /* an mproc_pipe end: its memory file follows */
+#define PASS_SIDE_B 0x8u /* ... the second end made */
+#define PASS_DUPLEX 0x10u /* ... of a duplex pair (two rings) */
+#define PASS_KNOWN (PASS_BYTES | PASS_SHARED | PASS_RING | PASS_SIDE_B | PASS_DUPLEX)
 
 struct mproc_conn {
     int fd;
@@ -55,7 +63,19 @@ struct mproc_conn {
     size_t plen, poff;
     int fdq[MAX_FDQ]; /* fds received, not yet taken */
     int nfdq;
+    /* mproc_pipe ends: the rings (nrings of them, mapped from memfd), the
+     * one this end receives from (rin) and sends to (rout). rin's consumer
+     * state is guarded by rmu; rout's by the ring's senders' lock. */
+    mproc__ring *rings;
+    int nrings, memfd;
+    bool side_b;
+    mproc__ringio rin, rout;
 };
+
+static bool ringed(const mproc_conn *c)
+{
+    return c->rings != NULL;
+}
 
 int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
                     bool can_recv, mproc_conn **out)
@@ -68,6 +88,7 @@ int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
     c->bytes = bytes;
     c->can_send = can_send;
     c->can_recv = can_recv;
+    c->memfd = -1;
     pthread_mutex_init(&c->smu, NULL);
     pthread_mutex_init(&c->rmu, NULL);
     atomic_init(&c->nbuf, 0);
@@ -82,11 +103,6 @@ void mproc__conn_set_multi_writer(mproc_conn *c, bool multi)
     c->multi_writer = multi;
 }
 
-bool mproc__conn_ready_buffered(mproc_conn *c)
-{
-    return atomic_load_explicit(&c->nbuf, memory_order_relaxed) > 0 ||
-           atomic_load_explicit(&c->any_err, memory_order_relaxed) < 0;
-}
 
 /* Takes m before the deadline (MPROC_ETIMEDOUT otherwise): a call with a
  * timeout is bounded also while another thread holds the end. */
@@ -116,19 +132,78 @@ static int make_pair(int fds[2], unsigned io, bool bytes, bool duplex,
     return 0;
 }
 
-int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex)
+/* Gives c the rings of its pair: side a receives from ring 0 and sends to
+ * ring 1 (duplex only); side b the other way round. */
+static void set_rings(mproc_conn *c, mproc__ring *rings, int n, int memfd,
+                      bool side_b)
+{
+    c->rings = rings;
+    c->nrings = n;
+    c->memfd = memfd;
+    c->side_b = side_b;
+    mproc__ring *in = side_b ? (n == 2 ? &rings[1] : NULL) : &rings[0];
+    mproc__ring *out = side_b ? &rings[0] : (n == 2 ? &rings[1] : NULL);
+    if (c->can_recv && in != NULL)
+        mproc__ringio_init(&c->rin, in, c->fd, c->io);
+    if (c->can_send && out != NULL)
+        mproc__ringio_init(&c->rout, out, c->fd, c->io);
+}
+
+static int add_rings(mproc_conn *x, mproc_conn *y, bool duplex)
+{
+    int n = duplex ? 2 : 1, mx, my;
+    mproc__ring *rx, *ry;
+    int rc = mproc__ring_create(n, &mx, &rx);
+    if (rc < 0)
+        return rc;
+    my = fcntl(mx, F_DUPFD_CLOEXEC, 0);
+    rc = my < 0 ? -errno : mproc__ring_attach(my, n, &ry);
+    if (rc < 0) {
+        mproc__os_close(my);
+        mproc__ring_unmap(rx, n);
+        mproc__os_close(mx);
+        return rc;
+    }
+    set_rings(x, rx, n, mx, false);
+    set_rings(y, ry, n, my, true);
+    return 0;
+}
+
+static int pipe_pair(mproc_conn **a, mproc_conn **b, bool duplex, bool ring)
 {
     if (a == NULL || b == NULL)
         return MPROC_EINVAL;
     int fds[2];
+    mproc_conn *x, *y;
+    int rc;
     if (duplex) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
             return -errno;
-        return make_pair(fds, MPROC__IO_SOCK, false, true, a, b);
+        rc = make_pair(fds, MPROC__IO_SOCK, false, true, &x, &y);
+    } else {
+        if (pipe2(fds, O_CLOEXEC) < 0)
+            return -errno;
+        rc = make_pair(fds, 0, false, false, &x, &y);
     }
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return -errno;
-    return make_pair(fds, 0, false, false, a, b);
+    if (rc == 0 && ring && (rc = add_rings(x, y, duplex)) < 0) {
+        mproc_conn_close(x);
+        mproc_conn_close(y);
+    }
+    if (rc < 0)
+        return rc;
+    *a = x;
+    *b = y;
+    return 0;
+}
+
+int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex)
+{
+    return pipe_pair(a, b, duplex, true);
+}
+
+int mproc_pipe_kernel(mproc_conn **a, mproc_conn **b, bool duplex)
+{
+    return pipe_pair(a, b, duplex, false);
 }
 
 int mproc_pipe_bytes(mproc_conn **r, mproc_conn **w)
@@ -192,6 +267,12 @@ void mproc_conn_close(mproc_conn *c)
         return;
     for (int i = 0; i < c->nfdq; i++)
         mproc__os_close(c->fdq[i]);
+    if (ringed(c)) {
+        if (c->rin.r != NULL)
+            mproc__ring_reader_closing(&c->rin);
+        mproc__ring_unmap(c->rings, c->nrings);
+        mproc__os_close(c->memfd);
+    }
     mproc__os_close(c->fd);
     free(c->rbuf);
     free(c->pbuf);
@@ -225,6 +306,22 @@ static int after_send(mproc_conn *c, int rc, size_t done, size_t total)
     return rc;
 }
 
+/* Publishes whole frames (total bytes in iov) to the end's ring. */
+static int ring_send(mproc_conn *c, const struct iovec *iov, int cnt,
+                     size_t total, const mproc__deadline *d, size_t *done)
+{
+    *done = 0;
+    int rc = atomic_load(&c->send_err);
+    if (rc == 0)
+        rc = mproc__ring_lock(&c->rout, d);
+    if (rc < 0)
+        return rc;
+    rc = c->rout.gone ? MPROC_ECLOSED
+                      : mproc__ring_put(&c->rout, iov, cnt, total, d, done);
+    mproc__ring_unlock(&c->rout);
+    return after_send(c, rc, *done, total);
+}
+
 int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
                     int64_t timeout_ms)
 {
@@ -237,6 +334,13 @@ int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
     if ((uint64_t)len > MPROC__FRAME_MAX ||
         (c->multi_writer && len > MPROC_FIFO_ATOMIC_MAX))
         return MPROC_EMSGSIZE;
+    if (ringed(c)) {
+        unsigned char hdr[MPROC__FRAME_HDR];
+        mproc__frame_put_header(hdr, len, 0);
+        struct iovec v[2] = {{hdr, sizeof hdr}, {(void *)buf, len}};
+        size_t done;
+        return ring_send(c, v, 2, sizeof hdr + len, &d, &done);
+    }
     /* Small messages are copied behind their header: one contiguous buffer
      * is measurably cheaper for the kernel than two iovecs. */
     unsigned char small[SMALL_COPY];
@@ -262,6 +366,42 @@ int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
     return rc;
 }
 
+/* send_batch over a ring: groups of whole frames that fit in the ring are
+ * published with one store each; a frame larger than the ring goes alone. */
+static int ring_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
+                           size_t *sent, const mproc__deadline *d)
+{
+    unsigned char hdrs[BATCH_MAX][MPROC__FRAME_HDR];
+    struct iovec iov[2 * BATCH_MAX];
+    size_t count = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n;) {
+        int cnt = 0;
+        size_t k = 0, total = 0;
+        while (i + k < n && k < BATCH_MAX) {
+            size_t one = MPROC__FRAME_HDR + msgs[i + k].len;
+            if (k > 0 && total + one > MPROC__RING_DATA)
+                break;
+            mproc__frame_put_header(hdrs[k], msgs[i + k].len, 0);
+            iov[cnt++] = (struct iovec){hdrs[k], MPROC__FRAME_HDR};
+            iov[cnt++] =
+                (struct iovec){(void *)msgs[i + k].data, msgs[i + k].len};
+            total += one;
+            k++;
+        }
+        size_t done;
+        rc = ring_send(c, iov, cnt, total, d, &done);
+        /* A group goes whole or not at all, but for a lone frame larger
+         * than the ring, which is then torn. */
+        if (done == total)
+            count += k;
+        i += k;
+    }
+    if (sent != NULL)
+        *sent = count;
+    return rc;
+}
+
 int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
                           size_t *sent, int64_t timeout_ms)
 {
@@ -284,6 +424,8 @@ int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
     struct iovec iov[2 * BATCH_MAX];
     size_t lens[BATCH_MAX];
     size_t count = 0;
+    if (ringed(c))
+        return ring_send_batch(c, msgs, n, sent, &d);
     rc = lock_by(&c->smu, &d);
     if (rc < 0)
         return rc;
@@ -375,10 +517,31 @@ static int fill_to(mproc_conn *c, size_t want, const mproc__deadline *d)
     return rc;
 }
 
+/* Waits until want bytes (<= MPROC__RING_DATA) are in the ring: the
+ * ring's counterpart of fill_to. EOF or a torn frame with fewer bytes
+ * there is MPROC_EPROTO when some are (inside a frame), else
+ * MPROC_ECLOSED. */
+static int ring_fill(mproc_conn *c, uint64_t want, const mproc__deadline *d)
+{
+    int rc = mproc__ring_wait(&c->rin, want, d, c->fdq, &c->nfdq, MAX_FDQ);
+    if (rc == MPROC_ECLOSED && mproc__ring_readable(&c->rin) > 0)
+        rc = MPROC_EPROTO;
+    return rc == MPROC_EPROTO ? fail_recv(c, rc) : rc;
+}
+
 /* Peeks at the next header without consuming it. */
 static int peek_header(mproc_conn *c, uint64_t *len, unsigned *flags,
                        const mproc__deadline *d)
 {
+    if (ringed(c)) {
+        int rc = ring_fill(c, MPROC__FRAME_HDR, d);
+        if (rc < 0)
+            return rc;
+        unsigned char hdr[MPROC__FRAME_HDR];
+        mproc__ring_copy(&c->rin, 0, hdr, sizeof hdr);
+        rc = mproc__frame_get_header(hdr, len, flags);
+        return rc < 0 ? fail_recv(c, rc) : 0;
+    }
     int rc = fill_to(c, MPROC__FRAME_HDR, d);
     if (rc == MPROC_EPROTO || (rc == MPROC_ECLOSED && c->rend > c->rpos))
         return fail_recv(c, MPROC_EPROTO);
@@ -410,10 +573,35 @@ static int keep_partial(mproc_conn *c, unsigned char *dst, size_t len,
     return rc;
 }
 
+/* Moves the payload's bytes [*off, len) from the ring to dst as they
+ * come (the header is already consumed). */
+static int ring_read_rest(mproc_conn *c, unsigned char *dst, size_t len,
+                          size_t *off, const mproc__deadline *d)
+{
+    while (*off < len) {
+        size_t left = len - *off;
+        int rc = ring_fill(c, left < MPROC__RING_CHUNK ? left : MPROC__RING_CHUNK,
+                           d);
+        if (rc == MPROC_ECLOSED)
+            return fail_recv(c, MPROC_EPROTO);
+        if (rc < 0)
+            return rc;
+        uint64_t n = mproc__ring_readable(&c->rin);
+        if (n > left)
+            n = left;
+        mproc__ring_copy(&c->rin, 0, dst + *off, (size_t)n);
+        mproc__ring_consume(&c->rin, n);
+        *off += (size_t)n;
+    }
+    return 0;
+}
+
 /* Reads the payload's bytes [*off, len) straight from the fd into dst. */
 static int read_rest(mproc_conn *c, unsigned char *dst, size_t len, size_t *off,
                      const mproc__deadline *d)
 {
+    if (ringed(c))
+        return ring_read_rest(c, dst, len, off, d);
     while (*off < len) {
         size_t got = 0;
         int rc = mproc__io_read(c->fd, c->io, dst + *off, len - *off, &got,
@@ -436,6 +624,27 @@ static int take_payload(mproc_conn *c, void *dst, size_t len, bool own,
                         const mproc__deadline *d)
 {
     int rc;
+    if (ringed(c) && len <= MPROC__RING_DATA - MPROC__FRAME_HDR) {
+        rc = ring_fill(c, MPROC__FRAME_HDR + len, d);
+        if (rc == MPROC_ECLOSED)
+            return fail_recv(c, MPROC_EPROTO);
+        if (rc < 0)
+            return rc;
+        mproc__ring_copy(&c->rin, MPROC__FRAME_HDR, dst, len);
+        mproc__ring_consume(&c->rin, MPROC__FRAME_HDR + len);
+        return 0;
+    }
+    if (ringed(c)) {
+        mproc__ring_consume(&c->rin, MPROC__FRAME_HDR);
+        size_t off = 0;
+        rc = ring_read_rest(c, dst, len, &off, d);
+        if (rc < 0 && c->recv_err == 0) {
+            if (rc == MPROC_ETIMEDOUT)
+                return keep_partial(c, dst, len, off, own, rc);
+            fail_recv(c, MPROC_EBROKEN);
+        }
+        return rc;
+    }
     if (len <= RBUF_SIZE - MPROC__FRAME_HDR) {
         rc = fill_to(c, MPROC__FRAME_HDR + len, d);
         if (rc == MPROC_ECLOSED || rc == MPROC_EPROTO)
@@ -599,9 +808,43 @@ int mproc_conn_poll(mproc_conn *c, int64_t timeout_ms)
     rc = atomic_load(&c->any_err);
     if (rc < 0 || atomic_load(&c->nbuf) > 0)
         return rc;
+    if (ringed(c)) {
+        while (!mproc__ring_arm(&c->rin)) {
+            rc = mproc__io_wait(c->fd, POLLIN, &d);
+            if (rc < 0)
+                return rc;
+            if (!mproc__conn_drain_doorbell(c))
+                return 0; /* a recv runs: it will see what came */
+        }
+        return 0;
+    }
     /* A FIFO with no writer yet reports nothing; one whose writers left
      * reports a hangup, which is EOF: both are right as poll gives them. */
     return mproc__io_wait(c->fd, POLLIN, &d);
+}
+
+bool mproc__conn_drain_doorbell(mproc_conn *c)
+{
+    if (pthread_mutex_trylock(&c->rmu) != 0)
+        return false;
+    int rc = mproc__ring_drain(&c->rin, c->fdq, &c->nfdq, MAX_FDQ);
+    if (rc < 0)
+        fail_recv(c, rc);
+    pthread_mutex_unlock(&c->rmu);
+    return true;
+}
+
+bool mproc__conn_ready_buffered(mproc_conn *c)
+{
+    if (atomic_load_explicit(&c->nbuf, memory_order_relaxed) > 0 ||
+        atomic_load_explicit(&c->any_err, memory_order_relaxed) < 0)
+        return true;
+    return ringed(c) && c->can_recv && mproc__ring_arm(&c->rin);
+}
+
+bool mproc__conn_ringed(const mproc_conn *c)
+{
+    return ringed(c) && c->can_recv;
 }
 
 /* ----- byte pipes ----- */
@@ -654,8 +897,13 @@ int mproc_conn_read(mproc_conn *c, void *buf, size_t cap, size_t *got,
 
 /* ----- passing fds ----- */
 
-static int send_with_fd(mproc_conn *c, int fd, unsigned tag, unsigned arg,
-                        int64_t timeout_ms)
+/* A frame that carries fds: PASS_LEN bytes of payload (tag, arg, number of
+ * fds). Over the kernel the fds ride on the frame's first byte; over a
+ * ring they go ahead on the socket with one byte of their own (which also
+ * rings the doorbell), once the ring has room for the frame, so that a
+ * frame is never published without its fds. */
+static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
+                         unsigned arg, int64_t timeout_ms)
 {
     if (c == NULL || !c->can_send || c->bytes)
         return MPROC_EINVAL;
@@ -665,20 +913,38 @@ static int send_with_fd(mproc_conn *c, int fd, unsigned tag, unsigned arg,
     int rc = mproc__deadline_init(&d, timeout_ms);
     if (rc < 0)
         return rc;
-    if (fd < 0 || fcntl(fd, F_GETFD) < 0)
-        return MPROC_EBADF;
+    for (int i = 0; i < nfd; i++)
+        if (fds[i] < 0 || fcntl(fds[i], F_GETFD) < 0)
+            return MPROC_EBADF;
     unsigned char msg[MPROC__FRAME_HDR + PASS_LEN] = {0};
     mproc__frame_put_header(msg, PASS_LEN, MPROC__FRAME_FD);
     msg[MPROC__FRAME_HDR] = (unsigned char)tag;
     msg[MPROC__FRAME_HDR + 1] = (unsigned char)arg;
+    msg[MPROC__FRAME_HDR + 2] = (unsigned char)nfd;
     struct iovec iov = {msg, sizeof msg};
     size_t done = 0;
+    if (ringed(c)) {
+        rc = atomic_load(&c->send_err);
+        if (rc == 0)
+            rc = mproc__ring_lock(&c->rout, &d);
+        if (rc < 0)
+            return rc;
+        rc = mproc__ring_wait_space(&c->rout, sizeof msg, &d);
+        if (rc == 0) {
+            struct iovec one = {(void *)"", 1};
+            rc = mproc__io_send_fds(c->fd, &one, 1, fds, nfd, &d, &done);
+        }
+        if (rc == 0)
+            rc = mproc__ring_put(&c->rout, &iov, 1, sizeof msg, &d, &done);
+        mproc__ring_unlock(&c->rout);
+        return rc;
+    }
     rc = lock_by(&c->smu, &d);
     if (rc < 0)
         return rc;
     rc = atomic_load(&c->send_err);
     if (rc == 0) {
-        rc = mproc__io_send_fd(c->fd, &iov, 1, fd, &d, &done);
+        rc = mproc__io_send_fds(c->fd, &iov, 1, fds, nfd, &d, &done);
         rc = after_send(c, rc, done, sizeof msg);
     }
     pthread_mutex_unlock(&c->smu);
@@ -687,7 +953,7 @@ static int send_with_fd(mproc_conn *c, int fd, unsigned tag, unsigned arg,
 
 int mproc_conn_send_fd(mproc_conn *c, int fd, int64_t timeout_ms)
 {
-    return send_with_fd(c, fd, PASS_FD, 0, timeout_ms);
+    return send_with_fds(c, &fd, 1, PASS_FD, 0, timeout_ms);
 }
 
 int mproc_conn_send_conn(mproc_conn *c, const mproc_conn *end,
@@ -697,15 +963,57 @@ int mproc_conn_send_conn(mproc_conn *c, const mproc_conn *end,
         return MPROC_EINVAL;
     unsigned arg =
         (end->bytes ? PASS_BYTES : 0u) | (end->multi_writer ? PASS_SHARED : 0u);
-    return send_with_fd(c, end->fd, PASS_CONN, arg, timeout_ms);
+    int fds[2] = {end->fd, end->memfd};
+    if (ringed(end))
+        arg |= PASS_RING | (end->side_b ? PASS_SIDE_B : 0u) |
+               (end->nrings == 2 ? PASS_DUPLEX : 0u);
+    return send_with_fds(c, fds, ringed(end) ? 2 : 1, PASS_CONN, arg,
+                         timeout_ms);
 }
 
-/* Takes the next frame, which must carry an fd (of kind want, or any when
- * want is negative): *fd, *arg. Another frame stays queued (MPROC_ESTATE). */
-static int recv_with_fd(mproc_conn *c, int *fd, int want, unsigned *arg,
-                        int64_t timeout_ms)
+/* The payload of the next frame, which must carry fds (of kind want, or
+ * any when want is negative), without consuming it. */
+static int peek_pass(mproc_conn *c, int want, unsigned char pay[PASS_LEN],
+                     const mproc__deadline *d)
 {
-    if (c == NULL || !c->can_recv || c->bytes || fd == NULL)
+    uint64_t n;
+    unsigned flags;
+    int rc = peek_next(c, &n, &flags, d);
+    if (rc == 0 && !(flags & MPROC__FRAME_FD))
+        return MPROC_ESTATE;
+    if (rc == 0 && n != PASS_LEN)
+        return fail_recv(c, MPROC_EPROTO);
+    if (rc < 0)
+        return rc;
+    if (ringed(c)) {
+        rc = ring_fill(c, MPROC__FRAME_HDR + PASS_LEN, d);
+        if (rc == MPROC_ECLOSED)
+            rc = fail_recv(c, MPROC_EPROTO);
+        if (rc < 0)
+            return rc;
+        mproc__ring_copy(&c->rin, MPROC__FRAME_HDR, pay, PASS_LEN);
+    } else {
+        rc = fill_to(c, MPROC__FRAME_HDR + PASS_LEN, d);
+        if (rc == MPROC_ECLOSED || rc == MPROC_EPROTO)
+            return fail_recv(c, MPROC_EPROTO);
+        if (rc < 0)
+            return rc;
+        memcpy(pay, c->rbuf + c->rpos + MPROC__FRAME_HDR, PASS_LEN);
+    }
+    if (pay[2] < 1 || pay[2] > MPROC__IO_MAX_PASS)
+        return fail_recv(c, MPROC_EPROTO);
+    if (want >= 0 && pay[0] != (unsigned)want)
+        return MPROC_ESTATE;
+    return 0;
+}
+
+/* Takes the next frame, which must carry fds (of kind want, or any when
+ * want is negative): fds[0 .. *nfd), *arg. Another frame stays queued
+ * (MPROC_ESTATE). */
+static int recv_with_fds(mproc_conn *c, int fds[MPROC__IO_MAX_PASS], int *nfd,
+                         int want, unsigned *arg, int64_t timeout_ms)
+{
+    if (c == NULL || !c->can_recv || c->bytes)
         return MPROC_EINVAL;
     if (!(c->io & MPROC__IO_SOCK))
         return MPROC_ENOTSOCK;
@@ -716,64 +1024,96 @@ static int recv_with_fd(mproc_conn *c, int *fd, int want, unsigned *arg,
     rc = lock_by(&c->rmu, &d);
     if (rc < 0)
         return rc;
-    uint64_t n;
-    unsigned flags;
-    rc = peek_next(c, &n, &flags, &d);
-    if (rc == 0 && !(flags & MPROC__FRAME_FD))
-        rc = MPROC_ESTATE;
-    if (rc == 0 && n != PASS_LEN)
-        rc = fail_recv(c, MPROC_EPROTO);
-    if (rc == 0) {
-        /* Look at the kind before taking anything. */
-        rc = fill_to(c, MPROC__FRAME_HDR + PASS_LEN, &d);
-        if (rc == MPROC_ECLOSED || rc == MPROC_EPROTO)
-            rc = fail_recv(c, MPROC_EPROTO);
-    }
-    if (rc == 0 && want >= 0 &&
-        c->rbuf[c->rpos + MPROC__FRAME_HDR] != (unsigned)want)
-        rc = MPROC_ESTATE;
     unsigned char pay[PASS_LEN];
+    rc = peek_pass(c, want, pay, &d);
     if (rc == 0)
         rc = take_payload(c, pay, PASS_LEN, false, &d);
-    if (rc == 0 && c->nfdq == 0)
-        rc = fail_recv(c, MPROC_EPROTO);
+    /* Over a ring the fds went ahead on the socket: they are there. */
+    if (rc == 0 && ringed(c) && c->nfdq < pay[2])
+        rc = mproc__ring_drain(&c->rin, c->fdq, &c->nfdq, MAX_FDQ);
+    if (rc == 0 && c->nfdq < pay[2])
+        rc = MPROC_EPROTO;
+    if (rc == MPROC_EPROTO)
+        rc = fail_recv(c, rc);
     if (rc == 0) {
-        *fd = c->fdq[0];
-        memmove(c->fdq, c->fdq + 1, (size_t)(c->nfdq - 1) * sizeof(int));
-        c->nfdq--;
+        *nfd = pay[2];
+        memcpy(fds, c->fdq, (size_t)*nfd * sizeof(int));
+        c->nfdq -= *nfd;
+        memmove(c->fdq, c->fdq + *nfd, (size_t)c->nfdq * sizeof(int));
         *arg = pay[1];
     }
     pthread_mutex_unlock(&c->rmu);
     return rc;
 }
 
+static void close_fds(const int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        mproc__os_close(fds[i]);
+}
+
 int mproc_conn_recv_fd(mproc_conn *c, int *fd, int64_t timeout_ms)
 {
+    if (fd == NULL)
+        return MPROC_EINVAL;
+    int fds[MPROC__IO_MAX_PASS], nfd;
     unsigned arg;
-    return recv_with_fd(c, fd, -1, &arg, timeout_ms);
+    int rc = recv_with_fds(c, fds, &nfd, -1, &arg, timeout_ms);
+    if (rc < 0)
+        return rc;
+    /* The fd of a passed connection end; its memory file is not wanted. */
+    close_fds(fds + 1, nfd - 1);
+    *fd = fds[0];
+    return 0;
+}
+
+/* Gives a received end the rings of the pair it belongs to. */
+static int attach_rings(mproc_conn *e, int memfd, unsigned arg)
+{
+    int n = (arg & PASS_DUPLEX) ? 2 : 1;
+    bool side_b = (arg & PASS_SIDE_B) != 0;
+    /* The end must be what the pair made: a socket for a duplex pair; a
+     * simplex pair's receiving side a and sending side b. */
+    if ((n == 2) != ((e->io & MPROC__IO_SOCK) != 0) ||
+        (n == 1 && (side_b ? !e->can_send || e->can_recv
+                           : e->can_send || !e->can_recv)))
+        return MPROC_EPROTO;
+    mproc__ring *rings;
+    int rc = mproc__ring_attach(memfd, n, &rings);
+    if (rc < 0)
+        return rc;
+    if (n == 1)
+        e->io &= ~(unsigned)MPROC__IO_FIFO; /* an mproc_pipe, not a FIFO */
+    set_rings(e, rings, n, memfd, side_b);
+    return 0;
 }
 
 int mproc_conn_recv_conn(mproc_conn *c, mproc_conn **out, int64_t timeout_ms)
 {
     if (out == NULL)
         return MPROC_EINVAL;
-    int fd;
+    int fds[MPROC__IO_MAX_PASS], nfd;
     unsigned arg;
-    int rc = recv_with_fd(c, &fd, PASS_CONN, &arg, timeout_ms);
+    int rc = recv_with_fds(c, fds, &nfd, PASS_CONN, &arg, timeout_ms);
     if (rc < 0)
         return rc;
-    if ((arg & ~(PASS_BYTES | PASS_SHARED)) != 0) {
-        mproc__os_close(fd);
+    if ((arg & ~PASS_KNOWN) != 0 || nfd != ((arg & PASS_RING) ? 2 : 1)) {
+        close_fds(fds, nfd);
         return MPROC_EPROTO;
     }
     mproc_conn *e;
-    rc = wrap_fd(fd, (arg & PASS_BYTES) != 0, &e);
+    rc = wrap_fd(fds[0], (arg & PASS_BYTES) != 0, &e);
     if (rc < 0) {
-        mproc__os_close(fd);
+        close_fds(fds, nfd);
         /* What the peer sent is not a usable end. */
         return rc == MPROC_ENOMEM ? rc : MPROC_EPROTO;
     }
     e->multi_writer = e->can_send && !e->bytes && (arg & PASS_SHARED) != 0;
+    if (nfd == 2 && (rc = attach_rings(e, fds[1], arg)) < 0) {
+        mproc__os_close(fds[1]);
+        mproc_conn_close(e);
+        return rc == MPROC_ENOMEM ? rc : MPROC_EPROTO;
+    }
     *out = e;
     return 0;
 }

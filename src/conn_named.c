@@ -403,6 +403,7 @@ int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms)
             early = true;
         }
     }
+    int count;
     for (;;) {
         int k = poll(p, (nfds_t)n, early ? 0 : mproc__deadline_poll_ms(&d));
         if (k < 0 && errno == EINTR)
@@ -411,23 +412,32 @@ int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms)
             rc = -errno;
             goto out;
         }
-        break;
-    }
-    int count = 0;
-    for (size_t i = 0; i < n; i++) {
-        mproc_wait_item *it = &items[i];
-        short ev = it->events != 0 ? it->events : MPROC_WAIT_READ;
-        short re = p[i].revents;
-        if (re & POLLNVAL) {
-            rc = MPROC_EBADF;
-            goto out;
+        count = 0;
+        for (size_t i = 0; i < n; i++) {
+            mproc_wait_item *it = &items[i];
+            short ev = it->events != 0 ? it->events : MPROC_WAIT_READ;
+            short re = p[i].revents;
+            if (re & POLLNVAL) {
+                rc = MPROC_EBADF;
+                goto out;
+            }
+            /* An mproc_pipe end's fd may hold a doorbell byte with no
+             * message behind it: take it and look at the ring again. */
+            if ((re & (POLLIN | POLLHUP | POLLERR)) && it->conn != NULL &&
+                !(it->ready & MPROC_WAIT_READ) &&
+                mproc__conn_ringed(it->conn) &&
+                mproc__conn_drain_doorbell(it->conn) &&
+                !mproc__conn_ready_buffered(it->conn))
+                re &= (short)~(POLLIN | POLLHUP | POLLERR);
+            if ((ev & MPROC_WAIT_READ) && (re & (POLLIN | POLLHUP | POLLERR)))
+                it->ready |= MPROC_WAIT_READ;
+            if ((ev & MPROC_WAIT_WRITE) && (re & (POLLOUT | POLLHUP | POLLERR)))
+                it->ready |= MPROC_WAIT_WRITE;
+            if (it->ready != 0)
+                count++;
         }
-        if ((ev & MPROC_WAIT_READ) && (re & (POLLIN | POLLHUP | POLLERR)))
-            it->ready |= MPROC_WAIT_READ;
-        if ((ev & MPROC_WAIT_WRITE) && (re & (POLLOUT | POLLHUP | POLLERR)))
-            it->ready |= MPROC_WAIT_WRITE;
-        if (it->ready != 0)
-            count++;
+        if (count > 0 || early || mproc__deadline_expired(&d))
+            break;
     }
     rc = count > 0 ? count : MPROC_ETIMEDOUT;
 out:

@@ -7,8 +7,17 @@
  *
  * A message keeps its boundary: one send is one recv, of any size (up to
  * 2^48 - 1 bytes). Messages travel as an 8-byte header and the payload.
- * Reads are buffered, so one system call can deliver many small messages;
- * a send is one system call (header and payload together).
+ *
+ * Two transports. mproc_pipe() ends carry messages through rings in memory
+ * shared by the two processes (64 KiB per direction): a send copies the
+ * message in, a recv copies it out, and neither makes a system call while
+ * the other side is awake (a waiting side spins for up to 10 us before it
+ * sleeps). The end's fd then is a doorbell: a byte on it wakes a sleeping
+ * receiver, and its kernel reference count tells each side when the other
+ * is gone. Every other end (mproc_pipe_kernel, FIFOs, listener/client,
+ * mproc_conn_from_fd) sends through the kernel: a send is one system call
+ * (header and payload together), and reads are buffered, so one system
+ * call can deliver many small messages.
  *
  * Errors common to the calls below: MPROC_EINVAL for a NULL handle or a
  * call the end cannot make (sending on a receive-only end, recv on a byte
@@ -38,10 +47,14 @@
  * (or recvs) on one end are serialized by an internal lock, and waiting
  * for that lock counts against the call's timeout (a recv with a timeout
  * returns MPROC_ETIMEDOUT on time even while another thread sits in a recv
- * with MPROC_FOREVER). Processes: only one process may receive on an end.
- * Each end reads ahead up to 64 KiB into its own memory, so two processes
- * reading one end would each get parts of the stream, and a child forked
- * after messages were buffered would receive those messages again.
+ * with MPROC_FOREVER). Processes: only one process may receive on an end
+ * (a kernel end reads ahead up to 64 KiB into its own memory, so two
+ * processes reading one end would each get parts of the stream, and a
+ * child forked after messages were buffered would receive those messages
+ * again). Several processes may send on one mproc_pipe end: their messages
+ * never interleave, whatever their size; a sender killed inside a message
+ * larger than the ring leaves it torn, and the receiver gets MPROC_EPROTO
+ * there.
  * Fork: a child started by mproc/process.h (or fork()) inherits both ends
  * of every connection; each process should mproc_conn_close() the ends it
  * does not use (for example the parent closes the child's end right after
@@ -69,15 +82,37 @@ extern "C" {
 typedef struct mproc_conn mproc_conn;
 
 /*
- * mproc_pipe: makes a connected pair of message ends.
- * duplex true: both ends send and receive (a socketpair). duplex false, as
- * Python's Pipe(duplex=False): *a only receives and *b only sends (a pipe).
+ * mproc_pipe: makes a connected pair of message ends that pass messages
+ * through shared memory (see the header comment), for processes that are
+ * forked after the call (children started by mproc/process.h), or that get
+ * an end through mproc_conn_send_conn. duplex true: both ends send and
+ * receive (the doorbell is a socketpair). duplex false, as Python's
+ * Pipe(duplex=False): *a only receives and *b only sends (a pipe).
+ * Each end holds two fds (the doorbell and the memory file) and maps
+ * 64 KiB per direction. Do not read or write the fd of such an end, and do
+ * not hand it to a program started with exec (mproc_spawn): use
+ * mproc_pipe_kernel for that.
+ * Loss of the peer: a receiver gets MPROC_ECLOSED once every sender has
+ * closed (or died) and every message sent before is taken. A sender learns
+ * that no receiver is left when it wakes a sleeping receiver, when it waits
+ * for room, and otherwise within 10 ms (it then asks the kernel); messages
+ * sent in between succeed and are lost with the ring.
  * Returns 0, MPROC_EINVAL (NULL out-params), MPROC_EMFILE/MPROC_ENFILE,
  * MPROC_ENOMEM. Writes *a and *b only on success; the caller closes each
  * with mproc_conn_close(). Never blocks. Both ends are inherited by
  * children (see the header comment on closing unused ends).
  */
 MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex);
+
+/*
+ * mproc_pipe_kernel: as mproc_pipe, but every message goes through the
+ * kernel (one system call per send; reads buffered), so an end's fd is the
+ * whole connection: it may be given to a program started with exec, which
+ * wraps it with mproc_conn_from_fd (MPROC_CONN_SINGLE_WRITER for a simplex
+ * write end it alone writes). Slower than mproc_pipe between processes that
+ * can share memory.
+ */
+MPROC_API int mproc_pipe_kernel(mproc_conn **a, mproc_conn **b, bool duplex);
 
 /*
  * mproc_pipe_bytes: an os.pipe(): *r reads and *w writes a byte stream with
@@ -117,10 +152,14 @@ MPROC_API int mproc_conn_from_fd(int fd, unsigned flags, mproc_conn **out);
 MPROC_API void mproc_conn_close(mproc_conn *c);
 
 /*
- * mproc_conn_fd: the end's file descriptor, for poll/epoll (readable means
- * at least part of a message or EOF is there; but mproc_conn_poll() or
- * mproc_wait() also see messages already buffered in the process). The fd
- * stays owned by the connection. -1 for NULL.
+ * mproc_conn_fd: the end's file descriptor, for poll/epoll. Readable means
+ * at least part of a message or EOF is there, or (on an mproc_pipe end) a
+ * doorbell byte. As with edge-triggered epoll, receive with timeout 0 until
+ * MPROC_ETIMEDOUT before waiting on the fd again: messages already
+ * buffered in the process (kernel ends) or waiting in the ring (mproc_pipe
+ * ends) do not make it readable, and only that MPROC_ETIMEDOUT asks the
+ * sender to ring. mproc_conn_poll() and mproc_wait() need no such care.
+ * The fd stays owned by the connection. -1 for NULL.
  */
 MPROC_API int mproc_conn_fd(const mproc_conn *c);
 

@@ -22,4 +22,12 @@ void mproc__conn_set_multi_writer(mproc_conn *c, bool multi);
  * are buffered in this process, or an earlier error is recorded. */
 bool mproc__conn_ready_buffered(mproc_conn *c);
 
+/* For an mproc_pipe end whose doorbell fd polled readable: takes the
+ * doorbell bytes unless a recv runs (false then). */
+bool mproc__conn_drain_doorbell(mproc_conn *c);
+
+/* True for an end that receives through a ring (mproc_pipe): its fd may
+ * be readable with no message behind it (a doorbell byte left over). */
+bool mproc__conn_ringed(const mproc_conn *c);
+
 #endif

@@ -177,46 +177,47 @@ ssize_t mproc__io_pipe_write(int fd, const struct iovec *iov, int cnt,
 }
 
 static ssize_t sock_write_once(int fd, const struct iovec *iov, int cnt,
-                               bool nowait, int passfd)
+                               bool nowait, const int *pass, int npass)
 {
     int flags = MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0);
-    if (passfd < 0 && cnt == 1)
+    if (npass == 0 && cnt == 1)
         return send(fd, iov->iov_base, iov->iov_len, flags);
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * MPROC__IO_MAX_PASS)];
     } ctl;
     struct msghdr m;
     memset(&m, 0, sizeof m);
     m.msg_iov = (struct iovec *)iov;
     m.msg_iovlen = (size_t)cnt;
-    if (passfd >= 0) {
+    if (npass > 0) {
         memset(&ctl, 0, sizeof ctl);
         m.msg_control = ctl.buf;
-        m.msg_controllen = sizeof ctl.buf;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)npass);
         struct cmsghdr *c = CMSG_FIRSTHDR(&m);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &passfd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)npass);
+        memcpy(CMSG_DATA(c), pass, sizeof(int) * (size_t)npass);
     }
     return sendmsg(fd, &m, flags);
 }
 
 static int writev_loop(int fd, unsigned kind, struct iovec *iov, int cnt,
-                       const mproc__deadline *d, size_t *done, int passfd)
+                       const mproc__deadline *d, size_t *done,
+                       const int *pass, int npass)
 {
     size_t total = 0;
     int rc = 0;
     bool forever = mproc__deadline_is_forever(d);
-    while (cnt > 0 && iov->iov_len == 0 && passfd < 0) {
+    while (cnt > 0 && iov->iov_len == 0 && npass == 0) {
         iov++;
         cnt--;
     }
     while (cnt > 0) {
         ssize_t n;
         if (kind & MPROC__IO_SOCK)
-            n = sock_write_once(fd, iov, cnt, !forever, passfd);
+            n = sock_write_once(fd, iov, cnt, !forever, pass, npass);
         else
             n = mproc__io_pipe_write(fd, iov, cnt, !forever);
         if (n < 0) {
@@ -232,7 +233,7 @@ static int writev_loop(int fd, unsigned kind, struct iovec *iov, int cnt,
                                                          : -errno;
             break;
         }
-        passfd = -1; /* the fd went with the first byte */
+        npass = 0; /* the fds went with the first byte */
         size_t k = (size_t)n;
         total += k;
         while (cnt > 0 && k >= iov->iov_len) {
@@ -253,13 +254,13 @@ static int writev_loop(int fd, unsigned kind, struct iovec *iov, int cnt,
 int mproc__io_writev(int fd, unsigned kind, struct iovec *iov, int cnt,
                      const mproc__deadline *d, size_t *done)
 {
-    return writev_loop(fd, kind, iov, cnt, d, done, -1);
+    return writev_loop(fd, kind, iov, cnt, d, done, NULL, 0);
 }
 
-int mproc__io_send_fd(int fd, struct iovec *iov, int cnt, int passfd,
-                      const mproc__deadline *d, size_t *done)
+int mproc__io_send_fds(int fd, struct iovec *iov, int cnt, const int *pass,
+                       int npass, const mproc__deadline *d, size_t *done)
 {
-    return writev_loop(fd, MPROC__IO_SOCK, iov, cnt, d, done, passfd);
+    return writev_loop(fd, MPROC__IO_SOCK, iov, cnt, d, done, pass, npass);
 }
 
 static ssize_t pipe_read_once(int fd, void *buf, size_t cap, bool nowait)

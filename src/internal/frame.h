@@ -75,9 +75,11 @@ ssize_t mproc__io_writev_nosigpipe(int fd, const struct iovec *iov, int cnt);
  * pipes (SIGPIPE masked around writes, poll before non-blocking tries). */
 void mproc__io_force_fallbacks(bool on);
 
-/* Sends one byte-carrying message with fd attached (sockets only). */
-int mproc__io_send_fd(int fd, struct iovec *iov, int cnt, int passfd,
-                      const mproc__deadline *d, size_t *done);
+/* Sends bytes with npass (1 .. MPROC__IO_MAX_PASS) fds attached to the
+ * first of them (sockets only), as mproc__io_writev otherwise. */
+#define MPROC__IO_MAX_PASS 2
+int mproc__io_send_fds(int fd, struct iovec *iov, int cnt, const int *pass,
+                       int npass, const mproc__deadline *d, size_t *done);
 
 /*
  * One read of between 1 and cap bytes into buf, waiting until the deadline.

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -33,6 +34,24 @@ int64_t mproc__os_monotonic_ns(void)
 int64_t mproc__os_realtime_ns(void)
 {
     return clock_ns(CLOCK_REALTIME);
+}
+
+int64_t mproc__os_monotonic_coarse_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC_COARSE);
+}
+
+int mproc__os_memfd(const char *name, size_t size)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, (off_t)size) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
 }
 
 int mproc__os_pidfd_open(pid_t pid)

@@ -15,6 +15,13 @@
 int64_t mproc__os_monotonic_ns(void);
 int64_t mproc__os_realtime_ns(void);
 
+/* CLOCK_MONOTONIC_COARSE in nanoseconds: a few ns to read, a few ms
+ * resolution; for "has it been a while" checks on hot paths. */
+int64_t mproc__os_monotonic_coarse_ns(void);
+
+/* An anonymous close-on-exec memory file (memfd_create) of size bytes. */
+int mproc__os_memfd(const char *name, size_t size);
+
 /* A close-on-exec pidfd for pid (pidfd_open). -ENOSYS on kernels < 5.3. */
 int mproc__os_pidfd_open(pid_t pid);
 

@@ -1,0 +1,152 @@
+/*
+ * ring: one direction of a message pipe in shared memory. Frames (the
+ * 8-byte header of internal/frame.h and the payload) are copied into a
+ * byte ring that both processes map, so a message that finds its reader
+ * awake costs no system call at all. The pipe's fd stays: it is the
+ * doorbell that wakes a sleeping reader and makes the end pollable, and
+ * the kernel's count of its holders tells each side when the other is
+ * gone.
+ *
+ * Shared layout (one mproc__ring per direction, in one memory file;
+ * docs/conn.md): magic, version and size, then on separate cache lines the
+ * producer's words (head: bytes published; the senders' lock; torn), the
+ * consumer's (tail: bytes consumed) and the wake flags; then the data.
+ * Offsets only, no pointers.
+ *
+ * Producers: any number of threads and processes, serialized by a robust
+ * lock word (internal/lockcore.h). A frame that fits in the ring is copied
+ * whole and published with one store, so a sender killed at any point
+ * either sent it or did not. A larger frame is streamed; a sender killed
+ * inside one leaves it torn, which the next sender finds (the lock reports
+ * the owner's death) and marks, and the reader then gets MPROC_EPROTO.
+ *
+ * Consumer: one process (one thread at a time, under the connection's own
+ * lock). It spins briefly for data, then arms the doorbell (armed = 1),
+ * looks once more, and sleeps in poll() on the fd; a producer that
+ * publishes while armed is set clears it and writes one byte to the fd.
+ *
+ * Waking a producer that waits for space: it sets space_wait and sleeps on
+ * the futex space_seq (in slices, asking the kernel whether the reader is
+ * still there); the consumer that frees space bumps space_seq and wakes it.
+ */
+#ifndef MPROC_INTERNAL_RING_H
+#define MPROC_INTERNAL_RING_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "internal/deadline.h"
+#include "internal/lockcore.h"
+
+/* Data bytes per direction (a power of two): the size of a pipe's default
+ * kernel buffer. A frame up to this size travels whole. */
+#define MPROC__RING_DATA (64u * 1024u)
+/* A streamed frame moves in pieces of at least this much (or its rest). */
+#define MPROC__RING_CHUNK (MPROC__RING_DATA / 4u)
+#define MPROC__RING_MAGIC 0x474e524du /* "MRNG" */
+#define MPROC__RING_VERSION 1u
+
+typedef struct mproc__ring {
+    uint32_t magic, version, data_size, reserved;
+    alignas(128) _Atomic uint64_t head; /* bytes published */
+    _Atomic uint32_t torn;   /* a sender died inside a published frame */
+    _Atomic uint32_t inside; /* the lock holder published part of a frame */
+    mproc__lockword wlock;   /* serializes senders */
+    alignas(128) _Atomic uint64_t tail; /* bytes consumed */
+    alignas(128) _Atomic uint32_t armed; /* the reader sleeps: ring the fd */
+    _Atomic uint32_t space_wait;         /* a sender sleeps on space_seq */
+    _Atomic uint32_t space_seq;
+    alignas(128) unsigned char data[MPROC__RING_DATA];
+} mproc__ring;
+
+/* Makes n rings (1 or 2) in a new memory file: *memfd (close-on-exec) and
+ * the mapping *rings. 0 or -errno. */
+int mproc__ring_create(int n, int *memfd, mproc__ring **rings);
+
+/* Maps the n rings of a memory file received from another process, after
+ * checking its size, magic, version and data size: 0, MPROC_EPROTO (not
+ * such a file), -errno. */
+int mproc__ring_attach(int memfd, int n, mproc__ring **rings);
+
+void mproc__ring_unmap(mproc__ring *rings, int n);
+
+/* This process's side of one ring: the ring, the doorbell fd and what
+ * this side has learned. */
+typedef struct mproc__ringio {
+    mproc__ring *r;
+    int fd;
+    unsigned io;        /* MPROC__IO_SOCK for a socket fd, else 0 */
+    uint64_t seen;      /* producer: tail seen; consumer: head seen */
+    int64_t checked_ns; /* producer: last time the kernel was asked */
+    bool gone;          /* producer: the kernel said no reader is left */
+    atomic_bool eof;    /* consumer: every sender is gone */
+} mproc__ringio;
+
+void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd,
+                        unsigned io);
+
+/* ----- producer ----- */
+
+/* Takes the senders' lock before d: 0, MPROC_ETIMEDOUT, MPROC_EBROKEN
+ * (a sender died inside a frame: the stream is torn for good). */
+int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d);
+void mproc__ring_unlock(mproc__ringio *w);
+
+/*
+ * Under the lock: publishes the total bytes of iov (whole frames). When
+ * total <= MPROC__RING_DATA, waits for that much space and publishes all
+ * at once (nothing on failure); otherwise streams (one frame only), and
+ * *done says how much went. Then wakes the reader if it sleeps.
+ * 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (no reader is left), -errno.
+ */
+int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
+                    size_t total, const mproc__deadline *d, size_t *done);
+
+/* Under the lock: waits until total (<= MPROC__RING_DATA) bytes are free,
+ * so that a put of that much then cannot wait. */
+int mproc__ring_wait_space(mproc__ringio *w, size_t total,
+                           const mproc__deadline *d);
+
+/* Asks the kernel whether a reader still holds the pipe: 0 or
+ * MPROC_ECLOSED. A system call. */
+int mproc__ring_reader_gone(mproc__ringio *w);
+
+/* ----- consumer ----- */
+
+/* Bytes published and not consumed. */
+uint64_t mproc__ring_readable(const mproc__ringio *r);
+
+/*
+ * Waits until at least need (1 .. MPROC__RING_DATA) bytes are readable:
+ * spins briefly, then sleeps on the doorbell until d. fds that come along
+ * on a socket doorbell go to fds[*nfds .. maxfds). 0, MPROC_ETIMEDOUT,
+ * MPROC_ECLOSED (every sender is gone; fewer bytes are there),
+ * MPROC_EPROTO (a torn frame, or control words that make no sense).
+ */
+int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
+                     int *fds, int *nfds, int maxfds);
+
+/* Copies n readable bytes starting off bytes past the tail. */
+void mproc__ring_copy(mproc__ringio *r, uint64_t off, void *dst, size_t n);
+
+/* Consumes n bytes and wakes a sender waiting for space. */
+void mproc__ring_consume(mproc__ringio *r, uint64_t n);
+
+/* Without waiting: true when bytes are readable or every sender is gone;
+ * otherwise arms the doorbell (so the fd becomes readable when a message
+ * comes) and looks once more. */
+bool mproc__ring_arm(mproc__ringio *r);
+
+/* Reads the doorbell bytes there are without blocking (fds as in
+ * mproc__ring_wait), noting EOF. 0 or MPROC_EPROTO (fds lost). */
+int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds);
+
+/* For a receiving end that closes: the next send rings the doorbell, so
+ * its sender learns at once whether any reader is left. */
+void mproc__ring_reader_closing(mproc__ringio *r);
+
+#endif
