@@ -842,6 +842,12 @@ bool mproc__conn_ready_buffered(mproc_conn *c)
     return ringed(c) && c->can_recv && mproc__ring_arm(&c->rin);
 }
 
+struct mproc__ringio *mproc__conn_ringio(mproc_conn *c, bool send)
+{
+    mproc__ringio *x = send ? &c->rout : &c->rin;
+    return ringed(c) && x->r != NULL ? x : NULL;
+}
+
 bool mproc__conn_ringed(const mproc_conn *c)
 {
     return ringed(c) && c->can_recv;
