@@ -204,8 +204,8 @@ static ssize_t sock_write_once(int fd, const struct iovec *iov, int cnt,
 }
 
 static int writev_loop(int fd, unsigned kind, struct iovec *iov, int cnt,
-                       const mproc__deadline *d, size_t *done,
-                       const int *pass, int npass)
+                       const mproc__deadline *d, size_t *done, const int *pass,
+                       int npass)
 {
     size_t total = 0;
     int rc = 0;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -31,6 +32,13 @@
 
 _Static_assert((MPROC__RING_DATA & MASK) == 0, "ring size: a power of two");
 _Static_assert(CHUNK >= MPROC__FRAME_HDR, "a chunk holds a header");
+/* The layout docs/conn.md gives. */
+_Static_assert(offsetof(mproc__ring, head) == 128, "ring layout");
+_Static_assert(offsetof(mproc__ring, wlock) == 144, "ring layout");
+_Static_assert(offsetof(mproc__ring, tail) == 256, "ring layout");
+_Static_assert(offsetof(mproc__ring, armed) == 384, "ring layout");
+_Static_assert(offsetof(mproc__ring, space_wait) == 388, "ring layout");
+_Static_assert(offsetof(mproc__ring, data) == 512, "ring layout");
 
 static inline void cpu_relax(void)
 {
@@ -116,8 +124,7 @@ void mproc__ring_unmap(mproc__ring *rings, int n)
         munmap(rings, map_size(n));
 }
 
-void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd,
-                        unsigned io)
+void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd, unsigned io)
 {
     x->r = r;
     x->fd = fd;
@@ -271,8 +278,7 @@ static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
             return 0;
         int rc = mproc__ring_reader_gone(w);
         if (rc == 0)
-            rc = mproc__waitword_sleep(&r->space_seq, seq, d, check_reader,
-                                       w);
+            rc = mproc__waitword_sleep(&r->space_seq, seq, d, check_reader, w);
         if (rc < 0)
             return rc;
     }
@@ -469,7 +475,15 @@ void mproc__ring_consume(mproc__ringio *r, uint64_t n)
     uint64_t tail = atomic_load_explicit(&g->tail, memory_order_relaxed);
     atomic_store_explicit(&g->tail, tail + n, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&g->space_wait, memory_order_relaxed) != 0 &&
+    if (atomic_load_explicit(&g->space_wait, memory_order_relaxed) == 0)
+        return;
+    /* Wake a sleeping sender only once half the ring is free (or all of
+     * it, which any frame fits): one wake-up then moves many small
+     * messages instead of one each. The sleeper holds the lock, so head
+     * stays where it is until it wakes. */
+    uint64_t used =
+        atomic_load_explicit(&g->head, memory_order_relaxed) - (tail + n);
+    if (used <= MPROC__RING_DATA / 2 &&
         atomic_exchange(&g->space_wait, 0) != 0) {
         atomic_fetch_add(&g->space_seq, 1);
         mproc__waitword_wake_raw(&g->space_seq, INT_MAX);

@@ -56,7 +56,7 @@ typedef struct mproc__ring {
     _Atomic uint32_t torn;   /* a sender died inside a published frame */
     _Atomic uint32_t inside; /* the lock holder published part of a frame */
     mproc__lockword wlock;   /* serializes senders */
-    alignas(128) _Atomic uint64_t tail; /* bytes consumed */
+    alignas(128) _Atomic uint64_t tail;  /* bytes consumed */
     alignas(128) _Atomic uint32_t armed; /* the reader sleeps: ring the fd */
     _Atomic uint32_t space_wait;         /* a sender sleeps on space_seq */
     _Atomic uint32_t space_seq;
@@ -86,8 +86,7 @@ typedef struct mproc__ringio {
     atomic_bool eof;    /* consumer: every sender is gone */
 } mproc__ringio;
 
-void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd,
-                        unsigned io);
+void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd, unsigned io);
 
 /* ----- producer ----- */
 
