@@ -232,9 +232,13 @@ void mproc__ring_unlock(mproc__ringio *w)
     mproc__lockword_release_fast(&w->r->wlock);
 }
 
+/* Free bytes after head by the tail this sender saw last. Other senders
+ * may have moved head far past it since: then nothing is known to be
+ * free until the tail is loaded again. */
 static inline uint64_t space(const mproc__ringio *w, uint64_t head)
 {
-    return MPROC__RING_DATA - (head - w->seen);
+    uint64_t used = head - w->seen;
+    return used >= MPROC__RING_DATA ? 0 : MPROC__RING_DATA - used;
 }
 
 static bool spin_for_space(mproc__ringio *w, uint64_t head, uint64_t need)
