@@ -40,8 +40,11 @@
  * safe with messages of any size. A send whose deadline passes after part
  * of a message went out returns MPROC_ETIMEDOUT and leaves the sending
  * direction broken (later sends return MPROC_EBROKEN), since the peer has
- * a partial message; one that times out before any byte moved changes
- * nothing.
+ * a partial message (on an mproc_pipe end the receiver then gets
+ * MPROC_EPROTO at that message, and every sender MPROC_EBROKEN); one that
+ * times out before any byte moved changes nothing. On an mproc_pipe end
+ * only a message larger than the ring (64 KiB with its 8-byte header)
+ * can go out in part; a smaller one goes whole or not at all.
  *
  * Threads: one thread may send while another receives; concurrent sends
  * (or recvs) on one end are serialized by an internal lock, and waiting
@@ -170,7 +173,9 @@ MPROC_API bool mproc_conn_can_recv(const mproc_conn *c);
 
 /*
  * mproc_conn_send: sends one message of len bytes (len may be 0; buf may be
- * NULL when len is 0). One system call in the common case.
+ * NULL when len is 0). On an mproc_pipe end: a copy into the shared ring,
+ * plus one system call only when the receiver sleeps; on other ends one
+ * system call in the common case.
  * Returns 0; MPROC_EINVAL (receive-only end, byte pipe, NULL buf with
  * len > 0, bad timeout); MPROC_ECLOSED (the receiving end is closed);
  * MPROC_EMSGSIZE (len above 2^48 - 1, or above MPROC_FIFO_ATOMIC_MAX on a
@@ -178,7 +183,7 @@ MPROC_API bool mproc_conn_can_recv(const mproc_conn *c);
  * streams" above; also when another thread's send holds the end past the
  * deadline); MPROC_EBROKEN / MPROC_EPROTO (an earlier failure);
  * -errno for other system errors. buf is only read during the call.
- * Blocks while the kernel buffer is full, up to timeout_ms.
+ * Blocks while the ring or the kernel buffer is full, up to timeout_ms.
  */
 MPROC_API int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
                               int64_t timeout_ms);
@@ -192,7 +197,9 @@ typedef struct mproc_conn_msg {
 /*
  * mproc_conn_send_batch: sends n messages in order with as few system calls
  * as possible (one writev for up to 64 messages; on a FIFO opened for
- * several writers, groups that each fit in one atomic write). The receiver
+ * several writers, groups that each fit in one atomic write; on an
+ * mproc_pipe end, groups of up to 64 that fit in the ring are published
+ * at once, and a group goes whole or not at all). The receiver
  * sees n ordinary messages. Returns as mproc_conn_send(); on an error, some
  * leading messages may have been sent (*sent, may be NULL, tells how many
  * whole messages). Optional: mproc_conn_send() alone is already one system
