@@ -479,6 +479,9 @@ static int fail_recv(mproc_conn *c, int rc)
         atomic_store(&c->send_err, MPROC_EPROTO);
         if (c->io & MPROC__IO_SOCK)
             shutdown(c->fd, SHUT_RDWR);
+        /* A pipe cannot be shut down: the ring tells its senders. */
+        if (ringed(c) && c->rin.r != NULL)
+            mproc__ring_reader_broke(&c->rin);
     }
     return rc;
 }

@@ -14,7 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal/conn.h"
 #include "internal/frame.h"
+#include "internal/ring.h"
 #include "mproc.h"
 #include "os/os.h"
 #include "testlib.h"
@@ -410,6 +412,46 @@ START_TEST(garbage_from_a_peer_is_eproto_and_closes_the_connection)
                      MPROC_ECLOSED);
     mproc_conn_close(a);
     mproc_conn_close(b);
+}
+END_TEST
+
+/* Garbage in a ring (what a broken peer sharing the memory could write):
+ * the receiver gets MPROC_EPROTO, and since a pipe cannot be shut down,
+ * the ring tells every sender, also one asleep waiting for room. */
+START_TEST(garbage_in_a_ring_stops_its_senders_too)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    struct mproc__ringio *io = mproc__conn_ringio(w, true);
+    ck_assert_ptr_nonnull(io);
+    ck_assert_ptr_null(mproc__conn_ringio(w, false));
+    mproc__deadline d;
+    mproc__deadline_init(&d, 1000);
+    struct iovec junk = {(void *)"GARBAGE!", 8};
+    size_t done = 0;
+    ck_assert_int_eq(mproc__ring_lock(io, &d), 0);
+    ck_assert_int_eq(mproc__ring_put(io, &junk, 1, 8, &d, &done), 0);
+    mproc__ring_unlock(io);
+    ck_assert_uint_eq(done, 8);
+    /* A sender that fills the ring and sleeps for room. */
+    static unsigned char big[200000];
+    struct send_arg sa = {w, big, sizeof big, 1};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, send_one, &sa), 0);
+    char buf[64];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0),
+                     MPROC_EPROTO);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += test_ms(10000) / 1000;
+    ck_assert_int_eq(pthread_timedjoin_np(t, NULL, &until), 0);
+    ck_assert_int_eq(sa.rc, MPROC_EBROKEN);
+    ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_EBROKEN);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
 }
 END_TEST
 
@@ -1422,6 +1464,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, one_read_delivers_many_small_messages);
     TEST_ADD(s, send_batch_arrives_as_separate_messages);
     TEST_ADD(s, garbage_from_a_peer_is_eproto_and_closes_the_connection);
+    TEST_ADD(s, garbage_in_a_ring_stops_its_senders_too);
     TEST_ADD(s, truncated_frame_is_eproto);
     TEST_ADD(s, peer_killed_mid_message_is_eproto_not_a_hang);
     TEST_ADD(s, recv_timeout_inside_a_small_message_keeps_it);

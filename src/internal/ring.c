@@ -178,9 +178,13 @@ int mproc__ring_reader_gone(mproc__ringio *w)
     return 0;
 }
 
+/* While a sender sleeps for room: has the reader gone, or given up? */
 static int check_reader(void *arg)
 {
-    return mproc__ring_reader_gone(arg);
+    mproc__ringio *w = arg;
+    if (atomic_load(&w->r->torn) != 0)
+        return MPROC_EBROKEN;
+    return mproc__ring_reader_gone(w);
 }
 
 /* After publishing: ring the doorbell if the reader sleeps, and now and
@@ -246,7 +250,8 @@ static bool spin_for_space(mproc__ringio *w, uint64_t head, uint64_t need)
     int64_t until = mproc__os_monotonic_ns() + SPIN_NS;
     for (unsigned i = 1;; i++) {
         w->seen = atomic_load_explicit(&w->r->tail, memory_order_acquire);
-        if (space(w, head) >= need)
+        if (space(w, head) >= need ||
+            atomic_load_explicit(&w->r->torn, memory_order_relaxed) != 0)
             return true;
         cpu_relax();
         if ((i & 63u) == 0 && mproc__os_monotonic_ns() > until)
@@ -268,19 +273,21 @@ static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
             return MPROC_EPROTO; /* the shared words make no sense */
         if (space(w, head) >= need)
             return 0;
+        if (atomic_load_explicit(&r->torn, memory_order_relaxed) != 0)
+            return MPROC_EBROKEN; /* the reader gave up on this ring */
         if (mproc__deadline_expired(d))
             return MPROC_ETIMEDOUT;
         if (!spun && may_spin()) {
             spun = true;
             if (spin_for_space(w, head, need))
-                return 0;
+                continue; /* room, or torn: the top of the loop says */
         }
         uint32_t seq = atomic_load(&r->space_seq);
         atomic_store(&r->space_wait, 1);
         w->seen = atomic_load(&r->tail);
-        if (space(w, head) >= need)
-            return 0;
-        int rc = mproc__ring_reader_gone(w);
+        if (space(w, head) >= need || atomic_load(&r->torn) != 0)
+            continue;
+        int rc = check_reader(w);
         if (rc == 0)
             rc = mproc__waitword_sleep(&r->space_seq, seq, d, check_reader, w);
         if (rc < 0)
@@ -502,6 +509,15 @@ bool mproc__ring_arm(mproc__ringio *r)
         return true;
     atomic_store(&g->armed, 1);
     return mproc__ring_readable(r) > 0 || atomic_load(&g->torn) != 0;
+}
+
+void mproc__ring_reader_broke(mproc__ringio *r)
+{
+    mproc__ring *g = r->r;
+    atomic_store(&g->torn, 1);
+    atomic_store(&g->space_wait, 0);
+    atomic_fetch_add(&g->space_seq, 1);
+    mproc__waitword_wake_raw(&g->space_seq, INT_MAX);
 }
 
 void mproc__ring_reader_closing(mproc__ringio *r)

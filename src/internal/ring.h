@@ -144,6 +144,10 @@ bool mproc__ring_arm(mproc__ringio *r);
  * mproc__ring_wait), noting EOF. 0 or MPROC_EPROTO (fds lost). */
 int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds);
 
+/* For a receiving end that found garbage: the direction is torn for good,
+ * so senders (also one sleeping for room) get MPROC_EBROKEN. */
+void mproc__ring_reader_broke(mproc__ringio *r);
+
 /* For a receiving end that closes: the next send rings the doorbell, so
  * its sender learns at once whether any reader is left. */
 void mproc__ring_reader_closing(mproc__ringio *r);
