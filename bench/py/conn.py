@@ -27,11 +27,18 @@ def enabled():
     return not lst or IMPL in lst.split(",")
 
 
+# The CPUs the script had before any pin: a child forked from the pinned
+# parent inherits its one CPU and must not choose among that alone.
+try:
+    CPUS = sorted(os.sched_getaffinity(0))
+except (AttributeError, OSError):
+    CPUS = []
+
+
 def pin(cpu):
     try:
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) >= 2:
-            os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
+        if len(CPUS) >= 2:
+            os.sched_setaffinity(0, {CPUS[cpu % len(CPUS)]})
     except (AttributeError, OSError):
         pass
 
