@@ -508,7 +508,11 @@ bool mproc__ring_arm(mproc__ringio *r)
         atomic_load(&g->torn) != 0)
         return true;
     atomic_store(&g->armed, 1);
-    return mproc__ring_readable(r) > 0 || atomic_load(&g->torn) != 0;
+    /* Sequentially consistent after the store, as in mproc__ring_wait:
+     * an acquire load could be ordered before it and miss a publish. */
+    return atomic_load(&g->head) !=
+               atomic_load_explicit(&g->tail, memory_order_relaxed) ||
+           atomic_load(&g->torn) != 0;
 }
 
 void mproc__ring_reader_broke(mproc__ringio *r)
