@@ -812,8 +812,20 @@ int mproc_conn_poll(mproc_conn *c, int64_t timeout_ms)
     if (rc < 0 || atomic_load(&c->nbuf) > 0)
         return rc;
     if (ringed(c)) {
+        /* In slices: a recv in another thread may take the bell rung for
+         * this wait, and a sender may die before it rings. */
+        int64_t slice_ms = MPROC__RING_SLICE_MIN_MS;
         while (!mproc__ring_arm(&c->rin)) {
-            rc = mproc__io_wait(c->fd, POLLIN, &d);
+            mproc__deadline slice;
+            mproc__deadline_init(&slice, slice_ms);
+            slice = mproc__deadline_min(slice, d);
+            rc = mproc__io_wait(c->fd, POLLIN, &slice);
+            if (rc == MPROC_ETIMEDOUT && !mproc__deadline_expired(&d)) {
+                mproc__ring_recover(&c->rin);
+                if (slice_ms < MPROC__RING_SLICE_MAX_MS)
+                    slice_ms *= 2;
+                continue;
+            }
             if (rc < 0)
                 return rc;
             if (!mproc__conn_drain_doorbell(c))
@@ -849,6 +861,11 @@ struct mproc__ringio *mproc__conn_ringio(mproc_conn *c, bool send)
 {
     mproc__ringio *x = send ? &c->rout : &c->rin;
     return ringed(c) && x->r != NULL ? x : NULL;
+}
+
+void mproc__conn_ring_recover(mproc_conn *c)
+{
+    mproc__ring_recover(&c->rin);
 }
 
 bool mproc__conn_ringed(const mproc_conn *c)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "internal/conn.h"
+#include "internal/ring.h"
 #include "internal/deadline.h"
 #include "internal/frame.h"
 #include "mproc/conn.h"
@@ -403,9 +404,20 @@ int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms)
             early = true;
         }
     }
+    /* Ends that receive through a ring are waited for in slices: a recv
+     * in another thread may take a bell rung for this wait, and a sender
+     * may die between publishing and ringing. */
+    bool rings = false;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].conn != NULL && mproc__conn_ringed(items[i].conn))
+            rings = true;
+    int slice_ms = MPROC__RING_SLICE_MIN_MS;
     int count;
     for (;;) {
-        int k = poll(p, (nfds_t)n, early ? 0 : mproc__deadline_poll_ms(&d));
+        int ms = early ? 0 : mproc__deadline_poll_ms(&d);
+        if (rings && !early && (ms < 0 || ms > slice_ms))
+            ms = slice_ms;
+        int k = poll(p, (nfds_t)n, ms);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
@@ -421,14 +433,21 @@ int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms)
                 rc = MPROC_EBADF;
                 goto out;
             }
-            /* An mproc_pipe end's fd may hold a doorbell byte with no
-             * message behind it: take it and look at the ring again. */
-            if ((re & (POLLIN | POLLHUP | POLLERR)) && it->conn != NULL &&
+            bool ringed = it->conn != NULL && (ev & MPROC_WAIT_READ) &&
+                          mproc__conn_ringed(it->conn);
+            /* A ring end's fd may hold a doorbell byte with no message
+             * behind it: take it and look at the ring again. */
+            if (ringed && (re & (POLLIN | POLLHUP | POLLERR)) &&
                 !(it->ready & MPROC_WAIT_READ) &&
-                mproc__conn_ringed(it->conn) &&
                 mproc__conn_drain_doorbell(it->conn) &&
                 !mproc__conn_ready_buffered(it->conn))
                 re &= (short)~(POLLIN | POLLHUP | POLLERR);
+            if (ringed && k == 0 && !(it->ready & MPROC_WAIT_READ)) {
+                /* A slice with nothing: a dead sender, or a stolen bell. */
+                mproc__conn_ring_recover(it->conn);
+                if (mproc__conn_ready_buffered(it->conn))
+                    it->ready |= MPROC_WAIT_READ;
+            }
             if ((ev & MPROC_WAIT_READ) && (re & (POLLIN | POLLHUP | POLLERR)))
                 it->ready |= MPROC_WAIT_READ;
             if ((ev & MPROC_WAIT_WRITE) && (re & (POLLOUT | POLLHUP | POLLERR)))
@@ -438,6 +457,8 @@ int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms)
         }
         if (count > 0 || early || mproc__deadline_expired(&d))
             break;
+        if (slice_ms < MPROC__RING_SLICE_MAX_MS)
+            slice_ms *= 2;
     }
     rc = count > 0 ? count : MPROC_ETIMEDOUT;
 out:

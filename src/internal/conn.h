@@ -30,6 +30,10 @@ bool mproc__conn_drain_doorbell(mproc_conn *c);
  * be readable with no message behind it (a doorbell byte left over). */
 bool mproc__conn_ringed(const mproc_conn *c);
 
+/* For a wait on an end that receives through a ring, after a slice with
+ * nothing: recovers the senders' lock from a dead holder. */
+void mproc__conn_ring_recover(mproc_conn *c);
+
 struct mproc__ringio;
 /* The ring side of an mproc_pipe end (send: the ring it sends to, else the
  * one it receives from), or NULL for a kernel end: for tests that must

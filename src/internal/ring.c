@@ -101,7 +101,8 @@ int mproc__ring_attach(int memfd, int n, mproc__ring **rings)
     struct stat st;
     if (fstat(memfd, &st) < 0)
         return -errno;
-    if (!S_ISREG(st.st_mode) || (size_t)st.st_size != size)
+    if (!S_ISREG(st.st_mode) || (size_t)st.st_size != size ||
+        !mproc__os_memfd_sealed(memfd))
         return MPROC_EPROTO;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     if (p == MAP_FAILED)
@@ -188,20 +189,33 @@ static int check_reader(void *arg)
 }
 
 /* After publishing: ring the doorbell if the reader sleeps, and now and
- * then make sure a reader is left at all. */
+ * then make sure a reader is left at all. Only MPROC_ECLOSED is reported:
+ * the message is out, and a bell that could not be written (no memory) is
+ * made up for by the reader's sleep slices. */
 static int notify(mproc__ringio *w)
 {
     mproc__ring *r = w->r;
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&r->armed, memory_order_relaxed) != 0 &&
         atomic_exchange(&r->armed, 0) != 0)
-        return ring_bell(w);
+        return ring_bell(w) == MPROC_ECLOSED ? MPROC_ECLOSED : 0;
     int64_t now = mproc__os_monotonic_coarse_ns();
     if (now - w->checked_ns >= CHECK_NS) {
         w->checked_ns = now;
         return mproc__ring_reader_gone(w);
     }
     return 0;
+}
+
+/* Under a lock whose holder died: what it had not published is simply
+ * overwritten; a frame it had begun to publish can never be finished. */
+static void take_over(mproc__ring *r)
+{
+    if (atomic_load(&r->inside) != 0) {
+        atomic_store(&r->inside, 0);
+        atomic_store(&r->torn, 1);
+    }
+    mproc__lockword_consistent(&r->wlock);
 }
 
 int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
@@ -211,15 +225,10 @@ int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
                  ? 0
                  : mproc__lockword_acquire(&r->wlock, d);
     if (rc == MPROC_EOWNERDEAD) {
-        /* The last sender died holding the lock. What it had not
-         * published is simply overwritten; a frame it had begun to
-         * publish can never be finished. */
-        if (atomic_load(&r->inside) != 0) {
-            atomic_store(&r->torn, 1);
-            atomic_store(&r->armed, 1);
-            (void)notify(w);
-        }
-        mproc__lockword_consistent(&r->wlock);
+        take_over(r);
+        /* It may have died between publishing and ringing: ring. */
+        atomic_store(&r->armed, 1);
+        (void)notify(w);
         rc = 0;
     }
     if (rc < 0)
@@ -343,7 +352,6 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
         *done = total;
         return notify(w);
     }
-    atomic_store(&r->inside, 1);
     size_t sent = 0;
     int rc = 0;
     while (sent < total) {
@@ -355,6 +363,10 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
         if (n > left)
             n = left;
         copy_in(r, head, iov, cnt, sent, n);
+        /* Only a frame begun in the ring is torn by its sender's death:
+         * one killed while it waits for room to begin leaves nothing. */
+        if (sent == 0)
+            atomic_store(&r->inside, 1);
         head += n;
         atomic_store_explicit(&r->head, head, memory_order_release);
         sent += n;
@@ -363,15 +375,12 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
             break;
     }
     *done = sent;
-    if (sent == total) {
-        atomic_store(&r->inside, 0);
-    } else if (sent > 0) {
+    atomic_store(&r->inside, 0);
+    if (sent > 0 && sent < total) {
         /* Nobody will finish this frame: tell the reader now. */
         atomic_store(&r->torn, 1);
         atomic_store(&r->armed, 1);
         (void)notify(w);
-    } else {
-        atomic_store(&r->inside, 0);
     }
     return rc;
 }
@@ -384,11 +393,15 @@ uint64_t mproc__ring_readable(const mproc__ringio *r)
            atomic_load_explicit(&r->r->tail, memory_order_relaxed);
 }
 
-int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds)
+/* Reads doorbell bytes without blocking until none are left or EOF.
+ * *more: it stopped after a short read, which saves a system call but may
+ * leave an EOF unread behind the bytes. */
+static int drain(mproc__ringio *r, int *fds, int *nfds, int maxfds, bool *more)
 {
     mproc__deadline now;
     mproc__deadline_init(&now, 0);
     unsigned char junk[64];
+    *more = false;
     for (;;) {
         size_t got = 0;
         int rc = mproc__io_read(r->fd, r->io, junk, sizeof junk, &got, fds,
@@ -397,11 +410,35 @@ int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds)
             atomic_store(&r->eof, true);
             return 0;
         }
-        if (rc == MPROC_ETIMEDOUT || (rc == 0 && got < sizeof junk))
+        if (rc == MPROC_ETIMEDOUT)
             return 0;
+        if (rc == 0 && got < sizeof junk) {
+            *more = true;
+            return 0;
+        }
         if (rc < 0)
             return rc == MPROC_EPROTO ? rc : 0;
     }
+}
+
+int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds)
+{
+    bool more;
+    return drain(r, fds, nfds, maxfds, &more);
+}
+
+void mproc__ring_recover(mproc__ringio *r)
+{
+    mproc__ring *g = r->r;
+    if (!mproc__lockword_owner_dead(&g->wlock))
+        return;
+    mproc__deadline now;
+    mproc__deadline_init(&now, 0);
+    int rc = mproc__lockword_acquire(&g->wlock, &now);
+    if (rc == MPROC_EOWNERDEAD)
+        take_over(g);
+    if (rc == 0 || rc == MPROC_EOWNERDEAD)
+        mproc__lockword_release_fast(&g->wlock);
 }
 
 static bool spin_for_data(mproc__ringio *r, uint64_t tail, uint64_t need)
@@ -419,6 +456,17 @@ static bool spin_for_data(mproc__ringio *r, uint64_t tail, uint64_t need)
     }
 }
 
+/* Sets armed, then looks at head again (sequentially consistent, so that
+ * either this look sees a publish or its sender sees armed): true when
+ * need bytes are there or the ring is torn. */
+static bool arm_and_look(mproc__ringio *r, uint64_t tail, uint64_t need)
+{
+    mproc__ring *g = r->r;
+    atomic_store(&g->armed, 1);
+    r->seen = atomic_load(&g->head);
+    return r->seen - tail >= need || atomic_load(&g->torn) != 0;
+}
+
 int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
                      int *fds, int *nfds, int maxfds)
 {
@@ -427,6 +475,7 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
     if (r->seen - tail >= need && r->seen - tail <= MPROC__RING_DATA)
         return 0;
     bool spun = false;
+    int64_t slice_ms = MPROC__RING_SLICE_MIN_MS;
     for (;;) {
         r->seen = atomic_load_explicit(&g->head, memory_order_acquire);
         uint64_t avail = r->seen - tail;
@@ -438,28 +487,44 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
             return MPROC_EPROTO;
         if (atomic_load(&r->eof))
             return MPROC_ECLOSED;
-        bool expired = mproc__deadline_expired(d);
-        if (!spun && !expired && may_spin()) {
+        bool more;
+        int rc;
+        if (mproc__deadline_expired(d)) {
+            /* Take doorbell bytes left from earlier rounds first (so the
+             * fd is not readable with nothing behind it, and an EOF behind
+             * them is seen), then arm: a bell rung after the look below
+             * stays on the fd for whoever waits on it next. */
+            rc = drain(r, fds, nfds, maxfds, &more);
+            if (rc == 0 && more && !atomic_load(&r->eof))
+                rc = drain(r, fds, nfds, maxfds, &more);
+            if (rc < 0)
+                return rc;
+            if (atomic_load(&r->eof) || arm_and_look(r, tail, need))
+                continue;
+            return MPROC_ETIMEDOUT;
+        }
+        if (!spun && may_spin()) {
             spun = true;
             if (spin_for_data(r, tail, need))
                 continue;
         }
-        atomic_store(&g->armed, 1);
-        r->seen = atomic_load(&g->head);
-        if (r->seen - tail >= need || atomic_load(&g->torn) != 0)
+        if (arm_and_look(r, tail, need))
             continue;
-        int rc;
-        if (expired) {
-            /* Take a doorbell byte left from an earlier round, so the fd
-             * is not readable with nothing behind it. */
-            rc = mproc__ring_drain(r, fds, nfds, maxfds);
-            if (rc == 0 && atomic_load(&r->eof))
-                continue;
-            return rc < 0 ? rc : MPROC_ETIMEDOUT;
+        /* Sleep in slices: a sender killed between publishing and ringing
+         * (or inside a frame) holds the senders' lock, and only a look
+         * at that lock finds it out when no other sender comes. */
+        mproc__deadline slice;
+        mproc__deadline_init(&slice, slice_ms);
+        slice = mproc__deadline_min(slice, *d);
+        rc = mproc__io_wait(r->fd, POLLIN, &slice);
+        if (rc == MPROC_ETIMEDOUT) {
+            mproc__ring_recover(r);
+            if (slice_ms < MPROC__RING_SLICE_MAX_MS)
+                slice_ms *= 2;
+            continue;
         }
-        rc = mproc__io_wait(r->fd, POLLIN, d);
         if (rc == 0)
-            rc = mproc__ring_drain(r, fds, nfds, maxfds);
+            rc = drain(r, fds, nfds, maxfds, &more);
         if (rc < 0)
             return rc;
     }
@@ -507,6 +572,7 @@ bool mproc__ring_arm(mproc__ringio *r)
     if (mproc__ring_readable(r) > 0 || atomic_load(&r->eof) ||
         atomic_load(&g->torn) != 0)
         return true;
+    /* Not arm_and_look: that one moves the receive lock's cached head. */
     atomic_store(&g->armed, 1);
     /* Sequentially consistent after the store, as in mproc__ring_wait:
      * an acquire load could be ordered before it and miss a publish. */

@@ -47,6 +47,10 @@
 #define MPROC__RING_DATA (64u * 1024u)
 /* A streamed frame moves in pieces of at least this much (or its rest). */
 #define MPROC__RING_CHUNK (MPROC__RING_DATA / 4u)
+/* A receiver asleep on the doorbell wakes after this long, doubling up to
+ * the maximum, to look for a sender that died holding the senders' lock. */
+#define MPROC__RING_SLICE_MIN_MS 50
+#define MPROC__RING_SLICE_MAX_MS 1000
 #define MPROC__RING_MAGIC 0x474e524du /* "MRNG" */
 #define MPROC__RING_VERSION 1u
 
@@ -128,6 +132,11 @@ uint64_t mproc__ring_readable(const mproc__ringio *r);
  */
 int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
                      int *fds, int *nfds, int maxfds);
+
+/* When the senders' lock is held by a dead process: takes it over (a
+ * frame it was inside is then torn) and lets it go. For a receiver that
+ * has slept a while with nothing coming. */
+void mproc__ring_recover(mproc__ringio *r);
 
 /* Copies n readable bytes starting off bytes past the tail. */
 void mproc__ring_copy(mproc__ringio *r, uint64_t off, void *dst, size_t n);

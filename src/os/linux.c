@@ -5,6 +5,7 @@
 #include "os/os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -43,15 +44,23 @@ int64_t mproc__os_monotonic_coarse_ns(void)
 
 int mproc__os_memfd(const char *name, size_t size)
 {
-    int fd = memfd_create(name, MFD_CLOEXEC);
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return -errno;
-    if (ftruncate(fd, (off_t)size) < 0) {
+    if (ftruncate(fd, (off_t)size) < 0 ||
+        fcntl(fd, F_ADD_SEALS, MPROC__OS_MEMFD_SEALS) < 0) {
         int e = errno;
         close(fd);
         return -e;
     }
     return fd;
+}
+
+bool mproc__os_memfd_sealed(int fd)
+{
+    int seals = fcntl(fd, F_GET_SEALS);
+    return seals >= 0 &&
+           (seals & MPROC__OS_MEMFD_SEALS) == MPROC__OS_MEMFD_SEALS;
 }
 
 int mproc__os_pidfd_open(pid_t pid)

@@ -7,6 +7,8 @@
 #ifndef MPROC_OS_H
 #define MPROC_OS_H
 
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -19,8 +21,15 @@ int64_t mproc__os_realtime_ns(void);
  * resolution; for "has it been a while" checks on hot paths. */
 int64_t mproc__os_monotonic_coarse_ns(void);
 
-/* An anonymous close-on-exec memory file (memfd_create) of size bytes. */
+/* An anonymous close-on-exec memory file (memfd_create) of size bytes,
+ * sealed so that no holder can change its size (a peer that shrank it
+ * would make the other side's next access a SIGBUS). */
 int mproc__os_memfd(const char *name, size_t size);
+
+/* True when fd is a memory file with those seals. */
+bool mproc__os_memfd_sealed(int fd);
+
+#define MPROC__OS_MEMFD_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 /* A close-on-exec pidfd for pid (pidfd_open). -ENOSYS on kernels < 5.3. */
 int mproc__os_pidfd_open(pid_t pid);
