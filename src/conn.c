@@ -36,6 +36,12 @@
 #define PASS_FD 0u   /* a plain fd */
 #define PASS_CONN 1u /* a connection end; byte 1 says messages or bytes */
 #define PASS_LEN 4u
+/* Over a ring the payload also names each fd's file (st_dev and st_ino,
+ * 8 bytes each, little-endian), so that fds a sender killed between
+ * passing them and publishing its frame left on the socket are told
+ * apart and closed. */
+#define PASS_IDENT 16u
+#define PASS_LEN_RING (PASS_LEN + PASS_IDENT * MPROC__IO_MAX_PASS)
 /* Bits of byte 1 of a PASS_CONN payload. */
 #define PASS_BYTES 0x1u   /* a byte stream */
 #define PASS_SHARED 0x2u  /* a FIFO write end shared by several writers */
@@ -923,11 +929,29 @@ int mproc_conn_read(mproc_conn *c, void *buf, size_t cap, size_t *got,
 
 /* ----- passing fds ----- */
 
+static void put_le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The identity of fd's file for PASS_IDENT: 0, or -errno. */
+static int ident_of(int fd, unsigned char out[PASS_IDENT])
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    put_le64(out, (uint64_t)st.st_dev);
+    put_le64(out + 8, (uint64_t)st.st_ino);
+    return 0;
+}
+
 /* A frame that carries fds: PASS_LEN bytes of payload (tag, arg, number of
- * fds). Over the kernel the fds ride on the frame's first byte; over a
- * ring they go ahead on the socket with one byte of their own (which also
- * rings the doorbell), once the ring has room for the frame, so that a
- * frame is never published without its fds. */
+ * fds; over a ring also their identities, PASS_LEN_RING). Over the kernel
+ * the fds ride on the frame's first byte; over a ring they go ahead on the
+ * socket with one byte of their own (which also rings the doorbell), once
+ * the ring has room for the frame, so that a frame is never published
+ * without its fds. */
 static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
                          unsigned arg, int64_t timeout_ms)
 {
@@ -942,12 +966,17 @@ static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
     for (int i = 0; i < nfd; i++)
         if (fds[i] < 0 || fcntl(fds[i], F_GETFD) < 0)
             return MPROC_EBADF;
-    unsigned char msg[MPROC__FRAME_HDR + PASS_LEN] = {0};
-    mproc__frame_put_header(msg, PASS_LEN, MPROC__FRAME_FD);
+    unsigned char msg[MPROC__FRAME_HDR + PASS_LEN_RING] = {0};
+    size_t plen = ringed(c) ? PASS_LEN_RING : PASS_LEN;
+    mproc__frame_put_header(msg, plen, MPROC__FRAME_FD);
     msg[MPROC__FRAME_HDR] = (unsigned char)tag;
     msg[MPROC__FRAME_HDR + 1] = (unsigned char)arg;
     msg[MPROC__FRAME_HDR + 2] = (unsigned char)nfd;
-    struct iovec iov = {msg, sizeof msg};
+    for (int i = 0; ringed(c) && i < nfd; i++)
+        if ((rc = ident_of(fds[i], msg + MPROC__FRAME_HDR + PASS_LEN +
+                                       PASS_IDENT * (size_t)i)) < 0)
+            return rc;
+    struct iovec iov = {msg, MPROC__FRAME_HDR + plen};
     size_t done = 0;
     if (ringed(c)) {
         rc = atomic_load(&c->send_err);
@@ -955,13 +984,13 @@ static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
             rc = mproc__ring_lock(&c->rout, &d);
         if (rc < 0)
             return rc;
-        rc = mproc__ring_wait_space(&c->rout, sizeof msg, &d);
+        rc = mproc__ring_wait_space(&c->rout, iov.iov_len, &d);
         if (rc == 0) {
             struct iovec one = {(void *)"", 1};
             rc = mproc__io_send_fds(c->fd, &one, 1, fds, nfd, &d, &done);
         }
         if (rc == 0)
-            rc = mproc__ring_put(&c->rout, &iov, 1, sizeof msg, &d, &done);
+            rc = mproc__ring_put(&c->rout, &iov, 1, iov.iov_len, &d, &done);
         mproc__ring_unlock(&c->rout);
         return rc;
     }
@@ -971,7 +1000,7 @@ static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
     rc = atomic_load(&c->send_err);
     if (rc == 0) {
         rc = mproc__io_send_fds(c->fd, &iov, 1, fds, nfd, &d, &done);
-        rc = after_send(c, rc, done, sizeof msg);
+        rc = after_send(c, rc, done, iov.iov_len);
     }
     pthread_mutex_unlock(&c->smu);
     return rc;
@@ -999,7 +1028,7 @@ int mproc_conn_send_conn(mproc_conn *c, const mproc_conn *end,
 
 /* The payload of the next frame, which must carry fds (of kind want, or
  * any when want is negative), without consuming it. */
-static int peek_pass(mproc_conn *c, int want, unsigned char pay[PASS_LEN],
+static int peek_pass(mproc_conn *c, int want, unsigned char pay[PASS_LEN_RING],
                      const mproc__deadline *d)
 {
     uint64_t n;
@@ -1007,17 +1036,17 @@ static int peek_pass(mproc_conn *c, int want, unsigned char pay[PASS_LEN],
     int rc = peek_next(c, &n, &flags, d);
     if (rc == 0 && !(flags & MPROC__FRAME_FD))
         return MPROC_ESTATE;
-    if (rc == 0 && n != PASS_LEN)
+    if (rc == 0 && n != (ringed(c) ? PASS_LEN_RING : PASS_LEN))
         return fail_recv(c, MPROC_EPROTO);
     if (rc < 0)
         return rc;
     if (ringed(c)) {
-        rc = ring_fill(c, MPROC__FRAME_HDR + PASS_LEN, d);
+        rc = ring_fill(c, MPROC__FRAME_HDR + PASS_LEN_RING, d);
         if (rc == MPROC_ECLOSED)
             rc = fail_recv(c, MPROC_EPROTO);
         if (rc < 0)
             return rc;
-        mproc__ring_copy(&c->rin, MPROC__FRAME_HDR, pay, PASS_LEN);
+        mproc__ring_copy(&c->rin, MPROC__FRAME_HDR, pay, PASS_LEN_RING);
     } else {
         rc = fill_to(c, MPROC__FRAME_HDR + PASS_LEN, d);
         if (rc == MPROC_ECLOSED || rc == MPROC_EPROTO)
@@ -1031,6 +1060,12 @@ static int peek_pass(mproc_conn *c, int want, unsigned char pay[PASS_LEN],
     if (want >= 0 && pay[0] != (unsigned)want)
         return MPROC_ESTATE;
     return 0;
+}
+
+static void close_fds(const int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        mproc__os_close(fds[i]);
 }
 
 /* Takes the next frame, which must carry fds (of kind want, or any when
@@ -1050,32 +1085,43 @@ static int recv_with_fds(mproc_conn *c, int fds[MPROC__IO_MAX_PASS], int *nfd,
     rc = lock_by(&c->rmu, &d);
     if (rc < 0)
         return rc;
-    unsigned char pay[PASS_LEN];
+    unsigned char pay[PASS_LEN_RING];
     rc = peek_pass(c, want, pay, &d);
     if (rc == 0)
-        rc = take_payload(c, pay, PASS_LEN, false, &d);
-    /* Over a ring the fds went ahead on the socket: they are there. */
-    if (rc == 0 && ringed(c) && c->nfdq < pay[2])
-        rc = mproc__ring_drain(&c->rin, c->fdq, &c->nfdq, MAX_FDQ);
-    if (rc == 0 && c->nfdq < pay[2])
-        rc = MPROC_EPROTO;
+        rc = take_payload(c, pay, ringed(c) ? PASS_LEN_RING : PASS_LEN, false,
+                          &d);
+    int got = 0;
+    while (rc == 0 && got < pay[2]) {
+        /* Over a ring the fds went ahead on the socket: they are there. */
+        if (c->nfdq == 0 && ringed(c))
+            rc = mproc__ring_drain(&c->rin, c->fdq, &c->nfdq, MAX_FDQ);
+        if (rc == 0 && c->nfdq == 0)
+            rc = MPROC_EPROTO;
+        if (rc < 0)
+            break;
+        int fd = c->fdq[0];
+        c->nfdq--;
+        memmove(c->fdq, c->fdq + 1, (size_t)c->nfdq * sizeof(int));
+        unsigned char id[PASS_IDENT];
+        if (ringed(c) && (ident_of(fd, id) < 0 ||
+                          memcmp(id, pay + PASS_LEN + PASS_IDENT * (size_t)got,
+                                 PASS_IDENT) != 0)) {
+            /* Left by a sender that died before publishing its frame. */
+            mproc__os_close(fd);
+            continue;
+        }
+        fds[got++] = fd;
+    }
+    if (rc < 0)
+        close_fds(fds, got);
     if (rc == MPROC_EPROTO)
         rc = fail_recv(c, rc);
     if (rc == 0) {
-        *nfd = pay[2];
-        memcpy(fds, c->fdq, (size_t)*nfd * sizeof(int));
-        c->nfdq -= *nfd;
-        memmove(c->fdq, c->fdq + *nfd, (size_t)c->nfdq * sizeof(int));
+        *nfd = got;
         *arg = pay[1];
     }
     pthread_mutex_unlock(&c->rmu);
     return rc;
-}
-
-static void close_fds(const int *fds, int n)
-{
-    for (int i = 0; i < n; i++)
-        mproc__os_close(fds[i]);
 }
 
 int mproc_conn_recv_fd(mproc_conn *c, int *fd, int64_t timeout_ms)
@@ -1123,7 +1169,10 @@ int mproc_conn_recv_conn(mproc_conn *c, mproc_conn **out, int64_t timeout_ms)
     int rc = recv_with_fds(c, fds, &nfd, PASS_CONN, &arg, timeout_ms);
     if (rc < 0)
         return rc;
-    if ((arg & ~PASS_KNOWN) != 0 || nfd != ((arg & PASS_RING) ? 2 : 1)) {
+    bool ring = (arg & PASS_RING) != 0;
+    if ((arg & ~PASS_KNOWN) != 0 || nfd != (ring ? 2 : 1) ||
+        (ring && (arg & (PASS_BYTES | PASS_SHARED)) != 0) ||
+        (!ring && (arg & (PASS_SIDE_B | PASS_DUPLEX)) != 0)) {
         close_fds(fds, nfd);
         return MPROC_EPROTO;
     }

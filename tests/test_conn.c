@@ -442,8 +442,7 @@ START_TEST(garbage_in_a_ring_stops_its_senders_too)
     size_t n;
     ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000),
                      MPROC_EPROTO);
-    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0),
-                     MPROC_EPROTO);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0), MPROC_EPROTO);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += test_ms(10000) / 1000;
@@ -452,6 +451,46 @@ START_TEST(garbage_in_a_ring_stops_its_senders_too)
     ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_EBROKEN);
     mproc_conn_close(r);
     mproc_conn_close(w);
+}
+END_TEST
+
+/* A sender killed after passing fds on the doorbell socket but before
+ * publishing their frame leaves them behind: the next fd frame still gets
+ * its own fd, and the orphan is closed. */
+START_TEST(orphan_fds_of_a_dead_ring_sender_are_skipped)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    int orphan = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int mine = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(orphan, 0);
+    ck_assert_int_ge(mine, 0);
+    /* What the dead sender did: its fd with one byte, and no frame. */
+    mproc__deadline d;
+    mproc__deadline_init(&d, 1000);
+    struct iovec one = {(void *)"", 1};
+    size_t done = 0;
+    ck_assert_int_eq(
+        mproc__io_send_fds(mproc_conn_fd(a), &one, 1, &orphan, 1, &d, &done),
+        0);
+    ck_assert_int_eq(mproc_conn_send_fd(a, mine, 1000), 0);
+    int got = -1;
+    ck_assert_int_eq(mproc_conn_recv_fd(b, &got, 1000), 0);
+    struct stat s1, s2;
+    ck_assert_int_eq(fstat(got, &s1), 0);
+    ck_assert_int_eq(fstat(mine, &s2), 0);
+    ck_assert(s1.st_dev == s2.st_dev && s1.st_ino == s2.st_ino);
+    close(got);
+    /* The connection goes on. */
+    ck_assert_int_eq(mproc_conn_send(a, "ok", 2, 0), 0);
+    char buf[4];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_uint_eq(n, 2);
+    close(orphan);
+    close(mine);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
 }
 END_TEST
 
@@ -1465,6 +1504,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, send_batch_arrives_as_separate_messages);
     TEST_ADD(s, garbage_from_a_peer_is_eproto_and_closes_the_connection);
     TEST_ADD(s, garbage_in_a_ring_stops_its_senders_too);
+    TEST_ADD(s, orphan_fds_of_a_dead_ring_sender_are_skipped);
     TEST_ADD(s, truncated_frame_is_eproto);
     TEST_ADD(s, peer_killed_mid_message_is_eproto_not_a_hang);
     TEST_ADD(s, recv_timeout_inside_a_small_message_keeps_it);
