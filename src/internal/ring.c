@@ -34,11 +34,13 @@ _Static_assert((MPROC__RING_DATA & MASK) == 0, "ring size: a power of two");
 _Static_assert(CHUNK >= MPROC__FRAME_HDR, "a chunk holds a header");
 /* The layout docs/conn.md gives. */
 _Static_assert(offsetof(mproc__ring, head) == 128, "ring layout");
-_Static_assert(offsetof(mproc__ring, wlock) == 144, "ring layout");
-_Static_assert(offsetof(mproc__ring, tail) == 256, "ring layout");
-_Static_assert(offsetof(mproc__ring, armed) == 384, "ring layout");
-_Static_assert(offsetof(mproc__ring, space_wait) == 388, "ring layout");
-_Static_assert(offsetof(mproc__ring, data) == 512, "ring layout");
+_Static_assert(offsetof(mproc__ring, torn) == 136, "ring layout");
+_Static_assert(offsetof(mproc__ring, wlock) == 256, "ring layout");
+_Static_assert(offsetof(mproc__ring, inside) == 288, "ring layout");
+_Static_assert(offsetof(mproc__ring, tail) == 384, "ring layout");
+_Static_assert(offsetof(mproc__ring, armed) == 512, "ring layout");
+_Static_assert(offsetof(mproc__ring, space_wait) == 516, "ring layout");
+_Static_assert(offsetof(mproc__ring, data) == 640, "ring layout");
 
 static inline void cpu_relax(void)
 {

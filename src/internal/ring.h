@@ -56,10 +56,12 @@
 
 typedef struct mproc__ring {
     uint32_t magic, version, data_size, reserved;
+    /* Read by a spinning receiver: written once per publish. */
     alignas(128) _Atomic uint64_t head; /* bytes published */
-    _Atomic uint32_t torn;   /* a sender died inside a published frame */
+    _Atomic uint32_t torn; /* a frame was left half published, for good */
+    /* The senders' own line, so their lock traffic does not disturb it. */
+    alignas(128) mproc__lockword wlock; /* serializes senders */
     _Atomic uint32_t inside; /* the lock holder published part of a frame */
-    mproc__lockword wlock;   /* serializes senders */
     alignas(128) _Atomic uint64_t tail;  /* bytes consumed */
     alignas(128) _Atomic uint32_t armed; /* the reader sleeps: ring the fd */
     _Atomic uint32_t space_wait;         /* a sender sleeps on space_seq */
