@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -491,6 +492,122 @@ START_TEST(orphan_fds_of_a_dead_ring_sender_are_skipped)
     close(mine);
     mproc_conn_close(a);
     mproc_conn_close(b);
+}
+END_TEST
+
+/* Waits until process pid sleeps (its /proc wchan names a poll, or where
+ * wchan is hidden its state is 'S'), up to ms; true when seen. */
+static int wait_in_poll(pid_t pid, int64_t ms)
+{
+    int64_t until = test_now_ms() + test_ms(ms);
+    char path[64], buf[128];
+    for (;;) {
+        snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+        FILE *f = fopen(path, "r");
+        size_t n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        buf[n] = '\0';
+        if (strstr(buf, "poll") != NULL)
+            return 1;
+        if (n == 0 || strcmp(buf, "0") == 0) {
+            snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+            f = fopen(path, "r");
+            n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f != NULL)
+                fclose(f);
+            buf[n] = '\0';
+            char *rp = strrchr(buf, ')');
+            if (rp != NULL && rp[1] == ' ' && rp[2] == 'S')
+                return 1;
+        }
+        if (test_now_ms() > until)
+            return 0;
+        usleep(1000);
+    }
+}
+
+/* A sender killed after publishing a message but before ringing the
+ * doorbell, with the sending end still open elsewhere (so no EOF comes):
+ * the receiver asleep on the doorbell finds the dead lock holder within a
+ * slice and takes the message. */
+START_TEST(sender_killed_before_ringing_strands_nothing)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    pid_t rx = fork();
+    ck_assert_int_ge(rx, 0);
+    if (rx == 0) {
+        char buf[16];
+        size_t n;
+        int64_t t0 = test_now_ms();
+        int rc = mproc_conn_recv(r, buf, sizeof buf, &n, test_ms(10000));
+        if (rc != 0)
+            _exit(2);
+        if (n != 5 || memcmp(buf, "hello", 5) != 0)
+            _exit(3);
+        _exit(test_now_ms() - t0 < test_ms(5000) ? 0 : 4);
+    }
+    ck_assert(wait_in_poll(rx, 5000));
+    pid_t tx = fork();
+    ck_assert_int_ge(tx, 0);
+    if (tx == 0) {
+        /* What a sender does up to its death: lock, copy, publish. */
+        struct mproc__ringio *io = mproc__conn_ringio(w, true);
+        mproc__deadline d;
+        mproc__deadline_init(&d, 1000);
+        if (io == NULL || mproc__ring_lock(io, &d) != 0)
+            _exit(1);
+        unsigned char frame[MPROC__FRAME_HDR + 5];
+        mproc__frame_put_header(frame, 5, 0);
+        memcpy(frame + MPROC__FRAME_HDR, "hello", 5);
+        uint64_t head = atomic_load(&io->r->head);
+        memcpy(io->r->data + (head & (MPROC__RING_DATA - 1)), frame,
+               sizeof frame);
+        atomic_store(&io->r->head, head + sizeof frame);
+        _exit(0); /* holding the lock, without a bell */
+    }
+    ck_assert_int_eq(test_wait_status(tx), 0);
+    ck_assert_int_eq(test_wait_status(rx), 0);
+    /* The lock is free again: this process's copy of the end sends. */
+    ck_assert_int_eq(mproc_conn_send(w, "next", 4, 1000), 0);
+    char buf[16];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_mem_eq(buf, "next", 4);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+}
+END_TEST
+
+/* A sender killed inside a message larger than the ring while another
+ * process keeps the sending end open: the receiver gets MPROC_EPROTO in
+ * bounded time, not a wait for an EOF that never comes. */
+START_TEST(torn_message_is_eproto_while_other_senders_idle)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        size_t len = (size_t)16 << 20;
+        char *b = calloc(1, len);
+        mproc_conn_send(w, b, len, MPROC_FOREVER); /* killed inside */
+        _exit(0);
+    }
+    ck_assert_int_eq(mproc_conn_poll(r, test_ms(10000)), 0);
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(test_wait_status(pid), 128 + SIGKILL);
+    void *p = NULL;
+    size_t n;
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, test_ms(10000)),
+                     MPROC_EPROTO);
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(5000));
+    ck_assert_ptr_null(p);
+    ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_EBROKEN);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
 }
 END_TEST
 
@@ -1505,6 +1622,8 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, garbage_from_a_peer_is_eproto_and_closes_the_connection);
     TEST_ADD(s, garbage_in_a_ring_stops_its_senders_too);
     TEST_ADD(s, orphan_fds_of_a_dead_ring_sender_are_skipped);
+    TEST_ADD(s, sender_killed_before_ringing_strands_nothing);
+    TEST_ADD(s, torn_message_is_eproto_while_other_senders_idle);
     TEST_ADD(s, truncated_frame_is_eproto);
     TEST_ADD(s, peer_killed_mid_message_is_eproto_not_a_hang);
     TEST_ADD(s, recv_timeout_inside_a_small_message_keeps_it);
