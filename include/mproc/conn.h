@@ -50,8 +50,10 @@
  * (or recvs) on one end are serialized by an internal lock, and waiting
  * for that lock counts against the call's timeout (a recv with a timeout
  * returns MPROC_ETIMEDOUT on time even while another thread sits in a recv
- * with MPROC_FOREVER). Processes: only one process may receive on an end
- * (a kernel end reads ahead up to 64 KiB into its own memory, so two
+ * with MPROC_FOREVER). Processes: only one process may receive on an end,
+ * and that includes mproc_conn_poll() and mproc_wait() on it (on an
+ * mproc_pipe end they take doorbell bytes meant for the receiver; a
+ * kernel end reads ahead up to 64 KiB into its own memory, so two
  * processes reading one end would each get parts of the stream, and a
  * child forked after messages were buffered would receive those messages
  * again). Several processes may send on one mproc_pipe end: their messages
