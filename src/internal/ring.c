@@ -116,8 +116,7 @@ void mproc__ring_unmap(mproc__ring *rings, int n)
         munmap(rings, map_size(n));
 }
 
-void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd,
-                        unsigned io)
+void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd, unsigned io)
 {
     x->r = r;
     x->fd = fd;
@@ -225,9 +224,13 @@ void mproc__ring_unlock(mproc__ringio *w)
     mproc__lockword_release_fast(&w->r->wlock);
 }
 
+/* Room after head as this process last saw the tail. Other processes may
+ * have published more than the ring holds since then: that is no room
+ * (look again), not a difference that wraps around. */
 static inline uint64_t space(const mproc__ringio *w, uint64_t head)
 {
-    return MPROC__RING_DATA - (head - w->seen);
+    uint64_t used = head - w->seen;
+    return used >= MPROC__RING_DATA ? 0 : MPROC__RING_DATA - used;
 }
 
 static bool spin_for_space(mproc__ringio *w, uint64_t head, uint64_t need)
@@ -271,8 +274,7 @@ static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
             return 0;
         int rc = mproc__ring_reader_gone(w);
         if (rc == 0)
-            rc = mproc__waitword_sleep(&r->space_seq, seq, d, check_reader,
-                                       w);
+            rc = mproc__waitword_sleep(&r->space_seq, seq, d, check_reader, w);
         if (rc < 0)
             return rc;
     }
@@ -326,7 +328,6 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
         *done = total;
         return notify(w);
     }
-    atomic_store(&r->inside, 1);
     size_t sent = 0;
     int rc = 0;
     while (sent < total) {
@@ -338,6 +339,10 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
         if (n > left)
             n = left;
         copy_in(r, head, iov, cnt, sent, n);
+        /* Only a frame begun in the ring is torn by its sender's death:
+         * one killed while it waits for room to begin leaves nothing. */
+        if (sent == 0)
+            atomic_store(&r->inside, 1);
         head += n;
         atomic_store_explicit(&r->head, head, memory_order_release);
         sent += n;
