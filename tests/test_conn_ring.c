@@ -269,6 +269,57 @@ START_TEST(several_processes_send_on_one_end_without_interleaving)
 }
 END_TEST
 
+START_TEST(sender_with_a_stale_view_never_overwrites_unread_messages)
+{
+    /* Two handles on one send end (each keeps its own view of how far the
+     * receiver is): one sends while the other is idle, so the idle one's
+     * view falls more than a ring behind. */
+    for (int duplex = 0; duplex < 2; duplex++) {
+        mproc_conn *r, *w, *x, *y, *w2;
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&x, &y, true), 0);
+        ck_assert_int_eq(mproc_conn_send_conn(x, w, 0), 0);
+        ck_assert_int_eq(mproc_conn_recv_conn(y, &w2, test_ms(1000)), 0);
+        unsigned char m[1000], got[1000];
+        size_t n;
+        ck_assert_int_eq(mproc_conn_send(w, m, sizeof m, 0), 0);
+        ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0), 0);
+        for (int i = 0; i < 80; i++) {
+            ck_assert_int_eq(mproc_conn_send(w2, m, sizeof m, 0), 0);
+            ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0), 0);
+        }
+        int count = 0, rc;
+        for (;;) {
+            pattern(m, sizeof m, (unsigned)count);
+            if ((rc = mproc_conn_send(w2, m, sizeof m, 0)) != 0)
+                break;
+            count++;
+        }
+        ck_assert_int_eq(rc, MPROC_ETIMEDOUT);
+        /* The ring is full: the stale handle must wait, not overwrite. */
+        memset(m, 0xee, sizeof m);
+        ck_assert_int_eq(mproc_conn_send(w, m, sizeof m, 0), MPROC_ETIMEDOUT);
+        ck_assert_int_eq(mproc_conn_send(w, m, 16, 0), MPROC_ETIMEDOUT);
+        for (int i = 0; i < count; i++) {
+            ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0), 0);
+            ck_assert_uint_eq(n, sizeof m);
+            ck_assert(pattern_ok(got, n, (unsigned)i));
+        }
+        ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0),
+                         MPROC_ETIMEDOUT);
+        /* With room again, it sends. */
+        ck_assert_int_eq(mproc_conn_send(w, m, sizeof m, 0), 0);
+        ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0), 0);
+        ck_assert_uint_eq(got[0], 0xee);
+        mproc_conn_close(w2);
+        mproc_conn_close(x);
+        mproc_conn_close(y);
+        mproc_conn_close(r);
+        mproc_conn_close(w);
+    }
+}
+END_TEST
+
 /* ----- senders that stop inside a message ----- */
 
 /* A child that sends one 64 MiB message nobody reads: it blocks inside. */
@@ -1537,6 +1588,7 @@ Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("conn_ring");
     TEST_ADD(s, several_processes_send_on_one_end_without_interleaving);
+    TEST_ADD(s, sender_with_a_stale_view_never_overwrites_unread_messages);
     TEST_ADD(s, sender_killed_inside_a_large_message_tears_it_for_everyone);
     TEST_ADD(s, sender_killed_before_its_large_message_began_tears_nothing);
     TEST_ADD(s, send_timed_out_inside_a_large_message_tears_it);
