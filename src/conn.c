@@ -37,12 +37,13 @@
 #define PASS_CONN 1u /* a connection end; byte 1 says messages or bytes */
 #define PASS_LEN 4u
 /* Bits of byte 1 of a PASS_CONN payload. */
-#define PASS_BYTES 0x1u  /* a byte stream */
-#define PASS_SHARED 0x2u /* a FIFO write end shared by several writers */
-#define PASS_RING 0x4u   /* an mproc_pipe end: its memory file follows */
-#define PASS_SIDE_B 0x8u /* ... the second end made */
+#define PASS_BYTES 0x1u   /* a byte stream */
+#define PASS_SHARED 0x2u  /* a FIFO write end shared by several writers */
+#define PASS_RING 0x4u    /* an mproc_pipe end: its memory file follows */
+#define PASS_SIDE_B 0x8u  /* ... the second end made */
 #define PASS_DUPLEX 0x10u /* ... of a duplex pair (two rings) */
-#define PASS_KNOWN (PASS_BYTES | PASS_SHARED | PASS_RING | PASS_SIDE_B | PASS_DUPLEX)
+#define PASS_KNOWN                                                             \
+    (PASS_BYTES | PASS_SHARED | PASS_RING | PASS_SIDE_B | PASS_DUPLEX)
 
 struct mproc_conn {
     int fd;
@@ -102,7 +103,6 @@ void mproc__conn_set_multi_writer(mproc_conn *c, bool multi)
 {
     c->multi_writer = multi;
 }
-
 
 /* Takes m before the deadline (MPROC_ETIMEDOUT otherwise): a call with a
  * timeout is bounded also while another thread holds the end. */
@@ -580,8 +580,8 @@ static int ring_read_rest(mproc_conn *c, unsigned char *dst, size_t len,
 {
     while (*off < len) {
         size_t left = len - *off;
-        int rc = ring_fill(c, left < MPROC__RING_CHUNK ? left : MPROC__RING_CHUNK,
-                           d);
+        int rc = ring_fill(
+            c, left < MPROC__RING_CHUNK ? left : MPROC__RING_CHUNK, d);
         if (rc == MPROC_ECLOSED)
             return fail_recv(c, MPROC_EPROTO);
         if (rc < 0)
@@ -937,11 +937,16 @@ static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
             return rc;
         rc = mproc__ring_wait_space(&c->rout, sizeof msg, &d);
         if (rc == 0) {
+            /* Until the frame is published, fds may be on the socket that
+             * no frame claims: a sender dying here must leave the stream
+             * torn (the next sender's frame would get these fds). */
+            atomic_store(&c->rout.r->inside, 1);
             struct iovec one = {(void *)"", 1};
             rc = mproc__io_send_fds(c->fd, &one, 1, fds, nfd, &d, &done);
         }
         if (rc == 0)
             rc = mproc__ring_put(&c->rout, &iov, 1, sizeof msg, &d, &done);
+        atomic_store(&c->rout.r->inside, 0);
         mproc__ring_unlock(&c->rout);
         return rc;
     }
@@ -1081,8 +1086,8 @@ static int attach_rings(mproc_conn *e, int memfd, unsigned arg)
     /* The end must be what the pair made: a socket for a duplex pair; a
      * simplex pair's receiving side a and sending side b. */
     if ((n == 2) != ((e->io & MPROC__IO_SOCK) != 0) ||
-        (n == 1 && (side_b ? !e->can_send || e->can_recv
-                           : e->can_send || !e->can_recv)))
+        (n == 1 &&
+         (side_b ? !e->can_send || e->can_recv : e->can_send || !e->can_recv)))
         return MPROC_EPROTO;
     mproc__ring *rings;
     int rc = mproc__ring_attach(memfd, n, &rings);
