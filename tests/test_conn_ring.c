@@ -1573,6 +1573,48 @@ START_TEST(batch_with_messages_larger_than_the_ring_arrives_whole)
 }
 END_TEST
 
+START_TEST(batch_that_times_out_reports_exactly_what_was_sent)
+{
+    enum { NM = 200 };
+    for (int duplex = 0; duplex < 2; duplex++) {
+        mproc_conn *r, *w;
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        static unsigned char data[NM][1000];
+        mproc_conn_msg m[NM];
+        for (int i = 0; i < NM; i++) {
+            pattern(data[i], sizeof data[i], (unsigned)i);
+            m[i].data = data[i];
+            m[i].len = sizeof data[i];
+        }
+        /* More than the ring holds and nobody reads. */
+        size_t sent = 0;
+        ck_assert_int_eq(mproc_conn_send_batch(w, m, NM, &sent, 20),
+                         MPROC_ETIMEDOUT);
+        ck_assert_uint_gt(sent, 0);
+        ck_assert_uint_lt(sent, NM);
+        unsigned char got[1000];
+        size_t n;
+        for (size_t i = 0; i < sent; i++) {
+            ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0), 0);
+            ck_assert_uint_eq(n, sizeof got);
+            ck_assert(pattern_ok(got, n, (unsigned)i));
+        }
+        /* Exactly those: nothing of the rest, and the end goes on. */
+        ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0),
+                         MPROC_ETIMEDOUT);
+        size_t sent2 = 0;
+        ck_assert_int_eq(mproc_conn_send_batch(w, m + sent, 3, &sent2, 0), 0);
+        ck_assert_uint_eq(sent2, 3);
+        for (size_t i = sent; i < sent + 3; i++) {
+            ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0), 0);
+            ck_assert(pattern_ok(got, n, (unsigned)i));
+        }
+        mproc_conn_close(r);
+        mproc_conn_close(w);
+    }
+}
+END_TEST
+
 /* ----- bad input ----- */
 
 START_TEST(bad_input_on_ring_ends_is_refused_and_changes_nothing)
@@ -1695,6 +1737,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, large_message_resumes_after_wait_and_recv_zero_on_a_ring);
     TEST_ADD(s, two_threads_receiving_on_one_end_get_each_message_once);
     TEST_ADD(s, batch_with_messages_larger_than_the_ring_arrives_whole);
+    TEST_ADD(s, batch_that_times_out_reports_exactly_what_was_sent);
     TEST_ADD(s, bad_input_on_ring_ends_is_refused_and_changes_nothing);
     return s;
 }
