@@ -497,7 +497,10 @@ typedef struct mproc_wait_item {
  * as for mproc_conn_poll() (bytes of a message, or EOF: a recv with timeout
  * 0 makes progress, and a timeout inside a message loses nothing); a pidfd
  * when the process has exited; any fd when poll(2) says so (errors and
- * hangups count as ready). Sets every item's `ready` field and returns
+ * hangups count as ready). MPROC_WAIT_WRITE on a connection asks poll(2)
+ * about its fd: for an mproc_pipe end that is the doorbell, writable even
+ * while the ring is full, so send with a timeout instead of waiting for
+ * it. Sets every item's `ready` field and returns
  * how many are ready (>= 1), MPROC_ETIMEDOUT (all `ready` are 0),
  * MPROC_EINVAL (NULL items with n > 0, an item with neither conn nor
  * fd >= 0, bad timeout, n == 0 with MPROC_FOREVER), MPROC_EBADF (an fd that
