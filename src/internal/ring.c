@@ -116,8 +116,7 @@ void mproc__ring_unmap(mproc__ring *rings, int n)
         munmap(rings, map_size(n));
 }
 
-void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd,
-                        unsigned io)
+void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd, unsigned io)
 {
     x->r = r;
     x->fd = fd;
@@ -215,7 +214,9 @@ int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
         return rc == MPROC_ENOTRECOVERABLE ? MPROC_EBROKEN : rc;
     if (atomic_load_explicit(&r->torn, memory_order_relaxed) != 0) {
         mproc__lockword_release_fast(&r->wlock);
-        return MPROC_EBROKEN;
+        /* A stream torn because its reader left (a sender streaming when
+         * it learned) is closed, not broken, for every sender. */
+        return mproc__ring_reader_gone(w) < 0 ? MPROC_ECLOSED : MPROC_EBROKEN;
     }
     return 0;
 }
@@ -225,9 +226,13 @@ void mproc__ring_unlock(mproc__ringio *w)
     mproc__lockword_release_fast(&w->r->wlock);
 }
 
+/* Free bytes after head as far as this process knows. seen is its own last
+ * look at the tail: senders in other processes may since have moved head
+ * more than a ring past it, which means "look again", not "all free". */
 static inline uint64_t space(const mproc__ringio *w, uint64_t head)
 {
-    return MPROC__RING_DATA - (head - w->seen);
+    uint64_t used = head - w->seen;
+    return used < MPROC__RING_DATA ? MPROC__RING_DATA - used : 0;
 }
 
 static bool spin_for_space(mproc__ringio *w, uint64_t head, uint64_t need)
@@ -271,8 +276,7 @@ static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
             return 0;
         int rc = mproc__ring_reader_gone(w);
         if (rc == 0)
-            rc = mproc__waitword_sleep(&r->space_seq, seq, d, check_reader,
-                                       w);
+            rc = mproc__waitword_sleep(&r->space_seq, seq, d, check_reader, w);
         if (rc < 0)
             return rc;
     }
