@@ -371,11 +371,14 @@ uint64_t mproc__ring_readable(const mproc__ringio *r)
            atomic_load_explicit(&r->r->tail, memory_order_relaxed);
 }
 
-int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds)
+/* mproc__ring_drain; *more: it stopped after a short read, which saves
+ * a system call but may leave an EOF unread behind the bytes. */
+static int drain(mproc__ringio *r, int *fds, int *nfds, int maxfds, bool *more)
 {
     mproc__deadline now;
     mproc__deadline_init(&now, 0);
     unsigned char junk[64];
+    *more = false;
     for (;;) {
         size_t got = 0;
         int rc = mproc__io_read(r->fd, r->io, junk, sizeof junk, &got, fds,
@@ -384,11 +387,21 @@ int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds)
             atomic_store(&r->eof, true);
             return 0;
         }
-        if (rc == MPROC_ETIMEDOUT || (rc == 0 && got < sizeof junk))
+        if (rc == MPROC_ETIMEDOUT)
             return 0;
+        if (rc == 0 && got < sizeof junk) {
+            *more = true;
+            return 0;
+        }
         if (rc < 0)
             return rc == MPROC_EPROTO ? rc : 0;
     }
+}
+
+int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds)
+{
+    bool more;
+    return drain(r, fds, nfds, maxfds, &more);
 }
 
 static bool spin_for_data(mproc__ringio *r, uint64_t tail, uint64_t need)
@@ -438,8 +451,13 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
         int rc;
         if (expired) {
             /* Take a doorbell byte left from an earlier round, so the fd
-             * is not readable with nothing behind it. */
-            rc = mproc__ring_drain(r, fds, nfds, maxfds);
+             * is not readable with nothing behind it; and look behind
+             * such bytes once more, so that every sender's close is
+             * MPROC_ECLOSED now rather than a timeout first. */
+            bool more;
+            rc = drain(r, fds, nfds, maxfds, &more);
+            if (rc == 0 && more && !atomic_load(&r->eof))
+                rc = drain(r, fds, nfds, maxfds, &more);
             if (rc == 0 && atomic_load(&r->eof))
                 continue;
             return rc < 0 ? rc : MPROC_ETIMEDOUT;
