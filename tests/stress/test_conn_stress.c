@@ -211,7 +211,7 @@ static void plan_fill(unsigned char *b, size_t len, unsigned id, uint64_t seq)
         b[k] = pattern(id, seq, k);
 }
 
-/* Checks a received message: 0 when whole and correct, with its sender
+/* Checks a received message: NULL when whole and correct, with its sender
  * and sequence in *id, *seq; else a short reason. */
 static const char *plan_check(const round_plan *pl, const unsigned char *b,
                               size_t len, unsigned *id, uint64_t *seq)
@@ -302,15 +302,9 @@ enum { ROUND_CLEAN, ROUND_TORN };
  * (or, forced, the one inside a streamed message); receive and check
  * everything. Returns ROUND_CLEAN or ROUND_TORN. */
 static int senders_round(int round, uint64_t run, uint64_t *rs, bool duplex,
-                         bool small_only, bool forced_torn, unsigned char *b)
+                         bool small_only, bool forced_torn, shared_state *sh,
+                         unsigned char *b)
 {
-    static shared_state *sh;
-    if (sh == NULL) {
-        void *m = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        ck_assert(m != MAP_FAILED);
-        sh = m;
-    }
     memset(sh, 0, sizeof *sh);
     round_plan pl = {rnd(rs), small_only, forced_torn ? 0 : -1};
     mproc_conn *r, *w;
@@ -454,6 +448,10 @@ START_TEST(several_senders_killed_at_random_never_corrupt_the_ring)
             (unsigned long long)run);
     unsigned char *b = malloc(BIG_MAX);
     ck_assert_ptr_nonnull(b);
+    /* What the senders were doing, shared with them (inherited). */
+    shared_state *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert(sh != MAP_FAILED);
     int n[2] = {0, 0}, random_n[2] = {0, 0};
     for (int round = 0; round < MULTI_ROUNDS; round++) {
         /* Every third round over a duplex pair. Some rounds force an
@@ -462,13 +460,14 @@ START_TEST(several_senders_killed_at_random_never_corrupt_the_ring)
          * torn, wherever the kills land); the others are left to chance. */
         bool duplex = round % 3 == 1;
         bool forced_torn = round % 8 == 3, small_only = round % 8 == 6;
-        int end =
-            senders_round(round, run, &rs, duplex, small_only, forced_torn, b);
+        int end = senders_round(round, run, &rs, duplex, small_only,
+                                forced_torn, sh, b);
         n[end]++;
         if (!forced_torn && !small_only)
             random_n[end]++;
     }
     free(b);
+    munmap(sh, sizeof *sh);
     fprintf(stderr,
             "several senders: %d rounds clean (MPROC_ECLOSED), %d torn "
             "(MPROC_EPROTO); of the random ones %d clean, %d torn\n",
