@@ -237,7 +237,10 @@ int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
         return rc == MPROC_ENOTRECOVERABLE ? MPROC_EBROKEN : rc;
     if (atomic_load_explicit(&r->torn, memory_order_relaxed) != 0) {
         mproc__lockword_release_fast(&r->wlock);
-        return MPROC_EBROKEN;
+        /* A stream torn because its reader left (a sender streaming when
+         * it learned, or a receiver that shut its socket down on garbage)
+         * is closed, not broken, for every sender. */
+        return mproc__ring_reader_gone(w) < 0 ? MPROC_ECLOSED : MPROC_EBROKEN;
     }
     return 0;
 }
