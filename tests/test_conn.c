@@ -495,38 +495,6 @@ START_TEST(orphan_fds_of_a_dead_ring_sender_are_skipped)
 }
 END_TEST
 
-/* Waits until process pid sleeps (its /proc wchan names a poll, or where
- * wchan is hidden its state is 'S'), up to ms; true when seen. */
-static int wait_in_poll(pid_t pid, int64_t ms)
-{
-    int64_t until = test_now_ms() + test_ms(ms);
-    char path[64], buf[128];
-    for (;;) {
-        snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
-        FILE *f = fopen(path, "r");
-        size_t n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f != NULL)
-            fclose(f);
-        buf[n] = '\0';
-        if (strstr(buf, "poll") != NULL)
-            return 1;
-        if (n == 0 || strcmp(buf, "0") == 0) {
-            snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-            f = fopen(path, "r");
-            n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
-            if (f != NULL)
-                fclose(f);
-            buf[n] = '\0';
-            char *rp = strrchr(buf, ')');
-            if (rp != NULL && rp[1] == ' ' && rp[2] == 'S')
-                return 1;
-        }
-        if (test_now_ms() > until)
-            return 0;
-        usleep(1000);
-    }
-}
-
 /* A sender killed after publishing a message but before ringing the
  * doorbell, with the sending end still open elsewhere (so no EOF comes):
  * the receiver asleep on the doorbell finds the dead lock holder within a
@@ -548,7 +516,7 @@ START_TEST(sender_killed_before_ringing_strands_nothing)
             _exit(3);
         _exit(test_now_ms() - t0 < test_ms(5000) ? 0 : 4);
     }
-    ck_assert(wait_in_poll(rx, 5000));
+    ck_assert(test_wait_asleep(rx, "poll", 5000));
     pid_t tx = fork();
     ck_assert_int_ge(tx, 0);
     if (tx == 0) {

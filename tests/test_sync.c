@@ -100,37 +100,10 @@ static pid_t spawn_with_pid(pid_t want, int (*fn)(void *), void *arg)
     return got;
 }
 
-/* Waits until process pid sleeps in a futex wait (its /proc wchan), or ms
- * pass; true when seen. Where wchan is hidden (reads "0"), a sleeping state
- * 'S' is taken instead. */
+/* Waits until process pid sleeps in a futex wait, or ms pass. */
 static int wait_asleep(pid_t pid, int64_t ms)
 {
-    int64_t until = test_now_ms() + test_ms(ms);
-    char path[64], buf[128];
-    for (;;) {
-        snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
-        FILE *f = fopen(path, "r");
-        size_t n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f != NULL)
-            fclose(f);
-        buf[n] = '\0';
-        if (strstr(buf, "futex") != NULL)
-            return 1;
-        if (n == 0 || strcmp(buf, "0") == 0) {
-            snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-            f = fopen(path, "r");
-            n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
-            if (f != NULL)
-                fclose(f);
-            buf[n] = '\0';
-            char *rp = strrchr(buf, ')');
-            if (rp != NULL && rp[1] == ' ' && rp[2] == 'S')
-                return 1;
-        }
-        if (test_now_ms() > until)
-            return 0;
-        usleep(1000);
-    }
+    return test_wait_asleep(pid, "futex", ms);
 }
 
 static void kill_and_reap(pid_t p)

@@ -260,3 +260,33 @@ int main(void)
         return 1;
     return failed == 0 ? 0 : 1;
 }
+
+int test_wait_asleep(int pid, const char *in, int64_t ms)
+{
+    int64_t until = test_now_ms() + test_ms(ms);
+    char path[64], buf[128];
+    for (;;) {
+        snprintf(path, sizeof path, "/proc/%d/wchan", pid);
+        FILE *f = fopen(path, "r");
+        size_t n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        buf[n] = '\0';
+        if (strstr(buf, in) != NULL)
+            return 1;
+        if (n == 0 || strcmp(buf, "0") == 0) {
+            snprintf(path, sizeof path, "/proc/%d/stat", pid);
+            f = fopen(path, "r");
+            n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f != NULL)
+                fclose(f);
+            buf[n] = '\0';
+            char *rp = strrchr(buf, ')');
+            if (rp != NULL && rp[1] == ' ' && rp[2] == 'S')
+                return 1;
+        }
+        if (test_now_ms() > until)
+            return 0;
+        usleep(1000);
+    }
+}

@@ -40,6 +40,12 @@ int64_t test_now_ms(void);
  * 128+signal when it was killed, or -1 on error. */
 int test_wait_status(int pid);
 
+/* Waits until process (or thread) pid sleeps in the kernel in a function
+ * whose name contains `in` (its /proc wchan: "futex", "poll"), or, where
+ * wchan is hidden (reads "0"), in state 'S'; up to test_ms(ms). True when
+ * seen. */
+int test_wait_asleep(int pid, const char *in, int64_t ms);
+
 /* Reads fd until EOF (or n - 1 bytes), retrying EINTR; NUL-terminates buf
  * and returns the length read. */
 size_t test_read_to_eof(int fd, char *buf, size_t n);

@@ -42,17 +42,6 @@ _Static_assert(offsetof(mproc__ring, armed) == 512, "ring layout");
 _Static_assert(offsetof(mproc__ring, space_wait) == 516, "ring layout");
 _Static_assert(offsetof(mproc__ring, data) == 640, "ring layout");
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
 /* Spinning helps only when the other side runs on another CPU. */
 static bool may_spin(void)
 {
@@ -267,7 +256,7 @@ static bool spin_for_space(mproc__ringio *w, uint64_t head, uint64_t need)
         if (space(w, head) >= need ||
             atomic_load_explicit(&w->r->torn, memory_order_relaxed) != 0)
             return true;
-        cpu_relax();
+        mproc__os_cpu_relax();
         if ((i & 63u) == 0 && mproc__os_monotonic_ns() > until)
             return false;
     }
@@ -455,7 +444,7 @@ static bool spin_for_data(mproc__ringio *r, uint64_t tail, uint64_t need)
         if (r->seen - tail >= need ||
             atomic_load_explicit(&g->torn, memory_order_relaxed) != 0)
             return true;
-        cpu_relax();
+        mproc__os_cpu_relax();
         if ((i & 63u) == 0 && mproc__os_monotonic_ns() > until)
             return false;
     }

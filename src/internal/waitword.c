@@ -14,23 +14,12 @@
  * on another CPU, short enough not to matter when it is not. */
 #define SPINS 64
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
 bool mproc__waitword_spin(_Atomic uint32_t *word, uint32_t expected)
 {
     for (int i = 0; i < SPINS; i++) {
         if (atomic_load_explicit(word, memory_order_acquire) != expected)
             return true;
-        cpu_relax();
+        mproc__os_cpu_relax();
     }
     return false;
 }

@@ -52,6 +52,18 @@ int mproc__os_futex_wait(const uint32_t *addr, uint32_t expected,
 /* Wakes up to n sleepers on addr; returns how many were woken or -errno. */
 int mproc__os_futex_wake(const uint32_t *addr, int n);
 
+/* A hint to the CPU inside a spin loop (x86 pause, arm64 yield). */
+static inline void mproc__os_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
 /* Asks the kernel to send sig to the caller when its parent thread dies. */
 int mproc__os_set_parent_death_signal(int sig);
 
