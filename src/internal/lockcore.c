@@ -71,10 +71,19 @@ static int check_owner(void *arg)
     return owner_dead(arg) ? DEAD_OWNER : 0;
 }
 
-/* Takes over a lock whose owner died: one CAS from the word we saw. */
+/* Takes over a lock whose owner died: one CAS from the word we saw. The
+ * dead owner's start time is cleared first ("not yet known"), so that in
+ * the moment between the CAS and took() nobody sees our tid beside the
+ * dead one's start time and judges us dead too. A racer that already
+ * stored its own start time is left alone (the compare fails), and only
+ * one CAS of the word succeeds. */
 static bool take_over(mproc__lockword *l, uint32_t seen, pid_t self,
                       uint64_t start)
 {
+    uint64_t dead = atomic_load(&l->owner_start);
+    if (atomic_load(&l->word) != seen)
+        return false;
+    atomic_compare_exchange_strong(&l->owner_start, &dead, 0);
     if (!atomic_compare_exchange_strong(&l->word, &seen,
                                         (uint32_t)self | MPROC__LOCK_WAITERS))
         return false;
@@ -178,6 +187,22 @@ bool mproc__lockword_owner_dead(mproc__lockword *l)
     if (atomic_load(&l->word) != w)
         return false;
     return !mproc__os_task_alive((pid_t)(w & MPROC__LOCK_TIDMASK), ostart);
+}
+
+int mproc__lockword_take_if_gone(mproc__lockword *l)
+{
+    uint32_t w = atomic_load(&l->word);
+    if (w == 0 || w == MPROC__LOCK_NOTREC)
+        return 0;
+    /* Only a thread id that names no task at all: a live thread with a
+     * start time that does not match may be a new owner in the window
+     * before it records its own. */
+    if (mproc__os_task_alive((pid_t)(w & MPROC__LOCK_TIDMASK), 0))
+        return 0;
+    pid_t self;
+    uint64_t start;
+    mproc__os_self_ident(&self, &start);
+    return take_over(l, w, self, start) ? MPROC_EOWNERDEAD : 0;
 }
 
 bool mproc__lockword_owned(mproc__lockword *l)

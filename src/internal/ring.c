@@ -89,11 +89,13 @@ int mproc__ring_create(int n, int *memfd, mproc__ring **rings)
 int mproc__ring_attach(int memfd, int n, mproc__ring **rings)
 {
     size_t size = map_size(n);
+    /* Seals first: once sealed, the size looked at next cannot change. */
+    if (!mproc__os_memfd_sealed(memfd))
+        return MPROC_EPROTO;
     struct stat st;
     if (fstat(memfd, &st) < 0)
         return -errno;
-    if (!S_ISREG(st.st_mode) || (size_t)st.st_size != size ||
-        !mproc__os_memfd_sealed(memfd))
+    if (!S_ISREG(st.st_mode) || (size_t)st.st_size != size)
         return MPROC_EPROTO;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     if (p == MAP_FAILED)
@@ -424,15 +426,10 @@ int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds)
 void mproc__ring_recover(mproc__ringio *r)
 {
     mproc__ring *g = r->r;
-    if (!mproc__lockword_owner_dead(&g->wlock))
-        return;
-    mproc__deadline now;
-    mproc__deadline_init(&now, 0);
-    int rc = mproc__lockword_acquire(&g->wlock, &now);
-    if (rc == MPROC_EOWNERDEAD)
+    if (mproc__lockword_take_if_gone(&g->wlock) == MPROC_EOWNERDEAD) {
         take_over(g);
-    if (rc == 0 || rc == MPROC_EOWNERDEAD)
         mproc__lockword_release_fast(&g->wlock);
+    }
 }
 
 static bool spin_for_data(mproc__ringio *r, uint64_t tail, uint64_t need)

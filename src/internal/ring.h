@@ -135,9 +135,11 @@ uint64_t mproc__ring_readable(const mproc__ringio *r);
 int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
                      int *fds, int *nfds, int maxfds);
 
-/* When the senders' lock is held by a dead process: takes it over (a
- * frame it was inside is then torn) and lets it go. For a receiver that
- * has slept a while with nothing coming. */
+/* When the senders' lock is held by a thread that no longer exists:
+ * takes it over (a frame it was inside is then torn) and lets it go. For
+ * a receiver that has slept a while with nothing coming. (A dead holder
+ * whose thread id was reused is left to the next sender, whose acquire
+ * also checks the start time.) */
 void mproc__ring_recover(mproc__ringio *r);
 
 /* Copies n readable bytes starting off bytes past the tail. */
@@ -156,7 +158,9 @@ bool mproc__ring_arm(mproc__ringio *r);
 int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds);
 
 /* For a receiving end that found garbage: the direction is torn for good,
- * so senders (also one sleeping for room) get MPROC_EBROKEN. */
+ * so senders (also one sleeping for room) get MPROC_EBROKEN, or
+ * MPROC_ECLOSED once the kernel says no receiver is left (a duplex
+ * receiver shuts its socket down as well). */
 void mproc__ring_reader_broke(mproc__ringio *r);
 
 /* For a receiving end that closes: the next send rings the doorbell, so
