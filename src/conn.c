@@ -36,12 +36,11 @@
 #define PASS_FD 0u   /* a plain fd */
 #define PASS_CONN 1u /* a connection end; byte 1 says messages or bytes */
 #define PASS_LEN 4u
-/* Over a ring the payload also names each fd's file (st_dev and st_ino,
- * 8 bytes each, little-endian), so that fds a sender killed between
- * passing them and publishing its frame left on the socket are told
- * apart and closed. */
-#define PASS_IDENT 16u
-#define PASS_LEN_RING (PASS_LEN + PASS_IDENT * MPROC__IO_MAX_PASS)
+/* Over a ring the payload also carries the number its fds' token has on
+ * the doorbell socket (8 bytes, little-endian), so that fds a sender
+ * killed between passing them and publishing its frame left there are
+ * told apart and closed. */
+#define PASS_LEN_RING (PASS_LEN + 8u)
 /* Bits of byte 1 of a PASS_CONN payload. */
 #define PASS_BYTES 0x1u   /* a byte stream */
 #define PASS_SHARED 0x2u  /* a FIFO write end shared by several writers */
@@ -274,8 +273,10 @@ void mproc_conn_close(mproc_conn *c)
     for (int i = 0; i < c->nfdq; i++)
         mproc__os_close(c->fdq[i]);
     if (ringed(c)) {
-        if (c->rin.r != NULL)
+        if (c->rin.r != NULL) {
             mproc__ring_reader_closing(&c->rin);
+            mproc__ringio_fini(&c->rin);
+        }
         mproc__ring_unmap(c->rings, c->nrings);
         mproc__os_close(c->memfd);
     }
@@ -532,7 +533,7 @@ static int fill_to(mproc_conn *c, size_t want, const mproc__deadline *d)
  * MPROC_ECLOSED. */
 static int ring_fill(mproc_conn *c, uint64_t want, const mproc__deadline *d)
 {
-    int rc = mproc__ring_wait(&c->rin, want, d, c->fdq, &c->nfdq, MAX_FDQ);
+    int rc = mproc__ring_wait(&c->rin, want, d);
     if (rc == MPROC_ECLOSED && mproc__ring_readable(&c->rin) > 0)
         rc = MPROC_EPROTO;
     return rc == MPROC_EPROTO ? fail_recv(c, rc) : rc;
@@ -848,7 +849,7 @@ bool mproc__conn_drain_doorbell(mproc_conn *c)
 {
     if (pthread_mutex_trylock(&c->rmu) != 0)
         return false;
-    int rc = mproc__ring_drain(&c->rin, c->fdq, &c->nfdq, MAX_FDQ);
+    int rc = mproc__ring_drain(&c->rin);
     if (rc < 0)
         fail_recv(c, rc);
     pthread_mutex_unlock(&c->rmu);
@@ -935,23 +936,12 @@ static void put_le64(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-/* The identity of fd's file for PASS_IDENT: 0, or -errno. */
-static int ident_of(int fd, unsigned char out[PASS_IDENT])
-{
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
-    put_le64(out, (uint64_t)st.st_dev);
-    put_le64(out + 8, (uint64_t)st.st_ino);
-    return 0;
-}
-
 /* A frame that carries fds: PASS_LEN bytes of payload (tag, arg, number of
- * fds; over a ring also their identities, PASS_LEN_RING). Over the kernel
- * the fds ride on the frame's first byte; over a ring they go ahead on the
- * socket with one byte of their own (which also rings the doorbell), once
- * the ring has room for the frame, so that a frame is never published
- * without its fds. */
+ * fds; over a ring also their token's number, PASS_LEN_RING). Over the
+ * kernel the fds ride on the frame's first byte; over a ring they go
+ * ahead on the socket on a token of their own (which also rings the
+ * doorbell), once the ring has room for the frame, so that a frame is
+ * never published without its fds. */
 static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
                          unsigned arg, int64_t timeout_ms)
 {
@@ -972,10 +962,6 @@ static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
     msg[MPROC__FRAME_HDR] = (unsigned char)tag;
     msg[MPROC__FRAME_HDR + 1] = (unsigned char)arg;
     msg[MPROC__FRAME_HDR + 2] = (unsigned char)nfd;
-    for (int i = 0; ringed(c) && i < nfd; i++)
-        if ((rc = ident_of(fds[i], msg + MPROC__FRAME_HDR + PASS_LEN +
-                                       PASS_IDENT * (size_t)i)) < 0)
-            return rc;
     struct iovec iov = {msg, MPROC__FRAME_HDR + plen};
     size_t done = 0;
     if (ringed(c)) {
@@ -986,7 +972,12 @@ static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
             return rc;
         rc = mproc__ring_wait_space(&c->rout, iov.iov_len, &d);
         if (rc == 0) {
-            struct iovec one = {(void *)"", 1};
+            unsigned char tok[MPROC__RING_FDTOK_LEN];
+            uint64_t seq = mproc__ring_next_fdseq(&c->rout);
+            tok[0] = MPROC__RING_FDTOK;
+            put_le64(tok + 1, seq);
+            put_le64(msg + MPROC__FRAME_HDR + PASS_LEN, seq);
+            struct iovec one = {tok, sizeof tok};
             rc = mproc__io_send_fds(c->fd, &one, 1, fds, nfd, &d, &done);
         }
         if (rc == 0)
@@ -1091,26 +1082,24 @@ static int recv_with_fds(mproc_conn *c, int fds[MPROC__IO_MAX_PASS], int *nfd,
         rc = take_payload(c, pay, ringed(c) ? PASS_LEN_RING : PASS_LEN, false,
                           &d);
     int got = 0;
-    while (rc == 0 && got < pay[2]) {
-        /* Over a ring the fds went ahead on the socket: they are there. */
-        if (c->nfdq == 0 && ringed(c))
-            rc = mproc__ring_drain(&c->rin, c->fdq, &c->nfdq, MAX_FDQ);
-        if (rc == 0 && c->nfdq == 0)
+    if (rc == 0 && ringed(c)) {
+        /* Over a ring the fds went ahead on the socket, on a token that
+         * carries this frame's number. */
+        uint64_t seq = 0;
+        for (int i = 0; i < 8; i++)
+            seq |= (uint64_t)pay[PASS_LEN + (unsigned)i] << (8 * i);
+        rc = mproc__ring_take_fds(&c->rin, seq, fds, &got);
+        if (rc == 0 && got != pay[2])
             rc = MPROC_EPROTO;
-        if (rc < 0)
+    }
+    while (rc == 0 && !ringed(c) && got < pay[2]) {
+        if (c->nfdq == 0) {
+            rc = MPROC_EPROTO;
             break;
-        int fd = c->fdq[0];
+        }
+        fds[got++] = c->fdq[0];
         c->nfdq--;
         memmove(c->fdq, c->fdq + 1, (size_t)c->nfdq * sizeof(int));
-        unsigned char id[PASS_IDENT];
-        if (ringed(c) && (ident_of(fd, id) < 0 ||
-                          memcmp(id, pay + PASS_LEN + PASS_IDENT * (size_t)got,
-                                 PASS_IDENT) != 0)) {
-            /* Left by a sender that died before publishing its frame. */
-            mproc__os_close(fd);
-            continue;
-        }
-        fds[got++] = fd;
     }
     if (rc < 0)
         close_fds(fds, got);

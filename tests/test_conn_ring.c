@@ -473,8 +473,9 @@ START_TEST(sender_killed_before_its_large_message_began_tears_nothing)
 }
 END_TEST
 
-/* Runs a traced child until its first sendmsg(2) has returned 1 (one byte
- * sent), leaving it stopped there: 0, or -1 when it never got there. */
+/* Runs a traced child until its first sendmsg(2) has sent an fd token
+ * (MPROC__RING_FDTOK_LEN bytes), leaving it stopped there: 0, or -1 when
+ * it never got there. */
 static int stop_after_first_sendmsg(pid_t pid)
 {
     int st;
@@ -502,7 +503,7 @@ static int stop_after_first_sendmsg(pid_t pid)
         if (info.op == PTRACE_SYSCALL_INFO_ENTRY)
             last = (long)info.entry.nr;
         else if (info.op == PTRACE_SYSCALL_INFO_EXIT && last == SYS_sendmsg &&
-                 info.exit.rval == 1)
+                 info.exit.rval == MPROC__RING_FDTOK_LEN)
             return 0;
     }
     return -1;

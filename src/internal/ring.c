@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -37,6 +38,7 @@ _Static_assert(offsetof(mproc__ring, head) == 128, "ring layout");
 _Static_assert(offsetof(mproc__ring, torn) == 136, "ring layout");
 _Static_assert(offsetof(mproc__ring, wlock) == 256, "ring layout");
 _Static_assert(offsetof(mproc__ring, inside) == 288, "ring layout");
+_Static_assert(offsetof(mproc__ring, fdseq) == 296, "ring layout");
 _Static_assert(offsetof(mproc__ring, tail) == 384, "ring layout");
 _Static_assert(offsetof(mproc__ring, armed) == 512, "ring layout");
 _Static_assert(offsetof(mproc__ring, space_wait) == 516, "ring layout");
@@ -127,6 +129,28 @@ void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd, unsigned io)
     x->checked_ns = 0;
     x->gone = false;
     atomic_init(&x->eof, false);
+    x->toks = NULL;
+    x->ntok = x->captok = 0;
+    x->tok_have = -1;
+}
+
+static void close_tok(mproc__fdtok *t)
+{
+    for (int i = 0; i < t->n; i++)
+        mproc__os_close(t->fds[i]);
+    t->n = 0;
+}
+
+void mproc__ringio_fini(mproc__ringio *x)
+{
+    for (int i = 0; i < x->ntok; i++)
+        close_tok(&x->toks[i]);
+    if (x->tok_have >= 0)
+        close_tok(&x->tok);
+    free(x->toks);
+    x->toks = NULL;
+    x->ntok = x->captok = 0;
+    x->tok_have = -1;
 }
 
 /* ----- producer ----- */
@@ -300,6 +324,13 @@ static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
     }
 }
 
+uint64_t mproc__ring_next_fdseq(mproc__ringio *w)
+{
+    uint64_t seq = atomic_load_explicit(&w->r->fdseq, memory_order_relaxed) + 1;
+    atomic_store_explicit(&w->r->fdseq, seq, memory_order_relaxed);
+    return seq;
+}
+
 int mproc__ring_wait_space(mproc__ringio *w, size_t total,
                            const mproc__deadline *d)
 {
@@ -389,10 +420,60 @@ uint64_t mproc__ring_readable(const mproc__ringio *r)
            atomic_load_explicit(&r->r->tail, memory_order_relaxed);
 }
 
+/* The most fd tokens kept: beyond it the oldest go (closed), as tokens
+ * pile up only when senders die before publishing their frames, and those
+ * are always older than any a frame still waits for. */
+#define MAX_TOKS 64
+
+/* Queues the token just read. */
+static void keep_tok(mproc__ringio *r)
+{
+    if (r->ntok == MAX_TOKS) {
+        close_tok(&r->toks[0]);
+        memmove(r->toks, r->toks + 1, (size_t)(--r->ntok) * sizeof *r->toks);
+    }
+    if (r->ntok == r->captok) {
+        int cap = r->captok == 0 ? 4 : 2 * r->captok;
+        mproc__fdtok *t = realloc(r->toks, (size_t)cap * sizeof *t);
+        if (t == NULL) {
+            close_tok(&r->tok); /* its frame then finds no fds */
+            return;
+        }
+        r->toks = t;
+        r->captok = cap;
+    }
+    r->toks[r->ntok++] = r->tok;
+}
+
+/* Takes the bell bytes and fd tokens of one read. fds came with it (at
+ * most one token's: the kernel ends a read after the message that carried
+ * fds, and hands them over with that message's first byte). */
+static void parse(mproc__ringio *r, const unsigned char *b, size_t n,
+                  const int *fds, int nfds)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (r->tok_have >= 0) {
+            r->tok.seq |= (uint64_t)b[i] << (8 * r->tok_have);
+            if (++r->tok_have == MPROC__RING_FDTOK_LEN - 1) {
+                r->tok_have = -1;
+                keep_tok(r);
+            }
+        } else if (b[i] == MPROC__RING_FDTOK && nfds > 0) {
+            r->tok_have = 0;
+            r->tok.seq = 0;
+            r->tok.n = nfds;
+            memcpy(r->tok.fds, fds, (size_t)nfds * sizeof(int));
+            nfds = 0;
+        }
+    }
+    for (int i = 0; i < nfds; i++) /* fds with no token: not ours */
+        mproc__os_close(fds[i]);
+}
+
 /* Reads doorbell bytes without blocking until none are left or EOF.
  * *more: it stopped after a short read, which saves a system call but may
  * leave an EOF unread behind the bytes. */
-static int drain(mproc__ringio *r, int *fds, int *nfds, int maxfds, bool *more)
+static int drain(mproc__ringio *r, bool *more)
 {
     mproc__deadline now;
     mproc__deadline_init(&now, 0);
@@ -400,27 +481,56 @@ static int drain(mproc__ringio *r, int *fds, int *nfds, int maxfds, bool *more)
     *more = false;
     for (;;) {
         size_t got = 0;
+        int fds[MPROC__IO_MAX_PASS], nfds = 0;
         int rc = mproc__io_read(r->fd, r->io, junk, sizeof junk, &got, fds,
-                                nfds, maxfds, &now);
+                                &nfds, MPROC__IO_MAX_PASS, &now);
+        parse(r, junk, got, fds, nfds);
         if (rc == MPROC_ECLOSED) {
             atomic_store(&r->eof, true);
             return 0;
         }
         if (rc == MPROC_ETIMEDOUT)
             return 0;
-        if (rc == 0 && got < sizeof junk) {
+        if (rc < 0)
+            return rc == MPROC_EPROTO ? rc : 0;
+        if (got < sizeof junk && nfds == 0) {
             *more = true;
             return 0;
         }
-        if (rc < 0)
-            return rc == MPROC_EPROTO ? rc : 0;
     }
 }
 
-int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds)
+int mproc__ring_drain(mproc__ringio *r)
 {
     bool more;
-    return drain(r, fds, nfds, maxfds, &more);
+    return drain(r, &more);
+}
+
+int mproc__ring_take_fds(mproc__ringio *r, uint64_t seq,
+                         int fds[MPROC__IO_MAX_PASS], int *n)
+{
+    for (bool drained = false;;) {
+        while (r->ntok > 0 && r->toks[0].seq < seq) {
+            close_tok(&r->toks[0]); /* its sender died before its frame */
+            memmove(r->toks, r->toks + 1,
+                    (size_t)(--r->ntok) * sizeof *r->toks);
+        }
+        if (r->ntok > 0 && r->toks[0].seq == seq) {
+            *n = r->toks[0].n;
+            memcpy(fds, r->toks[0].fds, (size_t)*n * sizeof(int));
+            memmove(r->toks, r->toks + 1,
+                    (size_t)(--r->ntok) * sizeof *r->toks);
+            return 0;
+        }
+        /* The token went ahead of its frame: it is on the socket, unless a
+         * part of it is still to come in the same message. */
+        if (r->ntok > 0 || drained)
+            return MPROC_EPROTO;
+        int rc = mproc__ring_drain(r);
+        if (rc < 0)
+            return rc;
+        drained = true;
+    }
 }
 
 void mproc__ring_recover(mproc__ringio *r)
@@ -458,8 +568,7 @@ static bool arm_and_look(mproc__ringio *r, uint64_t tail, uint64_t need)
     return r->seen - tail >= need || atomic_load(&g->torn) != 0;
 }
 
-int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
-                     int *fds, int *nfds, int maxfds)
+int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
 {
     mproc__ring *g = r->r;
     uint64_t tail = atomic_load_explicit(&g->tail, memory_order_relaxed);
@@ -485,9 +594,9 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
              * fd is not readable with nothing behind it, and an EOF behind
              * them is seen), then arm: a bell rung after the look below
              * stays on the fd for whoever waits on it next. */
-            rc = drain(r, fds, nfds, maxfds, &more);
+            rc = drain(r, &more);
             if (rc == 0 && more && !atomic_load(&r->eof))
-                rc = drain(r, fds, nfds, maxfds, &more);
+                rc = drain(r, &more);
             if (rc < 0)
                 return rc;
             if (atomic_load(&r->eof) || arm_and_look(r, tail, need))
@@ -515,7 +624,7 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
             continue;
         }
         if (rc == 0)
-            rc = drain(r, fds, nfds, maxfds, &more);
+            rc = drain(r, &more);
         if (rc < 0)
             return rc;
     }

@@ -40,6 +40,7 @@
 #include <sys/uio.h>
 
 #include "internal/deadline.h"
+#include "internal/frame.h"
 #include "internal/lockcore.h"
 
 /* Data bytes per direction (a power of two): the size of a pipe's default
@@ -62,6 +63,7 @@ typedef struct mproc__ring {
     /* The senders' own line, so their lock traffic does not disturb it. */
     alignas(128) mproc__lockword wlock; /* serializes senders */
     _Atomic uint32_t inside; /* the lock holder published part of a frame */
+    _Atomic uint64_t fdseq;  /* the last number given to passed fds */
     alignas(128) _Atomic uint64_t tail;  /* bytes consumed */
     alignas(128) _Atomic uint32_t armed; /* the reader sleeps: ring the fd */
     _Atomic uint32_t space_wait;         /* a sender sleeps on space_seq */
@@ -80,6 +82,19 @@ int mproc__ring_attach(int memfd, int n, mproc__ring **rings);
 
 void mproc__ring_unmap(mproc__ring *rings, int n);
 
+/* fds passed over a ring's doorbell socket, with their number. */
+typedef struct mproc__fdtok {
+    uint64_t seq;
+    int fds[MPROC__IO_MAX_PASS];
+    int n;
+} mproc__fdtok;
+
+/* On the doorbell socket, fds travel on a token of their own: this byte,
+ * then the number (fdseq) of the frame they belong to, 8 bytes
+ * little-endian. Every other byte is a bell. */
+#define MPROC__RING_FDTOK 0xfdu
+#define MPROC__RING_FDTOK_LEN 9
+
 /* This process's side of one ring: the ring, the doorbell fd and what
  * this side has learned. */
 typedef struct mproc__ringio {
@@ -90,9 +105,18 @@ typedef struct mproc__ringio {
     int64_t checked_ns; /* producer: last time the kernel was asked */
     bool gone;          /* producer: the kernel said no reader is left */
     atomic_bool eof;    /* consumer: every sender is gone */
+    /* Consumer, under the receive lock: fd tokens read from the doorbell
+     * and not yet taken (oldest first), and one being read. */
+    mproc__fdtok *toks;
+    int ntok, captok;
+    int tok_have; /* bytes of its number read; -1: none being read */
+    mproc__fdtok tok;
 } mproc__ringio;
 
 void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd, unsigned io);
+
+/* Closes the fds of tokens not taken and frees them. */
+void mproc__ringio_fini(mproc__ringio *x);
 
 /* ----- producer ----- */
 
@@ -111,6 +135,9 @@ void mproc__ring_unlock(mproc__ringio *w);
 int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
                     size_t total, const mproc__deadline *d, size_t *done);
 
+/* Under the lock: the number for the next frame that passes fds. */
+uint64_t mproc__ring_next_fdseq(mproc__ringio *w);
+
 /* Under the lock: waits until total (<= MPROC__RING_DATA) bytes are free,
  * so that a put of that much then cannot wait. */
 int mproc__ring_wait_space(mproc__ringio *w, size_t total,
@@ -127,13 +154,12 @@ uint64_t mproc__ring_readable(const mproc__ringio *r);
 
 /*
  * Waits until at least need (1 .. MPROC__RING_DATA) bytes are readable:
- * spins briefly, then sleeps on the doorbell until d. fds that come along
- * on a socket doorbell go to fds[*nfds .. maxfds). 0, MPROC_ETIMEDOUT,
+ * spins briefly, then sleeps on the doorbell until d (fd tokens read on
+ * the way are kept, see mproc__ring_take_fds). 0, MPROC_ETIMEDOUT,
  * MPROC_ECLOSED (every sender is gone; fewer bytes are there),
  * MPROC_EPROTO (a torn frame, or control words that make no sense).
  */
-int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d,
-                     int *fds, int *nfds, int maxfds);
+int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d);
 
 /* When the senders' lock is held by a thread that no longer exists:
  * takes it over (a frame it was inside is then torn) and lets it go. For
@@ -153,9 +179,16 @@ void mproc__ring_consume(mproc__ringio *r, uint64_t n);
  * comes) and looks once more. */
 bool mproc__ring_arm(mproc__ringio *r);
 
-/* Reads the doorbell bytes there are without blocking (fds as in
- * mproc__ring_wait), noting EOF. 0 or MPROC_EPROTO (fds lost). */
-int mproc__ring_drain(mproc__ringio *r, int *fds, int *nfds, int maxfds);
+/* Reads the doorbell bytes there are without blocking, keeping fd tokens
+ * and noting EOF. 0 or MPROC_EPROTO (more fds on one token than may be). */
+int mproc__ring_drain(mproc__ringio *r);
+
+/* The fds of the frame numbered seq, which went ahead of it on the
+ * doorbell socket: tokens with a lower number (left by a sender that died
+ * before publishing its frame) are closed on the way. 0 and fds[0 .. *n),
+ * or MPROC_EPROTO (the token is not there). */
+int mproc__ring_take_fds(mproc__ringio *r, uint64_t seq,
+                         int fds[MPROC__IO_MAX_PASS], int *n);
 
 /* For a receiving end that found garbage: the direction is torn for good,
  * so senders (also one sleeping for room) get MPROC_EBROKEN, or
