@@ -1,7 +1,9 @@
 /*
  * Connections against their peers, in one run: 64-byte messages one way
- * (msgs_per_s), 64-byte ping-pong (rtt_p50_us, rtt_p99_us) and 1 MiB
- * messages one way (gbytes_per_s). A forked producer and the parent
+ * (msgs_per_s), 64-byte ping-pong (rtt_p50_us, rtt_p99_us), a 64-byte
+ * message every 300 us to a receiver that sleeps in between
+ * (latency_p50_us: the cost of a wake-up) and 1 MiB messages one way
+ * (gbytes_per_s). A forked producer and the parent
  * consumer sit on different CPUs; every message is checked.
  * Impls: mproc_conn (simplex mproc pipes), mproc_conn_duplex (one duplex
  * mproc pipe), mproc_conn_batch (mproc_conn_send_batch of 32, one way
@@ -19,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -506,6 +509,62 @@ static void ping_pong(const struct impl *im, double secs, double *p50,
     *p99 = bench_percentile(samples, n, 99);
 }
 
+/* One message every WAKE_GAP_US, far past any spin: the receiver has gone
+ * to sleep each time, so this is what a wake-up costs, from the send to
+ * the receive (the sender's CLOCK_MONOTONIC time travels in bytes 16-23,
+ * which bench_fill leaves alone in a 64-byte message). */
+#define WAKE_GAP_US 300
+
+static void paced_producer(const struct impl *im)
+{
+    unsigned char buf[SMALL];
+    for (uint64_t i = 0;; i++) {
+        struct timespec gap = {0, WAKE_GAP_US * 1000};
+        nanosleep(&gap, NULL);
+        int stop = atomic_load(&sh->stop);
+        bench_fill(buf, SMALL, i);
+        if (stop) {
+            uint64_t end = END_MARK;
+            memcpy(buf, &end, 8);
+        }
+        int64_t t = bench_now_ns();
+        memcpy(buf + 16, &t, 8);
+        im->tx(UP, buf, SMALL);
+        if (im->flush != NULL)
+            im->flush(UP);
+        if (stop)
+            break;
+    }
+}
+
+static double wake_latency(const struct impl *im, double secs)
+{
+    unsigned char buf[SMALL];
+    msg_size = SMALL;
+    pid_t pid = spawn(im, paced_producer);
+    size_t n = 0;
+    double t0 = bench_now_s();
+    for (uint64_t i = 0;; i++) {
+        im->rx(UP, buf, SMALL);
+        int64_t now = bench_now_ns();
+        uint64_t tag;
+        memcpy(&tag, buf, 8);
+        if (tag == END_MARK)
+            break;
+        if (tag != i || !bench_check(buf, SMALL, i))
+            bench_die("%s: message %llu damaged", im->name,
+                      (unsigned long long)i);
+        int64_t sent;
+        memcpy(&sent, buf + 16, 8);
+        if (i >= 10 && n < MAX_SAMPLES)
+            samples[n++] = (double)(now - sent) / 1000.0;
+        if (bench_now_s() - t0 >= secs)
+            atomic_store(&sh->stop, 1);
+    }
+    reap(im, pid);
+    return bench_percentile(samples, n, 50);
+}
+
 static double median(double *v, int n)
 {
     return bench_percentile(v, (size_t)n, 50);
@@ -545,6 +604,14 @@ int main(void)
         bench_result("conn.pingpong_64B", impls[k].name, "rtt_p99_us",
                      median(w[k], reps));
     }
+    for (int r = 0; r < reps; r++)
+        for (size_t k = 0; k < nimpl; k++)
+            if (bench_impl_enabled(impls[k].name) && impls[k].rtt_ok)
+                v[k][r] = wake_latency(&impls[k], secs);
+    for (size_t k = 0; k < nimpl; k++)
+        if (bench_impl_enabled(impls[k].name) && impls[k].rtt_ok)
+            bench_result("conn.wake_64B", impls[k].name, "latency_p50_us",
+                         median(v[k], reps));
     for (int r = 0; r < reps; r++)
         for (size_t k = 0; k < nimpl; k++)
             if (bench_impl_enabled(impls[k].name) && impls[k].big_ok)
