@@ -49,6 +49,7 @@ struct mproc_event {
     pid_t fd_pid;
     pthread_t thread;
     _Atomic int stop;
+    _Atomic uint32_t up; /* the helper has started */
 };
 
 static mproc_event *new_handle(void)
@@ -216,6 +217,8 @@ static void *fd_helper(void *arg)
     mproc_event *e = arg;
     bool readable = false;
     mproc__deadline forever = mproc__deadline_forever();
+    atomic_store(&e->up, 1);
+    mproc__os_futex_wake((const uint32_t *)&e->up, 1);
     while (!atomic_load(&e->stop)) {
         uint32_t f = atomic_load(&e->s->flag);
         bool set = (f & SET_BIT) != 0;
@@ -287,6 +290,7 @@ int mproc_event_fd(mproc_event *ev, int *fd)
             sigset_t all, old;
             sigfillset(&all);
             pthread_sigmask(SIG_SETMASK, &all, &old);
+            atomic_store(&ev->up, 0);
             int e = pthread_create(&ev->thread, NULL, fd_helper, ev);
             pthread_sigmask(SIG_SETMASK, &old, NULL);
             if (e != 0) {
@@ -294,6 +298,12 @@ int mproc_event_fd(mproc_event *ev, int *fd)
                 ev->fd = -1;
                 rc = -e;
             }
+            /* Return only once the helper runs: a fork right after would
+             * otherwise copy a thread in the middle of its start-up (under
+             * ASan, holding the allocator's lock, which then stays locked
+             * in the child for ever). */
+            while (e == 0 && atomic_load(&ev->up) == 0)
+                mproc__os_futex_wait((const uint32_t *)&ev->up, 0, NULL);
         }
         errno = saved;
     }
