@@ -54,9 +54,10 @@ static int lowest_free_fd(void)
     return fd;
 }
 
-/* Ahead of the input, on the socket as mproc_conn_send_conn does: a pipe's
- * read end and a real ring memory file, so frames of the input that claim
- * to carry a connection end (of any kind) find fds to wrap. */
+/* Ahead of the input, on the socket as mproc_conn_send_conn does (a token
+ * numbered 1): a pipe's read end and a real ring memory file, so frames of
+ * the input that claim to carry a connection end (of any kind) find fds to
+ * wrap. */
 static void pass_fds(mproc_conn *b)
 {
     int p[2], memfd;
@@ -67,7 +68,9 @@ static void pass_fds(mproc_conn *b)
         abort();
     mproc__ring_unmap(rings, 1);
     int fds[2] = {p[0], memfd};
-    struct iovec one = {(void *)"", 1};
+    /* On a token numbered 1: an input frame that names 1 takes them. */
+    unsigned char tok[MPROC__RING_FDTOK_LEN] = {MPROC__RING_FDTOK, 1};
+    struct iovec one = {tok, sizeof tok};
     mproc__deadline d;
     mproc__deadline_init(&d, 0);
     size_t done = 0;
