@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1304,6 +1305,39 @@ START_TEST(recv_fd_of_a_passed_ring_end_gives_one_usable_fd)
 }
 END_TEST
 
+/* A burst of fds sent before the receiver takes any: every token is read
+ * off the socket at the first drain while the frames wait in the ring, so
+ * none may be dropped. Each eventfd carries its number. */
+START_TEST(burst_of_fds_before_any_recv_all_arrive_in_order)
+{
+    enum { N = 200 };
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    for (int i = 0; i < N; i++) {
+        int e = eventfd((unsigned)i + 1, EFD_CLOEXEC);
+        ck_assert_int_ge(e, 0);
+        ck_assert_int_eq(mproc_conn_send_fd(a, e, 1000), 0);
+        close(e);
+    }
+    /* A poll drains the doorbell: every token is now in this process. */
+    ck_assert_int_eq(mproc_conn_poll(b, 0), 0);
+    for (int i = 0; i < N; i++) {
+        int fd = -1;
+        ck_assert_int_eq(mproc_conn_recv_fd(b, &fd, 1000), 0);
+        uint64_t v = 0;
+        ck_assert_int_eq(read(fd, &v, sizeof v), (ssize_t)sizeof v);
+        ck_assert_uint_eq(v, (uint64_t)i + 1);
+        close(fd);
+    }
+    ck_assert_int_eq(mproc_conn_send(a, "end", 3, 0), 0);
+    char buf[4];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000), 0);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
 START_TEST(many_ring_ends_sent_back_to_back_all_arrive)
 {
     /* More fds in flight than an end queues: each arrives with its frame. */
@@ -1743,6 +1777,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, ring_end_passed_to_another_process_keeps_working);
     TEST_ADD(s, recv_fd_of_a_passed_ring_end_gives_one_usable_fd);
     TEST_ADD(s, many_ring_ends_sent_back_to_back_all_arrive);
+    TEST_ADD(s, burst_of_fds_before_any_recv_all_arrive_in_order);
     TEST_ADD(s, large_message_resumes_after_wait_and_recv_zero_on_a_ring);
     TEST_ADD(s, two_threads_receiving_on_one_end_get_each_message_once);
     TEST_ADD(s, batch_with_messages_larger_than_the_ring_arrives_whole);

@@ -420,43 +420,50 @@ uint64_t mproc__ring_readable(const mproc__ringio *r)
            atomic_load_explicit(&r->r->tail, memory_order_relaxed);
 }
 
-/* The most fd tokens kept: beyond it the oldest go (closed), as tokens
- * pile up only when senders die before publishing their frames, and those
- * are always older than any a frame still waits for. */
-#define MAX_TOKS 64
+/* The most fd tokens kept: more than the ring can hold fd frames for (a
+ * frame that carries fds takes at least 20 bytes), since every token is
+ * read off the socket as soon as anything drains it while its frame may
+ * wait in the ring. Only a peer that sends tokens without frames gets
+ * past it: the ring is then broken. */
+#define MAX_TOKS ((int)(MPROC__RING_DATA / 20u) + 64)
 
-/* Queues the token just read. */
-static void keep_tok(mproc__ringio *r)
+/* Queues the token just read: false when it cannot be kept. */
+static bool keep_tok(mproc__ringio *r)
 {
     if (r->ntok == MAX_TOKS) {
-        close_tok(&r->toks[0]);
-        memmove(r->toks, r->toks + 1, (size_t)(--r->ntok) * sizeof *r->toks);
+        close_tok(&r->tok);
+        return false;
     }
     if (r->ntok == r->captok) {
         int cap = r->captok == 0 ? 4 : 2 * r->captok;
         mproc__fdtok *t = realloc(r->toks, (size_t)cap * sizeof *t);
         if (t == NULL) {
-            close_tok(&r->tok); /* its frame then finds no fds */
-            return;
+            close_tok(&r->tok);
+            return false;
         }
         r->toks = t;
         r->captok = cap;
     }
     r->toks[r->ntok++] = r->tok;
+    return true;
 }
 
 /* Takes the bell bytes and fd tokens of one read. fds came with it (at
  * most one token's: the kernel ends a read after the message that carried
- * fds, and hands them over with that message's first byte). */
-static void parse(mproc__ringio *r, const unsigned char *b, size_t n,
-                  const int *fds, int nfds)
+ * fds, and hands them over with that message's first byte; a peer that
+ * sends a 0xfd byte of its own only muddles its own fds). 0, or
+ * MPROC_EPROTO when a token could not be kept. */
+static int parse(mproc__ringio *r, const unsigned char *b, size_t n,
+                 const int *fds, int nfds)
 {
+    int rc = 0;
     for (size_t i = 0; i < n; i++) {
         if (r->tok_have >= 0) {
             r->tok.seq |= (uint64_t)b[i] << (8 * r->tok_have);
             if (++r->tok_have == MPROC__RING_FDTOK_LEN - 1) {
                 r->tok_have = -1;
-                keep_tok(r);
+                if (!keep_tok(r))
+                    rc = MPROC_EPROTO; /* its frame would find no fds */
             }
         } else if (b[i] == MPROC__RING_FDTOK && nfds > 0) {
             r->tok_have = 0;
@@ -468,6 +475,7 @@ static void parse(mproc__ringio *r, const unsigned char *b, size_t n,
     }
     for (int i = 0; i < nfds; i++) /* fds with no token: not ours */
         mproc__os_close(fds[i]);
+    return rc;
 }
 
 /* Reads doorbell bytes without blocking until none are left or EOF.
@@ -484,7 +492,8 @@ static int drain(mproc__ringio *r, bool *more)
         int fds[MPROC__IO_MAX_PASS], nfds = 0;
         int rc = mproc__io_read(r->fd, r->io, junk, sizeof junk, &got, fds,
                                 &nfds, MPROC__IO_MAX_PASS, &now);
-        parse(r, junk, got, fds, nfds);
+        if (parse(r, junk, got, fds, nfds) < 0 && rc >= 0)
+            rc = MPROC_EPROTO;
         if (rc == MPROC_ECLOSED) {
             atomic_store(&r->eof, true);
             return 0;
