@@ -40,7 +40,8 @@
  * the doorbell socket (8 bytes, little-endian), so that fds a sender
  * killed between passing them and publishing its frame left there are
  * told apart and closed. */
-#define PASS_LEN_RING (PASS_LEN + 8u)
+#define PASS_LEN_RING MPROC__RING_FD_PAYLOAD
+_Static_assert(PASS_LEN_RING == PASS_LEN + 8u, "fd frame payload");
 /* Bits of byte 1 of a PASS_CONN payload. */
 #define PASS_BYTES 0x1u   /* a byte stream */
 #define PASS_SHARED 0x2u  /* a FIFO write end shared by several writers */
@@ -930,12 +931,6 @@ int mproc_conn_read(mproc_conn *c, void *buf, size_t cap, size_t *got,
 
 /* ----- passing fds ----- */
 
-static void put_le64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* A frame that carries fds: PASS_LEN bytes of payload (tag, arg, number of
  * fds; over a ring also their token's number, PASS_LEN_RING). Over the
  * kernel the fds ride on the frame's first byte; over a ring they go
@@ -975,8 +970,8 @@ static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
             unsigned char tok[MPROC__RING_FDTOK_LEN];
             uint64_t seq = mproc__ring_next_fdseq(&c->rout);
             tok[0] = MPROC__RING_FDTOK;
-            put_le64(tok + 1, seq);
-            put_le64(msg + MPROC__FRAME_HDR + PASS_LEN, seq);
+            mproc__le_put(tok + 1, seq, 8);
+            mproc__le_put(msg + MPROC__FRAME_HDR + PASS_LEN, seq, 8);
             struct iovec one = {tok, sizeof tok};
             rc = mproc__io_send_fds(c->fd, &one, 1, fds, nfd, &d, &done);
         }
@@ -1085,10 +1080,8 @@ static int recv_with_fds(mproc_conn *c, int fds[MPROC__IO_MAX_PASS], int *nfd,
     if (rc == 0 && ringed(c)) {
         /* Over a ring the fds went ahead on the socket, on a token that
          * carries this frame's number. */
-        uint64_t seq = 0;
-        for (int i = 0; i < 8; i++)
-            seq |= (uint64_t)pay[PASS_LEN + (unsigned)i] << (8 * i);
-        rc = mproc__ring_take_fds(&c->rin, seq, fds, &got);
+        rc = mproc__ring_take_fds(&c->rin, mproc__le_get(pay + PASS_LEN, 8),
+                                  fds, &got);
         if (rc == 0 && got != pay[2])
             rc = MPROC_EPROTO;
     }

@@ -478,8 +478,7 @@ START_TEST(orphan_fds_of_a_dead_ring_sender_are_skipped)
     uint64_t seq = mproc__ring_next_fdseq(io);
     unsigned char tok[MPROC__RING_FDTOK_LEN];
     tok[0] = MPROC__RING_FDTOK;
-    for (int i = 0; i < 8; i++)
-        tok[1 + i] = (unsigned char)(seq >> (8 * i));
+    mproc__le_put(tok + 1, seq, 8);
     struct iovec one = {tok, sizeof tok};
     size_t done = 0;
     ck_assert_int_eq(

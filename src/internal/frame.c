@@ -53,8 +53,7 @@ void mproc__frame_put_header(unsigned char hdr[MPROC__FRAME_HDR], uint64_t len,
 {
     hdr[0] = HDR_MAGIC;
     hdr[1] = (unsigned char)(HDR_VERSION | (flags & 0xfu));
-    for (int i = 0; i < 6; i++)
-        hdr[2 + i] = (unsigned char)(len >> (8 * i));
+    mproc__le_put(hdr + 2, len, 6);
 }
 
 int mproc__frame_get_header(const unsigned char hdr[MPROC__FRAME_HDR],
@@ -65,10 +64,7 @@ int mproc__frame_get_header(const unsigned char hdr[MPROC__FRAME_HDR],
     unsigned f = hdr[1] & 0xfu;
     if ((f & ~MPROC__FRAME_KNOWN_FLAGS) != 0)
         return MPROC_EPROTO;
-    uint64_t n = 0;
-    for (int i = 0; i < 6; i++)
-        n |= (uint64_t)hdr[2 + i] << (8 * i);
-    *len = n;
+    *len = mproc__le_get(hdr + 2, 6);
     *flags = f;
     return 0;
 }

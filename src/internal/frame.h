@@ -29,6 +29,22 @@
 #define MPROC__FRAME_FD 0x1u /* one fd travels with this frame (SCM_RIGHTS) */
 #define MPROC__FRAME_KNOWN_FLAGS MPROC__FRAME_FD
 
+/* n (<= 8) bytes of v, little-endian, at p; and back. The wire's integers
+ * (frame lengths, fd token numbers) are all little-endian. */
+static inline void mproc__le_put(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint64_t mproc__le_get(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 /* Writes a header for a payload of len bytes (len <= MPROC__FRAME_MAX). */
 void mproc__frame_put_header(unsigned char hdr[MPROC__FRAME_HDR], uint64_t len,
                              unsigned flags);

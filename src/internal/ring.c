@@ -22,7 +22,6 @@
 #include "os/os.h"
 
 #define MASK (MPROC__RING_DATA - 1u)
-#define CHUNK MPROC__RING_CHUNK
 /* How long a side spins for the other before it sleeps: below the cost of
  * a sleep and a wake-up between two CPUs (about 20-25 us here), so spinning
  * never costs more than the sleep it may save. */
@@ -32,7 +31,7 @@
 #define CHECK_NS 10000000
 
 _Static_assert((MPROC__RING_DATA & MASK) == 0, "ring size: a power of two");
-_Static_assert(CHUNK >= MPROC__FRAME_HDR, "a chunk holds a header");
+_Static_assert(MPROC__RING_CHUNK >= MPROC__FRAME_HDR, "a chunk holds a header");
 /* The layout docs/conn.md gives. */
 _Static_assert(offsetof(mproc__ring, head) == 128, "ring layout");
 _Static_assert(offsetof(mproc__ring, torn) == 136, "ring layout");
@@ -383,7 +382,8 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
     int rc = 0;
     while (sent < total) {
         size_t left = total - sent;
-        rc = wait_space(w, head, left < CHUNK ? left : CHUNK, d);
+        rc = wait_space(w, head,
+                        left < MPROC__RING_CHUNK ? left : MPROC__RING_CHUNK, d);
         if (rc < 0)
             break;
         size_t n = (size_t)space(w, head);
@@ -420,12 +420,13 @@ uint64_t mproc__ring_readable(const mproc__ringio *r)
            atomic_load_explicit(&r->r->tail, memory_order_relaxed);
 }
 
-/* The most fd tokens kept: more than the ring can hold fd frames for (a
- * frame that carries fds takes at least 20 bytes), since every token is
+/* The most fd tokens kept: more than the ring can hold fd frames for,
+ * since every token is
  * read off the socket as soon as anything drains it while its frame may
  * wait in the ring. Only a peer that sends tokens without frames gets
  * past it: the ring is then broken. */
-#define MAX_TOKS ((int)(MPROC__RING_DATA / 20u) + 64)
+#define MAX_TOKS                                                               \
+    ((int)(MPROC__RING_DATA / (MPROC__FRAME_HDR + MPROC__RING_FD_PAYLOAD)) + 64)
 
 /* Queues the token just read: false when it cannot be kept. */
 static bool keep_tok(mproc__ringio *r)

@@ -94,6 +94,9 @@ typedef struct mproc__fdtok {
  * little-endian. Every other byte is a bell. */
 #define MPROC__RING_FDTOK 0xfdu
 #define MPROC__RING_FDTOK_LEN 9
+/* The payload of the frame that names a token: kind, arg, fd count, a
+ * reserved byte, the token's number (docs/conn.md, "Wire format"). */
+#define MPROC__RING_FD_PAYLOAD 12u
 
 /* This process's side of one ring: the ring, the doorbell fd and what
  * this side has learned. */
