@@ -5,10 +5,11 @@
  * (latency_p50_us: the cost of a wake-up) and 1 MiB messages one way
  * (gbytes_per_s). A forked producer and the parent
  * consumer sit on different CPUs; every message is checked.
- * Impls: mproc_conn (simplex mproc pipes), mproc_conn_duplex (one duplex
- * mproc pipe), mproc_conn_batch (mproc_conn_send_batch of 32, one way
- * only), raw_pipe (one write/read per message), raw_socketpair, posix_mq,
- * zeromq (PUSH/PULL over ipc://).
+ * Impls: mproc_conn (simplex mproc pipes), mproc_conn_kernel (the same
+ * over mproc_pipe_kernel), mproc_conn_duplex (one duplex mproc pipe),
+ * mproc_conn_batch (mproc_conn_send_batch of 32, one way only), raw_pipe (one
+ * write/read per message), raw_socketpair, posix_mq, zeromq (PUSH/PULL over
+ * ipc://).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -270,6 +271,13 @@ static int mc_make(void)
            mproc_pipe(&mc[DOWN][0], &mc[DOWN][1], false);
 }
 
+/* The same ends over the kernel path (mproc_pipe_kernel). */
+static int mck_make(void)
+{
+    return mproc_pipe_kernel(&mc[UP][0], &mc[UP][1], false) |
+           mproc_pipe_kernel(&mc[DOWN][0], &mc[DOWN][1], false);
+}
+
 static void mc_start(int child)
 {
     mproc_conn_close(mc[UP][child ? 0 : 1]);
@@ -362,6 +370,8 @@ static void md_finish(int child)
 
 static const struct impl impls[] = {
     {"mproc_conn", 1, 1, mc_make, mc_start, mc_tx, mc_rx, NULL, mc_finish},
+    {"mproc_conn_kernel", 1, 1, mck_make, mc_start, mc_tx, mc_rx, NULL,
+     mc_finish},
     {"mproc_conn_batch", 0, 0, mc_make, mc_start, mcb_tx, mc_rx, mcb_flush,
      mc_finish},
     {"mproc_conn_duplex", 1, 1, md_make, md_start, md_tx, md_rx, NULL,

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Reads RESULT lines on stdin and prints, per bench and metric, every impl
-with its value and its ratio to the mproc impl measured in the same run
-(value / mproc value). Metrics ending in _us or ns_per_op are lower-better;
-the table says so, so a ratio reads the same way for both kinds."""
+with its value and how many times faster or slower the mproc impl measured
+in the same run is. Metrics ending in _us or _ns, starting with ns_, or
+naming a latency are lower-better; the others higher-better."""
 import re
 import sys
 from collections import OrderedDict

@@ -106,11 +106,13 @@ int mproc_barrier_open(mproc_barrier **out, const char *name,
     if (b == NULL)
         return MPROC_ENOMEM;
     int rc = mproc__region_open(&b->region, name, MPROC__KIND_BARRIER);
+    uint32_t parties = 0;
     if (rc == 0) {
-        barrier_shared *s = b->region.payload;
-        if (b->region.payload_size < sizeof *s || s->parties == 0 ||
-            s->parties > MAX_PARTIES ||
-            b->region.payload_size < shared_size(s->parties)) {
+        /* Read once: the word is shared, and the handle indexes with it. */
+        if (b->region.payload_size >= sizeof(barrier_shared))
+            parties = ((volatile barrier_shared *)b->region.payload)->parties;
+        if (parties == 0 || parties > MAX_PARTIES ||
+            b->region.payload_size < shared_size(parties)) {
             mproc__region_close(&b->region);
             rc = MPROC_EBADOBJ;
         }
@@ -120,7 +122,7 @@ int mproc_barrier_open(mproc_barrier **out, const char *name,
         return rc;
     }
     b->s = b->region.payload;
-    b->parties = b->s->parties;
+    b->parties = parties;
     if (opts != NULL) {
         b->action = opts->action;
         b->action_arg = opts->action_arg;

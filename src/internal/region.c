@@ -268,6 +268,7 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind)
         return MPROC_ENOMEM;
     void *m = MAP_FAILED;
     size_t len = 0;
+    mproc__region_hdr seen; /* the header as checked */
     int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
@@ -302,6 +303,7 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind)
                     if (rc < 0)
                         goto out;
                     len = (size_t)h.size;
+                    seen = h;
                     break;
                 }
             }
@@ -327,8 +329,10 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind)
         goto out;
     }
     r->hdr = h;
-    r->payload = (char *)m + h->payload_offset;
-    r->payload_size = (size_t)h->payload_size;
+    /* From the copy that was checked: the mapped header is writable by
+     * every opener, and what is used to index must not change after. */
+    r->payload = (char *)m + seen.payload_offset;
+    r->payload_size = (size_t)seen.payload_size;
     r->map_size = len;
     r->name = copy;
     r->tmp_name = NULL;
