@@ -24,6 +24,7 @@
 #include "internal/frame.h"
 #include "internal/self.h"
 #include "os/os.h"
+#include "os/task.h"
 
 #define LEVEL_MAX 99    /* the highest level a record may have */
 #define NAME_MAX_ 64    /* logger name, NUL included */
@@ -112,7 +113,6 @@ struct mproc_log {
     struct fmt *retired;
     int64_t created_ns;
     bool is_default;
-    bool has_stderr;
     char name[NAME_MAX_];
 };
 
@@ -511,13 +511,13 @@ static void put_field(struct out *o, const struct fmt *f, const struct piece *p,
         is_num = true;
         break;
     case F_PROCESS:
-        ival = getpid();
+        ival = mproc__os_self_pid();
         break;
     case F_PROCESSNAME:
         str = mproc__self_name();
         break;
     case F_THREAD:
-        ival = mproc__os_gettid();
+        ival = mproc__os_self_tid();
         break;
     case F_PATHNAME:
         str = r->file != NULL ? r->file : "(unknown file)";
@@ -621,7 +621,6 @@ static void log_init(mproc_log *lg, int level, const char *name)
     atomic_init(&lg->nsinks, 0);
     lg->retired = NULL;
     lg->created_ns = mproc__os_realtime_ns();
-    lg->has_stderr = false;
     size_t n = strlen(name);
     if (n >= sizeof lg->name)
         n = sizeof lg->name - 1;
@@ -856,12 +855,15 @@ int mproc_log_to_stderr(int level)
         return MPROC_EINVAL;
     mproc_log *lg = mproc_log_default();
     lock_cfg(lg);
-    int rc = 0;
-    if (!lg->has_stderr && (rc = check_fd(STDERR_FILENO)) == 0) {
+    /* Once: a stderr sink added before (by this call or by
+     * mproc_log_add_stderr) is the one. */
+    bool have = false;
+    int n = atomic_load_explicit(&lg->nsinks, memory_order_relaxed);
+    for (int i = 0; i < n; i++)
+        have = have || lg->sinks[i].fd == STDERR_FILENO;
+    int rc = have ? 0 : check_fd(STDERR_FILENO);
+    if (!have && rc == 0)
         rc = sink_add_locked(lg, STDERR_FILENO, MPROC_LOG_NOTSET, false);
-        if (rc == 0)
-            lg->has_stderr = true;
-    }
     pthread_mutex_unlock(&lg->cfg);
     if (rc == 0)
         atomic_store(&lg->level, level);

@@ -8,6 +8,7 @@
 #include "mproc/process.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -90,8 +91,15 @@ static uint32_t get32(const unsigned char *p)
     return v;
 }
 
-/* Encodes a record into buf (REC_MAX - MPROC__FRAME_HDR bytes), truncating
- * the backtrace first and then the message to fit. Returns its length. */
+/* Name, file and message always fit beside the header: only the backtrace
+ * is ever cut. */
+_Static_assert(MPROC__NAME_MAX + FILE_MAX + MSG_MAX <=
+                   REC_MAX - MPROC__FRAME_HDR - REC_HDR,
+               "failure record: only the trace is cut");
+_Static_assert(REC_MAX <= PIPE_BUF, "failure record: one atomic write");
+
+/* Encodes a record into buf (REC_MAX - MPROC__FRAME_HDR bytes), cutting
+ * the backtrace to fit. Returns its length. */
 static size_t rec_encode(unsigned char *buf, int error, int line,
                          const char *name, const char *msg, const char *file,
                          const char *trace)
@@ -101,8 +109,6 @@ static size_t rec_encode(unsigned char *buf, int error, int line,
     size_t lf = strnlen(file, FILE_MAX - 1);
     size_t lm = strnlen(msg, MSG_MAX - 1);
     size_t lt = strnlen(trace, TRACE_MAX - 1);
-    if (ln + lf + lm > cap)
-        lm = cap - ln - lf;
     if (ln + lf + lm + lt > cap)
         lt = cap - ln - lf - lm;
     put32(buf, REC_VERSION);
@@ -596,13 +602,15 @@ static int try_reap(mproc_process *p)
             collect(p, status, sig);
             atomic_store(&p->state, REAPED);
             rc = 0;
-        } else {
-            /* -ECHILD: reaped behind our back; nothing will ever tell. */
+        } else if (r == -ECHILD) {
+            /* Reaped behind our back; nothing will ever tell. */
             p->wait_rc = MPROC_ESRCH;
             mproc__os_close(p->errfd);
             p->errfd = -1;
             atomic_store(&p->state, REAPED);
             rc = MPROC_ESRCH;
+        } else {
+            rc = r; /* waitid failed otherwise: still joinable */
         }
     }
     pthread_mutex_unlock(&p->mu);

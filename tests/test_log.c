@@ -788,6 +788,8 @@ START_TEST(log_to_stderr_uses_multiprocessing_format)
     ck_assert_int_eq(mproc_log_level(lg), MPROC_LOG_WARNING);
     ck_assert_int_eq(mproc_log_error(lg, "before"), 0); /* no sink yet */
     ck_assert_int_eq(mproc_log_to_stderr(MPROC_LOG_OFF + 1), MPROC_EINVAL);
+    /* A stderr sink added by hand counts: no second one, ever. */
+    ck_assert_int_eq(mproc_log_add_stderr(lg, NULL), 0);
     ck_assert_int_eq(mproc_log_to_stderr(MPROC_LOG_INFO), 0);
     ck_assert_int_eq(mproc_log_to_stderr(MPROC_LOG_INFO), 0); /* no 2nd sink */
     ck_assert_int_eq(mproc_log_info(lg, "hello %s", "world"), 0);

@@ -82,11 +82,6 @@ int mproc__os_pidfd_send_signal(int pidfd, int sig)
     return rc;
 }
 
-pid_t mproc__os_gettid(void)
-{
-    return (pid_t)syscall(SYS_gettid);
-}
-
 int mproc__os_futex_wait(const uint32_t *addr, uint32_t expected,
                          const struct timespec *abs)
 {

@@ -37,9 +37,6 @@ int mproc__os_pidfd_open(pid_t pid);
 /* Sends sig through a pidfd, so a reaped-and-reused pid is never hit. */
 int mproc__os_pidfd_send_signal(int pidfd, int sig);
 
-/* The kernel thread id of the caller. */
-pid_t mproc__os_gettid(void);
-
 /*
  * Futex wait on a word in shared memory (process-shared futex): sleeps while
  * *addr == expected, until woken, a signal, or the absolute CLOCK_MONOTONIC
