@@ -288,9 +288,13 @@ void *mproc_array_data(mproc_array *a)
 
 static int lock_for_copy(mproc_array *a, int64_t timeout_ms)
 {
+    if (timeout_ms < MPROC_FOREVER)
+        return MPROC_EINVAL;
+    if (!a->has_lock || mproc__lockword_try_fast(&a->s->lock))
+        return 0; /* no clock read when uncontended */
     mproc__deadline d;
     int rc = mproc__deadline_init(&d, timeout_ms);
-    if (rc < 0 || !a->has_lock)
+    if (rc < 0)
         return rc;
     rc = mproc__lockword_acquire(&a->s->lock, &d);
     if (rc == MPROC_EOWNERDEAD)

@@ -1,6 +1,6 @@
 /*
- * Event: a flag word with a waiter count, plus an optional pollable fd per
- * process: an eventfd that a helper thread keeps readable while the flag is
+ * Event: a flag word whose bit 31 marks sleepers, plus an optional pollable fd
+ * per process: an eventfd that a helper thread keeps readable while the flag is
  * set (the thread sleeps on the flag through waitword like any waiter, and
  * wakes only when the flag changes or the handle is closed; it runs with
  * every signal blocked so that no process-directed signal lands on it).

@@ -215,8 +215,10 @@ static bool sem_try(sem_shared *s)
 
 int mproc_semaphore_acquire(mproc_semaphore *sem, int64_t timeout_ms)
 {
-    if (sem == NULL)
+    if (sem == NULL || timeout_ms < MPROC_FOREVER)
         return MPROC_EINVAL;
+    if (sem_try(sem->s)) /* no clock read when a unit is free */
+        return 0;
     mproc__deadline d;
     int rc = mproc__deadline_init(&d, timeout_ms);
     if (rc < 0)

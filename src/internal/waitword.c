@@ -1,7 +1,7 @@
 /*
- * waitword: futex-based waiting with a spin first, deadline slices for
- * liveness checks, and waiter counts so uncontended wakers stay in user
- * space. See waitword.h for the contract.
+ * waitword: futex-based waiting with deadline slices for liveness checks,
+ * an optional spin (for locks), and waiter counts so uncontended wakers stay in
+ * user space. See waitword.h for the contract.
  */
 #include "internal/waitword.h"
 

@@ -4,12 +4,13 @@
  * sleeps. Every mproc object that blocks waits through here.
  *
  * Two layers:
- *  - mproc__waitword_spin / mproc__waitword_sleep: a brief spin, then one
- *    futex sleep cut into slices when a `check` callback is given (so a
- *    sleeper notices a dead peer within MPROC__WAITWORD_SLICE_MS).
- *  - mproc__waitword_wait / mproc__waitword_wake: the same with a waiter
- *    count beside the word, so a waker makes the futex system call only
- *    when the count says someone sleeps. The count is a hint: a sleeper
+ *  - mproc__waitword_sleep: one futex sleep cut into slices when a `check`
+ *    callback is given (so a sleeper notices a dead peer within
+ *    MPROC__WAITWORD_SLICE_MS). mproc__waitword_spin is a brief spin for
+ *    callers that want one first (only locks: see waitword.c).
+ *  - mproc__waitword_wait / mproc__waitword_wake: a sleep with a waiter
+ *    count beside the word (no spin), so a waker makes the futex system call
+ * only when the count says someone sleeps. The count is a hint: a sleeper
  *    killed while asleep leaves it one too high forever, which costs later
  *    wakers a useless system call but never a lost wake-up.
  */
@@ -41,7 +42,7 @@ int mproc__waitword_sleep(_Atomic uint32_t *word, uint32_t expected,
                           const mproc__deadline *d, mproc__waitword_check check,
                           void *arg);
 
-/* Spin, then count ourselves in *nwaiters and sleep as above. */
+/* Counts ourselves in *nwaiters and sleeps as above (no spin). */
 int mproc__waitword_wait(_Atomic uint32_t *word, _Atomic uint32_t *nwaiters,
                          uint32_t expected, const mproc__deadline *d,
                          mproc__waitword_check check, void *arg);
