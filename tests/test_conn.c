@@ -23,20 +23,6 @@
 #include "os/os.h"
 #include "testlib.h"
 
-static void pattern(unsigned char *b, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        b[i] = (unsigned char)(i * 31u + seed);
-}
-
-static int pattern_ok(const unsigned char *b, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        if (b[i] != (unsigned char)(i * 31u + seed))
-            return 0;
-    return 1;
-}
-
 /* ----- message pipes ----- */
 
 START_TEST(pipe_duplex_ends_both_send_and_receive)
@@ -124,7 +110,7 @@ static int send_sizes(mproc_conn *w)
     if (b == NULL)
         return 2;
     for (size_t i = 0; i < NSIZES; i++) {
-        pattern(b, sizes[i], (unsigned)i);
+        test_pattern(b, sizes[i], (unsigned)i);
         if (mproc_conn_send(w, b, sizes[i], 10000) != 0)
             return 3;
     }
@@ -141,13 +127,13 @@ static void check_sizes(mproc_conn *r)
         if (i % 2 == 0) {
             ck_assert_int_eq(mproc_conn_recv(r, b, 1 << 20, &n, 10000), 0);
             ck_assert_uint_eq(n, sizes[i]);
-            ck_assert(pattern_ok(b, n, (unsigned)i));
+            ck_assert(test_pattern_ok(b, n, (unsigned)i));
         } else {
             void *p = NULL;
             ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 10000),
                              0);
             ck_assert_uint_eq(n, sizes[i]);
-            ck_assert(pattern_ok(p, n, (unsigned)i));
+            ck_assert(test_pattern_ok(p, n, (unsigned)i));
             ck_assert_int_eq(((char *)p)[n], '\0');
             free(p);
         }
@@ -196,7 +182,7 @@ START_TEST(recv_too_small_reports_size_and_keeps_message)
     mproc_conn *a, *b;
     ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
     static unsigned char big[100000], got[100000];
-    pattern(big, sizeof big, 5);
+    test_pattern(big, sizeof big, 5);
     ck_assert_int_eq(mproc_conn_send(b, big, 10, 0), 0);
     /* More than the ring holds: it goes while the receiver takes it. */
     struct send_arg sa = {b, big, sizeof big, -1};
@@ -207,7 +193,7 @@ START_TEST(recv_too_small_reports_size_and_keeps_message)
     ck_assert_uint_eq(n, 10);
     ck_assert_int_eq(mproc_conn_recv(a, got, 10, &n, 1000), 0);
     ck_assert_uint_eq(n, 10);
-    ck_assert(pattern_ok(got, 10, 5));
+    ck_assert(test_pattern_ok(got, 10, 5));
     /* Larger than the read buffer, and guarded by max. */
     void *p = NULL;
     ck_assert_int_eq(mproc_conn_recv_alloc(a, &p, &n, 1000, 1000),
@@ -218,7 +204,7 @@ START_TEST(recv_too_small_reports_size_and_keeps_message)
     ck_assert_uint_eq(n, sizeof big);
     ck_assert_int_eq(mproc_conn_recv(a, got, sizeof got, &n, 1000), 0);
     ck_assert_uint_eq(n, sizeof big);
-    ck_assert(pattern_ok(got, n, 5));
+    ck_assert(test_pattern_ok(got, n, 5));
     pthread_join(t, NULL);
     ck_assert_int_eq(sa.rc, 0);
     mproc_conn_close(a);
@@ -1019,7 +1005,7 @@ static void *send_numbered(void *p)
     mproc_conn *c = p;
     unsigned char buf[5000];
     for (int i = 0; i < 200; i++) {
-        pattern(buf, sizeof buf, (unsigned)i);
+        test_pattern(buf, sizeof buf, (unsigned)i);
         if (mproc_conn_send(c, buf, (size_t)(i * 25), 10000) != 0)
             return (void *)1;
     }
@@ -1038,7 +1024,7 @@ START_TEST(one_thread_sends_while_another_receives)
     for (int i = 0; i < 200 && bad < 0; i++) {
         size_t n = 0;
         if (mproc_conn_recv(a, buf, sizeof buf, &n, 10000) != 0 ||
-            n != (size_t)(i * 25) || !pattern_ok(buf, n, (unsigned)i))
+            n != (size_t)(i * 25) || !test_pattern_ok(buf, n, (unsigned)i))
             bad = i;
     }
     void *x, *y;
@@ -1091,7 +1077,7 @@ START_TEST(wait_then_recv_zero_resumes_a_large_message)
     for (unsigned k = 0; k < 2; k++) {
         unsigned char *f = frame + k * (MPROC__FRAME_HDR + len);
         mproc__frame_put_header(f, len, 0);
-        pattern(f + MPROC__FRAME_HDR, len, 9 + k);
+        test_pattern(f + MPROC__FRAME_HDR, len, 9 + k);
     }
     signal(SIGPIPE, SIG_IGN); /* the raw writer, if the reader gives up */
     mproc_conn *r, *w;
@@ -1141,9 +1127,9 @@ START_TEST(wait_then_recv_zero_resumes_a_large_message)
     ck_assert_ptr_null(wr);
     ck_assert_int_gt(timeouts, 0); /* the case under test did happen */
     ck_assert_uint_eq(n, len);
-    ck_assert(pattern_ok(got, len, 9));
+    ck_assert(test_pattern_ok(got, len, 9));
     ck_assert_uint_eq(n2, len);
-    ck_assert(pattern_ok(p, len, 10));
+    ck_assert(test_pattern_ok(p, len, 10));
     free(p);
     /* The connection still works. */
     ck_assert_int_eq(mproc_conn_send(w, "next", 4, 0), 0);

@@ -27,20 +27,6 @@
 #include "os/os.h"
 #include "testlib.h"
 
-static void pattern(unsigned char *b, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        b[i] = (unsigned char)(i * 31u + seed);
-}
-
-static int pattern_ok(const unsigned char *b, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        if (b[i] != (unsigned char)(i * 31u + seed))
-            return 0;
-    return 1;
-}
-
 /* Waits up to ms for a forked child and returns its exit code (128+signal
  * when killed); a child still running then is killed and -2 returned. */
 static int reap(pid_t pid, int64_t ms)
@@ -173,7 +159,7 @@ static void fill_msg(unsigned char *b, size_t n, unsigned id, unsigned seq)
     size_t off = 1;
     for (; off < 5 && off < n; off++)
         b[off] = (unsigned char)(seq >> (8 * (off - 1)));
-    pattern(b + off, n - off, id * 131u + seq);
+    test_pattern(b + off, n - off, id * 131u + seq);
 }
 
 static int child_sends_many(mproc_conn *w, unsigned id)
@@ -293,7 +279,7 @@ START_TEST(sender_with_a_stale_view_never_overwrites_unread_messages)
         }
         int count = 0, rc;
         for (;;) {
-            pattern(m, sizeof m, (unsigned)count);
+            test_pattern(m, sizeof m, (unsigned)count);
             if ((rc = mproc_conn_send(w2, m, sizeof m, 0)) != 0)
                 break;
             count++;
@@ -306,7 +292,7 @@ START_TEST(sender_with_a_stale_view_never_overwrites_unread_messages)
         for (int i = 0; i < count; i++) {
             ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0), 0);
             ck_assert_uint_eq(n, sizeof m);
-            ck_assert(pattern_ok(got, n, (unsigned)i));
+            ck_assert(test_pattern_ok(got, n, (unsigned)i));
         }
         ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0),
                          MPROC_ETIMEDOUT);
@@ -426,7 +412,7 @@ START_TEST(sender_killed_before_its_large_message_began_tears_nothing)
         unsigned char m[1000];
         int count = 0, rc;
         do {
-            pattern(m, sizeof m, (unsigned)count);
+            test_pattern(m, sizeof m, (unsigned)count);
         } while ((rc = mproc_conn_send(w, m, sizeof m, 0)) == 0 && ++count);
         ck_assert_int_eq(rc, MPROC_ETIMEDOUT);
         mproc__ringio *x = mproc__conn_ringio(w, true);
@@ -444,7 +430,7 @@ START_TEST(sender_killed_before_its_large_message_began_tears_nothing)
         /* Nothing of it was published: the next sender goes on. */
         unsigned char *big = malloc(200000);
         ck_assert_ptr_nonnull(big);
-        pattern(big, 200000, 77);
+        test_pattern(big, 200000, 77);
         struct sender s = {w, big, 200000, 1, -1};
         pthread_t t;
         ck_assert_int_eq(pthread_create(&t, NULL, send_thread, &s), 0);
@@ -454,7 +440,7 @@ START_TEST(sender_killed_before_its_large_message_began_tears_nothing)
         int bad = -1;
         for (int i = 0; i < count && bad < 0; i++)
             if (mproc_conn_recv(r, got, sizeof m, &n, test_ms(10000)) != 0 ||
-                n != sizeof m || !pattern_ok(got, n, (unsigned)i))
+                n != sizeof m || !test_pattern_ok(got, n, (unsigned)i))
                 bad = i;
         int rc2 =
             bad < 0 ? mproc_conn_recv(r, got, 200000, &n, test_ms(10000)) : -1;
@@ -465,7 +451,7 @@ START_TEST(sender_killed_before_its_large_message_began_tears_nothing)
         ck_assert_int_eq(s.rc, 0);
         ck_assert_int_eq(rc2, 0);
         ck_assert_uint_eq(n, 200000);
-        ck_assert(pattern_ok(got, n, 77));
+        ck_assert(test_pattern_ok(got, n, 77));
         free(big);
         free(got);
         mproc_conn_close(r);
@@ -572,7 +558,7 @@ START_TEST(send_timed_out_inside_a_large_message_tears_it)
     size_t len = 1 << 20;
     unsigned char *big = malloc(len);
     ck_assert_ptr_nonnull(big);
-    pattern(big, len, 3);
+    test_pattern(big, len, 3);
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
         ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
@@ -644,7 +630,7 @@ START_TEST(send_that_times_out_before_any_byte_changes_nothing)
         unsigned char m[1000];
         int count = 0, rc;
         for (;;) {
-            pattern(m, sizeof m, (unsigned)count);
+            test_pattern(m, sizeof m, (unsigned)count);
             if ((rc = mproc_conn_send(w, m, sizeof m, 0)) != 0)
                 break;
             count++;
@@ -657,7 +643,7 @@ START_TEST(send_that_times_out_before_any_byte_changes_nothing)
         ck_assert_int_eq(mproc_conn_send(w, NULL, 0, 0), MPROC_ETIMEDOUT);
         ck_assert_int_eq(mproc_conn_send(w, NULL, 0, 20), MPROC_ETIMEDOUT);
         /* Larger than the ring, with no room for its first piece. */
-        pattern(big, len, 1);
+        test_pattern(big, len, 1);
         ck_assert_int_eq(mproc_conn_send(w, big, len, 0), MPROC_ETIMEDOUT);
         ck_assert_int_eq(mproc_conn_send(w, big, len, 30), MPROC_ETIMEDOUT);
         mproc_conn_msg ms[3] = {{"a", 1}, {big, len}, {"b", 1}};
@@ -670,7 +656,7 @@ START_TEST(send_that_times_out_before_any_byte_changes_nothing)
         for (int i = 0; i < count; i++) {
             ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, 0), 0);
             ck_assert_uint_eq(n, sizeof m);
-            ck_assert(pattern_ok(got, n, (unsigned)i));
+            ck_assert(test_pattern_ok(got, n, (unsigned)i));
         }
         ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, 0), 0);
         ck_assert_uint_eq(n, 8);
@@ -687,7 +673,7 @@ START_TEST(send_that_times_out_before_any_byte_changes_nothing)
         ck_assert_int_eq(rc, 0);
         ck_assert_int_eq(s.rc, 0);
         ck_assert_uint_eq(n, len);
-        ck_assert(pattern_ok(got, n, 1));
+        ck_assert(test_pattern_ok(got, n, 1));
         ck_assert_int_eq(mproc_conn_send(w, "end", 3, 0), 0);
         ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, 0), 0);
         ck_assert_mem_eq(got, "end", 3);
@@ -1168,12 +1154,12 @@ static int child_uses_passed_ends(mproc_conn *ctl, mproc_conn *ctlk)
     size_t n;
     for (size_t i = 0; i < NPSZ; i++)
         if (mproc_conn_recv(rr, b, 200000, &n, t) != 0 || n != psz[i] ||
-            !pattern_ok(b, n, 100 + (unsigned)i))
+            !test_pattern_ok(b, n, 100 + (unsigned)i))
             return 20 + (int)i;
     if (mproc_conn_recv(rr, b, 200000, &n, t) != MPROC_ECLOSED)
         return 30;
     for (size_t i = 0; i < NPSZ; i++) {
-        pattern(b, psz[i], 200 + (unsigned)i);
+        test_pattern(b, psz[i], 200 + (unsigned)i);
         if (mproc_conn_send(ww, b, psz[i], t) != 0)
             return 40 + (int)i;
     }
@@ -1225,24 +1211,24 @@ START_TEST(ring_end_passed_to_another_process_keeps_working)
     size_t n;
     int64_t t = test_ms(10000);
     for (size_t i = 0; i < NPSZ && bad == 0; i++) {
-        pattern(b, psz[i], 100 + (unsigned)i);
+        test_pattern(b, psz[i], 100 + (unsigned)i);
         if (mproc_conn_send(w1, b, psz[i], t) != 0)
             bad = 1;
     }
     mproc_conn_close(w1);
     for (size_t i = 0; i < NPSZ && bad == 0; i++)
         if (mproc_conn_recv(r2, b, 200000, &n, t) != 0 || n != psz[i] ||
-            !pattern_ok(b, n, 200 + (unsigned)i))
+            !test_pattern_ok(b, n, 200 + (unsigned)i))
             bad = 2;
     if (bad == 0 && mproc_conn_recv(r2, b, 200000, &n, t) != MPROC_ECLOSED)
         bad = 3;
     for (size_t i = 0; i < NPSZ && bad == 0; i++) {
-        pattern(b, psz[i], 300 + (unsigned)i);
+        test_pattern(b, psz[i], 300 + (unsigned)i);
         if (mproc_conn_send(d1, b, psz[i], t) != 0)
             bad = 4;
         else if (memset(b, 0, psz[i]),
                  mproc_conn_recv(d1, b, 200000, &n, t) != 0 || n != psz[i] ||
-                     !pattern_ok(b, n, 300 + (unsigned)i))
+                     !test_pattern_ok(b, n, 300 + (unsigned)i))
             bad = 5;
     }
     mproc_conn_close(d1);
@@ -1407,7 +1393,7 @@ START_TEST(large_message_resumes_after_wait_and_recv_zero_on_a_ring)
             mproc_conn_close(r);
             unsigned char *b = malloc(len);
             for (unsigned k = 0; b != NULL && k < 2; k++) {
-                pattern(b, len, 21 + k);
+                test_pattern(b, len, 21 + k);
                 if (mproc_conn_send(w, b, len, test_ms(10000)) != 0)
                     _exit(1);
             }
@@ -1463,9 +1449,9 @@ START_TEST(large_message_resumes_after_wait_and_recv_zero_on_a_ring)
         ck_assert_int_eq(bad, 0);
         ck_assert_int_eq(st, 0);
         ck_assert_uint_eq(n, len);
-        ck_assert(pattern_ok(got, len, 21));
+        ck_assert(test_pattern_ok(got, len, 21));
         ck_assert_uint_eq(n2, len);
-        ck_assert(pattern_ok(p, len, 22));
+        ck_assert(test_pattern_ok(p, len, 22));
         free(p);
         /* The end goes on. */
         ck_assert_int_eq(mproc_conn_send(w, "next", 4, 0), 0);
@@ -1513,7 +1499,7 @@ static void *recv_thread(void *p)
         if (rc == 0 && n >= sizeof i)
             memcpy(&i, b, sizeof i);
         if (rc != 0 || i < 0 || i >= a->nmsg || n != two_size(i) ||
-            !pattern_ok(b + sizeof i, n - sizeof i, (unsigned)i)) {
+            !test_pattern_ok(b + sizeof i, n - sizeof i, (unsigned)i)) {
             a->bad = rc != 0 ? rc : 2;
             break;
         }
@@ -1537,7 +1523,7 @@ START_TEST(two_threads_receiving_on_one_end_get_each_message_once)
         for (int i = 0; b != NULL && i < NMSG; i++) {
             size_t n = two_size(i);
             memcpy(b, &i, sizeof i);
-            pattern(b + sizeof i, n - sizeof i, (unsigned)i);
+            test_pattern(b + sizeof i, n - sizeof i, (unsigned)i);
             if (mproc_conn_send(w, b, n, test_ms(10000)) != 0)
                 _exit(1);
         }
@@ -1584,7 +1570,7 @@ START_TEST(batch_with_messages_larger_than_the_ring_arrives_whole)
                 unsigned char *p = malloc(bsz[i] + 1);
                 if (p == NULL)
                     _exit(2);
-                pattern(p, bsz[i], 40 + (unsigned)i);
+                test_pattern(p, bsz[i], 40 + (unsigned)i);
                 m[i].data = p;
                 m[i].len = bsz[i];
             }
@@ -1599,7 +1585,7 @@ START_TEST(batch_with_messages_larger_than_the_ring_arrives_whole)
         for (int i = 0; i < NB && bad < 0; i++) {
             size_t n = 0;
             if (mproc_conn_recv(r, b, 200000, &n, test_ms(10000)) != 0 ||
-                n != bsz[i] || !pattern_ok(b, n, 40 + (unsigned)i))
+                n != bsz[i] || !test_pattern_ok(b, n, 40 + (unsigned)i))
                 bad = i;
         }
         if (bad >= 0)
@@ -1625,7 +1611,7 @@ START_TEST(batch_that_times_out_reports_exactly_what_was_sent)
         static unsigned char data[NM][1000];
         mproc_conn_msg m[NM];
         for (int i = 0; i < NM; i++) {
-            pattern(data[i], sizeof data[i], (unsigned)i);
+            test_pattern(data[i], sizeof data[i], (unsigned)i);
             m[i].data = data[i];
             m[i].len = sizeof data[i];
         }
@@ -1640,7 +1626,7 @@ START_TEST(batch_that_times_out_reports_exactly_what_was_sent)
         for (size_t i = 0; i < sent; i++) {
             ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0), 0);
             ck_assert_uint_eq(n, sizeof got);
-            ck_assert(pattern_ok(got, n, (unsigned)i));
+            ck_assert(test_pattern_ok(got, n, (unsigned)i));
         }
         /* Exactly those: nothing of the rest, and the end goes on. */
         ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0),
@@ -1650,7 +1636,7 @@ START_TEST(batch_that_times_out_reports_exactly_what_was_sent)
         ck_assert_uint_eq(sent2, 3);
         for (size_t i = sent; i < sent + 3; i++) {
             ck_assert_int_eq(mproc_conn_recv(r, got, sizeof got, &n, 0), 0);
-            ck_assert(pattern_ok(got, n, (unsigned)i));
+            ck_assert(test_pattern_ok(got, n, (unsigned)i));
         }
         mproc_conn_close(r);
         mproc_conn_close(w);

@@ -290,3 +290,17 @@ int test_wait_asleep(int pid, const char *in, int64_t ms)
         usleep(1000);
     }
 }
+
+void test_pattern(unsigned char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(i * 31u + seed);
+}
+
+int test_pattern_ok(const unsigned char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != (unsigned char)(i * 31u + seed))
+            return 0;
+    return 1;
+}

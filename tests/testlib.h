@@ -46,6 +46,11 @@ int test_wait_status(int pid);
  * seen. */
 int test_wait_asleep(int pid, const char *in, int64_t ms);
 
+/* Fills b with a pattern of n bytes that depends on seed and position;
+ * test_pattern_ok is true when b holds exactly that pattern. */
+void test_pattern(unsigned char *b, size_t n, unsigned seed);
+int test_pattern_ok(const unsigned char *b, size_t n, unsigned seed);
+
 /* Reads fd until EOF (or n - 1 bytes), retrying EINTR; NUL-terminates buf
  * and returns the length read. */
 size_t test_read_to_eof(int fd, char *buf, size_t n);
