@@ -520,7 +520,7 @@ START_TEST(sender_killed_between_its_fds_and_its_frame_never_gives_wrong_fds)
     kill(pid, SIGKILL);
     int st = reap(pid, test_ms(10000));
     if (stopped != 0 && st == 2) {
-        fprintf(stderr, "conn_ring: ptrace not permitted here: SKIPPED\n");
+        test_skip("ptrace not permitted here");
         return;
     }
     ck_assert_int_eq(stopped, 0);

@@ -433,7 +433,7 @@ static void owner_death_with_reused_tid(bool recursive)
     usleep(30000);
     pid_t second = spawn_with_pid(first, child_reused_tid_acquires, NULL);
     if (second < 0) {
-        fprintf(stderr, "skipped: cannot choose the next pid (not root?)\n");
+        test_skip("cannot choose the next pid (not root?)");
         mproc_lock_close(g_lock);
         return;
     }

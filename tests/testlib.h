@@ -51,6 +51,12 @@ int test_wait_asleep(int pid, const char *in, int64_t ms);
 void test_pattern(unsigned char *b, size_t n, unsigned seed);
 int test_pattern_ok(const unsigned char *b, size_t n, unsigned seed);
 
+/* Marks the running case as skipped (what it is about could not happen
+ * here), with the reason on stderr; the case should return. CTest then
+ * reports it as not run rather than passed. */
+#define TEST_SKIP_CODE 77
+void test_skip(const char *why);
+
 /* Reads fd until EOF (or n - 1 bytes), retrying EINTR; NUL-terminates buf
  * and returns the length read. */
 size_t test_read_to_eof(int fd, char *buf, size_t n);
