@@ -144,6 +144,14 @@ int mproc_barrier_unlink(const char *name)
     return mproc__region_unlink(name, MPROC__KIND_BARRIER);
 }
 
+/* Under the lock: breaks the current generation and wakes everyone. */
+static void break_locked(barrier_shared *s)
+{
+    atomic_store(&s->broken, 1);
+    atomic_fetch_add(&s->seq, 1);
+    mproc__waitword_wake(&s->seq, &s->nwaiters, INT_MAX);
+}
+
 /* Takes the internal lock by deadline d (0 or MPROC_ETIMEDOUT). A
  * participant killed inside a barrier call leaves the state half-changed:
  * break the barrier and go on. The lock is held only for a few stores. */
@@ -151,10 +159,8 @@ static int lock_state_by(barrier_shared *s, const mproc__deadline *d)
 {
     int rc = mproc__lockword_acquire(&s->lock, d);
     if (rc == MPROC_EOWNERDEAD) {
-        atomic_store(&s->broken, 1);
-        atomic_fetch_add(&s->seq, 1);
         mproc__lockword_consistent(&s->lock);
-        mproc__waitword_wake(&s->seq, &s->nwaiters, INT_MAX);
+        break_locked(s);
         rc = 0;
     }
     return rc == 0 ? 0 : MPROC_ETIMEDOUT;
@@ -169,14 +175,6 @@ static void lock_state(barrier_shared *s)
 static void unlock_state(barrier_shared *s)
 {
     mproc__lockword_release(&s->lock);
-}
-
-/* Under the lock: breaks the current generation and wakes everyone. */
-static void break_locked(barrier_shared *s)
-{
-    atomic_store(&s->broken, 1);
-    atomic_fetch_add(&s->seq, 1);
-    mproc__waitword_wake(&s->seq, &s->nwaiters, INT_MAX);
 }
 
 struct watch {

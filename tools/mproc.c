@@ -150,18 +150,16 @@ static const char *kind_name(uint32_t kind)
 static int print_region(const char *name, uint32_t kind, uint32_t version,
                         uint64_t size, void *arg)
 {
-    int *count = arg;
+    (void)arg;
     printf("%-40s %-18s v%-3u %12llu\n", name, kind_name(kind),
            (unsigned)version, (unsigned long long)size);
-    ++*count;
     return 0;
 }
 
 static int cmd_shm(int argc, char **argv)
 {
     if (argc == 1 && strcmp(argv[0], "list") == 0) {
-        int count = 0;
-        int rc = mproc__region_list(print_region, &count);
+        int rc = mproc__region_list(print_region, NULL);
         if (rc < 0) {
             fprintf(stderr, "mproc: shm list: %s\n", mproc_strerror(rc));
             return EXIT_SYSTEM;

@@ -224,7 +224,9 @@ MPROC_API int mproc_process_exitcode(const mproc_process *p, int *code);
 
 /*
  * mproc_process_terminate / mproc_process_kill: send SIGTERM / SIGKILL to
- * the child (through its pidfd, so a reused pid is never hit). Join it
+ * the child (through its pidfd, so a reused pid is never hit; where there
+ * is no pidfd, see mproc_process_fd(), it is a plain kill(2) by pid, which
+ * in a process other than the parent can hit a reused pid). Join it
  * afterwards. Returns 0 (also when the child has exited but is not yet
  * joined: the signal then has no effect), or MPROC_EINVAL (NULL handle),
  * MPROC_ESTATE (already joined: nothing is sent), or another -errno from
