@@ -109,7 +109,7 @@ static mproc_log *make_logger(int fd, int level)
     o.format = FORMAT;
     o.level = level;
     mproc_log *lg;
-    if (mproc_log_create(&o, &lg) != 0 || mproc_log_add_fd(lg, fd, NULL) != 0)
+    if (mproc_log_create(&lg, &o) != 0 || mproc_log_add_fd(lg, fd, NULL) != 0)
         bench_die("bench_log: cannot make the logger");
     return lg;
 }

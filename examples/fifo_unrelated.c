@@ -17,7 +17,7 @@ static int writer(const char *path)
 {
     mproc_conn *w;
     /* Waits (at most 5 s) until a reader has the FIFO open. */
-    int rc = mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, 5000);
+    int rc = mproc_fifo_open(&w, path, MPROC_FIFO_WRITE, NULL, 5000);
     if (rc != 0) {
         fprintf(stderr, "writer: open: %s\n", mproc_strerror(rc));
         return 1;
@@ -44,7 +44,7 @@ int main(int argc, char **argv)
         return 1;
     }
     mproc_conn *r;
-    rc = mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 5000);
+    rc = mproc_fifo_open(&r, path, MPROC_FIFO_READ, NULL, 5000);
     pid_t pid = fork();
     if (pid == 0) {
         execl("/proc/self/exe", argv[0], "writer", path, (char *)NULL);

@@ -18,7 +18,7 @@ static int client(const char *path)
 {
     mproc_conn *c;
     /* Retries until the listener is there, at most 5 s. */
-    int rc = mproc_client_open(path, &c, 5000);
+    int rc = mproc_client_open(&c, path, 5000);
     if (rc != 0) {
         fprintf(stderr, "client: %s\n", mproc_strerror(rc));
         return 1;
@@ -45,7 +45,7 @@ int main(int argc, char **argv)
     char path[64];
     snprintf(path, sizeof path, "%s/listener.sock", dir);
     mproc_listener *l;
-    int rc = mproc_listener_open(path, NULL, &l); /* mode 0600 */
+    int rc = mproc_listener_open(&l, path, NULL); /* mode 0600 */
     if (rc != 0) {
         fprintf(stderr, "listen: %s\n", mproc_strerror(rc));
         return 1;

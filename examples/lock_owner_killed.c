@@ -35,7 +35,7 @@ int main(void)
     pid_t child = fork();
     if (child == 0) {
         mproc_lock *mine; /* an unrelated process would do just this */
-        if (mproc_lock_open(&mine, name, false) != 0 ||
+        if (mproc_lock_open(&mine, name, NULL) != 0 ||
             mproc_lock_acquire(mine, 1000) != 0)
             _exit(1);
         pair[0] = 42; /* ... and dies before pair[1] = 42 */
@@ -63,7 +63,7 @@ int main(void)
     rc = mproc_lock_acquire(lock, 0);
     printf("next acquire: %s\n", mproc_errname(rc));
     mproc_lock_release(lock);
-    mproc_shm_detach(mem);
+    mproc_shm_close(mem);
     mproc_lock_close(lock);
     mproc_lock_unlink(name);
     return rc == 0 ? 0 : 1;

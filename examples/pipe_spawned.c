@@ -15,7 +15,7 @@ static int child(void)
 {
     mproc_conn *w;
     /* Only this program writes to the pipe: any message size may go. */
-    int rc = mproc_conn_from_fd(1, MPROC_CONN_SINGLE_WRITER, &w);
+    int rc = mproc_conn_from_fd(&w, 1, MPROC_CONN_SINGLE_WRITER);
     if (rc != 0)
         return 1;
     const char *msgs[] = {"one", "two", "three"};

@@ -248,7 +248,7 @@ static int wrap_fd(int fd, bool bytes, mproc_conn **out)
                            acc != O_WRONLY, out);
 }
 
-int mproc_conn_from_fd(int fd, unsigned flags, mproc_conn **out)
+int mproc_conn_from_fd(mproc_conn **out, int fd, unsigned flags)
 {
     if (out == NULL ||
         (flags & ~(MPROC_CONN_BYTES | MPROC_CONN_SINGLE_WRITER)) != 0)

@@ -97,8 +97,8 @@ static int fifo_kind(const struct stat *st)
     return S_ISFIFO(st->st_mode) ? 0 : MPROC_EBADOBJ;
 }
 
-int mproc_fifo_open(const char *path, unsigned how, const mproc_fifo_opts *opts,
-                    mproc_conn **out, int64_t timeout_ms)
+int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
+                    const mproc_fifo_opts *opts, int64_t timeout_ms)
 {
     mproc_fifo_opts def = MPROC_FIFO_OPTS_INIT;
     if (opts == NULL)
@@ -181,8 +181,8 @@ static int make_addr(const char *path, struct sockaddr_un *a)
     return 0;
 }
 
-int mproc_listener_open(const char *path, const mproc_listener_opts *opts,
-                        mproc_listener **out)
+int mproc_listener_open(mproc_listener **out, const char *path,
+                        const mproc_listener_opts *opts)
 {
     mproc_listener_opts def = MPROC_LISTENER_OPTS_INIT;
     if (opts == NULL)
@@ -323,7 +323,7 @@ void mproc_listener_close(mproc_listener *l)
     free(l);
 }
 
-int mproc_client_open(const char *path, mproc_conn **out, int64_t timeout_ms)
+int mproc_client_open(mproc_conn **out, const char *path, int64_t timeout_ms)
 {
     if (path == NULL || out == NULL)
         return MPROC_EINVAL;

@@ -647,7 +647,7 @@ mproc_log *mproc_log_default(void)
     return &default_log;
 }
 
-int mproc_log_create(const mproc_log_opts *opts, mproc_log **out)
+int mproc_log_create(mproc_log **out, const mproc_log_opts *opts)
 {
     static const mproc_log_opts defaults = MPROC_LOG_OPTS_INIT;
     if (opts == NULL)

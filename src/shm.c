@@ -45,14 +45,16 @@ int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
     return 0;
 }
 
-int mproc_shm_attach(mproc_shm **out, const char *name)
+int mproc_shm_open(mproc_shm **out, const char *name,
+                   const mproc_shm_opts *opts)
 {
     if (out == NULL)
         return MPROC_EINVAL;
     mproc_shm *m = calloc(1, sizeof *m);
     if (m == NULL)
         return MPROC_ENOMEM;
-    int rc = mproc__region_open(&m->region, name, MPROC__KIND_SHM);
+    int rc = mproc__region_open(&m->region, name, MPROC__KIND_SHM,
+                                opts != NULL ? &opts->access : NULL);
     if (rc < 0) {
         free(m);
         return rc;
@@ -61,7 +63,7 @@ int mproc_shm_attach(mproc_shm **out, const char *name)
     return 0;
 }
 
-void mproc_shm_detach(mproc_shm *shm)
+void mproc_shm_close(mproc_shm *shm)
 {
     if (shm == NULL)
         return;
@@ -186,14 +188,15 @@ static int make(mproc_array **out, const char *name, uint32_t kind,
     return 0;
 }
 
-static int open_any(mproc_array **out, const char *name)
+static int open_any(mproc_array **out, const char *name,
+                    const mproc_access *access)
 {
     if (out == NULL)
         return MPROC_EINVAL;
     mproc_array *a = calloc(1, sizeof *a);
     if (a == NULL)
         return MPROC_ENOMEM;
-    int rc = mproc__region_open(&a->region, name, MPROC__KIND_ANY);
+    int rc = mproc__region_open(&a->region, name, MPROC__KIND_ANY, access);
     if (rc == 0) {
         /* Each field read once, into the handle, then validated. */
         uint32_t kind = a->region.hdr->kind;
@@ -240,9 +243,10 @@ int mproc_array_create(mproc_array **out, const char *name, mproc_type type,
     return make(out, name, MPROC__KIND_ARRAY, type, count, opts);
 }
 
-int mproc_array_open(mproc_array **out, const char *name)
+int mproc_array_open(mproc_array **out, const char *name,
+                     const mproc_array_opts *opts)
 {
-    return open_any(out, name);
+    return open_any(out, name, opts != NULL ? &opts->access : NULL);
 }
 
 void mproc_array_close(mproc_array *a)
@@ -518,9 +522,10 @@ int mproc_value_create(mproc_value **out, const char *name, mproc_type type,
     return make(out, name, MPROC__KIND_VALUE, type, 1, opts);
 }
 
-int mproc_value_open(mproc_value **out, const char *name)
+int mproc_value_open(mproc_value **out, const char *name,
+                     const mproc_value_opts *opts)
 {
-    return open_any(out, name);
+    return open_any(out, name, opts != NULL ? &opts->access : NULL);
 }
 
 void mproc_value_close(mproc_value *v)

@@ -105,7 +105,8 @@ int mproc_barrier_open(mproc_barrier **out, const char *name,
     mproc_barrier *b = calloc(1, sizeof *b);
     if (b == NULL)
         return MPROC_ENOMEM;
-    int rc = mproc__region_open(&b->region, name, MPROC__KIND_BARRIER);
+    int rc = mproc__region_open(&b->region, name, MPROC__KIND_BARRIER,
+                                opts != NULL ? &opts->access : NULL);
     uint32_t parties = 0;
     if (rc == 0) {
         /* Read once: the word is shared, and the handle indexes with it. */

@@ -70,7 +70,7 @@ int mproc_condition_create(mproc_condition **out, const char *name,
 }
 
 int mproc_condition_open(mproc_condition **out, const char *name,
-                         mproc_lock *lock)
+                         mproc_lock *lock, const mproc_condition_opts *opts)
 {
     if (out == NULL)
         return MPROC_EINVAL;
@@ -78,7 +78,8 @@ int mproc_condition_open(mproc_condition **out, const char *name,
     if (c == NULL)
         return MPROC_ENOMEM;
     int rc = mproc__region_open_sized(&c->region, name, MPROC__KIND_CONDITION,
-                                      sizeof(cond_shared));
+                                      sizeof(cond_shared),
+                                      opts != NULL ? &opts->access : NULL);
     if (rc == 0) {
         /* The creator's choice, own lock or not, must be the opener's:
          * otherwise both would use different locks without a word. */

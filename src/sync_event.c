@@ -92,7 +92,8 @@ int mproc_event_create(mproc_event **out, const char *name,
     return 0;
 }
 
-int mproc_event_open(mproc_event **out, const char *name)
+int mproc_event_open(mproc_event **out, const char *name,
+                     const mproc_event_opts *opts)
 {
     if (out == NULL)
         return MPROC_EINVAL;
@@ -100,7 +101,8 @@ int mproc_event_open(mproc_event **out, const char *name)
     if (e == NULL)
         return MPROC_ENOMEM;
     int rc = mproc__region_open_sized(&e->region, name, MPROC__KIND_EVENT,
-                                      sizeof(event_shared));
+                                      sizeof(event_shared),
+                                      opts != NULL ? &opts->access : NULL);
     if (rc < 0) {
         free(e);
         return rc;

@@ -35,6 +35,7 @@ int mproc_lock_create(mproc_lock **out, const char *name,
     }
     l->lw = l->region.payload;
     mproc__lockword_init(l->lw, o.recursive);
+    l->recursive = o.recursive;
     rc = mproc__region_publish(&l->region);
     if (rc < 0) {
         mproc__region_abandon(&l->region);
@@ -45,16 +46,27 @@ int mproc_lock_create(mproc_lock **out, const char *name,
     return 0;
 }
 
-int mproc_lock_open(mproc_lock **out, const char *name, bool recursive)
+int mproc_lock_open(mproc_lock **out, const char *name,
+                    const mproc_lock_opts *opts)
 {
     if (out == NULL)
         return MPROC_EINVAL;
     mproc_lock *l = calloc(1, sizeof *l);
     if (l == NULL)
         return MPROC_ENOMEM;
-    int rc = mproc__region_open_sized(
-        &l->region, name, recursive ? MPROC__KIND_RLOCK : MPROC__KIND_LOCK,
-        sizeof(mproc__lockword));
+    int rc = mproc__region_open_sized(&l->region, name, MPROC__KIND_ANY,
+                                      sizeof(mproc__lockword),
+                                      opts != NULL ? &opts->access : NULL);
+    if (rc == 0) {
+        /* The kind is the creator's choice, read once from the checked
+         * header; the lock word's own flag is shared and not trusted. */
+        uint32_t kind = l->region.hdr->kind;
+        if (kind != MPROC__KIND_LOCK && kind != MPROC__KIND_RLOCK) {
+            mproc__region_close(&l->region);
+            rc = MPROC_EBADOBJ;
+        }
+        l->recursive = kind == MPROC__KIND_RLOCK;
+    }
     if (rc < 0) {
         free(l);
         return rc;
@@ -62,6 +74,13 @@ int mproc_lock_open(mproc_lock **out, const char *name, bool recursive)
     l->lw = l->region.payload;
     *out = l;
     return 0;
+}
+
+int mproc_lock_is_recursive(mproc_lock *lock)
+{
+    if (lock == NULL)
+        return MPROC_EINVAL;
+    return lock->recursive ? 1 : 0;
 }
 
 void mproc_lock_close(mproc_lock *lock)
@@ -128,6 +147,7 @@ typedef struct sem_shared {
 struct mproc_semaphore {
     mproc__region region;
     sem_shared *s;
+    bool bounded; /* the kind seen at create/open */
 };
 
 #define SEM_VALUE_LIMIT ((uint32_t)INT32_MAX)
@@ -156,6 +176,7 @@ int mproc_semaphore_create(mproc_semaphore **out, const char *name,
     atomic_init(&m->s->nwaiters, 0);
     m->s->max = value;
     m->s->bounded = o.bounded ? 1 : 0;
+    m->bounded = o.bounded;
     rc = mproc__region_publish(&m->region);
     if (rc < 0) {
         mproc__region_abandon(&m->region);
@@ -166,17 +187,25 @@ int mproc_semaphore_create(mproc_semaphore **out, const char *name,
     return 0;
 }
 
-int mproc_semaphore_open(mproc_semaphore **out, const char *name, bool bounded)
+int mproc_semaphore_open(mproc_semaphore **out, const char *name,
+                         const mproc_semaphore_opts *opts)
 {
     if (out == NULL)
         return MPROC_EINVAL;
     mproc_semaphore *m = calloc(1, sizeof *m);
     if (m == NULL)
         return MPROC_ENOMEM;
-    int rc = mproc__region_open_sized(&m->region, name,
-                                      bounded ? MPROC__KIND_BSEMAPHORE
-                                              : MPROC__KIND_SEMAPHORE,
-                                      sizeof(sem_shared));
+    int rc = mproc__region_open_sized(&m->region, name, MPROC__KIND_ANY,
+                                      sizeof(sem_shared),
+                                      opts != NULL ? &opts->access : NULL);
+    if (rc == 0) {
+        uint32_t kind = m->region.hdr->kind;
+        if (kind != MPROC__KIND_SEMAPHORE && kind != MPROC__KIND_BSEMAPHORE) {
+            mproc__region_close(&m->region);
+            rc = MPROC_EBADOBJ;
+        }
+        m->bounded = kind == MPROC__KIND_BSEMAPHORE;
+    }
     if (rc < 0) {
         free(m);
         return rc;
@@ -250,6 +279,13 @@ int mproc_semaphore_release(mproc_semaphore *sem, uint32_t n)
     mproc__waitword_wake(&s->count, &s->nwaiters,
                          n > INT_MAX ? INT_MAX : (int)n);
     return 0;
+}
+
+int mproc_semaphore_is_bounded(mproc_semaphore *sem)
+{
+    if (sem == NULL)
+        return MPROC_EINVAL;
+    return sem->bounded ? 1 : 0;
 }
 
 int mproc_semaphore_value(mproc_semaphore *sem, uint32_t *value)

@@ -1213,8 +1213,8 @@ START_TEST(wrapped_and_passed_pipe_ends_stay_shared_writers)
     int p[2];
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_conn_from_fd(p[0], MPROC_CONN_MESSAGES, &r), 0);
-    ck_assert_int_eq(mproc_conn_from_fd(p[1], MPROC_CONN_MESSAGES, &w), 0);
+    ck_assert_int_eq(mproc_conn_from_fd(&r, p[0], MPROC_CONN_MESSAGES), 0);
+    ck_assert_int_eq(mproc_conn_from_fd(&w, p[1], MPROC_CONN_MESSAGES), 0);
     /* Wrapped: others may hold the same write end, so messages stay atomic. */
     ck_assert_int_eq(mproc_conn_send(w, big, sizeof big, 0), MPROC_EMSGSIZE);
     ck_assert_int_eq(mproc_conn_send(w, big, MPROC_FIFO_ATOMIC_MAX, 0), 0);
@@ -1230,8 +1230,8 @@ START_TEST(wrapped_and_passed_pipe_ends_stay_shared_writers)
     int q[2];
     ck_assert_int_eq(pipe2(q, O_CLOEXEC), 0);
     mproc_conn *r2, *w3, *w4;
-    ck_assert_int_eq(mproc_conn_from_fd(q[0], MPROC_CONN_MESSAGES, &r2), 0);
-    ck_assert_int_eq(mproc_conn_from_fd(q[1], MPROC_CONN_SINGLE_WRITER, &w3),
+    ck_assert_int_eq(mproc_conn_from_fd(&r2, q[0], MPROC_CONN_MESSAGES), 0);
+    ck_assert_int_eq(mproc_conn_from_fd(&w3, q[1], MPROC_CONN_SINGLE_WRITER),
                      0);
     ck_assert_int_eq(mproc_conn_send(w3, big, sizeof big, 0), 0);
     ck_assert_int_eq(mproc_conn_send_conn(a, w3, 0), 0);
@@ -1296,8 +1296,8 @@ START_TEST(conn_from_fd_takes_pipes_and_sockets)
     int p[2];
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_conn_from_fd(p[0], MPROC_CONN_MESSAGES, &r), 0);
-    ck_assert_int_eq(mproc_conn_from_fd(p[1], MPROC_CONN_MESSAGES, &w), 0);
+    ck_assert_int_eq(mproc_conn_from_fd(&r, p[0], MPROC_CONN_MESSAGES), 0);
+    ck_assert_int_eq(mproc_conn_from_fd(&w, p[1], MPROC_CONN_MESSAGES), 0);
     ck_assert(mproc_conn_can_recv(r) && !mproc_conn_can_send(r));
     ck_assert(mproc_conn_can_send(w) && !mproc_conn_can_recv(w));
     ck_assert_int_eq(mproc_conn_send(w, "abc", 3, 0), 0);
@@ -1309,12 +1309,12 @@ START_TEST(conn_from_fd_takes_pipes_and_sockets)
     ck_assert_int_eq(mproc_conn_recv(r, buf, 4, &n, 0), MPROC_ECLOSED);
     mproc_conn_close(r);
     mproc_conn *x;
-    ck_assert_int_eq(mproc_conn_from_fd(-1, 0, &x), MPROC_EBADF);
-    ck_assert_int_eq(mproc_conn_from_fd(0, 0x80, &x), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_from_fd(&x, -1, 0), MPROC_EBADF);
+    ck_assert_int_eq(mproc_conn_from_fd(&x, 0, 0x80), MPROC_EINVAL);
     char path[256];
     test_path(path, sizeof path, "regular");
     int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-    ck_assert_int_eq(mproc_conn_from_fd(fd, 0, &x), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_conn_from_fd(&x, fd, 0), MPROC_EINVAL);
     close(fd);
     unlink(path);
 }

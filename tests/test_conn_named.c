@@ -78,17 +78,17 @@ START_TEST(fifo_refuses_a_path_that_is_something_else)
     ck_assert_int_eq(mproc_fifo_unlink(file), MPROC_EEXIST);
     ck_assert_int_eq(mproc_fifo_unlink(dir), MPROC_EEXIST);
     mproc_conn *c = NULL;
-    ck_assert_int_eq(mproc_fifo_open(dir, MPROC_FIFO_READ, NULL, &c, 0),
+    ck_assert_int_eq(mproc_fifo_open(&c, dir, MPROC_FIFO_READ, NULL, 0),
                      MPROC_EISDIR);
-    ck_assert_int_eq(mproc_fifo_open(dir, MPROC_FIFO_WRITE, NULL, &c, 0),
+    ck_assert_int_eq(mproc_fifo_open(&c, dir, MPROC_FIFO_WRITE, NULL, 0),
                      MPROC_EISDIR);
-    ck_assert_int_eq(mproc_fifo_open(file, MPROC_FIFO_READ, NULL, &c, 0),
+    ck_assert_int_eq(mproc_fifo_open(&c, file, MPROC_FIFO_READ, NULL, 0),
                      MPROC_EBADOBJ);
     ck_assert_ptr_null(c);
-    ck_assert_int_eq(mproc_fifo_open(file, 7, NULL, &c, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_fifo_open(&c, file, 7, NULL, 0), MPROC_EINVAL);
     char none[256];
     test_path(none, sizeof none, "none");
-    ck_assert_int_eq(mproc_fifo_open(none, MPROC_FIFO_READ, NULL, &c, 0),
+    ck_assert_int_eq(mproc_fifo_open(&c, none, MPROC_FIFO_READ, NULL, 0),
                      MPROC_ENOENT);
     struct stat st;
     ck_assert_int_eq(stat(file, &st), 0); /* untouched */
@@ -105,14 +105,14 @@ START_TEST(fifo_writer_open_times_out_without_a_reader)
     ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
     mproc_conn *c = NULL;
     int64_t t0 = test_now_ms();
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &c, 80),
+    ck_assert_int_eq(mproc_fifo_open(&c, path, MPROC_FIFO_WRITE, NULL, 80),
                      MPROC_ETIMEDOUT);
     int64_t took = test_now_ms() - t0;
     ck_assert_int_ge(took, 75);
     ck_assert_int_lt(took, test_ms(2000));
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &c, 0),
+    ck_assert_int_eq(mproc_fifo_open(&c, path, MPROC_FIFO_WRITE, NULL, 0),
                      MPROC_ETIMEDOUT);
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &c, -2),
+    ck_assert_int_eq(mproc_fifo_open(&c, path, MPROC_FIFO_WRITE, NULL, -2),
                      MPROC_EINVAL);
     ck_assert_ptr_null(c);
     ck_assert_int_eq(mproc_fifo_unlink(path), 0);
@@ -125,7 +125,7 @@ START_TEST(fifo_reader_waits_for_a_first_writer)
     test_path(path, sizeof path, "early");
     ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
     mproc_conn *r;
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 0), 0);
+    ck_assert_int_eq(mproc_fifo_open(&r, path, MPROC_FIFO_READ, NULL, 0), 0);
     char buf[16];
     size_t n;
     /* No writer yet: waiting, not end of file. */
@@ -135,7 +135,7 @@ START_TEST(fifo_reader_waits_for_a_first_writer)
     mproc_wait_item it = MPROC_WAIT_CONN(r);
     ck_assert_int_eq(mproc_wait(&it, 1, 20), MPROC_ETIMEDOUT);
     mproc_conn *w;
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, 1000),
+    ck_assert_int_eq(mproc_fifo_open(&w, path, MPROC_FIFO_WRITE, NULL, 1000),
                      0);
     ck_assert_int_eq(mproc_conn_send(w, "late", 4, 0), 0);
     ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000), 0);
@@ -156,7 +156,7 @@ static int fifo_writer(const char *path, unsigned char fill, int count,
     mproc_fifo_opts o = MPROC_FIFO_OPTS_INIT;
     o.single_writer = single;
     mproc_conn *w;
-    if (mproc_fifo_open(path, MPROC_FIFO_WRITE, &o, &w, 10000) != 0)
+    if (mproc_fifo_open(&w, path, MPROC_FIFO_WRITE, &o, 10000) != 0)
         return 2;
     unsigned char *b = malloc(size);
     memset(b, fill, size);
@@ -178,7 +178,7 @@ START_TEST(fifo_carries_messages_between_unrelated_processes)
     if (pid == 0)
         _exit(fifo_writer(path, 0x5a, 20, 100000, true));
     mproc_conn *r;
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 1000), 0);
+    ck_assert_int_eq(mproc_fifo_open(&r, path, MPROC_FIFO_READ, NULL, 1000), 0);
     unsigned char *b = malloc(100000);
     for (int i = 0; i < 20; i++) {
         size_t n;
@@ -202,10 +202,10 @@ START_TEST(fifo_messages_from_several_writers_never_interleave)
     test_path(path, sizeof path, "shared");
     ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
     mproc_conn *r;
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 0), 0);
+    ck_assert_int_eq(mproc_fifo_open(&r, path, MPROC_FIFO_READ, NULL, 0), 0);
     /* A writer that may share the FIFO refuses what it cannot send whole. */
     mproc_conn *w;
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, 1000),
+    ck_assert_int_eq(mproc_fifo_open(&w, path, MPROC_FIFO_WRITE, NULL, 1000),
                      0);
     static unsigned char big[MPROC_FIFO_ATOMIC_MAX + 1];
     ck_assert_int_eq(mproc_conn_send(w, big, sizeof big, 0), MPROC_EMSGSIZE);
@@ -250,8 +250,8 @@ START_TEST(fifo_batch_for_several_writers_keeps_atomic_groups)
     test_path(path, sizeof path, "batch");
     ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 0), 0);
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, 1000),
+    ck_assert_int_eq(mproc_fifo_open(&r, path, MPROC_FIFO_READ, NULL, 0), 0);
+    ck_assert_int_eq(mproc_fifo_open(&w, path, MPROC_FIFO_WRITE, NULL, 1000),
                      0);
     static unsigned char data[10][1000];
     mproc_conn_msg m[10];
@@ -289,9 +289,9 @@ START_TEST(passed_fifo_write_end_keeps_the_several_writers_rule)
     test_path(path, sizeof path, "fifopass");
     ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
     mproc_conn *r, *w, *a, *b, *w2;
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, NULL, &r, 0), 0);
+    ck_assert_int_eq(mproc_fifo_open(&r, path, MPROC_FIFO_READ, NULL, 0), 0);
     ck_assert_int_eq(
-        mproc_fifo_open(path, MPROC_FIFO_WRITE, NULL, &w, test_ms(1000)), 0);
+        mproc_fifo_open(&w, path, MPROC_FIFO_WRITE, NULL, test_ms(1000)), 0);
     ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
     ck_assert_int_eq(mproc_conn_send_conn(a, w, 0), 0);
     ck_assert_int_eq(mproc_conn_recv_conn(b, &w2, test_ms(1000)), 0);
@@ -318,8 +318,8 @@ START_TEST(fifo_bytes_mode_is_a_plain_stream)
     mproc_fifo_opts o = MPROC_FIFO_OPTS_INIT;
     o.bytes = true;
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_READ, &o, &r, 0), 0);
-    ck_assert_int_eq(mproc_fifo_open(path, MPROC_FIFO_WRITE, &o, &w, 1000), 0);
+    ck_assert_int_eq(mproc_fifo_open(&r, path, MPROC_FIFO_READ, &o, 0), 0);
+    ck_assert_int_eq(mproc_fifo_open(&w, path, MPROC_FIFO_WRITE, &o, 1000), 0);
     ck_assert_int_eq(mproc_conn_write(w, "abc", 3, NULL, 0), 0);
     ck_assert_int_eq(mproc_conn_write(w, "def", 3, NULL, 0), 0);
     char buf[8];
@@ -340,7 +340,7 @@ END_TEST
 static int client_hello(const char *path)
 {
     mproc_conn *c;
-    if (mproc_client_open(path, &c, 10000) != 0)
+    if (mproc_client_open(&c, path, 10000) != 0)
         return 2;
     int rc = mproc_conn_send(c, "hello", 5, 10000);
     if (rc == MPROC_ECLOSED) { /* refused before it could send */
@@ -363,7 +363,7 @@ START_TEST(listener_accepts_a_client_and_learns_its_credentials)
     char path[256];
     test_path(path, sizeof path, "sock");
     mproc_listener *l;
-    ck_assert_int_eq(mproc_listener_open(path, NULL, &l), 0);
+    ck_assert_int_eq(mproc_listener_open(&l, path, NULL), 0);
     struct stat st;
     ck_assert_int_eq(lstat(path, &st), 0);
     ck_assert(S_ISSOCK(st.st_mode));
@@ -389,7 +389,7 @@ START_TEST(listener_accepts_a_client_and_learns_its_credentials)
     mproc_conn_close(c);
     /* The path is taken while the listener lives. */
     mproc_listener *l2;
-    ck_assert_int_eq(mproc_listener_open(path, NULL, &l2), MPROC_EADDRINUSE);
+    ck_assert_int_eq(mproc_listener_open(&l2, path, NULL), MPROC_EADDRINUSE);
     mproc_listener_close(l);
     ck_assert_int_eq(lstat(path, &st), -1); /* close removed it */
     mproc_listener_close(NULL);
@@ -401,7 +401,7 @@ START_TEST(listener_path_survives_a_child_closing_its_copy)
     char path[256];
     test_path(path, sizeof path, "sockfork");
     mproc_listener *l;
-    ck_assert_int_eq(mproc_listener_open(path, NULL, &l), 0);
+    ck_assert_int_eq(mproc_listener_open(&l, path, NULL), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -412,7 +412,7 @@ START_TEST(listener_path_survives_a_child_closing_its_copy)
     struct stat st;
     ck_assert_int_eq(lstat(path, &st), 0); /* still there */
     mproc_conn *c, *s2;
-    ck_assert_int_eq(mproc_client_open(path, &c, 1000), 0);
+    ck_assert_int_eq(mproc_client_open(&c, path, 1000), 0);
     ck_assert_int_eq(mproc_listener_accept(l, &s2, NULL, 1000), 0);
     mproc_conn_close(c);
     mproc_conn_close(s2);
@@ -430,7 +430,7 @@ START_TEST(listener_refuses_a_peer_uid_not_allowed)
     o.allowed_uids = &other;
     o.n_allowed_uids = 1;
     mproc_listener *l;
-    ck_assert_int_eq(mproc_listener_open(path, &o, &l), 0);
+    ck_assert_int_eq(mproc_listener_open(&l, path, &o), 0);
     pid_t pid = fork();
     if (pid == 0)
         _exit(client_hello(path));
@@ -452,19 +452,19 @@ START_TEST(client_without_a_listener_fails_after_its_timeout)
     char path[256];
     test_path(path, sizeof path, "nobody");
     mproc_conn *c = NULL;
-    ck_assert_int_eq(mproc_client_open(path, &c, 0), MPROC_ENOENT);
+    ck_assert_int_eq(mproc_client_open(&c, path, 0), MPROC_ENOENT);
     int64_t t0 = test_now_ms();
-    ck_assert_int_eq(mproc_client_open(path, &c, 60), MPROC_ENOENT);
+    ck_assert_int_eq(mproc_client_open(&c, path, 60), MPROC_ENOENT);
     ck_assert_int_ge(test_now_ms() - t0, 55);
     ck_assert_ptr_null(c);
     char longp[200];
     memset(longp, 'x', sizeof longp - 1);
     longp[sizeof longp - 1] = '\0';
-    ck_assert_int_eq(mproc_client_open(longp, &c, 0), MPROC_ENAMETOOLONG);
+    ck_assert_int_eq(mproc_client_open(&c, longp, 0), MPROC_ENAMETOOLONG);
     mproc_listener *l;
-    ck_assert_int_eq(mproc_listener_open(longp, NULL, &l), MPROC_ENAMETOOLONG);
-    ck_assert_int_eq(mproc_listener_open(NULL, NULL, &l), MPROC_EINVAL);
-    ck_assert_int_eq(mproc_client_open(path, NULL, 0), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_listener_open(&l, longp, NULL), MPROC_ENAMETOOLONG);
+    ck_assert_int_eq(mproc_listener_open(&l, NULL, NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_client_open(NULL, path, 0), MPROC_EINVAL);
 }
 END_TEST
 
@@ -472,7 +472,7 @@ END_TEST
 static int child_uses_passed_end(const char *path)
 {
     mproc_conn *c, *w;
-    if (mproc_client_open(path, &c, 10000) != 0)
+    if (mproc_client_open(&c, path, 10000) != 0)
         return 2;
     if (mproc_conn_recv_conn(c, &w, 10000) != 0)
         return 3;
@@ -487,7 +487,7 @@ START_TEST(connection_end_passes_to_another_process)
     char path[256];
     test_path(path, sizeof path, "pass");
     mproc_listener *l;
-    ck_assert_int_eq(mproc_listener_open(path, NULL, &l), 0);
+    ck_assert_int_eq(mproc_listener_open(&l, path, NULL), 0);
     mproc_conn *r, *w;
     ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
     pid_t pid = fork();

@@ -26,7 +26,7 @@ static mproc_log *pipe_logger(const char *format, int level, int *rd)
     o.level = level;
     o.name = "testlog";
     mproc_log *lg = NULL;
-    ck_assert_int_eq(mproc_log_create(&o, &lg), 0);
+    ck_assert_int_eq(mproc_log_create(&lg, &o), 0);
     mproc_log_sink_opts so = MPROC_LOG_SINK_OPTS_INIT;
     so.close_fd = true;
     ck_assert_int_eq(mproc_log_add_fd(lg, p[1], &so), 0);
@@ -198,7 +198,7 @@ START_TEST(log_rejects_bad_formats_when_set)
         mproc_log_opts o = MPROC_LOG_OPTS_INIT;
         o.format = bad[i];
         mproc_log *lg = (mproc_log *)&o; /* must stay untouched */
-        ck_assert_msg(mproc_log_create(&o, &lg) == MPROC_EINVAL, "%s", bad[i]);
+        ck_assert_msg(mproc_log_create(&lg, &o) == MPROC_EINVAL, "%s", bad[i]);
         ck_assert_ptr_eq(lg, (mproc_log *)&o);
     }
     char big[MPROC_LOG_FORMAT_MAX + 2];
@@ -207,14 +207,14 @@ START_TEST(log_rejects_bad_formats_when_set)
     mproc_log_opts o = MPROC_LOG_OPTS_INIT;
     o.format = big;
     mproc_log *lg = NULL;
-    ck_assert_int_eq(mproc_log_create(&o, &lg), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_log_create(&lg, &o), MPROC_EINVAL);
     ck_assert_ptr_null(lg);
     /* These are fine: "%%" alone, an empty format, every flag. */
     static const char *good[] = {"%%", "", "%(message)-#0+ 5.2s",
                                  "%(levelno)o%(thread)X%(msecs)e%(created)G"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         o.format = good[i];
-        ck_assert_msg(mproc_log_create(&o, &lg) == 0, "%s", good[i]);
+        ck_assert_msg(mproc_log_create(&lg, &o) == 0, "%s", good[i]);
         mproc_log_destroy(lg);
     }
 }
@@ -302,7 +302,7 @@ START_TEST(log_file_sink_appends_and_creates_0600)
     o.level = MPROC_LOG_DEBUG;
     for (int round = 0; round < 2; round++) {
         mproc_log *lg;
-        ck_assert_int_eq(mproc_log_create(&o, &lg), 0);
+        ck_assert_int_eq(mproc_log_create(&lg, &o), 0);
         ck_assert_int_eq(mproc_log_add_file(lg, path, NULL), 0);
         ck_assert_int_eq(mproc_log_info(lg, "round %d", round), 0);
         mproc_log_destroy(lg);
@@ -317,7 +317,7 @@ START_TEST(log_file_sink_appends_and_creates_0600)
 
     /* truncate empties it first; a new file gets 0600. */
     mproc_log *lg;
-    ck_assert_int_eq(mproc_log_create(&o, &lg), 0);
+    ck_assert_int_eq(mproc_log_create(&lg, &o), 0);
     mproc_log_sink_opts so = MPROC_LOG_SINK_OPTS_INIT;
     so.truncate = true;
     ck_assert_int_eq(mproc_log_add_file(lg, path, &so), 0);
@@ -360,7 +360,7 @@ START_TEST(log_keeps_records_from_8_processes_whole)
     o.format = "%(asctime)s %(process)d %(levelname)s %(message)s";
     o.level = MPROC_LOG_INFO;
     mproc_log *lg;
-    ck_assert_int_eq(mproc_log_create(&o, &lg), 0);
+    ck_assert_int_eq(mproc_log_create(&lg, &o), 0);
     ck_assert_int_eq(mproc_log_add_file(lg, path, NULL), 0);
 
     pid_t pids[NPROC];
@@ -440,7 +440,7 @@ START_TEST(log_keeps_records_from_threads_whole)
     o.format = "%(thread)d %(message)s";
     o.level = MPROC_LOG_INFO;
     mproc_log *lg;
-    ck_assert_int_eq(mproc_log_create(&o, &lg), 0);
+    ck_assert_int_eq(mproc_log_create(&lg, &o), 0);
     ck_assert_int_eq(mproc_log_add_file(lg, path, NULL), 0);
     pthread_t th[4];
     struct thread_arg args[4];
@@ -488,7 +488,7 @@ START_TEST(log_truncates_long_records_with_a_mark)
     mproc_log *lg;
     mproc_log_opts o = MPROC_LOG_OPTS_INIT;
     o.format = "%(levelname)s %(message)s";
-    ck_assert_int_eq(mproc_log_create(&o, &lg), 0);
+    ck_assert_int_eq(mproc_log_create(&lg, &o), 0);
     ck_assert_int_eq(mproc_log_add_file(lg, path, NULL), 0);
     ck_assert_int_eq(mproc_log_error(lg, "%s", msg), 0); /* truncated */
     msg[5000] = '\0';
@@ -520,7 +520,7 @@ START_TEST(log_truncates_exactly_at_the_record_limit)
     mproc_log_opts o = MPROC_LOG_OPTS_INIT;
     o.format = "%(message)s";
     mproc_log *lg;
-    ck_assert_int_eq(mproc_log_create(&o, &lg), 0);
+    ck_assert_int_eq(mproc_log_create(&lg, &o), 0);
     ck_assert_int_eq(mproc_log_add_file(lg, path, NULL), 0);
     size_t max = MPROC_LOG_RECORD_MAX;
     char *msg = malloc(max + 1);
@@ -571,7 +571,7 @@ START_TEST(log_record_to_pipe_arrives_whole)
     o.format = "%(process)d %(message)s";
     o.level = MPROC_LOG_INFO;
     mproc_log *lg;
-    ck_assert_int_eq(mproc_log_create(&o, &lg), 0);
+    ck_assert_int_eq(mproc_log_create(&lg, &o), 0);
     ck_assert_int_eq(mproc_log_add_fd(lg, p[1], NULL), 0);
     enum { KIDS = 4, RECS = 200, BODY = 3000 };
     pid_t pids[KIDS];
@@ -673,10 +673,10 @@ START_TEST(log_rejects_bad_inputs)
     ck_assert_int_eq(mproc_log_create(NULL, NULL), MPROC_EINVAL);
     mproc_log_opts o = MPROC_LOG_OPTS_INIT;
     o.level = -1;
-    ck_assert_int_eq(mproc_log_create(&o, &lg), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_log_create(&lg, &o), MPROC_EINVAL);
     o.level = MPROC_LOG_OFF + 1;
-    ck_assert_int_eq(mproc_log_create(&o, &lg), MPROC_EINVAL);
-    ck_assert_int_eq(mproc_log_create(NULL, &lg), 0);
+    ck_assert_int_eq(mproc_log_create(&lg, &o), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_log_create(&lg, NULL), 0);
     ck_assert_int_eq(mproc_log_level(lg), MPROC_LOG_WARNING);
 
     /* NULL logger everywhere. */
@@ -742,7 +742,7 @@ START_TEST(log_destroy_closes_only_what_it_owns)
     ck_assert_int_eq(pipe2(a, O_CLOEXEC), 0);
     ck_assert_int_eq(pipe2(b, O_CLOEXEC), 0);
     mproc_log *lg;
-    ck_assert_int_eq(mproc_log_create(NULL, &lg), 0);
+    ck_assert_int_eq(mproc_log_create(&lg, NULL), 0);
     mproc_log_sink_opts so = MPROC_LOG_SINK_OPTS_INIT;
     so.close_fd = true;
     ck_assert_int_eq(mproc_log_add_fd(lg, a[1], &so), 0);

@@ -32,7 +32,7 @@ static int child_attach_write(void *arg)
 {
     (void)arg;
     mproc_shm *m;
-    if (mproc_shm_attach(&m, g_name) != 0)
+    if (mproc_shm_open(&m, g_name, NULL) != 0)
         return 1;
     if (mproc_shm_size(m) != 10000)
         return 2;
@@ -40,7 +40,7 @@ static int child_attach_write(void *arg)
     if (p[0] != 0xab)
         return 3;
     p[9999] = 0xcd;
-    mproc_shm_detach(m);
+    mproc_shm_close(m);
     return 0;
 }
 
@@ -58,14 +58,14 @@ START_TEST(shm_named_block_is_attached_by_name)
     p[0] = 0xab;
     ck_assert_int_eq(test_wait_status(spawn(child_attach_write, NULL)), 0);
     ck_assert_uint_eq(p[9999], 0xcd);
-    mproc_shm_detach(m);
+    mproc_shm_close(m);
     /* Attaching and detaching never removed the name. */
-    ck_assert_int_eq(mproc_shm_attach(&m, name), 0);
+    ck_assert_int_eq(mproc_shm_open(&m, name, NULL), 0);
     ck_assert_uint_eq(((unsigned char *)mproc_shm_addr(m))[9999], 0xcd);
-    mproc_shm_detach(m);
+    mproc_shm_close(m);
     ck_assert_int_eq(mproc_shm_unlink(name), 0);
     ck_assert_int_eq(mproc_shm_unlink(name), MPROC_ENOENT);
-    ck_assert_int_eq(mproc_shm_attach(&m, name), MPROC_ENOENT);
+    ck_assert_int_eq(mproc_shm_open(&m, name, NULL), MPROC_ENOENT);
 }
 END_TEST
 
@@ -75,7 +75,7 @@ static int child_anon_write(void *arg)
 {
     (void)arg;
     ((int *)mproc_shm_addr(g_shm))[1] = 77;
-    mproc_shm_detach(g_shm);
+    mproc_shm_close(g_shm);
     return 0;
 }
 
@@ -85,7 +85,7 @@ START_TEST(shm_anonymous_block_is_shared_with_forked_child)
     ck_assert_ptr_null(mproc_shm_name(g_shm));
     ck_assert_int_eq(test_wait_status(spawn(child_anon_write, NULL)), 0);
     ck_assert_int_eq(((int *)mproc_shm_addr(g_shm))[1], 77);
-    mproc_shm_detach(g_shm);
+    mproc_shm_close(g_shm);
 }
 END_TEST
 
@@ -98,9 +98,9 @@ START_TEST(shm_create_refuses_an_existing_name)
     ck_assert_int_eq(mproc_shm_create(&m2, name, 100, NULL), MPROC_EEXIST);
     ck_assert_ptr_null(m2);
     /* The failed create did not remove the first one's name. */
-    mproc_shm_detach(m);
-    ck_assert_int_eq(mproc_shm_attach(&m, name), 0);
-    mproc_shm_detach(m);
+    mproc_shm_close(m);
+    ck_assert_int_eq(mproc_shm_open(&m, name, NULL), 0);
+    mproc_shm_close(m);
     ck_assert_int_eq(mproc_shm_unlink(name), 0);
 }
 END_TEST
@@ -120,13 +120,13 @@ START_TEST(shm_bad_input_is_rejected)
     longname[sizeof longname - 1] = '\0';
     ck_assert_int_eq(mproc_shm_create(&m, longname, 10, NULL),
                      MPROC_ENAMETOOLONG);
-    ck_assert_int_eq(mproc_shm_attach(&m, NULL), MPROC_EINVAL);
-    ck_assert_int_eq(mproc_shm_attach(NULL, name), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_shm_open(&m, NULL, NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_shm_open(NULL, name, NULL), MPROC_EINVAL);
     ck_assert_int_eq(mproc_shm_unlink("nope"), MPROC_EINVAL);
     ck_assert_ptr_null(m);
     ck_assert_ptr_null(mproc_shm_addr(NULL));
     ck_assert_uint_eq(mproc_shm_size(NULL), 0);
-    mproc_shm_detach(NULL);
+    mproc_shm_close(NULL);
     /* Nothing was created by any of that. */
     ck_assert_int_eq(access("/dev/shm/noslash", F_OK), -1);
 }
@@ -142,26 +142,26 @@ START_TEST(shm_named_block_has_mode_0600)
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_mode & 0777, 0600);
-    mproc_shm_detach(m);
+    mproc_shm_close(m);
     ck_assert_int_eq(mproc_shm_unlink(name), 0);
     mproc_shm_opts o = MPROC_SHM_OPTS_INIT;
     o.mode = 0640;
     ck_assert_int_eq(mproc_shm_create(&m, name, 10, &o), 0);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_mode & 0777, 0640);
-    mproc_shm_detach(m);
+    mproc_shm_close(m);
     ck_assert_int_eq(mproc_shm_unlink(name), 0);
 }
 END_TEST
 
-START_TEST(shm_attach_refuses_another_kind)
+START_TEST(shm_open_refuses_another_kind)
 {
     char name[64];
     test_shm_name(name, sizeof name, "kind");
     mproc_lock *l;
     mproc_shm *m;
     ck_assert_int_eq(mproc_lock_create(&l, name, NULL), 0);
-    ck_assert_int_eq(mproc_shm_attach(&m, name), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc_shm_open(&m, name, NULL), MPROC_EBADOBJ);
     ck_assert_int_eq(mproc_shm_unlink(name), MPROC_EBADOBJ);
     mproc_lock_close(l);
     ck_assert_int_eq(mproc_lock_unlink(name), 0);
@@ -178,28 +178,28 @@ static void raw_file(const char *name, const void *bytes, size_t n)
     close(fd);
 }
 
-START_TEST(shm_attach_refuses_a_foreign_file)
+START_TEST(shm_open_refuses_a_foreign_file)
 {
     char name[64], junk[256];
     test_shm_name(name, sizeof name, "foreign");
     memset(junk, 'J', sizeof junk);
     raw_file(name, junk, sizeof junk);
     mproc_shm *m;
-    ck_assert_int_eq(mproc_shm_attach(&m, name), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc_shm_open(&m, name, NULL), MPROC_EBADOBJ);
     /* Unlink refuses to remove what is not ours. */
     ck_assert_int_eq(mproc_shm_unlink(name), MPROC_EBADOBJ);
     ck_assert_int_eq(shm_unlink(name), 0);
 }
 END_TEST
 
-START_TEST(shm_attach_gives_up_on_an_unfinished_object)
+START_TEST(shm_open_gives_up_on_an_unfinished_object)
 {
     char name[64];
     test_shm_name(name, sizeof name, "empty");
     raw_file(name, NULL, 0); /* as if the creator died before sizing it */
     mproc_shm *m;
     int64_t t0 = test_now_ms();
-    ck_assert_int_eq(mproc_shm_attach(&m, name), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc_shm_open(&m, name, NULL), MPROC_EBADOBJ);
     ck_assert_int_lt(test_now_ms() - t0, test_ms(3000));
     ck_assert_int_eq(shm_unlink(name), 0);
 }
@@ -235,7 +235,7 @@ static int child_publish_later(void *arg)
     return 0;
 }
 
-START_TEST(shm_attach_waits_for_a_creator_finishing)
+START_TEST(shm_open_waits_for_a_creator_finishing)
 {
     char name[64];
     g_name = test_shm_name(name, sizeof name, "slow");
@@ -251,16 +251,16 @@ START_TEST(shm_attach_waits_for_a_creator_finishing)
         usleep(1000);
     ck_assert(atomic_load(started));
     mproc_shm *m;
-    ck_assert_int_eq(mproc_shm_attach(&m, name), 0);
+    ck_assert_int_eq(mproc_shm_open(&m, name, NULL), 0);
     ck_assert_uint_eq(mproc_shm_size(m), 128);
-    mproc_shm_detach(m);
+    mproc_shm_close(m);
     ck_assert_int_eq(test_wait_status(p), 0);
     ck_assert_int_eq(mproc_shm_unlink(name), 0);
     munmap((void *)started, 4096);
 }
 END_TEST
 
-START_TEST(shm_attach_refuses_another_version)
+START_TEST(shm_open_refuses_another_version)
 {
     char name[64];
     test_shm_name(name, sizeof name, "ver");
@@ -275,15 +275,15 @@ START_TEST(shm_attach_refuses_another_version)
     ck_assert_int_eq(pwrite(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
     close(fd);
     mproc_shm *m2;
-    ck_assert_int_eq(mproc_shm_attach(&m2, name), MPROC_EVERSION);
+    ck_assert_int_eq(mproc_shm_open(&m2, name, NULL), MPROC_EVERSION);
     ck_assert_int_eq(mproc_shm_unlink(name), MPROC_EVERSION);
-    mproc_shm_detach(m);
+    mproc_shm_close(m);
     /* The cleanup path removes any mproc object whatever its version. */
     ck_assert_int_eq(mproc__region_unlink(name, MPROC__KIND_ANY), 0);
 }
 END_TEST
 
-START_TEST(shm_attach_refuses_a_truncated_object)
+START_TEST(shm_open_refuses_a_truncated_object)
 {
     char name[64];
     test_shm_name(name, sizeof name, "trunc");
@@ -293,9 +293,9 @@ START_TEST(shm_attach_refuses_a_truncated_object)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(ftruncate(fd, 1000), 0);
     close(fd);
-    mproc_shm_detach(m);
+    mproc_shm_close(m);
     mproc_shm *m2;
-    ck_assert_int_eq(mproc_shm_attach(&m2, name), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc_shm_open(&m2, name, NULL), MPROC_EBADOBJ);
     ck_assert_int_eq(mproc_shm_unlink(name), MPROC_EBADOBJ);
     ck_assert_int_eq(mproc__region_unlink(name, MPROC__KIND_ANY), 0);
 }
@@ -337,7 +337,7 @@ START_TEST(region_list_finds_forgotten_mproc_names)
     ck_assert_int_eq(mproc_shm_create(&m, a, 10, NULL), 0);
     ck_assert_int_eq(mproc_event_create(&e, b, NULL), 0);
     /* "Forgotten": the handles are gone, the names stay. */
-    mproc_shm_detach(m);
+    mproc_shm_close(m);
     mproc_event_close(e);
     struct found f = {a, b, 0, 0, 0, 0};
     ck_assert_int_eq(mproc__region_list(on_region, &f), 0);
@@ -421,11 +421,11 @@ START_TEST(shm_creator_killed_half_way_leaves_no_name)
         ck_assert_int_eq(st, 128 + SIGKILL);
         caught = 1;
         int64_t t0 = test_now_ms();
-        ck_assert_int_eq(mproc_shm_attach(&m, name), MPROC_ENOENT);
+        ck_assert_int_eq(mproc_shm_open(&m, name, NULL), MPROC_ENOENT);
         ck_assert_int_lt(test_now_ms() - t0, test_ms(100));
         ck_assert_int_eq(mproc_shm_unlink(name), MPROC_ENOENT);
         ck_assert_int_eq(mproc_shm_create(&m, name, 16, NULL), 0);
-        mproc_shm_detach(m);
+        mproc_shm_close(m);
         ck_assert_int_eq(mproc_shm_unlink(name), 0);
         /* What it left, if anything, is a stale temporary name. */
         struct stale sl = {.n = 0};
@@ -649,7 +649,7 @@ START_TEST(named_value_is_opened_by_name)
     test_shm_name(name, sizeof name, "value");
     mproc_value *a, *b;
     ck_assert_int_eq(mproc_value_create(&a, name, MPROC_TYPE_UINT16, NULL), 0);
-    ck_assert_int_eq(mproc_value_open(&b, name), 0);
+    ck_assert_int_eq(mproc_value_open(&b, name, NULL), 0);
     ck_assert_int_eq(mproc_array_type(b), MPROC_TYPE_UINT16);
     uint16_t x = 4242, y = 0;
     ck_assert_int_eq(mproc_value_set(a, &x, MPROC_FOREVER), 0);
@@ -658,7 +658,7 @@ START_TEST(named_value_is_opened_by_name)
     mproc_value_close(b);
     mproc_value_close(a);
     mproc_shm *m;
-    ck_assert_int_eq(mproc_shm_attach(&m, name), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc_shm_open(&m, name, NULL), MPROC_EBADOBJ);
     ck_assert_int_eq(mproc_value_unlink(name), 0);
     ck_assert_int_eq(mproc_value_unlink(name), MPROC_ENOENT);
 }
@@ -750,9 +750,9 @@ START_TEST(array_descriptor_rewritten_after_open_changes_nothing)
     mproc_array *a, *b;
     ck_assert_int_eq(mproc_array_create(&a, name, MPROC_TYPE_INT32, 4, NULL),
                      0);
-    ck_assert_int_eq(mproc_array_open(&b, name), 0);
+    ck_assert_int_eq(mproc_array_open(&b, name, NULL), 0);
     mproc__region r;
-    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY), 0);
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY, NULL), 0);
     char *d = r.payload;
     uint32_t bytes = MPROC_TYPE_BYTES;
     uint64_t huge = (uint64_t)1 << 40, big = 65536;
@@ -789,12 +789,12 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, shm_create_refuses_an_existing_name);
     TEST_ADD(s, shm_bad_input_is_rejected);
     TEST_ADD(s, shm_named_block_has_mode_0600);
-    TEST_ADD(s, shm_attach_refuses_another_kind);
-    TEST_ADD(s, shm_attach_refuses_a_foreign_file);
-    TEST_ADD(s, shm_attach_gives_up_on_an_unfinished_object);
-    TEST_ADD(s, shm_attach_waits_for_a_creator_finishing);
-    TEST_ADD(s, shm_attach_refuses_another_version);
-    TEST_ADD(s, shm_attach_refuses_a_truncated_object);
+    TEST_ADD(s, shm_open_refuses_another_kind);
+    TEST_ADD(s, shm_open_refuses_a_foreign_file);
+    TEST_ADD(s, shm_open_gives_up_on_an_unfinished_object);
+    TEST_ADD(s, shm_open_waits_for_a_creator_finishing);
+    TEST_ADD(s, shm_open_refuses_another_version);
+    TEST_ADD(s, shm_open_refuses_a_truncated_object);
     TEST_ADD(s, region_list_finds_forgotten_mproc_names);
     TEST_ADD(s, region_create_failure_leaves_no_name);
     TEST_ADD(s, shm_creator_killed_half_way_leaves_no_name);

@@ -545,6 +545,28 @@ START_TEST(rlock_counts_depth)
 }
 END_TEST
 
+START_TEST(named_rlock_open_reads_its_kind_from_the_object)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "rlock");
+    mproc_lock *l, *l2;
+    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
+    o.recursive = true;
+    ck_assert_int_eq(mproc_lock_create(&l, name, &o), 0);
+    /* The opener says nothing about the kind, and gets an RLock. */
+    ck_assert_int_eq(mproc_lock_open(&l2, name, NULL), 0);
+    ck_assert_int_eq(mproc_lock_is_recursive(l2), 1);
+    ck_assert_int_eq(mproc_lock_acquire(l2, 0), 0);
+    ck_assert_int_eq(mproc_lock_acquire(l2, 0), 0); /* a second level */
+    ck_assert_int_eq(mproc_lock_release(l2), 0);
+    ck_assert_int_eq(mproc_lock_release(l2), 0);
+    ck_assert_int_eq(mproc_lock_is_recursive(NULL), MPROC_EINVAL);
+    mproc_lock_close(l2);
+    mproc_lock_close(l);
+    ck_assert_int_eq(mproc_lock_unlink(name), 0);
+}
+END_TEST
+
 static int child_hold_twice(void *arg)
 {
     (void)arg;
@@ -581,7 +603,7 @@ static int child_open_and_hold(void *arg)
 {
     (void)arg;
     mproc_lock *l;
-    if (mproc_lock_open(&l, g_name, false) != 0)
+    if (mproc_lock_open(&l, g_name, NULL) != 0)
         return 1;
     if (mproc_lock_acquire(l, 0) != 0)
         return 2;
@@ -605,14 +627,17 @@ START_TEST(named_lock_is_shared_by_name)
     ck_assert_int_eq(mproc_lock_acquire(l, 0), MPROC_EOWNERDEAD);
     ck_assert_int_eq(mproc_lock_consistent(l), 0);
     ck_assert_int_eq(mproc_lock_release(l), 0);
-    /* The kinds are told apart. */
-    ck_assert_int_eq(mproc_lock_open(&l2, name, true), MPROC_EBADOBJ);
+    /* Open reads the kind from the object; other kinds are told apart. */
+    ck_assert_int_eq(mproc_lock_open(&l2, name, NULL), 0);
+    ck_assert_int_eq(mproc_lock_is_recursive(l2), 0);
+    ck_assert_int_eq(mproc_lock_is_recursive(l), 0);
+    mproc_lock_close(l2);
     mproc_semaphore *s;
-    ck_assert_int_eq(mproc_semaphore_open(&s, name, false), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc_semaphore_open(&s, name, NULL), MPROC_EBADOBJ);
     ck_assert_int_eq(mproc_semaphore_unlink(name), MPROC_EBADOBJ);
     ck_assert_int_eq(mproc_lock_unlink(name), 0);
     ck_assert_int_eq(mproc_lock_unlink(name), MPROC_ENOENT);
-    ck_assert_int_eq(mproc_lock_open(&l2, name, false), MPROC_ENOENT);
+    ck_assert_int_eq(mproc_lock_open(&l2, name, NULL), MPROC_ENOENT);
     mproc_lock_close(l);
     munmap(g_flag, 4096);
 }
@@ -748,8 +773,10 @@ START_TEST(named_semaphore_kinds_and_names)
     mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
     o.bounded = true;
     ck_assert_int_eq(mproc_semaphore_create(&s, name, 1, &o), 0);
-    ck_assert_int_eq(mproc_semaphore_open(&s2, name, false), MPROC_EBADOBJ);
-    ck_assert_int_eq(mproc_semaphore_open(&s2, name, true), 0);
+    ck_assert_int_eq(mproc_semaphore_open(&s2, name, NULL), 0);
+    ck_assert_int_eq(mproc_semaphore_is_bounded(s2), 1);
+    ck_assert_int_eq(mproc_semaphore_is_bounded(s), 1);
+    ck_assert_int_eq(mproc_semaphore_is_bounded(NULL), MPROC_EINVAL);
     ck_assert_int_eq(mproc_semaphore_acquire(s2, 0), 0);
     ck_assert_int_eq(mproc_semaphore_acquire(s, 0), MPROC_ETIMEDOUT);
     ck_assert_int_eq(mproc_semaphore_release(s, 1), 0);
@@ -823,13 +850,13 @@ START_TEST(named_event_is_opened_by_name)
     test_shm_name(name, sizeof name, "event");
     mproc_event *a, *b;
     ck_assert_int_eq(mproc_event_create(&a, name, NULL), 0);
-    ck_assert_int_eq(mproc_event_open(&b, name), 0);
+    ck_assert_int_eq(mproc_event_open(&b, name, NULL), 0);
     ck_assert_int_eq(mproc_event_set(a), 0);
     ck_assert_int_eq(mproc_event_wait(b, 0), 0);
     mproc_event_close(b);
     mproc_event_close(a);
     ck_assert_int_eq(mproc_event_unlink(name), 0);
-    ck_assert_int_eq(mproc_event_open(&b, name), MPROC_ENOENT);
+    ck_assert_int_eq(mproc_event_open(&b, name, NULL), MPROC_ENOENT);
 }
 END_TEST
 
@@ -1050,7 +1077,7 @@ START_TEST(event_waiter_killed_asleep_leaves_no_lasting_waiter_mark)
     test_shm_name(name, sizeof name, "event");
     ck_assert_int_eq(mproc_event_create(&g_event, name, NULL), 0);
     mproc__region r;
-    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY), 0);
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY, NULL), 0);
     _Atomic uint32_t *word = r.payload;
     pid_t p = spawn(child_event_wait_long, NULL);
     ck_assert(wait_asleep(p, 5000));
@@ -1224,7 +1251,7 @@ START_TEST(named_condition_with_own_lock)
     test_shm_name(name, sizeof name, "cond");
     mproc_condition *a, *b;
     ck_assert_int_eq(mproc_condition_create(&a, name, NULL, NULL), 0);
-    ck_assert_int_eq(mproc_condition_open(&b, name, NULL), 0);
+    ck_assert_int_eq(mproc_condition_open(&b, name, NULL, NULL), 0);
     /* Both handles see one lock. */
     ck_assert_int_eq(mproc_lock_acquire(mproc_condition_lock(a), 0), 0);
     ck_assert_int_eq(mproc_lock_is_owned(mproc_condition_lock(b)), 1);
@@ -1247,15 +1274,15 @@ START_TEST(named_condition_open_refuses_a_lock_choice_unlike_the_creators)
     mproc_condition *a, *b = (mproc_condition *)1;
     ck_assert_int_eq(mproc_lock_create(&l, lname, NULL), 0);
     ck_assert_int_eq(mproc_condition_create(&a, name, l, NULL), 0);
-    ck_assert_int_eq(mproc_condition_open(&b, name, NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_condition_open(&b, name, NULL, NULL), MPROC_EINVAL);
     ck_assert_ptr_eq(b, (mproc_condition *)1);
-    ck_assert_int_eq(mproc_condition_open(&b, name, l), 0);
+    ck_assert_int_eq(mproc_condition_open(&b, name, l, NULL), 0);
     mproc_condition_close(b);
     mproc_condition_close(a);
     ck_assert_int_eq(mproc_condition_unlink(name), 0);
     ck_assert_int_eq(mproc_condition_create(&a, name, NULL, NULL), 0);
     b = (mproc_condition *)1;
-    ck_assert_int_eq(mproc_condition_open(&b, name, l), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_condition_open(&b, name, l, NULL), MPROC_EINVAL);
     ck_assert_ptr_eq(b, (mproc_condition *)1);
     mproc_condition_close(a);
     ck_assert_int_eq(mproc_condition_unlink(name), 0);
@@ -1465,7 +1492,8 @@ START_TEST(barrier_party_killed_holding_its_internal_lock_breaks_it)
     test_shm_name(name, sizeof name, "barrier");
     g_flag = shared_page();
     ck_assert_int_eq(mproc_barrier_create(&g_barrier, name, 3, NULL), 0);
-    ck_assert_int_eq(mproc__region_open(&g_bregion, name, MPROC__KIND_ANY), 0);
+    ck_assert_int_eq(
+        mproc__region_open(&g_bregion, name, MPROC__KIND_ANY, NULL), 0);
     pid_t waiter = spawn(child_barrier_wait_broken_code, NULL);
     int64_t until = test_now_ms() + test_ms(5000);
     while (mproc_barrier_n_waiting(g_barrier) < 1 && test_now_ms() < until)
@@ -1495,7 +1523,7 @@ START_TEST(barrier_with_corrupted_count_is_broken_not_a_crash)
     mproc_barrier *b;
     mproc__region r;
     ck_assert_int_eq(mproc_barrier_create(&b, name, 2, NULL), 0);
-    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY), 0);
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY, NULL), 0);
     _Atomic uint32_t *count =
         (_Atomic uint32_t *)((char *)r.payload + BARRIER_COUNT_OFF);
     atomic_store(count, 0x7fffffff);
@@ -1597,6 +1625,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, rlock_counts_depth);
     TEST_ADD(s, rlock_reports_owner_death);
     TEST_ADD(s, named_lock_is_shared_by_name);
+    TEST_ADD(s, named_rlock_open_reads_its_kind_from_the_object);
     TEST_ADD(s, semaphore_counts_and_times_out);
     TEST_ADD(s, bounded_semaphore_refuses_over_release);
     TEST_ADD(s, semaphore_release_wakes_waiting_processes);

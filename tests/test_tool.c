@@ -31,7 +31,7 @@ START_TEST(tool_lists_and_unlinks_mproc_objects)
     mproc_lock *lock;
     ck_assert_int_eq(mproc_shm_create(&shm, shm_name, 1000, NULL), 0);
     ck_assert_int_eq(mproc_lock_create(&lock, lock_name, NULL), 0);
-    mproc_shm_detach(shm);
+    mproc_shm_close(shm);
     mproc_lock_close(lock);
 
     ck_assert_int_eq(run_tool("shm list", out, sizeof out), 0);
@@ -44,7 +44,7 @@ START_TEST(tool_lists_and_unlinks_mproc_objects)
 
     snprintf(args, sizeof args, "shm unlink %s %s", shm_name, lock_name);
     ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
-    ck_assert_int_eq(mproc_shm_attach(&shm, shm_name), MPROC_ENOENT);
+    ck_assert_int_eq(mproc_shm_open(&shm, shm_name, NULL), MPROC_ENOENT);
     ck_assert_int_eq(run_tool("shm list", out, sizeof out), 0);
     ck_assert_ptr_null(strstr(out, shm_name));
     ck_assert_ptr_null(strstr(out, lock_name));

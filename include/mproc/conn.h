@@ -146,7 +146,7 @@ MPROC_API int mproc_pipe_bytes(mproc_conn **r, mproc_conn **w);
  * Ownership of fd moves to *out only on success (mproc_conn_close closes
  * it). Never blocks.
  */
-MPROC_API int mproc_conn_from_fd(int fd, unsigned flags, mproc_conn **out);
+MPROC_API int mproc_conn_from_fd(mproc_conn **out, int fd, unsigned flags);
 
 /*
  * mproc_conn_close: closes the end (its fd, and any fds received but not
@@ -388,9 +388,8 @@ typedef struct mproc_fifo_opts {
  * mproc_conn_close) is written only on success. Other processes may open
  * the same FIFO; see opts.single_writer for several writers.
  */
-MPROC_API int mproc_fifo_open(const char *path, unsigned how,
-                              const mproc_fifo_opts *opts, mproc_conn **out,
-                              int64_t timeout_ms);
+MPROC_API int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
+                              const mproc_fifo_opts *opts, int64_t timeout_ms);
 
 /* ----- Listener and client over a Unix socket path ----- */
 
@@ -424,9 +423,8 @@ typedef struct mproc_listener_opts {
  * reachable. Unrelated processes reach it through the path with
  * mproc_client_open().
  */
-MPROC_API int mproc_listener_open(const char *path,
-                                  const mproc_listener_opts *opts,
-                                  mproc_listener **out);
+MPROC_API int mproc_listener_open(mproc_listener **out, const char *path,
+                                  const mproc_listener_opts *opts);
 
 /*
  * mproc_listener_accept: waits up to timeout_ms for a peer and returns its
@@ -459,7 +457,7 @@ MPROC_API void mproc_listener_close(mproc_listener *l);
  * mproc_conn_close) written only on success. A listener that refuses this
  * uid closes the connection: the next send or recv gives MPROC_ECLOSED.
  */
-MPROC_API int mproc_client_open(const char *path, mproc_conn **out,
+MPROC_API int mproc_client_open(mproc_conn **out, const char *path,
                                 int64_t timeout_ms);
 
 /* ----- Waiting on many ----- */

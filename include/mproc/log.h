@@ -125,8 +125,8 @@ typedef struct mproc_log_sink_opts {
 /*
  * mproc_log_create: makes a logger with no sinks (add them with
  * mproc_log_add_file/fd/stderr; until then records go nowhere).
- * opts: NULL for defaults (MPROC_LOG_OPTS_INIT). out: the logger, written
- * only on success.
+ * out: (out) the logger, written only on success. opts: NULL for defaults
+ * (MPROC_LOG_OPTS_INIT).
  * Errors: MPROC_EINVAL when out is NULL, the level is outside
  * 0..MPROC_LOG_OFF, the format has an unknown field, a bad conversion, an
  * unfinished "%(" or a lone '%', or is longer than MPROC_LOG_FORMAT_MAX;
@@ -135,7 +135,7 @@ typedef struct mproc_log_sink_opts {
  * strings in opts are copied.
  * Does not block. Thread-safe (makes a new object).
  */
-MPROC_API int mproc_log_create(const mproc_log_opts *opts, mproc_log **out);
+MPROC_API int mproc_log_create(mproc_log **out, const mproc_log_opts *opts);
 
 /*
  * mproc_log_destroy: closes the sinks the logger owns (files it opened, fds

@@ -13,7 +13,7 @@
  * headers).
  *
  * Fork: a child inherits every handle and sees the same memory; each
- * process detaches or closes its own handle. Handles are safe to use from
+ * process closes its own handle. Handles are safe to use from
  * several threads; the memory itself is the caller's to synchronise (or
  * use the lock and atomic calls of Value and Array).
  */
@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "mproc/error.h"
+#include "mproc/named.h"
 #include "mproc/sync.h"
 
 #ifdef __cplusplus
@@ -36,11 +37,12 @@ extern "C" {
 typedef struct mproc_shm mproc_shm;
 
 typedef struct mproc_shm_opts {
-    unsigned mode; /* permission bits of a named block; 0 means 0600 */
+    unsigned mode;       /* permission bits of a named block; 0 means 0600 */
+    mproc_access access; /* open: whose blocks are accepted (named.h) */
 } mproc_shm_opts;
 #define MPROC_SHM_OPTS_INIT                                                    \
     {                                                                          \
-        0                                                                      \
+        0, MPROC_ACCESS_INIT                                                   \
     }
 
 /*
@@ -50,28 +52,30 @@ typedef struct mproc_shm_opts {
  * Errors: MPROC_EINVAL (out NULL, size 0, bad name), MPROC_ENAMETOOLONG,
  * MPROC_EEXIST (the name exists), MPROC_ENOMEM, MPROC_ENOSPC (/dev/shm
  * full), -errno. A failed create leaves no name behind.
- * Ownership: mproc_shm_detach the handle; mproc_shm_unlink the name.
+ * Ownership: mproc_shm_close the handle; mproc_shm_unlink the name.
  */
 MPROC_API int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
                                const mproc_shm_opts *opts);
 
 /*
- * mproc_shm_attach: attaches an existing named block; its size is learned
- * from its header.
+ * mproc_shm_open: opens (attaches) an existing named block; its size is
+ * learned from its header. opts: NULL for defaults; only opts->access is
+ * used.
  * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EBADOBJ (not
  * an mproc block: another mproc kind, a foreign file, or one whose creator
  * never finished), MPROC_EVERSION, MPROC_EACCES. Waits at most half a
  * second for a block still being made. Never removes anything.
  */
-MPROC_API int mproc_shm_attach(mproc_shm **out, const char *name);
+MPROC_API int mproc_shm_open(mproc_shm **out, const char *name,
+                             const mproc_shm_opts *opts);
 
-/* mproc_shm_detach: unmaps the block from this process and frees the
+/* mproc_shm_close: unmaps the block from this process and frees the
  * handle; the name and other processes' mappings stay. NULL is ignored. */
-MPROC_API void mproc_shm_detach(mproc_shm *shm);
+MPROC_API void mproc_shm_close(mproc_shm *shm);
 
 /*
  * mproc_shm_unlink: removes the name of a block after checking it is one.
- * Mappings stay valid until detached.
+ * Mappings stay valid until closeed.
  * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT (no such name, e.g.
  * unlinked twice), MPROC_EBADOBJ (not an mproc shm block; not removed),
  * MPROC_EVERSION, MPROC_EACCES.
@@ -79,13 +83,13 @@ MPROC_API void mproc_shm_detach(mproc_shm *shm);
 MPROC_API int mproc_shm_unlink(const char *name);
 
 /* mproc_shm_addr: the block's first byte in this process (borrowed, valid
- * until detach); NULL for NULL. */
+ * until close); NULL for NULL. */
 MPROC_API void *mproc_shm_addr(mproc_shm *shm);
 
 /* mproc_shm_size: the block's size in bytes (as created); 0 for NULL. */
 MPROC_API size_t mproc_shm_size(mproc_shm *shm);
 
-/* mproc_shm_name: the name (borrowed, valid until detach), NULL when
+/* mproc_shm_name: the name (borrowed, valid until close), NULL when
  * anonymous or for NULL. */
 MPROC_API const char *mproc_shm_name(mproc_shm *shm);
 
@@ -124,13 +128,14 @@ typedef enum mproc_type {
 typedef struct mproc_array mproc_array;
 
 typedef struct mproc_array_opts {
-    bool lock;         /* give the array an RLock (default true) */
-    size_t bytes_size; /* element size for MPROC_TYPE_BYTES (1..65536) */
-    unsigned mode;     /* 0 means 0600 */
+    bool lock;           /* give the array an RLock (default true) */
+    size_t bytes_size;   /* element size for MPROC_TYPE_BYTES (1..65536) */
+    unsigned mode;       /* 0 means 0600 */
+    mproc_access access; /* open: whose objects are accepted (named.h) */
 } mproc_array_opts;
 #define MPROC_ARRAY_OPTS_INIT                                                  \
     {                                                                          \
-        true, 0, 0                                                             \
+        true, 0, 0, MPROC_ACCESS_INIT                                          \
     }
 
 /*
@@ -144,8 +149,10 @@ MPROC_API int mproc_array_create(mproc_array **out, const char *name,
                                  const mproc_array_opts *opts);
 
 /* mproc_array_open: opens a named array (or value); type, count and lock
- * come from its header. Errors as mproc_shm_attach. */
-MPROC_API int mproc_array_open(mproc_array **out, const char *name);
+ * come from its header, and only opts->access is used (opts may be NULL).
+ * Errors as mproc_shm_open. */
+MPROC_API int mproc_array_open(mproc_array **out, const char *name,
+                               const mproc_array_opts *opts);
 
 /* mproc_array_close: drops this handle; NULL is ignored. */
 MPROC_API void mproc_array_close(mproc_array *a);
@@ -230,9 +237,10 @@ typedef mproc_array_opts mproc_value_opts;
 MPROC_API int mproc_value_create(mproc_value **out, const char *name,
                                  mproc_type type, const mproc_value_opts *opts);
 
-/* mproc_value_open: opens a named Value (or Array: its element 0 is used).
- * Errors as mproc_array_open(). */
-MPROC_API int mproc_value_open(mproc_value **out, const char *name);
+/* mproc_value_open: opens a named Value (or Array: its element 0 is used);
+ * only opts->access is used. Errors as mproc_array_open(). */
+MPROC_API int mproc_value_open(mproc_value **out, const char *name,
+                               const mproc_value_opts *opts);
 
 /* mproc_value_close: unmaps the Value from this process; never unlinks.
  * NULL-safe, never blocks. */

@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "mproc/error.h"
+#include "mproc/named.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,12 +67,13 @@ extern "C" {
 typedef struct mproc_lock mproc_lock;
 
 typedef struct mproc_lock_opts {
-    bool recursive; /* an RLock */
-    unsigned mode;  /* permission bits of a named lock; 0 means 0600 */
+    bool recursive;      /* an RLock (create only) */
+    unsigned mode;       /* permission bits of a named lock; 0 means 0600 */
+    mproc_access access; /* open: whose objects are accepted (named.h) */
 } mproc_lock_opts;
 #define MPROC_LOCK_OPTS_INIT                                                   \
     {                                                                          \
-        false, 0                                                               \
+        false, 0, MPROC_ACCESS_INIT                                            \
     }
 
 /*
@@ -88,14 +90,19 @@ MPROC_API int mproc_lock_create(mproc_lock **out, const char *name,
                                 const mproc_lock_opts *opts);
 
 /*
- * mproc_lock_open: opens an existing named Lock or RLock (any process).
- * recursive says which kind is expected.
+ * mproc_lock_open: opens an existing named Lock or RLock (any process); its
+ * kind comes from the object (mproc_lock_is_recursive tells which).
+ * opts: NULL for defaults; only opts->access is used.
  * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EBADOBJ (not
- * an mproc object, or the other kind), MPROC_EVERSION, MPROC_EACCES.
+ * an mproc Lock or RLock), MPROC_EVERSION, MPROC_EACCES.
  * Waits at most half a second for an object still being made.
  */
 MPROC_API int mproc_lock_open(mproc_lock **out, const char *name,
-                              bool recursive);
+                              const mproc_lock_opts *opts);
+
+/* mproc_lock_is_recursive: 1 for an RLock, 0 for a Lock, MPROC_EINVAL for
+ * NULL. The kind is the one seen at create/open. */
+MPROC_API int mproc_lock_is_recursive(mproc_lock *lock);
 
 /* mproc_lock_close: releases this handle (never the lock, never the name).
  * NULL is ignored. A lock still held stays held. */
@@ -152,12 +159,14 @@ MPROC_API int mproc_lock_is_owned(mproc_lock *lock);
 typedef struct mproc_semaphore mproc_semaphore;
 
 typedef struct mproc_semaphore_opts {
-    bool bounded;  /* release above the initial value is MPROC_EOVERRELEASE */
+    bool bounded;  /* release above the initial value is MPROC_EOVERRELEASE
+                      (create only) */
     unsigned mode; /* 0 means 0600 */
+    mproc_access access; /* open: whose objects are accepted (named.h) */
 } mproc_semaphore_opts;
 #define MPROC_SEMAPHORE_OPTS_INIT                                              \
     {                                                                          \
-        false, 0                                                               \
+        false, 0, MPROC_ACCESS_INIT                                            \
     }
 
 /*
@@ -169,10 +178,15 @@ MPROC_API int mproc_semaphore_create(mproc_semaphore **out, const char *name,
                                      uint32_t value,
                                      const mproc_semaphore_opts *opts);
 
-/* mproc_semaphore_open: opens a named Semaphore (bounded false) or
- * BoundedSemaphore (bounded true); errors as mproc_lock_open. */
+/* mproc_semaphore_open: opens a named Semaphore or BoundedSemaphore (the
+ * kind comes from the object: mproc_semaphore_is_bounded); only
+ * opts->access is used. Errors as mproc_lock_open. */
 MPROC_API int mproc_semaphore_open(mproc_semaphore **out, const char *name,
-                                   bool bounded);
+                                   const mproc_semaphore_opts *opts);
+
+/* mproc_semaphore_is_bounded: 1 for a BoundedSemaphore, 0 for a Semaphore,
+ * MPROC_EINVAL for NULL. */
+MPROC_API int mproc_semaphore_is_bounded(mproc_semaphore *sem);
 
 /* mproc_semaphore_close: drops this handle; NULL is ignored. */
 MPROC_API void mproc_semaphore_close(mproc_semaphore *sem);
@@ -208,19 +222,22 @@ MPROC_API int mproc_semaphore_value(mproc_semaphore *sem, uint32_t *value);
 typedef struct mproc_event mproc_event;
 
 typedef struct mproc_event_opts {
-    unsigned mode; /* 0 means 0600 */
+    unsigned mode;       /* 0 means 0600 */
+    mproc_access access; /* open: whose objects are accepted (named.h) */
 } mproc_event_opts;
 #define MPROC_EVENT_OPTS_INIT                                                  \
     {                                                                          \
-        0                                                                      \
+        0, MPROC_ACCESS_INIT                                                   \
     }
 
 /* mproc_event_create: a new clear event; errors as mproc_lock_create. */
 MPROC_API int mproc_event_create(mproc_event **out, const char *name,
                                  const mproc_event_opts *opts);
 
-/* mproc_event_open: opens a named event; errors as mproc_lock_open. */
-MPROC_API int mproc_event_open(mproc_event **out, const char *name);
+/* mproc_event_open: opens a named event (only opts->access is used);
+ * errors as mproc_lock_open. */
+MPROC_API int mproc_event_open(mproc_event **out, const char *name,
+                               const mproc_event_opts *opts);
 
 /* mproc_event_close: drops this handle (and its fd, see mproc_event_fd);
  * NULL is ignored. Returns within a bounded time. */
@@ -275,11 +292,12 @@ MPROC_API int mproc_event_fd(mproc_event *ev, int *fd);
 typedef struct mproc_condition mproc_condition;
 
 typedef struct mproc_condition_opts {
-    unsigned mode; /* 0 means 0600 */
+    unsigned mode;       /* 0 means 0600 */
+    mproc_access access; /* open: whose objects are accepted (named.h) */
 } mproc_condition_opts;
 #define MPROC_CONDITION_OPTS_INIT                                              \
     {                                                                          \
-        0                                                                      \
+        0, MPROC_ACCESS_INIT                                                   \
     }
 
 /*
@@ -297,11 +315,13 @@ MPROC_API int mproc_condition_create(mproc_condition **out, const char *name,
  * mproc_condition_open: opens a named condition. lock must be a handle on
  * the same lock the creator gave (which lock it is cannot be checked), or
  * NULL when the creator gave NULL (the condition's own RLock is used).
+ * Only opts->access is used (opts may be NULL).
  * Errors as mproc_lock_open, and MPROC_EINVAL when lock is NULL but the
  * creator gave a lock, or lock is not NULL but the creator gave none.
  */
 MPROC_API int mproc_condition_open(mproc_condition **out, const char *name,
-                                   mproc_lock *lock);
+                                   mproc_lock *lock,
+                                   const mproc_condition_opts *opts);
 
 /* mproc_condition_close: drops this handle (and its own lock handle, never
  * a borrowed one); NULL is ignored. */
@@ -373,11 +393,12 @@ typedef struct mproc_barrier_opts {
      * instead). */
     int (*action)(void *arg);
     void *action_arg;
-    unsigned mode; /* 0 means 0600 */
+    unsigned mode;       /* 0 means 0600 */
+    mproc_access access; /* open: whose objects are accepted (named.h) */
 } mproc_barrier_opts;
 #define MPROC_BARRIER_OPTS_INIT                                                \
     {                                                                          \
-        NULL, NULL, 0                                                          \
+        NULL, NULL, 0, MPROC_ACCESS_INIT                                       \
     }
 
 /* mproc_barrier_create: a new barrier for parties (1..1024) participants.
@@ -387,7 +408,8 @@ MPROC_API int mproc_barrier_create(mproc_barrier **out, const char *name,
                                    const mproc_barrier_opts *opts);
 
 /* mproc_barrier_open: opens a named barrier; opts gives this process's
- * action (mode is ignored). Errors as mproc_lock_open. */
+ * action and the access rules (mode is ignored). Errors as
+ * mproc_lock_open. */
 MPROC_API int mproc_barrier_open(mproc_barrier **out, const char *name,
                                  const mproc_barrier_opts *opts);
 

@@ -245,9 +245,9 @@ static int check_hdr(const mproc__region_hdr *h, uint32_t kind,
 }
 
 int mproc__region_open_sized(mproc__region *r, const char *name, uint32_t kind,
-                             size_t min_payload)
+                             size_t min_payload, const mproc_access *access)
 {
-    int rc = mproc__region_open(r, name, kind);
+    int rc = mproc__region_open(r, name, kind, access);
     if (rc == 0 && r->payload_size < min_payload) {
         mproc__region_close(r);
         rc = MPROC_EBADOBJ;
@@ -255,8 +255,10 @@ int mproc__region_open_sized(mproc__region *r, const char *name, uint32_t kind,
     return rc;
 }
 
-int mproc__region_open(mproc__region *r, const char *name, uint32_t kind)
+int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
+                       const mproc_access *access)
 {
+    (void)access; /* checked by the file-ownership rules (named.h) */
     if (r == NULL)
         return MPROC_EINVAL;
     int rc = mproc__region_name_check(name);

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mproc/named.h"
+
 #define MPROC__REGION_MAGIC 0x3147524f4350524dull /* "MPROCRG1" */
 #define MPROC__REGION_VERSION 1u
 #define MPROC__REGION_READY 0x52454459u /* "REDY" */
@@ -107,17 +109,19 @@ __attribute__((warn_unused_result)) int mproc__region_publish(mproc__region *r);
 void mproc__region_abandon(mproc__region *r);
 
 /*
- * Opens the named region of kind (MPROC__KIND_ANY: any). Errors: name
+ * Opens the named region of kind (MPROC__KIND_ANY: any), accepting its file
+ * by the rules of access (NULL: the defaults of mproc/named.h). Errors: name
  * errors, MPROC_ENOENT, MPROC_EBADOBJ (not an mproc region, another kind,
  * too small, never made ready), MPROC_EVERSION, MPROC_EACCES, -errno.
  * Waits at most MPROC__REGION_OPEN_WAIT_MS for a region being made.
  */
-int mproc__region_open(mproc__region *r, const char *name, uint32_t kind);
+int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
+                       const mproc_access *access);
 
 /* mproc__region_open, then MPROC_EBADOBJ (nothing left open) when the
  * payload is smaller than min_payload bytes, the object's fixed layout. */
 int mproc__region_open_sized(mproc__region *r, const char *name, uint32_t kind,
-                             size_t min_payload);
+                             size_t min_payload, const mproc_access *access);
 
 /* Unmaps the region and frees the name copy; never unlinks. NULL-safe. */
 void mproc__region_close(mproc__region *r);

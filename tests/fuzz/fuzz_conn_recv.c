@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     close(wfd);
     mproc_conn *c;
-    if (mproc_conn_from_fd(rfd, MPROC_CONN_MESSAGES, &c) != 0)
+    if (mproc_conn_from_fd(&c, rfd, MPROC_CONN_MESSAGES) != 0)
         abort();
     size_t cap = (mode >> 1) & 1 ? 16 : 4096;
     unsigned char *buf = malloc(cap);

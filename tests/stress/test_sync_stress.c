@@ -216,7 +216,8 @@ START_TEST(barrier_newcomers_killed_at_random_points_of_their_first_wait)
         atomic_store(g_entering, 0);
         ck_assert_int_eq(mproc_barrier_create(&g_barrier, name, 4, NULL), 0);
         mproc__region reg;
-        ck_assert_int_eq(mproc__region_open(&reg, name, MPROC__KIND_ANY), 0);
+        ck_assert_int_eq(mproc__region_open(&reg, name, MPROC__KIND_ANY, NULL),
+                         0);
         pid_t s[2];
         for (int i = 0; i < 2; i++)
             s[i] = spawn(child_barrier_survivor, NULL);
