@@ -10,6 +10,7 @@
 #include "mproc/log.h"
 #include "mproc/named.h"
 #include "mproc/process.h"
+#include "mproc/queue.h"
 #include "mproc/shm.h"
 #include "mproc/sync.h"
 #include "mproc/conn.h"

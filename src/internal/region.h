@@ -52,6 +52,8 @@ enum mproc__kind {
     MPROC__KIND_EVENT = 8,
     MPROC__KIND_CONDITION = 9,
     MPROC__KIND_BARRIER = 10,
+    MPROC__KIND_QUEUE = 11,  /* Queue and SimpleQueue */
+    MPROC__KIND_JQUEUE = 12, /* JoinableQueue */
     MPROC__KIND_MAX = 63 /* later kinds (queues, ...) below this */
 };
 
