@@ -128,8 +128,9 @@ typedef struct mproc_queue_opts {
  * MPROC_EEXIST (the name exists), MPROC_ENOMEM, MPROC_ENOSPC (/dev/shm
  * full), another -errno. A failed create leaves no name behind.
  * Ownership: close the handle with mproc_queue_close(); unlink a name with
- * mproc_queue_unlink(). Never blocks (it touches the queue's memory only as
- * messages use it).
+ * mproc_queue_unlink(). Never blocks. A named queue's memory is allocated
+ * in /dev/shm at create (a full /dev/shm is MPROC_ENOSPC here, never a
+ * SIGBUS later); an anonymous one's pages are touched as messages use them.
  */
 MPROC_API int mproc_queue_create(mproc_queue **out, const char *name,
                                  const mproc_queue_opts *opts);
