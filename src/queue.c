@@ -21,6 +21,7 @@
 #include "internal/deadline.h"
 #include "internal/frame.h"
 #include "internal/lockcore.h"
+#include "internal/pidlock.h"
 #include "internal/region.h"
 #include "internal/spin.h"
 #include "internal/waitword.h"
@@ -145,7 +146,7 @@ struct mproc_queue {
     unsigned char *st_buf; /* owned: total bytes */
     uint64_t st_total, st_got;
     /* The pollable fd (see mproc_queue_fd), in fd_pid only. */
-    pthread_mutex_t fd_mu;
+    _Atomic uint32_t fd_mu; /* a pidlock: safe across fork */
     int fd;
     pid_t fd_pid;
     pthread_t thread;
@@ -523,7 +524,9 @@ static int wait_room(mproc_queue *q, uint32_t need, bool slot,
                  : 0;
         bool count_ok = !slot || ((q->maxsize == 0 || n < q->maxsize) &&
                                   n < MPROC_QUEUE_MAXSIZE_MAX);
-        if (atomic_load_explicit(&s->closed, memory_order_acquire) != 0)
+        /* Shutdown refuses new messages; the pieces of one already begun
+         * (and an ABORT owed) still go, so that consumers can drain. */
+        if (slot && atomic_load_explicit(&s->closed, memory_order_acquire) != 0)
             return MPROC_ECLOSED;
         if (count_ok && q->cap - used >= need)
             return 0;
@@ -547,7 +550,7 @@ static int wait_room(mproc_queue *q, uint32_t need, bool slot,
         count_ok = !slot || ((q->maxsize == 0 || n < q->maxsize) &&
                              n < MPROC_QUEUE_MAXSIZE_MAX);
         if ((count_ok && q->cap - (pos_of(h) - t) >= need) ||
-            atomic_load(&s->closed) != 0)
+            (slot && atomic_load(&s->closed) != 0))
             continue;
         int rc = mproc__waitword_sleep(&s->space_seq, seq, d, check_room, q);
         if (rc < 0 && rc != MPROC_ETIMEDOUT)
@@ -602,8 +605,6 @@ static int write_abort(mproc_queue *q, const mproc__deadline *d)
 {
     uint32_t pos;
     int rc = place(q, REC_HDR, false, d, &pos);
-    if (rc == MPROC_ECLOSED) /* the abort is owed even after shutdown */
-        rc = place(q, REC_HDR, false, d, &pos) == MPROC_ECLOSED ? 0 : rc;
     if (rc < 0)
         return rc;
     put_rec(q, pos, REC_ABORT, 0);
@@ -1175,6 +1176,10 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
         return rc;
     if (have_stream(q)) {
         rc = resume_stream(q, k, &d);
+        if (rc == 0) {
+            wake_producer(q);
+            wake_emptied(q->s);
+        }
         if (rc != MPROC_ECANCELED)
             return rc;
         /* The message was dropped: go on with the next (lock held). */
@@ -1581,7 +1586,6 @@ static mproc_queue *new_handle(void)
         return NULL;
     q->slot = -1;
     q->fd = -1;
-    pthread_mutex_init(&q->fd_mu, NULL);
     return q;
 }
 
@@ -1791,9 +1795,8 @@ int mproc_queue_fd(mproc_queue *q)
 {
     if (q == NULL)
         return MPROC_EINVAL;
-    int rc = pthread_mutex_lock(&q->fd_mu);
-    if (rc != 0)
-        return -rc;
+    int rc;
+    mproc__pidlock_lock(&q->fd_mu);
     pid_t me = self_pid();
     if (q->fd >= 0 && q->fd_pid != me) {
         /* Inherited across fork: the helper stayed in the parent. Its fd is
@@ -1829,7 +1832,7 @@ int mproc_queue_fd(mproc_queue *q)
     }
     rc = q->fd;
 out:
-    pthread_mutex_unlock(&q->fd_mu);
+    mproc__pidlock_unlock(&q->fd_mu);
     return rc;
 }
 
