@@ -1,5 +1,6 @@
 # The README's commands. CMake does the building; this file only wraps it.
-#   make demo    install what is missing, build, run the examples with notes
+#   make demo    install what is missing, build the library and the examples,
+#                run the examples with notes
 #   make test    install what is missing, build, run the whole test suite
 #   make bench   build and run the benchmarks (ONLY=<group> QUICK=1)
 #   make fuzz    build and run the fuzz targets for FUZZ_SECONDS each
@@ -23,7 +24,12 @@ build: setup
 	cmake --preset default
 	cmake --build --preset default
 
-demo: build
+# The demo builds only the library and the examples (build preset
+# "examples"), and shows the build's output only when it fails.
+demo: setup
+	@echo "== building the library and the examples in build/default"
+	@sh scripts/quiet.sh cmake --preset default
+	@sh scripts/quiet.sh cmake --build --preset examples
 	@sh scripts/demo.sh build/default/examples
 
 test: build
