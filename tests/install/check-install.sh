@@ -86,7 +86,7 @@ if [ "$mode" = relocate ]; then
 fi
 
 [ "$mode" = make ] || fail "unknown mode '$mode'"
-if ! [ "$build" -ef "$root/build/default" ]; then
+if [ "$(cd "$build" && pwd -P)" != "$(cd "$root/build/default" 2>/dev/null && pwd -P)" ]; then
     echo "install: make install installs build/default, not $build: skipped" >&2
     exit 77
 fi
