@@ -7,6 +7,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/mproc-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+trap 'exit 129' HUP INT PIPE TERM
 fail() {
     echo "check-demo: $*" >&2
     exit 1
