@@ -1,5 +1,7 @@
-/* The mproc command against real objects: listing and removing names. */
+/* The mproc command against real objects (listing and removing names), and
+ * its help, version and run, through its exit codes and output. */
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -73,10 +75,193 @@ START_TEST(tool_refuses_to_unlink_a_foreign_name)
 }
 END_TEST
 
+/* Runs the tool with the NULL-terminated arguments after its name, its
+ * stdout into out and its stderr into err (through files, so neither can
+ * fill up while the other is read); returns its exit code, 128+N when
+ * signal N killed it. */
+static int tool_exec(char *out, size_t n, char *err, size_t m, ...)
+{
+    char opath[256], epath[256];
+    test_path(opath, sizeof opath, "tool-stdout");
+    test_path(epath, sizeof epath, "tool-stderr");
+    char *argv[16] = {MPROC_TOOL_PATH};
+    va_list ap;
+    va_start(ap, m);
+    size_t argc = 1;
+    while ((argv[argc] = va_arg(ap, char *)) != NULL)
+        ck_assert_uint_lt(++argc, sizeof argv / sizeof argv[0]);
+    va_end(ap);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int e = open(epath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(99);
+        execv(MPROC_TOOL_PATH, argv);
+        _exit(98);
+    }
+    int status = test_wait_status(pid);
+    const char *paths[] = {opath, epath};
+    char *bufs[] = {out, err};
+    size_t sizes[] = {n, m};
+    for (int i = 0; i < 2; i++) {
+        int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        test_read_to_eof(fd, bufs[i], sizes[i]);
+        close(fd);
+        unlink(paths[i]);
+    }
+    return status;
+}
+
+/* The last line of s (without its newline), in a static buffer. */
+static const char *last_line(const char *s)
+{
+    static char line[512];
+    size_t len = strlen(s);
+    while (len > 0 && s[len - 1] == '\n')
+        len--;
+    size_t start = len;
+    while (start > 0 && s[start - 1] != '\n')
+        start--;
+    snprintf(line, sizeof line, "%.*s", (int)(len - start), s + start);
+    return line;
+}
+
+START_TEST(tool_help_prints_the_usage_on_stdout_and_succeeds)
+{
+    char out[4096], err[4096];
+    const char *how[] = {"help", "--help", "-h"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(
+            tool_exec(out, sizeof out, err, sizeof err, how[i], (char *)NULL),
+            0);
+        ck_assert_msg(strncmp(out, "usage: mproc", 12) == 0, "%s: %s", how[i],
+                      out);
+        ck_assert_ptr_nonnull(strstr(out, "run [--timeout MS]"));
+        ck_assert_ptr_nonnull(strstr(out, "128+N"));
+        ck_assert_str_eq(err, "");
+    }
+    /* Asked for wrongly, the usage is an error: stderr, exit 2. */
+    ck_assert_int_eq(
+        tool_exec(out, sizeof out, err, sizeof err, "help", "me", (char *)NULL),
+        2);
+    ck_assert_str_eq(out, "");
+    ck_assert_ptr_nonnull(strstr(err, "usage: mproc"));
+}
+END_TEST
+
+START_TEST(tool_version_flag_prints_the_version)
+{
+    char out[256], err[256], word[256];
+    ck_assert_int_eq(
+        tool_exec(word, sizeof word, err, sizeof err, "version", (char *)NULL),
+        0);
+    ck_assert_int_eq(
+        tool_exec(out, sizeof out, err, sizeof err, "--version", (char *)NULL),
+        0);
+    ck_assert_str_eq(err, "");
+    ck_assert_msg(strncmp(out, "mproc ", 6) == 0 && out[6] >= '0' &&
+                      out[6] <= '9',
+                  "%s", out);
+    ck_assert_str_eq(out, word);
+}
+END_TEST
+
+START_TEST(tool_run_exits_with_the_programs_status)
+{
+    char out[256], err[4096], script[64], want[64];
+    const int codes[] = {0, 1, 2, 3, 42, 125, 255};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        snprintf(script, sizeof script, "exit %d", codes[i]);
+        snprintf(want, sizeof want, "exit code %d", codes[i]);
+        ck_assert_int_eq(tool_exec(out, sizeof out, err, sizeof err, "run",
+                                   "--", "sh", "-c", script, (char *)NULL),
+                         codes[i]);
+        ck_assert_msg(strstr(last_line(err), want) != NULL, "%s", err);
+    }
+    /* "--" is needed only before a program whose name starts with '-'. */
+    ck_assert_int_eq(tool_exec(out, sizeof out, err, sizeof err, "run", "sh",
+                               "-c", "echo hi; exit 7", (char *)NULL),
+                     7);
+    ck_assert_str_eq(out, "hi\n");
+}
+END_TEST
+
+START_TEST(tool_run_exits_128_plus_the_signal_that_killed_the_program)
+{
+    char out[256], err[4096];
+    ck_assert_int_eq(tool_exec(out, sizeof out, err, sizeof err, "run", "--",
+                               "sh", "-c", "kill -9 $$", (char *)NULL),
+                     128 + 9);
+    ck_assert_ptr_nonnull(strstr(last_line(err), "killed by signal 9"));
+    ck_assert_int_eq(tool_exec(out, sizeof out, err, sizeof err, "run", "--",
+                               "sh", "-c", "kill -TERM $$", (char *)NULL),
+                     128 + 15);
+    ck_assert_ptr_nonnull(strstr(last_line(err), "killed by signal 15"));
+}
+END_TEST
+
+START_TEST(tool_run_tells_its_own_failures_from_the_programs)
+{
+    char out[256], err[4096], path[256];
+    /* Not found: 127, as the shell. */
+    ck_assert_int_eq(tool_exec(out, sizeof out, err, sizeof err, "run", "--",
+                               "/nonexistent/program", (char *)NULL),
+                     127);
+    ck_assert_ptr_nonnull(strstr(last_line(err), "MPROC_ENOENT"));
+    /* Found, not executable: 126, as the shell. */
+    test_path(path, sizeof path, "not-executable");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "#!/bin/sh\nexit 0\n", 17), 17);
+    close(fd);
+    ck_assert_int_eq(
+        tool_exec(out, sizeof out, err, sizeof err, "run", path, (char *)NULL),
+        126);
+    ck_assert_ptr_nonnull(strstr(last_line(err), "MPROC_EACCES"));
+    unlink(path);
+    /* run's own usage errors: 125, never 2, which a program may return. */
+    const char *bad[][3] = {
+        {"--timeout", "soon", "true"},
+        {"--timeout", "-5", "true"},
+        {"--frobnicate", "true", NULL},
+        {"--", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(tool_exec(out, sizeof out, err, sizeof err, "run",
+                                   bad[i][0], bad[i][1], bad[i][2],
+                                   (char *)NULL),
+                         125);
+        ck_assert_msg(strncmp(last_line(err), "mproc: run: ", 12) == 0, "%s",
+                      err);
+        ck_assert_ptr_null(strstr(err, "exit code"));
+    }
+}
+END_TEST
+
+START_TEST(tool_run_kills_a_program_past_its_timeout)
+{
+    char out[256], err[4096];
+    ck_assert_int_eq(tool_exec(out, sizeof out, err, sizeof err, "run",
+                               "--timeout", "200", "--", "sleep", "30",
+                               (char *)NULL),
+                     124);
+    ck_assert_ptr_nonnull(strstr(last_line(err), "timed out after 200 ms"));
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("tool");
     TEST_ADD(s, tool_lists_and_unlinks_mproc_objects);
     TEST_ADD(s, tool_refuses_to_unlink_a_foreign_name);
+    TEST_ADD(s, tool_help_prints_the_usage_on_stdout_and_succeeds);
+    TEST_ADD(s, tool_version_flag_prints_the_version);
+    TEST_ADD(s, tool_run_exits_with_the_programs_status);
+    TEST_ADD(s, tool_run_exits_128_plus_the_signal_that_killed_the_program);
+    TEST_ADD(s, tool_run_tells_its_own_failures_from_the_programs);
+    TEST_ADD(s, tool_run_kills_a_program_past_its_timeout);
     return s;
 }
