@@ -1223,6 +1223,98 @@ START_TEST(condition_wait_for_returns_when_predicate_holds)
 }
 END_TEST
 
+/* A signal handler installed without SA_RESTART, run in the middle of a
+ * condition wait: the wait sleeps on (nobody notified), so 0 still means a
+ * notify. A helper thread sends the signal once the waiter is asleep and,
+ * when asked, notifies a while later. */
+static _Atomic int g_sigs;
+
+static void count_signal(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&g_sigs, 1);
+}
+
+struct interrupter {
+    pthread_t waiter;
+    pid_t waiter_tid;
+    mproc_condition *cond;
+    bool notify;
+    _Atomic int notified;
+};
+
+static void *interrupt_waiter(void *arg)
+{
+    struct interrupter *it = arg;
+    if (wait_asleep(it->waiter_tid, 5000))
+        pthread_kill(it->waiter, SIGUSR1);
+    if (!it->notify)
+        return NULL;
+    usleep((useconds_t)test_ms(100) * 1000);
+    mproc_lock *l = mproc_condition_lock(it->cond);
+    if (mproc_lock_acquire(l, MPROC_FOREVER) == 0) {
+        atomic_store(&it->notified, 1);
+        mproc_condition_notify(it->cond, 1);
+        mproc_lock_release(l);
+    }
+    return NULL;
+}
+
+/* Waits on a fresh condition for timeout_ms while a helper thread signals
+ * (and, with notify, then notifies); returns the wait's code, with the
+ * number of signals handled and whether the notify came before the wait
+ * returned. */
+static int wait_interrupted(int64_t timeout_ms, bool notify, int *sigs,
+                            int *notified)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = count_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART */
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+    atomic_store(&g_sigs, 0);
+    struct interrupter it = {pthread_self(), (pid_t)syscall(SYS_gettid), NULL,
+                             notify, 0};
+    ck_assert_int_eq(mproc_condition_create(&it.cond, NULL, NULL, NULL), 0);
+    mproc_lock *l = mproc_condition_lock(it.cond);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, interrupt_waiter, &it), 0);
+    int rc = mproc_condition_wait(it.cond, timeout_ms);
+    *sigs = atomic_load(&g_sigs);
+    *notified = atomic_load(&it.notified);
+    ck_assert_int_eq(mproc_lock_is_owned(l), 1);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    mproc_condition_close(it.cond);
+    ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
+    return rc;
+}
+
+START_TEST(condition_wait_sleeps_through_a_signal_until_its_timeout)
+{
+    int sigs, notified;
+    int64_t timeout = test_ms(1000);
+    int64_t t0 = test_now_ms();
+    int rc = wait_interrupted(timeout, false, &sigs, &notified);
+    int64_t took = test_now_ms() - t0;
+    ck_assert_int_eq(sigs, 1); /* the handler ran during the wait */
+    ck_assert_int_eq(rc, MPROC_ETIMEDOUT);
+    ck_assert_int_ge(took, timeout - 5);
+}
+END_TEST
+
+START_TEST(condition_wait_interrupted_by_a_signal_returns_0_only_once_notified)
+{
+    int sigs, notified;
+    int rc = wait_interrupted(test_ms(10000), true, &sigs, &notified);
+    ck_assert_int_eq(sigs, 1);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(notified, 1);
+}
+END_TEST
+
 START_TEST(condition_killed_waiter_does_not_wedge_notify)
 {
     g_flag = shared_page();
@@ -1645,6 +1737,9 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, condition_notify_wakes_n_and_notify_all_the_rest);
     TEST_ADD(s, condition_wait_for_returns_when_predicate_holds);
     TEST_ADD(s, condition_killed_waiter_does_not_wedge_notify);
+    TEST_ADD(s, condition_wait_sleeps_through_a_signal_until_its_timeout);
+    TEST_ADD(
+        s, condition_wait_interrupted_by_a_signal_returns_0_only_once_notified);
     TEST_ADD(s, named_condition_with_own_lock);
     TEST_ADD(s, named_condition_open_refuses_a_lock_choice_unlike_the_creators);
     TEST_ADD(s, barrier_releases_parties_with_distinct_indices);

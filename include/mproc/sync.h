@@ -284,10 +284,14 @@ MPROC_API int mproc_event_fd(mproc_event *ev, int *fd);
 /* ------------------------------------------------------------- Condition */
 
 /*
- * A Condition over a Lock or RLock. Waiters sleep on a sequence number, so
- * a process killed while waiting leaves no count behind that could swallow
- * a notification. wait may return 0 spuriously (after a notify that raced
- * with it); use mproc_condition_wait_for to wait for a predicate.
+ * A Condition over a Lock or RLock. Waiters sleep on a sequence number that
+ * every notify bumps, so a process killed while waiting leaves no count
+ * behind that could swallow a notification. A wait returns 0 only after
+ * some notify came while it waited, but not always one meant for it: a
+ * waiter that a notify(n) did not pick still returns 0 when a signal
+ * handler interrupts its sleep, or when the notify came between its
+ * release of the lock and its sleep. A signal alone never ends a wait.
+ * Use mproc_condition_wait_for to wait for a predicate.
  */
 typedef struct mproc_condition mproc_condition;
 
@@ -339,10 +343,12 @@ MPROC_API mproc_lock *mproc_condition_lock(mproc_condition *cond);
  * mproc_condition_wait: releases the lock (every level of an RLock), sleeps
  * until notified or timeout_ms passes, and takes the lock back (waiting
  * without bound for it: it is robust, so a dead holder cannot hang us).
- * Returns 0 (notified, or spuriously), MPROC_ETIMEDOUT (lock held again),
- * MPROC_EOWNERDEAD (lock held again, after its holder died meanwhile),
- * MPROC_ENOTRECOVERABLE (lock NOT held), MPROC_ENOTOWNER (the caller did not
- * hold the lock; nothing happened), MPROC_EINVAL.
+ * Returns 0 (a notify came while it waited, perhaps one meant for another
+ * waiter as above; never a signal handler alone), MPROC_ETIMEDOUT (lock
+ * held again), MPROC_EOWNERDEAD (lock held again, after its holder died
+ * meanwhile), MPROC_ENOTRECOVERABLE (lock NOT held), MPROC_ENOTOWNER (the
+ * caller did not hold the lock; nothing happened), MPROC_EINVAL (NULL,
+ * timeout_ms below MPROC_FOREVER).
  */
 MPROC_API int mproc_condition_wait(mproc_condition *cond, int64_t timeout_ms);
 
