@@ -788,6 +788,43 @@ START_TEST(named_semaphore_kinds_and_names)
 }
 END_TEST
 
+/* A BoundedSemaphore's limit is the one create/open saw: a process that
+ * rewrites the shared layout (docs/shared-memory.md: count, nwaiters, max,
+ * bounded) cannot raise it for this handle. */
+START_TEST(bounded_semaphore_keeps_its_limit_when_the_shared_one_is_rewritten)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "bsem");
+    mproc_semaphore *s, *s2;
+    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
+    o.bounded = true;
+    ck_assert_int_eq(mproc_semaphore_create(&s, name, 1, &o), 0);
+    ck_assert_int_eq(mproc_semaphore_open(&s2, name, NULL), 0);
+    mproc__region r;
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY, NULL), 0);
+    uint32_t *shared = r.payload;
+    shared[2] = 100; /* max */
+    for (int k = 0; k < 2; k++) {
+        mproc_semaphore *h = k == 0 ? s : s2;
+        ck_assert_int_eq(mproc_semaphore_release(h, 1), MPROC_EOVERRELEASE);
+        ck_assert_int_eq(mproc_semaphore_release(h, 5), MPROC_EOVERRELEASE);
+    }
+    shared[3] = 0; /* bounded */
+    ck_assert_int_eq(mproc_semaphore_release(s, 1), MPROC_EOVERRELEASE);
+    ck_assert_int_eq(mproc_semaphore_release(s2, 1), MPROC_EOVERRELEASE);
+    uint32_t v;
+    ck_assert_int_eq(mproc_semaphore_value(s, &v), 0);
+    ck_assert_uint_eq(v, 1);
+    ck_assert_int_eq(mproc_semaphore_acquire(s, 0), 0);
+    ck_assert_int_eq(mproc_semaphore_release(s2, 1), 0);
+    ck_assert_int_eq(mproc_semaphore_release(s2, 1), MPROC_EOVERRELEASE);
+    mproc__region_close(&r);
+    mproc_semaphore_close(s2);
+    mproc_semaphore_close(s);
+    ck_assert_int_eq(mproc_semaphore_unlink(name), 0);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- Event */
 
 static mproc_event *g_event;
@@ -1724,6 +1761,8 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, semaphore_count_held_by_killed_process_is_not_returned);
     TEST_ADD(s, semaphore_killed_waiter_does_not_wedge_others);
     TEST_ADD(s, named_semaphore_kinds_and_names);
+    TEST_ADD(
+        s, bounded_semaphore_keeps_its_limit_when_the_shared_one_is_rewritten);
     TEST_ADD(s, event_set_clear_and_wait);
     TEST_ADD(s, event_set_wakes_every_waiting_process);
     TEST_ADD(s, named_event_is_opened_by_name);

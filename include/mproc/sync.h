@@ -204,7 +204,8 @@ MPROC_API int mproc_semaphore_acquire(mproc_semaphore *sem, int64_t timeout_ms);
 /*
  * mproc_semaphore_release: gives n counts back (n >= 1) and wakes as many
  * waiters. Errors: MPROC_EINVAL (NULL, n 0), MPROC_EOVERRELEASE (bounded and
- * the count would exceed the initial value; nothing changes),
+ * the count would exceed the initial value, as this handle read it at
+ * create/open, whatever the shared memory says later; nothing changes),
  * MPROC_EOVERFLOW (the count would exceed INT32_MAX). Never blocks.
  */
 MPROC_API int mproc_semaphore_release(mproc_semaphore *sem, uint32_t n);
