@@ -568,3 +568,67 @@ int mproc_value_compare_exchange(mproc_value *v, void *expected,
 {
     return mproc_array_compare_exchange(v, 0, expected, desired, swapped);
 }
+
+/* ----------------------------------------------------------- typed calls */
+
+/* The typed calls check the type the handle saw at create/open, then do
+ * what the untyped call does. */
+static int typed(mproc_array *a, mproc_type k)
+{
+    return a != NULL && a->type == k ? 0 : MPROC_EINVAL;
+}
+
+#define TYPED_DEFS(S, T, K)                                                    \
+    int mproc_array_get_##S(mproc_array *a, size_t i, T *out,                  \
+                            int64_t timeout_ms)                                \
+    {                                                                          \
+        int rc = typed(a, K);                                                  \
+        return rc < 0 ? rc : mproc_array_get(a, i, out, timeout_ms);           \
+    }                                                                          \
+    int mproc_array_set_##S(mproc_array *a, size_t i, T x, int64_t timeout_ms) \
+    {                                                                          \
+        int rc = typed(a, K);                                                  \
+        return rc < 0 ? rc : mproc_array_set(a, i, &x, timeout_ms);            \
+    }                                                                          \
+    int mproc_array_add_##S(mproc_array *a, size_t i, T delta, T *old)         \
+    {                                                                          \
+        int rc = typed(a, K);                                                  \
+        return rc < 0 ? rc : mproc_array_add(a, i, &delta, old);               \
+    }                                                                          \
+    int mproc_array_exchange_##S(mproc_array *a, size_t i, T x, T *old)        \
+    {                                                                          \
+        int rc = typed(a, K);                                                  \
+        return rc < 0 ? rc : mproc_array_exchange(a, i, &x, old);              \
+    }                                                                          \
+    int mproc_array_compare_exchange_##S(                                      \
+        mproc_array *a, size_t i, T *expected, T desired, bool *swapped)       \
+    {                                                                          \
+        int rc = typed(a, K);                                                  \
+        return rc < 0 ? rc                                                     \
+                      : mproc_array_compare_exchange(a, i, expected, &desired, \
+                                                     swapped);                 \
+    }                                                                          \
+    int mproc_value_get_##S(mproc_value *v, T *out, int64_t timeout_ms)        \
+    {                                                                          \
+        return mproc_array_get_##S(v, 0, out, timeout_ms);                     \
+    }                                                                          \
+    int mproc_value_set_##S(mproc_value *v, T x, int64_t timeout_ms)           \
+    {                                                                          \
+        return mproc_array_set_##S(v, 0, x, timeout_ms);                       \
+    }                                                                          \
+    int mproc_value_add_##S(mproc_value *v, T delta, T *old)                   \
+    {                                                                          \
+        return mproc_array_add_##S(v, 0, delta, old);                          \
+    }                                                                          \
+    int mproc_value_exchange_##S(mproc_value *v, T x, T *old)                  \
+    {                                                                          \
+        return mproc_array_exchange_##S(v, 0, x, old);                         \
+    }                                                                          \
+    int mproc_value_compare_exchange_##S(mproc_value *v, T *expected,          \
+                                         T desired, bool *swapped)             \
+    {                                                                          \
+        return mproc_array_compare_exchange_##S(v, 0, expected, desired,       \
+                                                swapped);                      \
+    }
+
+MPROC_NUMERIC_TYPES(TYPED_DEFS)

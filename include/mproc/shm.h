@@ -113,7 +113,18 @@ typedef enum mproc_type {
 
 /*
  * An Array of count elements of one type; a Value is an Array of one
- * (mproc_value_* are shorthands). With a lock (the default, as in Python)
+ * (mproc_value_* are shorthands).
+ *
+ * Two sets of calls reach the elements. The typed calls (below the untyped
+ * ones: mproc_value_get_int64, mproc_array_add_double, ...) carry the C
+ * type in their name and signature, so the compiler checks what is passed,
+ * and they refuse an object of another type. The untyped calls take void *
+ * and trust the caller that it points to the element type (an int given to
+ * a double Value is stored as garbage; an int given to an int64 Value is
+ * read 8 bytes wide): they are for generic code, where the type is known
+ * only at run time, and for MPROC_TYPE_BYTES and ranges.
+ *
+ * With a lock (the default, as in Python)
  * get and set of one element or a range take the array's RLock, which
  * mproc_array_get_lock hands out for longer critical sections; the lock is
  * robust: MPROC_EOWNERDEAD from get or set means a holder died while it
@@ -175,8 +186,9 @@ MPROC_API mproc_lock *mproc_array_get_lock(mproc_array *a);
 MPROC_API void *mproc_array_data(mproc_array *a);
 
 /*
- * mproc_array_get_range / mproc_array_set_range: copy n elements starting at
- * start out of / into the array (buf holds n * elem_size bytes), under the
+ * mproc_array_get_range / mproc_array_set_range (untyped): copy n elements
+ * starting at start out of / into the array (buf holds n * elem_size
+ * bytes), under the
  * lock when there is one, waiting for it up to timeout_ms (MPROC_FOREVER
  * waits, 0 tries once; ignored, but still checked, without a lock).
  * Errors: MPROC_EINVAL (NULL, buf NULL, timeout_ms below MPROC_FOREVER),
@@ -193,31 +205,34 @@ MPROC_API int mproc_array_get_range(mproc_array *a, size_t start, size_t n,
 MPROC_API int mproc_array_set_range(mproc_array *a, size_t start, size_t n,
                                     const void *buf, int64_t timeout_ms);
 
-/* mproc_array_get / mproc_array_set: one element (a range of 1), with the
- * same timeout and errors. */
+/* mproc_array_get / mproc_array_set (untyped): one element (a range of 1),
+ * with the same timeout and errors. */
 MPROC_API int mproc_array_get(mproc_array *a, size_t i, void *out,
                               int64_t timeout_ms);
 MPROC_API int mproc_array_set(mproc_array *a, size_t i, const void *in,
                               int64_t timeout_ms);
 
 /*
- * mproc_array_add: atomically adds *delta (of the element type) to element
- * i, storing the previous value in *old when old is not NULL. Integers wrap
- * around as unsigned arithmetic does.
- * Errors: MPROC_EINVAL (NULL, MPROC_TYPE_BYTES), MPROC_ERANGE. Lock-free.
+ * mproc_array_add (untyped): atomically adds *delta (of the element type)
+ * to element i, storing the previous value in *old when old is not NULL.
+ * Integers wrap around as unsigned arithmetic does.
+ * Errors: MPROC_EINVAL (a or delta NULL, MPROC_TYPE_BYTES), MPROC_ERANGE
+ * (i >= count). Lock-free: never blocks, no system call.
  */
 MPROC_API int mproc_array_add(mproc_array *a, size_t i, const void *delta,
                               void *old);
 
-/* mproc_array_exchange: atomically stores *in into element i and returns the
- * previous value in *old (may be NULL). Errors as mproc_array_add. */
+/* mproc_array_exchange (untyped): atomically stores *in into element i and
+ * returns the previous value in *old (may be NULL). Errors as
+ * mproc_array_add (in NULL for delta NULL). */
 MPROC_API int mproc_array_exchange(mproc_array *a, size_t i, const void *in,
                                    void *old);
 
 /*
- * mproc_array_compare_exchange: atomically, if element i equals *expected
- * (bitwise), stores *desired and sets *swapped to true; otherwise copies the
- * current value into *expected and sets *swapped to false. Errors as
+ * mproc_array_compare_exchange (untyped): atomically, if element i equals
+ * *expected (bitwise: a float -0.0 is not 0.0, a NaN equals the same NaN),
+ * stores *desired and sets *swapped to true; otherwise copies the current
+ * value into *expected and sets *swapped to false. Errors as
  * mproc_array_add, and MPROC_EINVAL for a NULL pointer argument.
  */
 MPROC_API int mproc_array_compare_exchange(mproc_array *a, size_t i,
@@ -250,8 +265,8 @@ MPROC_API void mproc_value_close(mproc_value *v);
  * mproc_array_unlink(). */
 MPROC_API int mproc_value_unlink(const char *name);
 
-/* mproc_value_get / mproc_value_set: reads or writes the value (under its
- * lock when it has one, waiting at most timeout_ms for it). Errors and
+/* mproc_value_get / mproc_value_set (untyped): reads or writes the value (under
+ * its lock when it has one, waiting at most timeout_ms for it). Errors and
  * blocking as mproc_array_get() / mproc_array_set() with i = 0. */
 MPROC_API int mproc_value_get(mproc_value *v, void *out, int64_t timeout_ms);
 MPROC_API int mproc_value_set(mproc_value *v, const void *in,
@@ -261,13 +276,82 @@ MPROC_API int mproc_value_set(mproc_value *v, const void *in,
  * NULL when it was made without one. As mproc_array_get_lock(). */
 MPROC_API mproc_lock *mproc_value_get_lock(mproc_value *v);
 
-/* mproc_value_add, mproc_value_exchange, mproc_value_compare_exchange:
- * atomic operations without the lock, as the array's with i = 0 (same
- * errors; never block, no system call). */
+/* mproc_value_add, mproc_value_exchange, mproc_value_compare_exchange
+ * (untyped): atomic operations without the lock, as the array's with i = 0
+ * (same errors; never block, no system call). */
 MPROC_API int mproc_value_add(mproc_value *v, const void *delta, void *old);
 MPROC_API int mproc_value_exchange(mproc_value *v, const void *in, void *old);
 MPROC_API int mproc_value_compare_exchange(mproc_value *v, void *expected,
                                            const void *desired, bool *swapped);
+
+/* ------------------------------------------------- typed Value and Array */
+
+/*
+ * The numeric element types, one X(S, T, K) each: S the suffix of the typed
+ * calls, T the C type, K the mproc_type. MPROC_TYPE_BYTES has no typed
+ * calls. Given X, the list expands to one use per type, for code that
+ * makes its own per-type helpers.
+ */
+#define MPROC_NUMERIC_TYPES(X)                                                 \
+    X(int8, int8_t, MPROC_TYPE_INT8)                                           \
+    X(uint8, uint8_t, MPROC_TYPE_UINT8)                                        \
+    X(int16, int16_t, MPROC_TYPE_INT16)                                        \
+    X(uint16, uint16_t, MPROC_TYPE_UINT16)                                     \
+    X(int32, int32_t, MPROC_TYPE_INT32)                                        \
+    X(uint32, uint32_t, MPROC_TYPE_UINT32)                                     \
+    X(int64, int64_t, MPROC_TYPE_INT64)                                        \
+    X(uint64, uint64_t, MPROC_TYPE_UINT64)                                     \
+    X(float, float, MPROC_TYPE_FLOAT)                                          \
+    X(double, double, MPROC_TYPE_DOUBLE)
+
+/*
+ * Typed calls. For each (S, T, K) of MPROC_NUMERIC_TYPES, e.g. (int64,
+ * int64_t, MPROC_TYPE_INT64) or (double, double, MPROC_TYPE_DOUBLE):
+ *
+ *   int mproc_value_get_S(mproc_value *v, T *out, int64_t timeout_ms);
+ *   int mproc_value_set_S(mproc_value *v, T x, int64_t timeout_ms);
+ *   int mproc_value_add_S(mproc_value *v, T delta, T *old);
+ *   int mproc_value_exchange_S(mproc_value *v, T x, T *old);
+ *   int mproc_value_compare_exchange_S(mproc_value *v, T *expected,
+ *                                      T desired, bool *swapped);
+ *
+ * and the same five for one element of an Array, with its index after the
+ * handle: mproc_array_get_S(mproc_array *a, size_t i, T *out,
+ * int64_t timeout_ms), mproc_array_set_S(a, i, x, timeout_ms), and so on.
+ *
+ * Each does what the untyped call of the same verb does, with T in place
+ * of void * (out: *out, *old, *expected and *swapped; old may be NULL):
+ * get and set take the lock when there is one, wait for it at most
+ * timeout_ms, and return the same codes as mproc_array_get / _set; add,
+ * exchange and compare_exchange are lock-free, never block and return the
+ * codes of mproc_array_add / _exchange / _compare_exchange. Before
+ * anything else each checks the object's type (mproc_array_type): when it
+ * is not K, the call returns MPROC_EINVAL and reads, writes and locks
+ * nothing (an index out of range on an object of another type is
+ * MPROC_EINVAL too). MPROC_EINVAL also for a NULL handle or pointer
+ * argument (old excepted). Thread and process safe; fork as the object.
+ */
+#define MPROC__TYPED_DECLS(S, T, K)                                            \
+    MPROC_API int mproc_value_get_##S(mproc_value *v, T *out,                  \
+                                      int64_t timeout_ms);                     \
+    MPROC_API int mproc_value_set_##S(mproc_value *v, T x,                     \
+                                      int64_t timeout_ms);                     \
+    MPROC_API int mproc_value_add_##S(mproc_value *v, T delta, T *old);        \
+    MPROC_API int mproc_value_exchange_##S(mproc_value *v, T x, T *old);       \
+    MPROC_API int mproc_value_compare_exchange_##S(                            \
+        mproc_value *v, T *expected, T desired, bool *swapped);                \
+    MPROC_API int mproc_array_get_##S(mproc_array *a, size_t i, T *out,        \
+                                      int64_t timeout_ms);                     \
+    MPROC_API int mproc_array_set_##S(mproc_array *a, size_t i, T x,           \
+                                      int64_t timeout_ms);                     \
+    MPROC_API int mproc_array_add_##S(mproc_array *a, size_t i, T delta,       \
+                                      T *old);                                 \
+    MPROC_API int mproc_array_exchange_##S(mproc_array *a, size_t i, T x,      \
+                                           T *old);                            \
+    MPROC_API int mproc_array_compare_exchange_##S(                            \
+        mproc_array *a, size_t i, T *expected, T desired, bool *swapped);
+MPROC_NUMERIC_TYPES(MPROC__TYPED_DECLS)
+#undef MPROC__TYPED_DECLS
 
 #ifdef __cplusplus
 }
