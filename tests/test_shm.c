@@ -778,32 +778,93 @@ START_TEST(named_value_is_opened_by_name)
 }
 END_TEST
 
+/* Dies holding the Value's lock, in the middle of what it was changing. */
 static int child_hold_value_lock(void *arg)
 {
     (void)arg;
     if (mproc_lock_acquire(mproc_value_get_lock(g_value), 0) != 0)
         return 1;
-    int64_t v = 1234;
-    mproc_value_set(g_value, &v, MPROC_FOREVER);
+    mproc_value_set_int64(g_value, 1234, MPROC_FOREVER);
     kill(getpid(), SIGKILL);
     return 2;
 }
 
-START_TEST(value_lock_recovers_from_a_killed_holder)
+static int child_get_reports_owner_death(void *arg)
+{
+    (void)arg;
+    int64_t v = 0;
+    int rc = mproc_value_get_int64(g_value, &v, test_ms(5000));
+    return rc == MPROC_EOWNERDEAD && v == 1234 ? 0 : 1;
+}
+
+START_TEST(value_owner_death_is_reported_to_every_caller_until_consistent)
 {
     ck_assert_int_eq(mproc_value_create(&g_value, NULL, MPROC_TYPE_INT64, NULL),
                      0);
+    mproc_lock *l = mproc_value_get_lock(g_value);
     pid_t p = spawn(child_hold_value_lock, NULL);
     ck_assert_int_eq(test_wait_status(p), 128 + SIGKILL);
     int64_t v = 0;
-    ck_assert_int_eq(mproc_value_get(g_value, &v, MPROC_FOREVER),
+    ck_assert_int_eq(mproc_value_get_int64(g_value, &v, MPROC_FOREVER),
                      MPROC_EOWNERDEAD);
     ck_assert_int_eq(v, 1234);
-    /* The get repaired the lock: later calls work normally. */
-    ck_assert_int_eq(mproc_value_set(g_value, &v, MPROC_FOREVER), 0);
-    ck_assert_int_eq(mproc_lock_acquire(mproc_value_get_lock(g_value), 0), 0);
-    ck_assert_int_eq(mproc_lock_release(mproc_value_get_lock(g_value)), 0);
+    /* Not only to the first caller, which might ignore it: to every later
+     * get and set, in every process. */
+    ck_assert_int_eq(mproc_value_get_int64(g_value, &v, 0), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(
+        test_wait_status(spawn(child_get_reports_owner_death, NULL)), 0);
+    ck_assert_int_eq(mproc_value_set_int64(g_value, 99, 0), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc_value_get_int64(g_value, &v, 0), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(v, 99); /* the copies were made */
+    /* The lock itself works on; only its holder may say "repaired". */
+    ck_assert_int_eq(mproc_value_consistent(g_value), MPROC_ENOTOWNER);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    ck_assert_int_eq(mproc_value_consistent(g_value), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(mproc_value_get_int64(g_value, &v, 0), 0);
+    ck_assert_int_eq(mproc_value_set_int64(g_value, 5, 0), 0);
+    ck_assert_int_eq(mproc_value_consistent(NULL), MPROC_EINVAL);
     mproc_value_close(g_value);
+}
+END_TEST
+
+static mproc_array *g_array;
+
+static int child_hold_array_lock(void *arg)
+{
+    (void)arg;
+    if (mproc_lock_acquire(mproc_array_get_lock(g_array), 0) != 0)
+        return 1;
+    kill(getpid(), SIGKILL);
+    return 2;
+}
+
+/* A caller that takes the array's lock itself and meets the death repairs
+ * with mproc_array_consistent, which marks the lock consistent too, so the
+ * release leaves it working; an array without a lock has nothing to mark. */
+START_TEST(array_consistent_also_repairs_a_lock_taken_owner_dead)
+{
+    ck_assert_int_eq(
+        mproc_array_create(&g_array, NULL, MPROC_TYPE_UINT32, 4, NULL), 0);
+    mproc_lock *l = mproc_array_get_lock(g_array);
+    ck_assert_int_eq(test_wait_status(spawn(child_hold_array_lock, NULL)),
+                     128 + SIGKILL);
+    ck_assert_int_eq(mproc_lock_acquire(l, test_ms(5000)), MPROC_EOWNERDEAD);
+    uint32_t in[4] = {1, 2, 3, 4}, out[4];
+    ck_assert_int_eq(mproc_array_set_range(g_array, 0, 4, in, 0), 0);
+    ck_assert_int_eq(mproc_array_consistent(g_array), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0); /* not unrecoverable */
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(mproc_array_get_range(g_array, 0, 4, out, 0), 0);
+    ck_assert_int_eq(memcmp(in, out, sizeof in), 0);
+    mproc_array_close(g_array);
+    mproc_array_opts o = MPROC_ARRAY_OPTS_INIT;
+    o.lock = false;
+    ck_assert_int_eq(
+        mproc_array_create(&g_array, NULL, MPROC_TYPE_UINT32, 4, &o), 0);
+    ck_assert_int_eq(mproc_array_consistent(g_array), MPROC_EINVAL);
+    mproc_array_close(g_array);
 }
 END_TEST
 
@@ -919,7 +980,8 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, array_ranges_and_atomics);
     TEST_ADD(s, value_counts_exactly_from_four_processes);
     TEST_ADD(s, named_value_is_opened_by_name);
-    TEST_ADD(s, value_lock_recovers_from_a_killed_holder);
+    TEST_ADD(s, value_owner_death_is_reported_to_every_caller_until_consistent);
+    TEST_ADD(s, array_consistent_also_repairs_a_lock_taken_owner_dead);
     TEST_ADD(s, array_descriptor_rewritten_after_open_changes_nothing);
     TEST_ADD(s, value_get_and_set_time_out_while_its_lock_is_held);
     return s;

@@ -124,17 +124,31 @@ typedef enum mproc_type {
  * read 8 bytes wide): they are for generic code, where the type is known
  * only at run time, and for MPROC_TYPE_BYTES and ranges.
  *
- * With a lock (the default, as in Python)
- * get and set of one element or a range take the array's RLock, which
- * mproc_array_get_lock hands out for longer critical sections; the lock is
- * robust: MPROC_EOWNERDEAD from get or set means a holder died while it
- * held the lock, so the data may be half-changed; the call did its work and
- * marked the lock consistent again (the caller decides what the data is
- * worth). A caller holding mproc_array_get_lock itself follows the rules of
- * mproc_lock_acquire. add,
- * exchange and compare_exchange are lock-free atomic operations on one
- * integer, float or double element, with or without a lock (they do not
- * take it, so do not mix them with locked range updates of that element).
+ * With a lock (the default, as in Python) get and set of one element or a
+ * range take the array's RLock, which mproc_array_get_lock hands out for
+ * longer critical sections. add, exchange and compare_exchange are
+ * lock-free atomic operations on one integer, float or double element,
+ * with or without a lock (they do not take it, so do not mix them with
+ * locked range updates of that element).
+ *
+ * Owner death. The lock is robust. When a get or set finds that a thread
+ * died holding it, the elements may be torn: the dead holder may have been
+ * half way through a set (some elements new, one partly written) or
+ * through its own critical section under mproc_array_get_lock (any mix of
+ * old and new it was making). That get or set still copies and returns
+ * MPROC_EOWNERDEAD, and so does every later get and set, in every process,
+ * until a caller holding the lock calls mproc_array_consistent to say the
+ * elements are repaired or known good. The warning stays in the array, not
+ * with the one caller that happened to meet the death, because a copy
+ * cannot tell torn elements from good ones, and a caller that ignores the
+ * code must not take the warning away from those that check. The lock
+ * itself goes on working meanwhile (it never becomes not recoverable
+ * through get or set). A caller that takes the lock itself
+ * (mproc_lock_acquire on mproc_array_get_lock) and gets MPROC_EOWNERDEAD
+ * follows the rules of mproc_lock_acquire: it repairs, then calls
+ * mproc_array_consistent or mproc_lock_consistent before releasing. The
+ * atomic operations take no lock and report no death; an array made
+ * without a lock cannot notice one.
  */
 typedef struct mproc_array mproc_array;
 
@@ -193,7 +207,9 @@ MPROC_API void *mproc_array_data(mproc_array *a);
  * waits, 0 tries once; ignored, but still checked, without a lock).
  * Errors: MPROC_EINVAL (NULL, buf NULL, timeout_ms below MPROC_FOREVER),
  * MPROC_ERANGE (start + n > count; nothing copied), MPROC_ETIMEDOUT (the
- * lock stayed held; nothing copied), MPROC_EOWNERDEAD (copied; see above),
+ * lock stayed held; nothing copied), MPROC_EOWNERDEAD (copied, but the
+ * elements may be torn: a holder of the lock died and no one has called
+ * mproc_array_consistent since; see "Owner death" above),
  * MPROC_ENOTRECOVERABLE (nothing copied; someone who held the lock through
  * mproc_array_get_lock released it without making it consistent),
  * MPROC_EDEADLK never (the lock is an RLock: a holder may call these).
@@ -211,6 +227,18 @@ MPROC_API int mproc_array_get(mproc_array *a, size_t i, void *out,
                               int64_t timeout_ms);
 MPROC_API int mproc_array_set(mproc_array *a, size_t i, const void *in,
                               int64_t timeout_ms);
+
+/*
+ * mproc_array_consistent: says that the elements are repaired (or known
+ * good) after MPROC_EOWNERDEAD: get and set return 0 again, and a lock the
+ * caller took with MPROC_EOWNERDEAD from mproc_lock_acquire is marked
+ * consistent too. The calling thread must hold the array's lock, so that no
+ * get or set comes between its repair and this mark.
+ * Errors: MPROC_EINVAL (NULL, an array made without a lock), MPROC_ENOTOWNER
+ * (the calling thread does not hold the lock; nothing changes). Returns 0
+ * also when nothing was marked. Never blocks; thread and process safe.
+ */
+MPROC_API int mproc_array_consistent(mproc_array *a);
 
 /*
  * mproc_array_add (untyped): atomically adds *delta (of the element type)
@@ -275,6 +303,9 @@ MPROC_API int mproc_value_set(mproc_value *v, const void *in,
 /* mproc_value_get_lock: the Value's lock (borrowed, valid until close), or
  * NULL when it was made without one. As mproc_array_get_lock(). */
 MPROC_API mproc_lock *mproc_value_get_lock(mproc_value *v);
+
+/* mproc_value_consistent: as mproc_array_consistent(). */
+MPROC_API int mproc_value_consistent(mproc_value *v);
 
 /* mproc_value_add, mproc_value_exchange, mproc_value_compare_exchange
  * (untyped): atomic operations without the lock, as the array's with i = 0
