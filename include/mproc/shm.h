@@ -34,6 +34,12 @@ extern "C" {
 
 /* ------------------------------------------------------------ shm blocks */
 
+/*
+ * A block of bytes. Fork: the child inherits the handle and the mapping,
+ * at the same address. Unrelated processes open a named block with
+ * mproc_shm_open; it maps at another address in each, so keep offsets in
+ * it, not pointers.
+ */
 typedef struct mproc_shm mproc_shm;
 
 typedef struct mproc_shm_opts {
@@ -61,10 +67,11 @@ MPROC_API int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
  * mproc_shm_open: opens (attaches) an existing named block; its size is
  * learned from its header. opts: NULL for defaults; only opts->access is
  * used.
- * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EBADOBJ (not
- * an mproc block: another mproc kind, a foreign file, or one whose creator
- * never finished), MPROC_EVERSION, MPROC_EACCES. Waits at most half a
- * second for a block still being made. Never removes anything.
+ * Errors: MPROC_EINVAL (out NULL, bad name), MPROC_ENAMETOOLONG,
+ * MPROC_ENOENT, MPROC_EBADOBJ (not an mproc block: another mproc kind, a
+ * foreign file, or one whose creator never finished), MPROC_EVERSION,
+ * MPROC_EACCES, MPROC_ENOMEM, -errno. Waits at most half a second for a
+ * block still being made. Never removes anything.
  */
 MPROC_API int mproc_shm_open(mproc_shm **out, const char *name,
                              const mproc_shm_opts *opts);
@@ -75,10 +82,10 @@ MPROC_API void mproc_shm_close(mproc_shm *shm);
 
 /*
  * mproc_shm_unlink: removes the name of a block after checking it is one.
- * Mappings stay valid until closeed.
+ * Mappings stay valid until closed.
  * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT (no such name, e.g.
  * unlinked twice), MPROC_EBADOBJ (not an mproc shm block; not removed),
- * MPROC_EVERSION, MPROC_EACCES.
+ * MPROC_EVERSION, MPROC_EACCES, -errno.
  */
 MPROC_API int mproc_shm_unlink(const char *name);
 
@@ -149,6 +156,11 @@ typedef enum mproc_type {
  * mproc_array_consistent or mproc_lock_consistent before releasing. The
  * atomic operations take no lock and report no death; an array made
  * without a lock cannot notice one.
+ *
+ * Fork: the child inherits the handle and shares the elements, the lock
+ * (not its ownership) and the owner-death mark, at the same address.
+ * Unrelated processes open a named Array or Value with mproc_array_open or
+ * mproc_value_open; type, count and lock come from the object.
  */
 typedef struct mproc_array mproc_array;
 
@@ -166,8 +178,9 @@ typedef struct mproc_array_opts {
 /*
  * mproc_array_create: a new zeroed array of count (>= 1) elements of type.
  * Errors: MPROC_EINVAL (out NULL, count 0, unknown type, bytes_size out of
- * range for MPROC_TYPE_BYTES), name errors, MPROC_EEXIST, MPROC_ENOMEM,
- * MPROC_ENOSPC. Ownership: mproc_array_close; mproc_array_unlink the name.
+ * range for MPROC_TYPE_BYTES), name errors, MPROC_EEXIST, MPROC_ENOMEM
+ * (also count * element size too large), MPROC_ENOSPC, -errno.
+ * Ownership: mproc_array_close; mproc_array_unlink the name.
  */
 MPROC_API int mproc_array_create(mproc_array **out, const char *name,
                                  mproc_type type, size_t count,
@@ -175,14 +188,17 @@ MPROC_API int mproc_array_create(mproc_array **out, const char *name,
 
 /* mproc_array_open: opens a named array (or value); type, count and lock
  * come from its header, and only opts->access is used (opts may be NULL).
- * Errors as mproc_shm_open. */
+ * Errors as mproc_shm_open (MPROC_EBADOBJ: not an mproc Array or Value, or
+ * its descriptor is inconsistent). */
 MPROC_API int mproc_array_open(mproc_array **out, const char *name,
                                const mproc_array_opts *opts);
 
 /* mproc_array_close: drops this handle; NULL is ignored. */
 MPROC_API void mproc_array_close(mproc_array *a);
 
-/* mproc_array_unlink: removes the name of a named array or value. */
+/* mproc_array_unlink: removes the name of a named array or value after
+ * checking it is one. Errors as mproc_shm_unlink (MPROC_EBADOBJ: not an
+ * mproc Array or Value). */
 MPROC_API int mproc_array_unlink(const char *name);
 
 /* mproc_array_type / _count / _elem_size: from the header as validated at
@@ -212,7 +228,9 @@ MPROC_API void *mproc_array_data(mproc_array *a);
  * mproc_array_consistent since; see "Owner death" above),
  * MPROC_ENOTRECOVERABLE (nothing copied; someone who held the lock through
  * mproc_array_get_lock released it without making it consistent),
- * MPROC_EDEADLK never (the lock is an RLock: a holder may call these).
+ * MPROC_EOVERFLOW (nothing copied; the calling thread holds the lock
+ * UINT32_MAX levels deep), MPROC_EDEADLK never (the lock is an RLock: a
+ * holder may call these).
  * Thread and process safe; count and element size are those seen at
  * create/open, whatever the shared header says later.
  */
