@@ -799,15 +799,22 @@ START_TEST(semaphore_killed_waiter_does_not_wedge_others)
 }
 END_TEST
 
+/* Creates the named BoundedSemaphore(1) `name` as *s and opens it as *s2. */
+static void named_bounded_one(const char *name, mproc_semaphore **s,
+                              mproc_semaphore **s2)
+{
+    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
+    o.bounded = true;
+    ck_assert_int_eq(mproc_semaphore_create(s, name, 1, &o), 0);
+    ck_assert_int_eq(mproc_semaphore_open(s2, name, NULL), 0);
+}
+
 START_TEST(named_semaphore_kinds_and_names)
 {
     char name[64];
     test_shm_name(name, sizeof name, "sem");
     mproc_semaphore *s, *s2;
-    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
-    o.bounded = true;
-    ck_assert_int_eq(mproc_semaphore_create(&s, name, 1, &o), 0);
-    ck_assert_int_eq(mproc_semaphore_open(&s2, name, NULL), 0);
+    named_bounded_one(name, &s, &s2);
     ck_assert_int_eq(mproc_semaphore_is_bounded(s2), 1);
     ck_assert_int_eq(mproc_semaphore_is_bounded(s), 1);
     ck_assert_int_eq(mproc_semaphore_is_bounded(NULL), MPROC_EINVAL);
@@ -830,10 +837,7 @@ START_TEST(bounded_semaphore_keeps_its_limit_when_the_shared_one_is_rewritten)
     char name[64];
     test_shm_name(name, sizeof name, "bsem");
     mproc_semaphore *s, *s2;
-    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
-    o.bounded = true;
-    ck_assert_int_eq(mproc_semaphore_create(&s, name, 1, &o), 0);
-    ck_assert_int_eq(mproc_semaphore_open(&s2, name, NULL), 0);
+    named_bounded_one(name, &s, &s2);
     mproc__region r;
     ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY, NULL), 0);
     uint32_t *shared = r.payload;
@@ -1545,6 +1549,7 @@ START_TEST(barrier_timeout_breaks_it_for_everyone)
     ck_assert_int_eq(mproc_barrier_create(&b, NULL, 2, NULL), 0);
     ck_assert_int_eq(mproc_barrier_wait(b, 30, NULL), MPROC_ETIMEDOUT);
     ck_assert_int_eq(mproc_barrier_broken(b), 1);
+    ck_assert_uint_eq(mproc_barrier_n_waiting(b), 0); /* broken: none */
     ck_assert_int_eq(mproc_barrier_wait(b, 0, NULL), MPROC_EBROKEN);
     ck_assert_int_eq(mproc_barrier_reset(b), 0);
     ck_assert_int_eq(mproc_barrier_broken(b), 0);
