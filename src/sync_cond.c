@@ -128,7 +128,12 @@ static int wait_until(mproc_condition *c, const mproc__deadline *d)
     int rc = mproc__lockword_release_all(lw, &depth);
     if (rc < 0)
         return rc;
-    rc = mproc__waitword_wait(&c->s->seq, &c->s->nwaiters, seq, d, NULL, NULL);
+    /* The sleep also returns 0 after a signal handler ran (EINTR): sleep
+     * again until the sequence moves, so that 0 means a notify. */
+    do
+        rc = mproc__waitword_wait(&c->s->seq, &c->s->nwaiters, seq, d, NULL,
+                                  NULL);
+    while (rc == 0 && atomic_load(&c->s->seq) == seq);
     int lrc = mproc__lockword_reacquire(lw, depth);
     if (lrc < 0)
         return lrc;
