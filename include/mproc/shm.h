@@ -49,9 +49,10 @@ typedef struct mproc_shm_opts {
  * mproc_shm_create: a new block of size bytes, zero-filled, 64-byte
  * aligned; anonymous when name is NULL.
  * out: the handle, written only on success.
- * Errors: MPROC_EINVAL (out NULL, size 0, bad name), MPROC_ENAMETOOLONG,
- * MPROC_EEXIST (the name exists), MPROC_ENOMEM, MPROC_ENOSPC (/dev/shm
- * full), -errno. A failed create leaves no name behind.
+ * Errors: MPROC_EINVAL (out NULL, size 0, bad name, opts->mode above
+ * 0777), MPROC_ENAMETOOLONG, MPROC_EEXIST (the name exists), MPROC_ENOMEM,
+ * MPROC_ENOSPC (/dev/shm full), -errno. A failed create leaves no name
+ * behind.
  * Ownership: mproc_shm_close the handle; mproc_shm_unlink the name.
  */
 MPROC_API int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
@@ -60,11 +61,14 @@ MPROC_API int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
 /*
  * mproc_shm_open: opens (attaches) an existing named block; its size is
  * learned from its header. opts: NULL for defaults; only opts->access is
- * used.
- * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EBADOBJ (not
- * an mproc block: another mproc kind, a foreign file, or one whose creator
- * never finished), MPROC_EVERSION, MPROC_EACCES. Waits at most half a
- * second for a block still being made. Never removes anything.
+ * used (whose blocks are accepted: mproc/named.h).
+ * Errors: MPROC_EINVAL (bad name, out NULL, access arrays),
+ * MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EDENIED (the file's owner or mode
+ * is not accepted by opts->access), MPROC_EBADOBJ (not an mproc block:
+ * another mproc kind, a foreign file, or one whose creator never
+ * finished), MPROC_EVERSION, MPROC_EACCES (the system's: the file's mode
+ * does not let this user open it). Waits at most half a second for a block
+ * still being made. Never removes anything.
  */
 MPROC_API int mproc_shm_open(mproc_shm **out, const char *name,
                              const mproc_shm_opts *opts);
@@ -75,10 +79,11 @@ MPROC_API void mproc_shm_close(mproc_shm *shm);
 
 /*
  * mproc_shm_unlink: removes the name of a block after checking it is one.
- * Mappings stay valid until closeed.
+ * Mappings stay valid until closed.
  * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT (no such name, e.g.
  * unlinked twice), MPROC_EBADOBJ (not an mproc shm block; not removed),
- * MPROC_EVERSION, MPROC_EACCES.
+ * MPROC_EVERSION, MPROC_EACCES, MPROC_EPERM (another user's name in
+ * /dev/shm, which only its owner may remove).
  */
 MPROC_API int mproc_shm_unlink(const char *name);
 
@@ -139,10 +144,12 @@ typedef struct mproc_array_opts {
     }
 
 /*
- * mproc_array_create: a new zeroed array of count (>= 1) elements of type.
+ * mproc_array_create: a new zeroed array of count (>= 1) elements of type,
+ * anonymous when name is NULL.
  * Errors: MPROC_EINVAL (out NULL, count 0, unknown type, bytes_size out of
- * range for MPROC_TYPE_BYTES), name errors, MPROC_EEXIST, MPROC_ENOMEM,
- * MPROC_ENOSPC. Ownership: mproc_array_close; mproc_array_unlink the name.
+ * range for MPROC_TYPE_BYTES, opts->mode above 0777), name errors,
+ * MPROC_EEXIST, MPROC_ENOMEM, MPROC_ENOSPC. Ownership: mproc_array_close;
+ * mproc_array_unlink the name.
  */
 MPROC_API int mproc_array_create(mproc_array **out, const char *name,
                                  mproc_type type, size_t count,
@@ -157,7 +164,8 @@ MPROC_API int mproc_array_open(mproc_array **out, const char *name,
 /* mproc_array_close: drops this handle; NULL is ignored. */
 MPROC_API void mproc_array_close(mproc_array *a);
 
-/* mproc_array_unlink: removes the name of a named array or value. */
+/* mproc_array_unlink: removes the name of a named array or value; errors
+ * as mproc_shm_unlink. */
 MPROC_API int mproc_array_unlink(const char *name);
 
 /* mproc_array_type / _count / _elem_size: from the header as validated at

@@ -80,8 +80,9 @@ typedef struct mproc_lock_opts {
  * mproc_lock_create: makes a new unlocked Lock (or RLock with
  * opts->recursive), anonymous when name is NULL, else named.
  * out: the handle, written only on success.
- * Errors: MPROC_EINVAL (out NULL, bad name), MPROC_ENAMETOOLONG,
- * MPROC_EEXIST (the name exists), MPROC_ENOMEM, MPROC_ENOSPC, -errno.
+ * Errors: MPROC_EINVAL (out NULL, bad name, opts->mode above 0777),
+ * MPROC_ENAMETOOLONG, MPROC_EEXIST (the name exists), MPROC_ENOMEM,
+ * MPROC_ENOSPC, -errno.
  * A failed create leaves no name behind.
  * Ownership: close the handle with mproc_lock_close; unlink a name with
  * mproc_lock_unlink. Never blocks.
@@ -92,9 +93,13 @@ MPROC_API int mproc_lock_create(mproc_lock **out, const char *name,
 /*
  * mproc_lock_open: opens an existing named Lock or RLock (any process); its
  * kind comes from the object (mproc_lock_is_recursive tells which).
- * opts: NULL for defaults; only opts->access is used.
- * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EBADOBJ (not
- * an mproc Lock or RLock), MPROC_EVERSION, MPROC_EACCES.
+ * opts: NULL for defaults; only opts->access is used (whose objects are
+ * accepted: mproc/named.h).
+ * Errors: MPROC_EINVAL (bad name, out NULL, access arrays),
+ * MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EDENIED (the file's owner or mode
+ * is not accepted by opts->access), MPROC_EBADOBJ (not an mproc Lock or
+ * RLock: another kind or a foreign file), MPROC_EVERSION, MPROC_EACCES
+ * (the system's: the file's mode does not let this user open it).
  * Waits at most half a second for an object still being made.
  */
 MPROC_API int mproc_lock_open(mproc_lock **out, const char *name,
@@ -110,7 +115,9 @@ MPROC_API void mproc_lock_close(mproc_lock *lock);
 
 /* mproc_lock_unlink: removes a named Lock or RLock's name after checking it
  * is one. Errors: name errors, MPROC_ENOENT (no such name, e.g. a second
- * unlink), MPROC_EBADOBJ (another kind or not mproc), MPROC_EVERSION. */
+ * unlink), MPROC_EBADOBJ (another kind or not mproc; not removed),
+ * MPROC_EVERSION, MPROC_EPERM (another user's name, which only its owner
+ * may remove). */
 MPROC_API int mproc_lock_unlink(const char *name);
 
 /*

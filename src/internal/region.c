@@ -2,8 +2,8 @@
  * Regions: anonymous or named shared mappings with a self-describing
  * header. A named region is built under a temporary name and link(2)ed to
  * its real name once complete, so openers never see it half-made; opening
- * checks the header (and still waits a bounded time for files made by
- * other means).
+ * checks who owns the file, then the header (and still waits a bounded
+ * time for files made by other means).
  */
 #include "internal/region.h"
 
@@ -87,7 +87,7 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
                          size_t payload_size, unsigned mode)
 {
     if (r == NULL || payload_size == 0 || kind == MPROC__KIND_ANY ||
-        kind > MPROC__KIND_MAX)
+        kind > MPROC__KIND_MAX || mode > 0777)
         return MPROC_EINVAL;
     if (payload_size > (size_t)INT64_MAX - MPROC__REGION_HDR)
         return MPROC_ENOMEM;
@@ -244,6 +244,38 @@ static int check_hdr(const mproc__region_hdr *h, uint32_t kind,
     return 0;
 }
 
+/* Is a uid or gid among n listed ones? */
+static bool listed_uid(const uid_t *ids, size_t n, uid_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+static bool listed_gid(const gid_t *ids, size_t n, gid_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Whose file open accepts (mproc/named.h). Whoever can write the file can
+ * truncate it under our mapping (SIGBUS at the next access) or scribble on
+ * it, so the owner must be trusted and nobody else may write. */
+static int access_check(const struct stat *st, const mproc_access *a)
+{
+    if ((st->st_mode & 07000) != 0)
+        return MPROC_EDENIED; /* setuid, setgid, sticky: never mproc's */
+    if ((st->st_mode & 022) != 0 && !a->shared_write)
+        return MPROC_EDENIED;
+    if (st->st_uid == geteuid() || listed_uid(a->uids, a->n_uids, st->st_uid) ||
+        listed_gid(a->gids, a->n_gids, st->st_gid))
+        return 0;
+    return MPROC_EDENIED;
+}
+
 int mproc__region_open_sized(mproc__region *r, const char *name, uint32_t kind,
                              size_t min_payload, const mproc_access *access)
 {
@@ -258,8 +290,11 @@ int mproc__region_open_sized(mproc__region *r, const char *name, uint32_t kind,
 int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
                        const mproc_access *access)
 {
-    (void)access; /* checked by the file-ownership rules (named.h) */
-    if (r == NULL)
+    static const mproc_access defaults = MPROC_ACCESS_INIT;
+    if (access == NULL)
+        access = &defaults;
+    if (r == NULL || (access->n_uids > 0 && access->uids == NULL) ||
+        (access->n_gids > 0 && access->gids == NULL))
         return MPROC_EINVAL;
     int rc = mproc__region_name_check(name);
     if (rc < 0)
@@ -271,23 +306,29 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
     void *m = MAP_FAILED;
     size_t len = 0;
     mproc__region_hdr seen; /* the header as checked */
-    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    /* O_NONBLOCK: a FIFO planted under the name must not hang us. */
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC | O_NONBLOCK, 0);
     if (fd < 0) {
         rc = -errno;
         goto out;
     }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = MPROC_EBADOBJ;
+        goto out;
+    }
+    /* Before anything is mapped: a mapping is what a writer could make
+     * fault. The owner of an open file cannot change (but by root). */
+    rc = access_check(&st, access);
+    if (rc < 0)
+        goto out;
     int64_t until = mproc__os_monotonic_ns() +
                     (int64_t)MPROC__REGION_OPEN_WAIT_MS * 1000000;
     for (;;) {
-        struct stat st;
-        if (fstat(fd, &st) < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (!S_ISREG(st.st_mode)) {
-            rc = MPROC_EBADOBJ;
-            goto out;
-        }
         if (st.st_size >= (off_t)MPROC__REGION_HDR) {
             mproc__region_hdr h;
             ssize_t n = pread(fd, &h, sizeof h, 0);
@@ -315,6 +356,10 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
             goto out;
         }
         nap_ms(2);
+        if (fstat(fd, &st) < 0) {
+            rc = -errno;
+            goto out;
+        }
     }
     m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED) {

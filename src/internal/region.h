@@ -17,9 +17,11 @@
  * way leaves only a temporary name, which mproc__region_list reports once
  * its creator is gone and mproc__region_unlink removes.
  *
- * An opener still waits (bounded, MPROC__REGION_OPEN_WAIT_MS) for a file
- * without the ready word, for files made by other means; one that never
- * gets there (or a file that is not ours) is MPROC_EBADOBJ.
+ * Opening checks the file's owner and mode against an mproc_access
+ * (mproc/named.h) before mapping anything, then the header; it still
+ * waits (bounded, MPROC__REGION_OPEN_WAIT_MS) for a file without the ready
+ * word, for files made by other means; one that never gets there (or a
+ * file that is not ours) is MPROC_EBADOBJ.
  */
 #ifndef MPROC_INTERNAL_REGION_H
 #define MPROC_INTERNAL_REGION_H
@@ -86,14 +88,15 @@ int mproc__region_name_check(const char *name);
 
 /*
  * Creates a region of kind with payload_size bytes (zeroed), anonymous when
- * name is NULL. mode 0 means 0600. The header is filled but not published
- * (a named one exists only under its temporary name): the caller
- * initialises the payload and then calls mproc__region_publish, or
+ * name is NULL. mode 0 means 0600 (the umask does not apply); a mode that
+ * lets group or others write is made as asked. The header is filled but
+ * not published (a named one exists only under its temporary name): the
+ * caller initialises the payload and then calls mproc__region_publish, or
  * mproc__region_abandon on failure (which removes the temporary name).
- * Errors: MPROC_EINVAL (payload_size 0, bad kind, a name starting with
- * MPROC__REGION_TMP_PREFIX), name errors, MPROC_EEXIST (the name exists
- * now; publish checks again), MPROC_ENOMEM, MPROC_ENOSPC, other -errno. *r
- * is written only on success.
+ * Errors: MPROC_EINVAL (payload_size 0, bad kind, mode above 0777, a name
+ * starting with MPROC__REGION_TMP_PREFIX), name errors, MPROC_EEXIST (the
+ * name exists now; publish checks again), MPROC_ENOMEM, MPROC_ENOSPC, other
+ * -errno. *r is written only on success.
  */
 int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
                          size_t payload_size, unsigned mode);
@@ -110,9 +113,13 @@ void mproc__region_abandon(mproc__region *r);
 
 /*
  * Opens the named region of kind (MPROC__KIND_ANY: any), accepting its file
- * by the rules of access (NULL: the defaults of mproc/named.h). Errors: name
- * errors, MPROC_ENOENT, MPROC_EBADOBJ (not an mproc region, another kind,
- * too small, never made ready), MPROC_EVERSION, MPROC_EACCES, -errno.
+ * by the rules of access (NULL: the defaults of mproc/named.h), checked on
+ * the open file before anything is mapped. Errors: name errors,
+ * MPROC_EINVAL (access lists a count without its array), MPROC_ENOENT,
+ * MPROC_EDENIED (owner or mode not accepted), MPROC_EBADOBJ (not an mproc
+ * region: another kind of file, a foreign header, another kind of region,
+ * too small, never made ready), MPROC_EVERSION, MPROC_EACCES (the file's
+ * mode does not let this user open it), -errno.
  * Waits at most MPROC__REGION_OPEN_WAIT_MS for a region being made.
  */
 int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,

@@ -1,0 +1,457 @@
+/* Named objects of every kind against hostile users and names: whose files
+ * open accepts, modes create refuses, names planted in /dev/shm, damaged
+ * objects, what the list tells about creators, and generated names. The
+ * "other user" is a forked child that drops to uid/gid 65534 (needs root;
+ * skipped otherwise). Forked helpers only _exit. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal/region.h"
+#include "mproc.h"
+#include "testlib.h"
+
+#define NOBODY 65534
+#define CANNOT_DROP                                                            \
+    99 /* exit code of a child that could not drop to NOBODY                   \
+        */
+
+/* ------------------------------------------------- every kind, one table */
+
+/* One named kind behind a common shape, so every test covers them all. */
+typedef struct kind_ops {
+    const char *what;
+    int (*create)(void **out, const char *name, unsigned mode);
+    int (*open)(void **out, const char *name, const mproc_access *access);
+    void (*close)(void *h);
+    int (*unlink)(const char *name);
+} kind_ops;
+
+static int shm_create_(void **out, const char *name, unsigned mode)
+{
+    mproc_shm_opts o = MPROC_SHM_OPTS_INIT;
+    o.mode = mode;
+    return mproc_shm_create((mproc_shm **)out, name, 100, &o);
+}
+static int shm_open_(void **out, const char *name, const mproc_access *a)
+{
+    mproc_shm_opts o = MPROC_SHM_OPTS_INIT;
+    o.access = *a;
+    return mproc_shm_open((mproc_shm **)out, name, &o);
+}
+static void shm_close_(void *h)
+{
+    mproc_shm_close(h);
+}
+static int array_create_(void **out, const char *name, unsigned mode)
+{
+    mproc_array_opts o = MPROC_ARRAY_OPTS_INIT;
+    o.mode = mode;
+    return mproc_array_create((mproc_array **)out, name, MPROC_TYPE_INT32, 8,
+                              &o);
+}
+static int array_open_(void **out, const char *name, const mproc_access *a)
+{
+    mproc_array_opts o = MPROC_ARRAY_OPTS_INIT;
+    o.access = *a;
+    return mproc_array_open((mproc_array **)out, name, &o);
+}
+static void array_close_(void *h)
+{
+    mproc_array_close(h);
+}
+static int value_create_(void **out, const char *name, unsigned mode)
+{
+    mproc_value_opts o = MPROC_VALUE_OPTS_INIT;
+    o.mode = mode;
+    return mproc_value_create((mproc_value **)out, name, MPROC_TYPE_INT64, &o);
+}
+static int value_open_(void **out, const char *name, const mproc_access *a)
+{
+    mproc_value_opts o = MPROC_VALUE_OPTS_INIT;
+    o.access = *a;
+    return mproc_value_open((mproc_value **)out, name, &o);
+}
+static void value_close_(void *h)
+{
+    mproc_value_close(h);
+}
+static int lock_create_(void **out, const char *name, unsigned mode)
+{
+    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
+    o.mode = mode;
+    return mproc_lock_create((mproc_lock **)out, name, &o);
+}
+static int rlock_create_(void **out, const char *name, unsigned mode)
+{
+    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
+    o.mode = mode;
+    o.recursive = true;
+    return mproc_lock_create((mproc_lock **)out, name, &o);
+}
+static int lock_open_(void **out, const char *name, const mproc_access *a)
+{
+    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
+    o.access = *a;
+    return mproc_lock_open((mproc_lock **)out, name, &o);
+}
+static void lock_close_(void *h)
+{
+    mproc_lock_close(h);
+}
+static int sem_create_(void **out, const char *name, unsigned mode)
+{
+    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
+    o.mode = mode;
+    return mproc_semaphore_create((mproc_semaphore **)out, name, 1, &o);
+}
+static int bsem_create_(void **out, const char *name, unsigned mode)
+{
+    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
+    o.mode = mode;
+    o.bounded = true;
+    return mproc_semaphore_create((mproc_semaphore **)out, name, 1, &o);
+}
+static int sem_open_(void **out, const char *name, const mproc_access *a)
+{
+    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
+    o.access = *a;
+    return mproc_semaphore_open((mproc_semaphore **)out, name, &o);
+}
+static void sem_close_(void *h)
+{
+    mproc_semaphore_close(h);
+}
+static int event_create_(void **out, const char *name, unsigned mode)
+{
+    mproc_event_opts o = MPROC_EVENT_OPTS_INIT;
+    o.mode = mode;
+    return mproc_event_create((mproc_event **)out, name, &o);
+}
+static int event_open_(void **out, const char *name, const mproc_access *a)
+{
+    mproc_event_opts o = MPROC_EVENT_OPTS_INIT;
+    o.access = *a;
+    return mproc_event_open((mproc_event **)out, name, &o);
+}
+static void event_close_(void *h)
+{
+    mproc_event_close(h);
+}
+static int cond_create_(void **out, const char *name, unsigned mode)
+{
+    mproc_condition_opts o = MPROC_CONDITION_OPTS_INIT;
+    o.mode = mode;
+    return mproc_condition_create((mproc_condition **)out, name, NULL, &o);
+}
+static int cond_open_(void **out, const char *name, const mproc_access *a)
+{
+    mproc_condition_opts o = MPROC_CONDITION_OPTS_INIT;
+    o.access = *a;
+    return mproc_condition_open((mproc_condition **)out, name, NULL, &o);
+}
+static void cond_close_(void *h)
+{
+    mproc_condition_close(h);
+}
+static int barrier_create_(void **out, const char *name, unsigned mode)
+{
+    mproc_barrier_opts o = MPROC_BARRIER_OPTS_INIT;
+    o.mode = mode;
+    return mproc_barrier_create((mproc_barrier **)out, name, 2, &o);
+}
+static int barrier_open_(void **out, const char *name, const mproc_access *a)
+{
+    mproc_barrier_opts o = MPROC_BARRIER_OPTS_INIT;
+    o.access = *a;
+    return mproc_barrier_open((mproc_barrier **)out, name, &o);
+}
+static void barrier_close_(void *h)
+{
+    mproc_barrier_close(h);
+}
+
+static const kind_ops kinds[] = {
+    {"shm", shm_create_, shm_open_, shm_close_, mproc_shm_unlink},
+    {"array", array_create_, array_open_, array_close_, mproc_array_unlink},
+    {"value", value_create_, value_open_, value_close_, mproc_value_unlink},
+    {"lock", lock_create_, lock_open_, lock_close_, mproc_lock_unlink},
+    {"rlock", rlock_create_, lock_open_, lock_close_, mproc_lock_unlink},
+    {"sem", sem_create_, sem_open_, sem_close_, mproc_semaphore_unlink},
+    {"bsem", bsem_create_, sem_open_, sem_close_, mproc_semaphore_unlink},
+    {"event", event_create_, event_open_, event_close_, mproc_event_unlink},
+    {"cond", cond_create_, cond_open_, cond_close_, mproc_condition_unlink},
+    {"barrier", barrier_create_, barrier_open_, barrier_close_,
+     mproc_barrier_unlink},
+};
+#define N_KINDS (sizeof kinds / sizeof kinds[0])
+
+static const mproc_access no_access = MPROC_ACCESS_INIT;
+
+/* The test name of kind k with a suffix: "/mproc-t<pid>-<what>-<kind>". */
+static const char *kind_name(char *buf, size_t n, size_t k, const char *what)
+{
+    char w[64];
+    snprintf(w, sizeof w, "%s-%s", what, kinds[k].what);
+    return test_shm_name(buf, n, w);
+}
+
+/* Opens kind k's name with access and closes it again: open's result. */
+static int try_open(size_t k, const char *name, const mproc_access *a)
+{
+    void *h = NULL;
+    int rc = kinds[k].open(&h, name, a);
+    if (rc == 0)
+        kinds[k].close(h);
+    return rc;
+}
+
+/* ------------------------------------------------------------ other users */
+
+/* Runs fn(arg) in a child as uid and gid NOBODY; returns its exit code, or
+ * CANNOT_DROP when the child could not become that user. */
+static int as_nobody(int (*fn)(void *), void *arg)
+{
+    pid_t p = fork();
+    ck_assert_int_ge(p, 0);
+    if (p == 0) {
+        if (setgroups(0, NULL) != 0 || setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
+            setresuid(NOBODY, NOBODY, NOBODY) != 0)
+            _exit(CANNOT_DROP);
+        _exit(fn(arg));
+    }
+    return test_wait_status(p);
+}
+
+/* True when this process can play another user; else the case is skipped. */
+static int can_be_nobody(void)
+{
+    if (geteuid() != 0) {
+        test_skip("needs root to act as another user");
+        return 0;
+    }
+    return 1;
+}
+
+static char g_what[32];
+static unsigned g_mode;
+
+/* Child: creates one object of every kind, named after g_what, with
+ * g_mode, and leaves them for the parent. */
+static int child_create_all(void *arg)
+{
+    (void)arg;
+    char name[96];
+    for (size_t k = 0; k < N_KINDS; k++) {
+        void *h;
+        if (kinds[k].create(&h, kind_name(name, sizeof name, k, g_what),
+                            g_mode) != 0)
+            return 10 + (int)k;
+        kinds[k].close(h);
+    }
+    return 0;
+}
+
+static void unlink_all(const char *what)
+{
+    char name[96];
+    for (size_t k = 0; k < N_KINDS; k++)
+        ck_assert_int_eq(kinds[k].unlink(kind_name(name, sizeof name, k, what)),
+                         0);
+}
+
+/* Another user's objects (mode 0600, which root can open anyway) are
+ * refused by default, also to root, and accepted once their owner or their
+ * group is listed. */
+START_TEST(named_open_refuses_another_users_objects)
+{
+    if (!can_be_nobody())
+        return;
+    snprintf(g_what, sizeof g_what, "other");
+    g_mode = 0;
+    int st = as_nobody(child_create_all, NULL);
+    if (st == CANNOT_DROP) {
+        test_skip("cannot switch to uid 65534 here");
+        return;
+    }
+    ck_assert_int_eq(st, 0);
+    uid_t uid = NOBODY, other_uid = 12345;
+    gid_t gid = NOBODY, other_gid = 12345;
+    mproc_access by_uid = {&uid, 1, NULL, 0, false};
+    mproc_access by_gid = {NULL, 0, &gid, 1, false};
+    mproc_access others = {&other_uid, 1, &other_gid, 1, false};
+    mproc_access bad = {NULL, 1, NULL, 0, false};
+    char name[96];
+    for (size_t k = 0; k < N_KINDS; k++) {
+        kind_name(name, sizeof name, k, "other");
+        ck_assert_msg(try_open(k, name, &no_access) == MPROC_EDENIED, "%s",
+                      kinds[k].what);
+        ck_assert_int_eq(try_open(k, name, &others), MPROC_EDENIED);
+        ck_assert_int_eq(try_open(k, name, &bad), MPROC_EINVAL);
+        ck_assert_msg(try_open(k, name, &by_uid) == 0, "%s", kinds[k].what);
+        ck_assert_int_eq(try_open(k, name, &by_gid), 0);
+    }
+    unlink_all("other");
+}
+END_TEST
+
+/* The bug this guards against: a root process opened a lock and a value
+ * that an unprivileged user had made with mode 0666; the user truncated
+ * the file and the root process died of SIGBUS at its next access. Now the
+ * open is refused, so there is no mapping to fault. */
+static int child_make_and_truncate(void *arg)
+{
+    int *fds = arg; /* [0]: read "truncate now"; [1]: write "made" */
+    char lname[96], vname[96], c = 0;
+    mproc_lock_opts lo = MPROC_LOCK_OPTS_INIT;
+    mproc_value_opts vo = MPROC_VALUE_OPTS_INIT;
+    lo.mode = vo.mode = 0666;
+    mproc_lock *l;
+    mproc_value *v;
+    if (mproc_lock_create(&l, test_shm_name(lname, sizeof lname, "victim-l"),
+                          &lo) != 0 ||
+        mproc_value_create(&v, test_shm_name(vname, sizeof vname, "victim-v"),
+                           MPROC_TYPE_INT64, &vo) != 0)
+        return 1;
+    if (write(fds[1], &c, 1) != 1 || read(fds[0], &c, 1) != 1)
+        return 2;
+    int fl = shm_open(lname, O_RDWR, 0), fv = shm_open(vname, O_RDWR, 0);
+    if (fl < 0 || fv < 0 || ftruncate(fl, 0) != 0 || ftruncate(fv, 0) != 0)
+        return 3;
+    close(fl);
+    close(fv);
+    mproc_lock_close(l);
+    mproc_value_close(v);
+    return 0;
+}
+
+START_TEST(named_root_survives_another_user_truncating_its_objects)
+{
+    if (!can_be_nobody())
+        return;
+    int go[2], made[2];
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(made), 0);
+    int fds[2] = {go[0], made[1]};
+    pid_t p = fork();
+    ck_assert_int_ge(p, 0);
+    if (p == 0) {
+        if (setgroups(0, NULL) != 0 || setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
+            setresuid(NOBODY, NOBODY, NOBODY) != 0)
+            _exit(CANNOT_DROP);
+        _exit(child_make_and_truncate(fds));
+    }
+    char c;
+    if (read(made[0], &c, 1) != 1) {
+        int st = test_wait_status(p);
+        if (st == CANNOT_DROP) {
+            test_skip("cannot switch to uid 65534 here");
+            return;
+        }
+        ck_abort_msg("the other user's child failed: %d", st);
+    }
+    char lname[96], vname[96];
+    test_shm_name(lname, sizeof lname, "victim-l");
+    test_shm_name(vname, sizeof vname, "victim-v");
+    mproc_lock *l = NULL;
+    mproc_value *v = NULL;
+    int rl = mproc_lock_open(&l, lname, NULL);
+    int rv = mproc_value_open(&v, vname, NULL);
+    ck_assert_int_eq(write(go[1], "t", 1), 1);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    /* Had either opened, these would now die of SIGBUS. */
+    if (rl == 0)
+        mproc_lock_acquire(l, 0);
+    int64_t x = 0;
+    if (rv == 0)
+        mproc_value_get(v, &x, 0);
+    ck_assert_int_eq(rl, MPROC_EDENIED);
+    ck_assert_int_eq(rv, MPROC_EDENIED);
+    /* Truncated below the header: nothing says it is mproc's any more. */
+    ck_assert_int_eq(mproc_lock_unlink(lname), MPROC_EBADOBJ);
+    ck_assert_int_eq(shm_unlink(lname), 0);
+    ck_assert_int_eq(shm_unlink(vname), 0);
+    close(go[0]);
+    close(go[1]);
+    close(made[0]);
+    close(made[1]);
+}
+END_TEST
+
+/* Open refuses a file that group or others may write, even the caller's
+ * own, unless told shared_write; create makes such a mode as asked. */
+START_TEST(named_open_refuses_group_or_other_writable_objects)
+{
+    static const unsigned modes[] = {0620, 0602, 0666};
+    mproc_access shared = MPROC_ACCESS_INIT;
+    shared.shared_write = true;
+    char name[96], path[128];
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++)
+        for (size_t k = 0; k < N_KINDS; k++) {
+            kind_name(name, sizeof name, k, "wide");
+            void *h;
+            ck_assert_int_eq(kinds[k].create(&h, name, modes[m]), 0);
+            kinds[k].close(h);
+            struct stat st;
+            snprintf(path, sizeof path, "/dev/shm%s", name);
+            ck_assert_int_eq(stat(path, &st), 0);
+            ck_assert_uint_eq(st.st_mode & 07777, modes[m]);
+            ck_assert_msg(try_open(k, name, &no_access) == MPROC_EDENIED,
+                          "%s %o", kinds[k].what, modes[m]);
+            ck_assert_int_eq(try_open(k, name, &shared), 0);
+            ck_assert_int_eq(kinds[k].unlink(name), 0);
+        }
+    /* Read for others is no risk to an opener. */
+    kind_name(name, sizeof name, 0, "readable");
+    void *h;
+    ck_assert_int_eq(kinds[0].create(&h, name, 0644), 0);
+    kinds[0].close(h);
+    ck_assert_int_eq(try_open(0, name, &no_access), 0);
+    ck_assert_int_eq(kinds[0].unlink(name), 0);
+}
+END_TEST
+
+/* lock_create with mode 04755 made a setuid file in /dev/shm: every create
+ * refuses bits above 0777, leaving no name, and open refuses such a file. */
+START_TEST(named_create_refuses_mode_bits_above_0777)
+{
+    static const unsigned modes[] = {04755, 02700, 01600, 010000};
+    char name[96], path[128];
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++)
+        for (size_t k = 0; k < N_KINDS; k++) {
+            kind_name(name, sizeof name, k, "suid");
+            void *h = NULL;
+            ck_assert_msg(kinds[k].create(&h, name, modes[m]) == MPROC_EINVAL,
+                          "%s %o", kinds[k].what, modes[m]);
+            snprintf(path, sizeof path, "/dev/shm%s", name);
+            ck_assert_int_eq(access(path, F_OK), -1);
+        }
+    for (size_t k = 0; k < N_KINDS; k++) {
+        kind_name(name, sizeof name, k, "suid");
+        void *h;
+        ck_assert_int_eq(kinds[k].create(&h, name, 0600), 0);
+        kinds[k].close(h);
+        snprintf(path, sizeof path, "/dev/shm%s", name);
+        ck_assert_int_eq(chmod(path, 04600), 0);
+        ck_assert_int_eq(try_open(k, name, &no_access), MPROC_EDENIED);
+        ck_assert_int_eq(kinds[k].unlink(name), 0);
+    }
+}
+END_TEST
+
+Suite *mproc_test_suite(void)
+{
+    Suite *s = suite_create("named");
+    TEST_ADD(s, named_open_refuses_another_users_objects);
+    TEST_ADD(s, named_root_survives_another_user_truncating_its_objects);
+    TEST_ADD(s, named_open_refuses_group_or_other_writable_objects);
+    TEST_ADD(s, named_create_refuses_mode_bits_above_0777);
+    return s;
+}
