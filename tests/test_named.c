@@ -446,6 +446,69 @@ START_TEST(named_create_refuses_mode_bits_above_0777)
 }
 END_TEST
 
+/* -------------------------------------------------------- hostile names */
+
+static char g_plant[64];
+
+/* Child: plants the temporary names "<g_plant><n>" for n in 0..63. */
+static int child_plant(void *arg)
+{
+    (void)arg;
+    char name[96];
+    for (int n = 0; n < 64; n++) {
+        snprintf(name, sizeof name, "%s%d", g_plant, n);
+        int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+        if (fd < 0)
+            return 1;
+        close(fd);
+    }
+    return 0;
+}
+
+static void unplant(void)
+{
+    char name[96];
+    for (int n = 0; n < 64; n++) {
+        snprintf(name, sizeof name, "%s%d", g_plant, n);
+        shm_unlink(name);
+    }
+}
+
+/* Creation built under "/mproc-tmp-<pid>-<n>" and gave up after 16 tries:
+ * another user who planted those names made create report MPROC_EEXIST for
+ * a name that did not exist. */
+START_TEST(named_create_ignores_squatted_temporary_names)
+{
+    snprintf(g_plant, sizeof g_plant, MPROC__REGION_TMP_PREFIX "%d-",
+             (int)getpid());
+    int st = geteuid() == 0 ? as_nobody(child_plant, NULL) : -1;
+    if (st != 0)
+        st = child_plant(NULL); /* not root: plant them ourselves */
+    int rc[2][N_KINDS];
+    char name[96];
+    for (int fallback = 0; fallback < 2; fallback++) {
+        mproc__region_test_no_tmpfile(fallback != 0);
+        for (size_t k = 0; k < N_KINDS; k++) {
+            void *h;
+            rc[fallback][k] = kinds[k].create(
+                &h, kind_name(name, sizeof name, k, "squat"), 0);
+            if (rc[fallback][k] == 0) {
+                kinds[k].close(h);
+                kinds[k].unlink(name);
+            }
+        }
+    }
+    mproc__region_test_no_tmpfile(false);
+    unplant();
+    ck_assert_int_eq(st, 0);
+    for (int fallback = 0; fallback < 2; fallback++)
+        for (size_t k = 0; k < N_KINDS; k++)
+            ck_assert_msg(rc[fallback][k] == 0, "%s%s: %s", kinds[k].what,
+                          fallback ? " (temporary name)" : "",
+                          mproc_errname(rc[fallback][k]));
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("named");
@@ -453,5 +516,6 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, named_root_survives_another_user_truncating_its_objects);
     TEST_ADD(s, named_open_refuses_group_or_other_writable_objects);
     TEST_ADD(s, named_create_refuses_mode_bits_above_0777);
+    TEST_ADD(s, named_create_ignores_squatted_temporary_names);
     return s;
 }

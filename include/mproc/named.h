@@ -9,10 +9,12 @@
  * MPROC_ENAMETOOLONG when too long). The object is a file in /dev/shm. Names
  * starting with "/mproc-tmp-" are the library's (MPROC_EINVAL from create).
  *
- * Create makes the object completely under a temporary name and only then
- * links it to its name, atomically (MPROC_EEXIST when the name exists): an
- * opener finds the name complete or not at all, and a creator killed half
- * way leaves no name.
+ * Create makes the object completely in a file nobody else can reach and
+ * only then links it to its name, atomically (MPROC_EEXIST when the name
+ * exists, and only then): an opener finds the name complete or not at all,
+ * a creator killed half way leaves no name, and names planted by another
+ * user can neither make create fail nor be taken for the object (should
+ * 64 random temporary names all be taken, create says MPROC_EAGAIN).
  *
  * Mode. opts->mode gives a named object's permission bits (0: 0600; the
  * umask does not apply). Bits above 0777 (setuid, setgid, sticky) are

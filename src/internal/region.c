@@ -1,9 +1,10 @@
 /*
  * Regions: anonymous or named shared mappings with a self-describing
- * header. A named region is built under a temporary name and link(2)ed to
- * its real name once complete, so openers never see it half-made; opening
- * checks who owns the file, then the header (and still waits a bounded
- * time for files made by other means).
+ * header. A named region is built in an unnamed file (or under a temporary
+ * name nobody can predict) and linked to its real name once complete, so
+ * openers never see it half-made; opening checks who owns the file, then
+ * the header (and still waits a bounded time for files made by other
+ * means).
  */
 #include "internal/region.h"
 
@@ -26,12 +27,19 @@
 /* Where shm_open keeps its names (glibc: the tmpfs at /dev/shm). */
 #define SHM_DIR "/dev/shm"
 #define PATH_LEN (sizeof SHM_DIR + NAME_MAX + 1)
+/* Temporary names tried before giving up: with 62^16 names each, running
+ * out means something else is wrong. */
+#define NAME_TRIES 64
 
-/* Makes temporary names unique within a process (with the pid). */
-static _Atomic uint32_t tmp_counter;
+static bool no_tmpfile; /* test hook */
 
 _Static_assert(sizeof(mproc__region_hdr) == MPROC__REGION_HDR,
                "region header is 64 bytes");
+
+void mproc__region_test_no_tmpfile(bool on)
+{
+    no_tmpfile = on;
+}
 
 int mproc__region_name_check(const char *name)
 {
@@ -50,7 +58,31 @@ static void shm_path(char *buf, const char *name)
     snprintf(buf, PATH_LEN, SHM_DIR "%s", name);
 }
 
-/* The creator's pid when name is a temporary name "<prefix><pid>-<n>",
+/* Random letters and digits into buf[0..n). Without the kernel's random
+ * bytes the clock and a counter still make them unique in this process,
+ * though no longer unpredictable. */
+static void random_chars(char *buf, size_t n)
+{
+    static const char set[] = "abcdefghijklmnopqrstuvwxyz"
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static _Atomic uint64_t counter;
+    unsigned char b[32];
+    if (n > sizeof b)
+        n = sizeof b;
+    if (mproc__os_random(b, n) < 0) {
+        uint64_t x = (uint64_t)mproc__os_monotonic_ns() ^
+                     (atomic_fetch_add(&counter, 1) << 40) ^
+                     ((uint64_t)getpid() << 20);
+        for (size_t i = 0; i < n; i++) {
+            x = x * 6364136223846793005u + 1442695040888963407u;
+            b[i] = (unsigned char)(x >> 56);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        buf[i] = set[b[i] % (sizeof set - 1)];
+}
+
+/* The creator's pid when name is a temporary name "<prefix><pid>-...",
  * else 0. */
 static pid_t tmp_creator(const char *name)
 {
@@ -81,6 +113,38 @@ static char *dup_name(const char *name)
     if (p != NULL)
         memcpy(p, name, n);
     return p;
+}
+
+/* Makes the file a named region is built in: an unnamed one (*tmp stays
+ * NULL), or one under a fresh temporary name (*tmp, malloc'ed). Returns the
+ * fd or -errno. */
+static int make_file(unsigned mode, char **tmp)
+{
+    int fd = no_tmpfile ? -EOPNOTSUPP : mproc__os_tmpfile(SHM_DIR, mode);
+    if (fd != -EOPNOTSUPP)
+        return fd;
+    char *t = malloc(NAME_MAX);
+    if (t == NULL)
+        return MPROC_ENOMEM;
+    /* The pid tells a lister whether the creation may still finish; the
+     * random part keeps anyone from taking the name in advance. */
+    int n =
+        snprintf(t, NAME_MAX, MPROC__REGION_TMP_PREFIX "%d-", (int)getpid());
+    fd = MPROC_EEXIST;
+    for (int i = 0; i < NAME_TRIES && fd == MPROC_EEXIST; i++) {
+        random_chars(t + n, 16);
+        t[n + 16] = '\0';
+        fd = shm_open(t, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, (mode_t)mode);
+        if (fd < 0)
+            fd = -errno;
+    }
+    if (fd < 0) {
+        free(t);
+        /* Not the caller's name that exists: say so differently. */
+        return fd == MPROC_EEXIST ? MPROC_EAGAIN : fd;
+    }
+    *tmp = t;
+    return fd;
 }
 
 int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
@@ -119,27 +183,16 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
             goto out;
         }
         copy = dup_name(name);
-        tmp = malloc(NAME_MAX);
-        if (copy == NULL || tmp == NULL) {
+        if (copy == NULL) {
             rc = MPROC_ENOMEM;
             goto out;
         }
-        /* A stale temporary name of a dead process with our pid may be in
-         * the way: try the next counter value. */
-        for (int i = 0; i < 16 && fd < 0; i++) {
-            snprintf(tmp, NAME_MAX, MPROC__REGION_TMP_PREFIX "%d-%u",
-                     (int)getpid(),
-                     (unsigned)atomic_fetch_add(&tmp_counter, 1));
-            fd = shm_open(tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
-                          (mode_t)mode);
-            if (fd < 0 && errno != EEXIST)
-                break;
-        }
+        fd = make_file(mode, &tmp);
         if (fd < 0) {
-            rc = -errno;
+            rc = fd;
             goto out;
         }
-        /* shm_open applies the umask; the mode asked for is the mode. */
+        /* The umask narrowed the mode; the mode asked for is the mode. */
         if (fchmod(fd, (mode_t)mode) < 0 || ftruncate(fd, (off_t)total) < 0) {
             rc = -errno;
             goto out;
@@ -175,10 +228,14 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
     r->map_size = total;
     r->name = copy;
     r->tmp_name = tmp;
+    /* An unnamed file is named through its fd at publish. */
+    r->fd = tmp == NULL ? fd : -1;
+    if (tmp == NULL)
+        fd = -1;
     copy = NULL;
     tmp = NULL;
 out:
-    if (rc < 0 && fd >= 0 && tmp != NULL)
+    if (rc < 0 && tmp != NULL)
         shm_unlink(tmp);
     mproc__os_close(fd);
     free(copy);
@@ -187,24 +244,34 @@ out:
     return rc;
 }
 
+/* Links the file being published to r->name: 0 or -errno. */
+static int link_to_name(mproc__region *r)
+{
+    char to[PATH_LEN];
+    shm_path(to, r->name);
+    if (r->fd >= 0)
+        return mproc__os_link_fd(r->fd, to);
+    char from[PATH_LEN];
+    shm_path(from, r->tmp_name);
+    return linkat(AT_FDCWD, from, AT_FDCWD, to, 0) < 0 ? -errno : 0;
+}
+
 int mproc__region_publish(mproc__region *r)
 {
     atomic_store_explicit(&r->hdr->ready, MPROC__REGION_READY,
                           memory_order_release);
-    if (r->tmp_name == NULL)
+    if (r->fd < 0 && r->tmp_name == NULL)
         return 0;
     int saved = errno;
-    int rc = 0;
-    char from[PATH_LEN], to[PATH_LEN];
-    shm_path(from, r->tmp_name);
-    shm_path(to, r->name);
     /* Atomic, and refuses an existing name (a creator that won a race). */
-    if (linkat(AT_FDCWD, from, AT_FDCWD, to, 0) < 0) {
-        rc = -errno;
-    } else {
-        shm_unlink(r->tmp_name);
+    int rc = link_to_name(r);
+    if (rc == 0) {
+        if (r->tmp_name != NULL)
+            shm_unlink(r->tmp_name);
         free(r->tmp_name);
         r->tmp_name = NULL;
+        mproc__os_close(r->fd);
+        r->fd = -1;
     }
     errno = saved;
     return rc;
@@ -383,6 +450,7 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
     r->map_size = len;
     r->name = copy;
     r->tmp_name = NULL;
+    r->fd = -1;
     copy = NULL;
 out:
     mproc__os_close(fd);
@@ -397,12 +465,14 @@ void mproc__region_close(mproc__region *r)
         return;
     int saved = errno;
     munmap(r->hdr, r->map_size);
+    mproc__os_close(r->fd);
     free(r->name);
     free(r->tmp_name);
     r->hdr = NULL;
     r->payload = NULL;
     r->name = NULL;
     r->tmp_name = NULL;
+    r->fd = -1;
     errno = saved;
 }
 

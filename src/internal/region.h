@@ -3,19 +3,20 @@
  * shared mapping that starts with a header (magic, version, kind, flags,
  * total size, payload offset and a "ready" word) followed by the object's
  * payload. Anonymous regions (name NULL) are MAP_SHARED|MAP_ANONYMOUS and
- * reach other processes by fork; named ones live in /dev/shm (shm_open,
- * O_EXCL on creation, mode 0600 unless told) and are opened by unrelated
- * processes. Payloads hold offsets, never pointers.
+ * reach other processes by fork; named ones live in /dev/shm (mode 0600
+ * unless told) and are opened by unrelated processes. Payloads hold
+ * offsets, never pointers.
  *
- * Publication: a named region is built under a temporary name,
- * MPROC__REGION_TMP_PREFIX "<pid>-<n>" in /dev/shm (sized, reserved,
- * mapped, header written); the creator fills the payload, stores
- * MPROC__REGION_READY into `ready` with release order, and only then
- * link(2)s the file to its real name (EEXIST if that exists) and removes the
- * temporary name. So nothing half-made is ever visible under a real name:
- * an opener finds the name complete or not at all. A creator killed half
- * way leaves only a temporary name, which mproc__region_list reports once
- * its creator is gone and mproc__region_unlink removes.
+ * Publication: a named region is built in an unnamed file (O_TMPFILE in
+ * /dev/shm; where that is missing, under a temporary name
+ * MPROC__REGION_TMP_PREFIX "<pid>-<random>" that nobody can predict):
+ * sized, reserved, mapped, header written; the creator fills the payload,
+ * stores MPROC__REGION_READY into `ready` with release order, and only then
+ * links the file to its real name (EEXIST if that exists). So nothing
+ * half-made is ever visible under a real name: an opener finds the name
+ * complete or not at all. A creator killed half way leaves nothing (an
+ * unnamed file), or a temporary name, which mproc__region_list reports
+ * once its creator is gone and mproc__region_unlink removes.
  *
  * Opening checks the file's owner and mode against an mproc_access
  * (mproc/named.h) before mapping anything, then the header; it still
@@ -38,7 +39,7 @@
 #define MPROC__REGION_READY 0x52454459u /* "REDY" */
 #define MPROC__REGION_HDR 64            /* header bytes; payload offset */
 #define MPROC__REGION_OPEN_WAIT_MS 500
-#define MPROC__REGION_TMP_PREFIX "/mproc-tmp-" /* then "<pid>-<n>" */
+#define MPROC__REGION_TMP_PREFIX "/mproc-tmp-" /* then "<pid>-<random>" */
 
 /* The kinds of object a region can hold. Never renumber: the kind is part
  * of the on-disk format. */
@@ -78,6 +79,7 @@ typedef struct mproc__region {
     size_t map_size;
     char *name;     /* malloc'ed copy, NULL when anonymous */
     char *tmp_name; /* until published: the temporary name (malloc'ed) */
+    int fd;         /* until published: the unnamed file, else -1 */
 } mproc__region;
 
 /*
@@ -90,12 +92,13 @@ int mproc__region_name_check(const char *name);
  * Creates a region of kind with payload_size bytes (zeroed), anonymous when
  * name is NULL. mode 0 means 0600 (the umask does not apply); a mode that
  * lets group or others write is made as asked. The header is filled but
- * not published (a named one exists only under its temporary name): the
- * caller initialises the payload and then calls mproc__region_publish, or
- * mproc__region_abandon on failure (which removes the temporary name).
- * Errors: MPROC_EINVAL (payload_size 0, bad kind, mode above 0777, a name
- * starting with MPROC__REGION_TMP_PREFIX), name errors, MPROC_EEXIST (the
- * name exists now; publish checks again), MPROC_ENOMEM, MPROC_ENOSPC, other
+ * not published (a named one is an unnamed file or has only its temporary
+ * name): the caller initialises the payload and then calls
+ * mproc__region_publish, or mproc__region_abandon on failure (which removes
+ * the temporary name). Errors: MPROC_EINVAL (payload_size 0, bad kind, mode
+ * above 0777, a name starting with MPROC__REGION_TMP_PREFIX), name errors,
+ * MPROC_EEXIST (the name exists now; publish checks again), MPROC_EAGAIN (no
+ * free temporary name in 64 random tries), MPROC_ENOMEM, MPROC_ENOSPC, other
  * -errno. *r is written only on success.
  */
 int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
@@ -156,5 +159,9 @@ int mproc__region_unlink(const char *name, uint32_t kind);
 int mproc__region_list(int (*fn)(const char *name, uint32_t kind,
                                  uint32_t version, uint64_t size, void *arg),
                        void *arg);
+
+/* Test hook: with on, create does without unnamed files (as on a system
+ * without O_TMPFILE or /proc) and builds under a temporary name. */
+void mproc__region_test_no_tmpfile(bool on);
 
 #endif
