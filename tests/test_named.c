@@ -509,6 +509,106 @@ START_TEST(named_create_ignores_squatted_temporary_names)
 }
 END_TEST
 
+struct seen {
+    const char *name;
+    int n;
+    mproc__region_info info;
+};
+
+static int on_region(const mproc__region_info *info, void *arg)
+{
+    struct seen *s = arg;
+    if (strcmp(info->name, s->name) == 0) {
+        s->n++;
+        s->info = *info;
+        s->info.name = NULL;
+    }
+    return 0;
+}
+
+static struct seen listed(const char *name)
+{
+    struct seen s = {name, 0, {0}};
+    ck_assert_int_eq(mproc__region_list(on_region, &s), 0);
+    return s;
+}
+
+/* ------------------------------------------------------- creators listed */
+
+static int child_create_and_exit(void *arg)
+{
+    mproc_event *e;
+    return mproc_event_create(&e, arg, NULL) == 0 ? 0 : 1;
+}
+
+/* The list tells each object's creator and whether it still runs, so the
+ * orphans of a crashed program stand out; an object made before creators
+ * were recorded shows an unknown creator. */
+START_TEST(named_list_shows_creator_and_whether_it_lives)
+{
+    char mine[96], orphan[96], old[96];
+    test_shm_name(mine, sizeof mine, "mine");
+    test_shm_name(orphan, sizeof orphan, "orphan");
+    test_shm_name(old, sizeof old, "old");
+    mproc_lock *l;
+    ck_assert_int_eq(mproc_lock_create(&l, mine, NULL), 0);
+    pid_t p = fork();
+    ck_assert_int_ge(p, 0);
+    if (p == 0)
+        _exit(child_create_and_exit(orphan));
+    ck_assert_int_eq(test_wait_status(p), 0);
+    mproc_shm *m;
+    ck_assert_int_eq(mproc_shm_create(&m, old, 10, NULL), 0);
+    mproc__region_hdr *h =
+        (mproc__region_hdr *)((char *)mproc_shm_addr(m) - MPROC__REGION_HDR);
+    h->creator_pid = 0; /* as an older creator left it */
+    h->creator_start = 0;
+
+    struct seen s = listed(mine);
+    ck_assert_int_eq(s.n, 1);
+    ck_assert_int_eq(s.info.state, MPROC__REGION_OK);
+    ck_assert_int_eq(s.info.kind, MPROC__KIND_LOCK);
+    ck_assert_int_eq(s.info.creator, getpid());
+    ck_assert_int_eq(s.info.creator_alive, 1);
+    ck_assert_uint_eq(s.info.owner, geteuid());
+    s = listed(orphan);
+    ck_assert_int_eq(s.n, 1);
+    ck_assert_int_eq(s.info.creator, p);
+    ck_assert_int_eq(s.info.creator_alive, 0);
+    s = listed(old);
+    ck_assert_int_eq(s.n, 1);
+    ck_assert_int_eq(s.info.creator, 0);
+    ck_assert_int_eq(s.info.creator_alive, -1);
+    ck_assert_int_eq(s.info.state, MPROC__REGION_OK);
+
+    mproc_lock_close(l);
+    mproc_shm_close(m);
+    ck_assert_int_eq(mproc_lock_unlink(mine), 0);
+    ck_assert_int_eq(mproc_event_unlink(orphan), 0);
+    ck_assert_int_eq(mproc_shm_unlink(old), 0);
+}
+END_TEST
+
+/* A pid the kernel gave again to another process is not the creator: the
+ * start time recorded beside it tells them apart. */
+START_TEST(named_list_tells_a_reused_pid_from_the_creator)
+{
+    char name[96];
+    test_shm_name(name, sizeof name, "reused");
+    mproc_shm *m;
+    ck_assert_int_eq(mproc_shm_create(&m, name, 10, NULL), 0);
+    mproc__region_hdr *h =
+        (mproc__region_hdr *)((char *)mproc_shm_addr(m) - MPROC__REGION_HDR);
+    ck_assert_uint_ne(h->creator_start, 0);
+    h->creator_start += 1; /* our pid, another start: a reused pid */
+    struct seen s = listed(name);
+    ck_assert_int_eq(s.info.creator, getpid());
+    ck_assert_int_eq(s.info.creator_alive, 0);
+    mproc_shm_close(m);
+    ck_assert_int_eq(mproc_shm_unlink(name), 0);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("named");
@@ -517,5 +617,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, named_open_refuses_group_or_other_writable_objects);
     TEST_ADD(s, named_create_refuses_mode_bits_above_0777);
     TEST_ADD(s, named_create_ignores_squatted_temporary_names);
+    TEST_ADD(s, named_list_shows_creator_and_whether_it_lives);
+    TEST_ADD(s, named_list_tells_a_reused_pid_from_the_creator);
     return s;
 }

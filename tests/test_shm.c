@@ -307,18 +307,17 @@ struct found {
     uint32_t kind_b;
 };
 
-static int on_region(const char *name, uint32_t kind, uint32_t version,
-                     uint64_t size, void *arg)
+static int on_region(const mproc__region_info *info, void *arg)
 {
     struct found *f = arg;
-    (void)size;
-    if (version != MPROC__REGION_VERSION)
+    const char *name = info->name;
+    if (info->version != MPROC__REGION_VERSION)
         return 0;
     if (strcmp(name, f->a) == 0)
         f->saw_a++;
     else if (strcmp(name, f->b) == 0) {
         f->saw_b++;
-        f->kind_b = kind;
+        f->kind_b = info->kind;
     } else if (strstr(name, "foreign2") != NULL)
         f->saw_other_prefix++;
     return 0;
@@ -398,14 +397,12 @@ struct stale {
     char name[4][96];
 };
 
-static int on_stale(const char *name, uint32_t kind, uint32_t version,
-                    uint64_t size, void *arg)
+static int on_stale(const mproc__region_info *info, void *arg)
 {
     struct stale *st = arg;
-    (void)size;
-    if (strncmp(name, st->prefix, strlen(st->prefix)) == 0 &&
-        kind == MPROC__KIND_ANY && version == 0 && st->n < 4)
-        snprintf(st->name[st->n++], sizeof st->name[0], "%s", name);
+    if (strncmp(info->name, st->prefix, strlen(st->prefix)) == 0 &&
+        info->state == MPROC__REGION_UNFINISHED && st->n < 4)
+        snprintf(st->name[st->n++], sizeof st->name[0], "%s", info->name);
     return 0;
 }
 

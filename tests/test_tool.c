@@ -73,10 +73,70 @@ START_TEST(tool_refuses_to_unlink_a_foreign_name)
 }
 END_TEST
 
+/* The line of `shm list` that names name (up to its newline), or NULL. */
+static const char *list_line(const char *out, const char *name, char *line,
+                             size_t n)
+{
+    const char *p = out;
+    size_t len = strlen(name);
+    while ((p = strstr(p, name)) != NULL) {
+        if ((p == out || p[-1] == '\n') && p[len] == ' ')
+            break;
+        p += len;
+    }
+    if (p == NULL)
+        return NULL;
+    const char *end = strchr(p, '\n');
+    size_t k = end != NULL ? (size_t)(end - p) : strlen(p);
+    snprintf(line, n, "%.*s", (int)k, p);
+    return line;
+}
+
+/* `shm list` starts with a header row and tells each object's creator pid
+ * and whether it still runs: the orphan of a process that is gone stands
+ * out from the objects of a live one. */
+START_TEST(tool_list_shows_each_creator_and_whether_it_runs)
+{
+    char mine[64], orphan[64], out[8192], line[512], pid[32];
+    test_shm_name(mine, sizeof mine, "tool-mine");
+    test_shm_name(orphan, sizeof orphan, "tool-orphan");
+    mproc_lock *lock;
+    ck_assert_int_eq(mproc_lock_create(&lock, mine, NULL), 0);
+    pid_t p = fork();
+    ck_assert_int_ge(p, 0);
+    if (p == 0) {
+        mproc_event *e;
+        _exit(mproc_event_create(&e, orphan, NULL) == 0 ? 0 : 1);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(p, &st, 0), p);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    ck_assert_int_eq(run_tool("shm list", out, sizeof out), 0);
+    ck_assert_msg(strncmp(out, "NAME ", 5) == 0, "no header row:\n%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "PID"));
+    ck_assert_ptr_nonnull(strstr(out, "CREATOR"));
+    ck_assert_msg(list_line(out, mine, line, sizeof line) != NULL, "%s", out);
+    snprintf(pid, sizeof pid, " %d ", (int)getpid());
+    ck_assert_msg(strstr(line, pid) != NULL, "%s", line);
+    ck_assert_msg(strstr(line, " alive ") != NULL, "%s", line);
+    ck_assert_msg(strstr(line, " ok") != NULL, "%s", line);
+    ck_assert_msg(list_line(out, orphan, line, sizeof line) != NULL, "%s", out);
+    snprintf(pid, sizeof pid, " %d ", (int)p);
+    ck_assert_msg(strstr(line, pid) != NULL, "%s", line);
+    ck_assert_msg(strstr(line, " gone ") != NULL, "%s", line);
+
+    mproc_lock_close(lock);
+    ck_assert_int_eq(mproc_lock_unlink(mine), 0);
+    ck_assert_int_eq(mproc_event_unlink(orphan), 0);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("tool");
     TEST_ADD(s, tool_lists_and_unlinks_mproc_objects);
     TEST_ADD(s, tool_refuses_to_unlink_a_foreign_name);
+    TEST_ADD(s, tool_list_shows_each_creator_and_whether_it_runs);
     return s;
 }

@@ -115,6 +115,18 @@ static char *dup_name(const char *name)
     return p;
 }
 
+/* The calling process's start time, which tells it from a later process
+ * with the same pid; 0 when unknown. */
+static uint64_t process_start(void)
+{
+    pid_t tid = mproc__os_self_tid();
+    pid_t pid = mproc__os_self_pid();
+    if (tid == pid)
+        return mproc__os_self_start(); /* cached */
+    uint64_t st = 0;
+    return mproc__os_task_start(pid, &st) == 0 ? st : 0;
+}
+
 /* Makes the file a named region is built in: an unnamed one (*tmp stays
  * NULL), or one under a fresh temporary name (*tmp, malloc'ed). Returns the
  * fd or -errno. */
@@ -221,6 +233,9 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
     h->size = total;
     h->payload_offset = MPROC__REGION_HDR;
     h->payload_size = payload_size;
+    h->creator_pid = (uint32_t)mproc__os_self_pid();
+    h->reserved = 0;
+    h->creator_start = process_start();
     atomic_store_explicit(&h->ready, 0, memory_order_relaxed);
     r->hdr = h;
     r->payload = (char *)m + MPROC__REGION_HDR;
@@ -476,21 +491,22 @@ void mproc__region_close(mproc__region *r)
     errno = saved;
 }
 
-/* Reads a header by name without waiting. */
-static int peek(const char *name, mproc__region_hdr *h, uint64_t *file_size)
+/* Reads what there is of a header by name, without waiting: the bytes read
+ * (the rest of *h zeroed) or -errno; MPROC_EBADOBJ for another kind of
+ * file. */
+static ssize_t peek(const char *name, mproc__region_hdr *h, struct stat *st)
 {
+    memset(h, 0, sizeof *h);
     int fd = shm_open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) < 0)
+    ssize_t rc;
+    if (fstat(fd, st) < 0)
         rc = -errno;
-    else if (!S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof *h ||
-             pread(fd, h, sizeof *h, 0) != (ssize_t)sizeof *h)
+    else if (!S_ISREG(st->st_mode))
         rc = MPROC_EBADOBJ;
-    else
-        *file_size = (uint64_t)st.st_size;
+    else if ((rc = pread(fd, h, sizeof *h, 0)) < 0)
+        rc = -errno;
     mproc__os_close(fd);
     return rc;
 }
@@ -511,28 +527,48 @@ int mproc__region_unlink(const char *name, uint32_t kind)
         return rc;
     }
     mproc__region_hdr h;
-    uint64_t fsize = 0;
-    rc = peek(name, &h, &fsize);
-    if (rc == 0) {
-        if (h.magic != MPROC__REGION_MAGIC)
-            rc = MPROC_EBADOBJ;
-        else if (kind != MPROC__KIND_ANY)
-            rc = check_hdr(&h, kind, fsize);
-    }
+    struct stat st;
+    ssize_t n = peek(name, &h, &st);
+    if (n < 0)
+        rc = (int)n;
+    else if (n < (ssize_t)sizeof h || h.magic != MPROC__REGION_MAGIC)
+        rc = MPROC_EBADOBJ;
+    else if (kind != MPROC__KIND_ANY)
+        rc = check_hdr(&h, kind, (uint64_t)st.st_size);
     if (rc == 0 && shm_unlink(name) < 0)
         rc = -errno;
     errno = saved;
     return rc;
 }
 
-int mproc__region_list(int (*fn)(const char *name, uint32_t kind,
-                                 uint32_t version, uint64_t size, void *arg),
+/* Fills info for a name whose header carries the magic. */
+static void describe(mproc__region_info *info, const mproc__region_hdr *h,
+                     const struct stat *st)
+{
+    info->file_size = (uint64_t)st->st_size;
+    info->owner = st->st_uid;
+    info->version = h->version;
+    info->kind = h->kind;
+    info->size = h->size;
+    info->creator = 0;
+    info->creator_alive = -1;
+    info->state = MPROC__REGION_OK;
+    if (info->version != MPROC__REGION_VERSION)
+        return; /* another layout: nothing more can be read */
+    pid_t pid = (pid_t)h->creator_pid;
+    if (pid > 0) {
+        info->creator = pid;
+        info->creator_alive = mproc__os_task_alive(pid, h->creator_start);
+    }
+}
+
+int mproc__region_list(int (*fn)(const mproc__region_info *info, void *arg),
                        void *arg)
 {
     if (fn == NULL)
         return MPROC_EINVAL;
     int saved = errno;
-    DIR *d = opendir("/dev/shm");
+    DIR *d = opendir(SHM_DIR);
     if (d == NULL) {
         int rc = -errno;
         errno = saved;
@@ -546,21 +582,31 @@ int mproc__region_list(int (*fn)(const char *name, uint32_t kind,
             continue;
         name[0] = '/';
         strcpy(name + 1, e->d_name);
+        mproc__region_info info = {.name = name, .creator_alive = -1};
         pid_t creator = tmp_creator(name);
         if (creator > 0) {
             /* Another process's creation under way, or a stale one. */
             char path[PATH_LEN];
             struct stat st;
             shm_path(path, name);
-            if (tmp_stale(creator) && lstat(path, &st) == 0)
-                rc = fn(name, MPROC__KIND_ANY, 0, (uint64_t)st.st_size, arg);
+            if (!tmp_stale(creator) || lstat(path, &st) != 0)
+                continue;
+            info.kind = MPROC__KIND_ANY;
+            info.size = info.file_size = (uint64_t)st.st_size;
+            info.owner = st.st_uid;
+            info.creator = creator;
+            info.creator_alive = 0;
+            info.state = MPROC__REGION_UNFINISHED;
+            rc = fn(&info, arg);
             continue;
         }
         mproc__region_hdr h;
-        uint64_t fsize;
-        if (peek(name, &h, &fsize) != 0 || h.magic != MPROC__REGION_MAGIC)
+        struct stat st;
+        ssize_t n = peek(name, &h, &st);
+        if (n < (ssize_t)sizeof h || h.magic != MPROC__REGION_MAGIC)
             continue;
-        rc = fn(name, h.kind, h.version, h.size, arg);
+        describe(&info, &h, &st);
+        rc = fn(&info, arg);
     }
     closedir(d);
     errno = saved;

@@ -1,11 +1,11 @@
 /*
  * Regions: the one mechanism behind every shared object. A region is a
  * shared mapping that starts with a header (magic, version, kind, flags,
- * total size, payload offset and a "ready" word) followed by the object's
- * payload. Anonymous regions (name NULL) are MAP_SHARED|MAP_ANONYMOUS and
- * reach other processes by fork; named ones live in /dev/shm (mode 0600
- * unless told) and are opened by unrelated processes. Payloads hold
- * offsets, never pointers.
+ * total size, payload offset, a "ready" word and its creator) followed by
+ * the object's payload. Anonymous regions (name NULL) are
+ * MAP_SHARED|MAP_ANONYMOUS and reach other processes by fork; named ones
+ * live in /dev/shm (mode 0600 unless told) and are opened by unrelated
+ * processes. Payloads hold offsets, never pointers.
  *
  * Publication: a named region is built in an unnamed file (O_TMPFILE in
  * /dev/shm; where that is missing, under a temporary name
@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mproc/named.h"
 
@@ -68,7 +69,9 @@ typedef struct mproc__region_hdr {
     uint64_t size;           /* total bytes of the mapping */
     uint64_t payload_offset; /* from the start of the region */
     uint64_t payload_size;
-    uint8_t reserved[16];
+    uint32_t creator_pid;   /* the creating process; 0: not recorded */
+    uint32_t reserved;      /* 0 */
+    uint64_t creator_start; /* its start time (clock ticks since boot), 0 */
 } mproc__region_hdr;
 
 /* A process's view of a region (process-local; copied by fork). */
@@ -147,17 +150,36 @@ void mproc__region_close(mproc__region *r);
  */
 int mproc__region_unlink(const char *name, uint32_t kind);
 
+/* The state of a listed region. */
+enum mproc__region_state {
+    MPROC__REGION_OK = 0,
+    MPROC__REGION_UNFINISHED /* a stale temporary name: creator killed */
+};
+
+/* What mproc__region_list tells about one name. */
+typedef struct mproc__region_info {
+    const char *name; /* with its leading '/'; valid during the call */
+    uint32_t kind;    /* MPROC__KIND_ANY when unfinished */
+    uint32_t version; /* 0 when unfinished */
+    uint64_t size;    /* the header's size; the file's when unfinished */
+    uint64_t file_size;
+    uid_t owner;       /* the file's owner */
+    pid_t creator;     /* 0: not recorded (an older creator) */
+    int creator_alive; /* 1 alive, 0 gone, -1 unknown */
+    int state;         /* enum mproc__region_state */
+} mproc__region_info;
+
 /*
- * Lists the mproc regions in /dev/shm: calls fn for every name (with its
- * leading '/') whose header carries mproc's magic, with its kind, version
- * and size, and for every stale temporary name (its creator gone: a
- * creation killed half way) with kind MPROC__KIND_ANY, version 0 and the
- * file's size; fn returning non-zero stops the walk and is returned. Files
- * not readable by the caller are skipped. Returns 0, fn's value, or -errno
- * when /dev/shm cannot be read.
+ * Lists the mproc regions in /dev/shm: calls fn for every name whose
+ * header carries mproc's magic, and for every stale temporary name (its
+ * creator gone: a creation killed half way) as MPROC__REGION_UNFINISHED;
+ * fn returning non-zero stops the walk and is returned. Files not readable
+ * by the caller, and symlinks, are skipped.
+ * A creator counts as alive when a process with its pid and start time
+ * runs in the caller's pid namespace. Returns 0, fn's value, MPROC_EINVAL
+ * (fn NULL), or -errno when /dev/shm cannot be read.
  */
-int mproc__region_list(int (*fn)(const char *name, uint32_t kind,
-                                 uint32_t version, uint64_t size, void *arg),
+int mproc__region_list(int (*fn)(const mproc__region_info *info, void *arg),
                        void *arg);
 
 /* Test hook: with on, create does without unnamed files (as on a system
