@@ -509,6 +509,59 @@ START_TEST(named_create_ignores_squatted_temporary_names)
 }
 END_TEST
 
+/* "/." and "/.." name /dev/shm and its parent: invalid names everywhere. */
+START_TEST(named_dot_names_are_invalid)
+{
+    static const char *const dots[] = {"/.", "/.."};
+    for (size_t d = 0; d < 2; d++)
+        for (size_t k = 0; k < N_KINDS; k++) {
+            void *h = NULL;
+            ck_assert_msg(kinds[k].create(&h, dots[d], 0) == MPROC_EINVAL,
+                          "%s %s", kinds[k].what, dots[d]);
+            ck_assert_int_eq(try_open(k, dots[d], &no_access), MPROC_EINVAL);
+            ck_assert_int_eq(kinds[k].unlink(dots[d]), MPROC_EINVAL);
+        }
+}
+END_TEST
+
+/* A symlink, a directory or a FIFO planted under a name is not an object:
+ * open and unlink say MPROC_EBADOBJ (quickly, never following, waiting or
+ * removing), create says the name exists. */
+START_TEST(named_planted_symlink_directory_or_fifo_is_not_an_object)
+{
+    char target[96], name[96], path[128], tpath[128];
+    test_shm_name(target, sizeof target, "target");
+    mproc_lock *real;
+    ck_assert_int_eq(mproc_lock_create(&real, target, NULL), 0);
+    snprintf(tpath, sizeof tpath, "/dev/shm%s", target);
+    for (int what = 0; what < 3; what++) {
+        test_shm_name(name, sizeof name, "planted");
+        snprintf(path, sizeof path, "/dev/shm%s", name);
+        if (what == 0)
+            ck_assert_int_eq(symlink(tpath, path), 0);
+        else if (what == 1)
+            ck_assert_int_eq(mkdir(path, 0700), 0);
+        else
+            ck_assert_int_eq(mkfifo(path, 0600), 0);
+        for (size_t k = 0; k < N_KINDS; k++) {
+            int64_t t0 = test_now_ms();
+            ck_assert_msg(try_open(k, name, &no_access) == MPROC_EBADOBJ,
+                          "%s %d", kinds[k].what, what);
+            ck_assert_int_lt(test_now_ms() - t0, test_ms(2000));
+            ck_assert_int_eq(kinds[k].unlink(name), MPROC_EBADOBJ);
+            void *h = NULL;
+            ck_assert_int_eq(kinds[k].create(&h, name, 0), MPROC_EEXIST);
+        }
+        struct stat st;
+        ck_assert_int_eq(lstat(path, &st), 0); /* still there */
+        ck_assert_int_eq(what == 1 ? rmdir(path) : unlink(path), 0);
+    }
+    /* The symlink's target was neither opened through it nor removed. */
+    mproc_lock_close(real);
+    ck_assert_int_eq(mproc_lock_unlink(target), 0);
+}
+END_TEST
+
 struct seen {
     const char *name;
     int n;
@@ -532,6 +585,44 @@ static struct seen listed(const char *name)
     ck_assert_int_eq(mproc__region_list(on_region, &s), 0);
     return s;
 }
+
+/* A truncated object could not be removed by its unlink and the list did
+ * not show it: it is listed as damaged, and its own unlink removes it. */
+START_TEST(named_truncated_object_is_listed_damaged_and_unlinked)
+{
+    char name[96];
+    for (size_t k = 0; k < N_KINDS; k++) {
+        kind_name(name, sizeof name, k, "trunc");
+        void *h;
+        ck_assert_int_eq(kinds[k].create(&h, name, 0), 0);
+        kinds[k].close(h);
+        int fd = shm_open(name, O_RDWR, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, MPROC__REGION_HDR + 4), 0);
+        close(fd);
+        struct seen s = listed(name);
+        ck_assert_int_eq(s.n, 1);
+        ck_assert_int_eq(s.info.state, MPROC__REGION_DAMAGED);
+        ck_assert_uint_eq(s.info.file_size, MPROC__REGION_HDR + 4);
+        ck_assert_msg(try_open(k, name, &no_access) == MPROC_EBADOBJ, "%s",
+                      kinds[k].what);
+        ck_assert_msg(kinds[k].unlink(name) == 0, "%s", kinds[k].what);
+    }
+    /* Of the header only the magic is left: the tool's unlink (any kind)
+     * still knows it, a kind's unlink cannot tell the kind. */
+    kind_name(name, sizeof name, 0, "trunc");
+    void *h;
+    ck_assert_int_eq(kinds[0].create(&h, name, 0), 0);
+    kinds[0].close(h);
+    int fd = shm_open(name, O_RDWR, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 12), 0);
+    close(fd);
+    ck_assert_int_eq(listed(name).info.state, MPROC__REGION_DAMAGED);
+    ck_assert_int_eq(mproc_shm_unlink(name), MPROC_EBADOBJ);
+    ck_assert_int_eq(mproc__region_unlink(name, MPROC__KIND_ANY), 0);
+}
+END_TEST
 
 /* ------------------------------------------------------- creators listed */
 
@@ -617,6 +708,9 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, named_open_refuses_group_or_other_writable_objects);
     TEST_ADD(s, named_create_refuses_mode_bits_above_0777);
     TEST_ADD(s, named_create_ignores_squatted_temporary_names);
+    TEST_ADD(s, named_dot_names_are_invalid);
+    TEST_ADD(s, named_planted_symlink_directory_or_fifo_is_not_an_object);
+    TEST_ADD(s, named_truncated_object_is_listed_damaged_and_unlinked);
     TEST_ADD(s, named_list_shows_creator_and_whether_it_lives);
     TEST_ADD(s, named_list_tells_a_reused_pid_from_the_creator);
     return s;

@@ -132,11 +132,34 @@ START_TEST(tool_list_shows_each_creator_and_whether_it_runs)
 }
 END_TEST
 
+/* A truncated object (its header whole) is listed as damaged, and
+ * `shm unlink` removes it. */
+START_TEST(tool_lists_and_unlinks_a_damaged_object)
+{
+    char name[64], out[8192], line[512], args[256];
+    test_shm_name(name, sizeof name, "tool-damaged");
+    mproc_shm *shm;
+    ck_assert_int_eq(mproc_shm_create(&shm, name, 4096, NULL), 0);
+    mproc_shm_close(shm);
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 100), 0);
+    close(fd);
+    ck_assert_int_eq(run_tool("shm list", out, sizeof out), 0);
+    ck_assert_msg(list_line(out, name, line, sizeof line) != NULL, "%s", out);
+    ck_assert_msg(strstr(line, " damaged") != NULL, "%s", line);
+    snprintf(args, sizeof args, "shm unlink %s", name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    ck_assert_int_eq(shm_open(name, O_RDONLY | O_CLOEXEC, 0), -1);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("tool");
     TEST_ADD(s, tool_lists_and_unlinks_mproc_objects);
     TEST_ADD(s, tool_refuses_to_unlink_a_foreign_name);
     TEST_ADD(s, tool_list_shows_each_creator_and_whether_it_runs);
+    TEST_ADD(s, tool_lists_and_unlinks_a_damaged_object);
     return s;
 }

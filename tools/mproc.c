@@ -149,7 +149,7 @@ static const char *kind_name(uint32_t kind)
 
 /* The columns of `mproc shm list`; CREATOR says whether the process that
  * made the object still runs (so orphans of a crashed program stand out),
- * STATE whether its creation finished. */
+ * STATE whether the object is whole. */
 #define LIST_FORMAT "%-40s %-17s %3s %12s %6s %8s %-7s %s\n"
 
 static int print_region(const mproc__region_info *info, void *arg)
@@ -157,6 +157,7 @@ static int print_region(const mproc__region_info *info, void *arg)
     (void)arg;
     static const char *const states[] = {
         [MPROC__REGION_OK] = "ok",
+        [MPROC__REGION_DAMAGED] = "damaged",
         [MPROC__REGION_UNFINISHED] = "unfinished",
     };
     char ver[16], size[24], owner[16], pid[16];

@@ -5,9 +5,10 @@
  * behind them is in docs/security.md.
  *
  * Names. A name is "/name": a leading '/', then 1 to NAME_MAX-1 bytes
- * without another '/' (MPROC_EINVAL from every create, open and unlink;
- * MPROC_ENAMETOOLONG when too long). The object is a file in /dev/shm. Names
- * starting with "/mproc-tmp-" are the library's (MPROC_EINVAL from create).
+ * without another '/', and neither "/." nor "/.." (MPROC_EINVAL from every
+ * create, open and unlink; MPROC_ENAMETOOLONG when too long). The object is
+ * a file in /dev/shm. Names starting with "/mproc-tmp-" are the library's
+ * (MPROC_EINVAL from create).
  *
  * Create makes the object completely in a file nobody else can reach and
  * only then links it to its name, atomically (MPROC_EEXIST when the name
@@ -28,6 +29,16 @@
  * object itself and never asks the caller to restate it; close drops this
  * process's handle; unlink removes the name (the object lives on while
  * some process has it open).
+ *
+ * Something else under a name: a symlink, a directory, a FIFO, a file
+ * without mproc's header, or an mproc object of another kind is
+ * MPROC_EBADOBJ from open and unlink (never followed, never removed);
+ * create reports MPROC_EEXIST. An mproc object whose file was truncated or
+ * whose header sizes were scribbled on is MPROC_EBADOBJ from open, but its
+ * own kind's unlink still removes it (so does `mproc shm unlink`, and
+ * `mproc shm list` shows it as damaged). A file cut shorter than 20 bytes
+ * no longer tells its kind, and only `mproc shm unlink` removes it; one cut
+ * below 8 bytes no longer shows it is mproc's and is left alone.
  *
  * Every create and open takes the object's own options struct (NULL for
  * defaults). Fields that only a creator chooses (a mode, a size, a kind)

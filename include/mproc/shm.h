@@ -65,10 +65,11 @@ MPROC_API int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
  * Errors: MPROC_EINVAL (bad name, out NULL, access arrays),
  * MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EDENIED (the file's owner or mode
  * is not accepted by opts->access), MPROC_EBADOBJ (not an mproc block:
- * another mproc kind, a foreign file, or one whose creator never
- * finished), MPROC_EVERSION, MPROC_EACCES (the system's: the file's mode
- * does not let this user open it). Waits at most half a second for a block
- * still being made. Never removes anything.
+ * another mproc kind, a foreign file, a symlink, a directory, a damaged
+ * block, or one whose creator never finished), MPROC_EVERSION,
+ * MPROC_EACCES (the system's: the file's mode does not let this user open
+ * it). Waits at most half a second for a block still being made. Never
+ * removes anything.
  */
 MPROC_API int mproc_shm_open(mproc_shm **out, const char *name,
                              const mproc_shm_opts *opts);
@@ -78,12 +79,13 @@ MPROC_API int mproc_shm_open(mproc_shm **out, const char *name,
 MPROC_API void mproc_shm_close(mproc_shm *shm);
 
 /*
- * mproc_shm_unlink: removes the name of a block after checking it is one.
+ * mproc_shm_unlink: removes the name of a block after checking it is one
+ * (a damaged block too: truncated, or its header's sizes scribbled on).
  * Mappings stay valid until closed.
  * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT (no such name, e.g.
- * unlinked twice), MPROC_EBADOBJ (not an mproc shm block; not removed),
- * MPROC_EVERSION, MPROC_EACCES, MPROC_EPERM (another user's name in
- * /dev/shm, which only its owner may remove).
+ * unlinked twice), MPROC_EBADOBJ (not an mproc shm block, a symlink, a
+ * directory; not removed), MPROC_EVERSION, MPROC_EACCES, MPROC_EPERM
+ * (another user's name in /dev/shm, which only its owner may remove).
  */
 MPROC_API int mproc_shm_unlink(const char *name);
 

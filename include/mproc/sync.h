@@ -98,8 +98,9 @@ MPROC_API int mproc_lock_create(mproc_lock **out, const char *name,
  * Errors: MPROC_EINVAL (bad name, out NULL, access arrays),
  * MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EDENIED (the file's owner or mode
  * is not accepted by opts->access), MPROC_EBADOBJ (not an mproc Lock or
- * RLock: another kind or a foreign file), MPROC_EVERSION, MPROC_EACCES
- * (the system's: the file's mode does not let this user open it).
+ * RLock: another kind, a foreign file, a symlink, a directory, a damaged
+ * object), MPROC_EVERSION, MPROC_EACCES (the system's: the file's mode does
+ * not let this user open it).
  * Waits at most half a second for an object still being made.
  */
 MPROC_API int mproc_lock_open(mproc_lock **out, const char *name,
@@ -114,10 +115,10 @@ MPROC_API int mproc_lock_is_recursive(mproc_lock *lock);
 MPROC_API void mproc_lock_close(mproc_lock *lock);
 
 /* mproc_lock_unlink: removes a named Lock or RLock's name after checking it
- * is one. Errors: name errors, MPROC_ENOENT (no such name, e.g. a second
- * unlink), MPROC_EBADOBJ (another kind or not mproc; not removed),
- * MPROC_EVERSION, MPROC_EPERM (another user's name, which only its owner
- * may remove). */
+ * is one (a damaged one too: mproc/named.h). Errors: name errors,
+ * MPROC_ENOENT (no such name, e.g. a second unlink), MPROC_EBADOBJ (another
+ * kind, not mproc, a symlink, a directory; not removed), MPROC_EVERSION,
+ * MPROC_EPERM (another user's name, which only its owner may remove). */
 MPROC_API int mproc_lock_unlink(const char *name);
 
 /*

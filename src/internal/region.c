@@ -48,7 +48,8 @@ int mproc__region_name_check(const char *name)
     size_t n = strlen(name);
     if (n >= NAME_MAX)
         return MPROC_ENAMETOOLONG;
-    if (strchr(name + 1, '/') != NULL)
+    if (strchr(name + 1, '/') != NULL || strcmp(name, "/.") == 0 ||
+        strcmp(name, "/..") == 0)
         return MPROC_EINVAL;
     return 0;
 }
@@ -358,6 +359,14 @@ static int access_check(const struct stat *st, const mproc_access *a)
     return MPROC_EDENIED;
 }
 
+/* shm_open's errors that mean "something else is under this name", for a
+ * name already checked: a symlink (glibc opens with O_NOFOLLOW: ELOOP) or
+ * a directory (EISDIR, which glibc reports as EINVAL). */
+static int open_error(int e)
+{
+    return e == ELOOP || e == EISDIR || e == EINVAL ? MPROC_EBADOBJ : -e;
+}
+
 int mproc__region_open_sized(mproc__region *r, const char *name, uint32_t kind,
                              size_t min_payload, const mproc_access *access)
 {
@@ -391,7 +400,7 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
     /* O_NONBLOCK: a FIFO planted under the name must not hang us. */
     int fd = shm_open(name, O_RDWR | O_CLOEXEC | O_NONBLOCK, 0);
     if (fd < 0) {
-        rc = -errno;
+        rc = open_error(errno);
         goto out;
     }
     struct stat st;
@@ -492,14 +501,14 @@ void mproc__region_close(mproc__region *r)
 }
 
 /* Reads what there is of a header by name, without waiting: the bytes read
- * (the rest of *h zeroed) or -errno; MPROC_EBADOBJ for another kind of
- * file. */
+ * (the rest of *h zeroed) or -errno; MPROC_EBADOBJ for a symlink, a
+ * directory or another kind of file. */
 static ssize_t peek(const char *name, mproc__region_hdr *h, struct stat *st)
 {
     memset(h, 0, sizeof *h);
     int fd = shm_open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
     if (fd < 0)
-        return -errno;
+        return open_error(errno);
     ssize_t rc;
     if (fstat(fd, st) < 0)
         rc = -errno;
@@ -510,6 +519,10 @@ static ssize_t peek(const char *name, mproc__region_hdr *h, struct stat *st)
     mproc__os_close(fd);
     return rc;
 }
+
+/* The bytes of a header that hold the magic and the version, the kind. */
+#define HAS_VERSION (offsetof(mproc__region_hdr, version) + 4)
+#define HAS_KIND (offsetof(mproc__region_hdr, kind) + 4)
 
 int mproc__region_unlink(const char *name, uint32_t kind)
 {
@@ -531,30 +544,42 @@ int mproc__region_unlink(const char *name, uint32_t kind)
     ssize_t n = peek(name, &h, &st);
     if (n < 0)
         rc = (int)n;
-    else if (n < (ssize_t)sizeof h || h.magic != MPROC__REGION_MAGIC)
+    else if (n < (ssize_t)sizeof h.magic || h.magic != MPROC__REGION_MAGIC)
         rc = MPROC_EBADOBJ;
-    else if (kind != MPROC__KIND_ANY)
-        rc = check_hdr(&h, kind, (uint64_t)st.st_size);
+    else if (kind != MPROC__KIND_ANY) {
+        /* Only what says which object it is: a damaged one (truncated,
+         * sizes scribbled) is still removed by its kind's unlink. */
+        if (n < (ssize_t)HAS_KIND)
+            rc = MPROC_EBADOBJ;
+        else if (h.version != MPROC__REGION_VERSION)
+            rc = MPROC_EVERSION;
+        else if (h.kind != kind)
+            rc = MPROC_EBADOBJ;
+    }
     if (rc == 0 && shm_unlink(name) < 0)
         rc = -errno;
     errno = saved;
     return rc;
 }
 
-/* Fills info for a name whose header carries the magic. */
+/* Fills info for a name whose header carries the magic (n bytes read). */
 static void describe(mproc__region_info *info, const mproc__region_hdr *h,
-                     const struct stat *st)
+                     ssize_t n, const struct stat *st)
 {
     info->file_size = (uint64_t)st->st_size;
     info->owner = st->st_uid;
-    info->version = h->version;
-    info->kind = h->kind;
+    info->version = n >= (ssize_t)HAS_VERSION ? h->version : 0;
+    info->kind = n >= (ssize_t)HAS_KIND ? h->kind : MPROC__KIND_ANY;
     info->size = h->size;
     info->creator = 0;
     info->creator_alive = -1;
-    info->state = MPROC__REGION_OK;
+    info->state =
+        n < (ssize_t)sizeof *h ? MPROC__REGION_DAMAGED : MPROC__REGION_OK;
     if (info->version != MPROC__REGION_VERSION)
         return; /* another layout: nothing more can be read */
+    if (h->ready != MPROC__REGION_READY ||
+        check_hdr(h, MPROC__KIND_ANY, info->file_size) < 0)
+        info->state = MPROC__REGION_DAMAGED;
     pid_t pid = (pid_t)h->creator_pid;
     if (pid > 0) {
         info->creator = pid;
@@ -603,9 +628,9 @@ int mproc__region_list(int (*fn)(const mproc__region_info *info, void *arg),
         mproc__region_hdr h;
         struct stat st;
         ssize_t n = peek(name, &h, &st);
-        if (n < (ssize_t)sizeof h || h.magic != MPROC__REGION_MAGIC)
+        if (n < (ssize_t)sizeof h.magic || h.magic != MPROC__REGION_MAGIC)
             continue;
-        describe(&info, &h, &st);
+        describe(&info, &h, n, &st);
         rc = fn(&info, arg);
     }
     closedir(d);

@@ -87,7 +87,8 @@ typedef struct mproc__region {
 
 /*
  * Checks a region name: "/" then 1..NAME_MAX-1 bytes without another '/'.
- * MPROC_EINVAL (NULL, empty, no leading '/', inner '/'), MPROC_ENAMETOOLONG.
+ * MPROC_EINVAL (NULL, empty, no leading '/', inner '/', "/." and "/..",
+ * which name /dev/shm and its parent), MPROC_ENAMETOOLONG.
  */
 int mproc__region_name_check(const char *name);
 
@@ -123,9 +124,9 @@ void mproc__region_abandon(mproc__region *r);
  * the open file before anything is mapped. Errors: name errors,
  * MPROC_EINVAL (access lists a count without its array), MPROC_ENOENT,
  * MPROC_EDENIED (owner or mode not accepted), MPROC_EBADOBJ (not an mproc
- * region: another kind of file, a foreign header, another kind of region,
- * too small, never made ready), MPROC_EVERSION, MPROC_EACCES (the file's
- * mode does not let this user open it), -errno.
+ * region: a symlink, a directory, another kind of file, a foreign header,
+ * another kind of region, too small, never made ready), MPROC_EVERSION,
+ * MPROC_EACCES (the file's mode does not let this user open it), -errno.
  * Waits at most MPROC__REGION_OPEN_WAIT_MS for a region being made.
  */
 int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
@@ -141,26 +142,30 @@ void mproc__region_close(mproc__region *r);
 
 /*
  * Removes the name of a region of kind (MPROC__KIND_ANY: any mproc kind)
- * after checking its header, so a file that is not an mproc object of that
- * kind is never removed. A temporary name whose creator is gone (a creator
- * killed half way) is removed whatever it holds. Errors: name errors,
- * MPROC_ENOENT, MPROC_EBADOBJ, MPROC_EVERSION, MPROC_EBUSY (a temporary
- * name whose creator is still alive), -errno. Does not wait for a region
- * being made: its header must already be published.
+ * after checking its header's magic (and, for a kind, its version and
+ * kind), so a file that is not an mproc object of that kind is never
+ * removed; a damaged one (truncated, sizes scribbled) is. A temporary name
+ * whose creator is gone (a creator killed half way) is removed whatever it
+ * holds. Errors: name errors, MPROC_ENOENT, MPROC_EBADOBJ (also a symlink
+ * or a file too short to show a magic), MPROC_EVERSION, MPROC_EBUSY (a
+ * temporary name whose creator is still alive), -errno. Does not wait for
+ * a region being made: its header must already be published.
  */
 int mproc__region_unlink(const char *name, uint32_t kind);
 
 /* The state of a listed region. */
 enum mproc__region_state {
     MPROC__REGION_OK = 0,
+    MPROC__REGION_DAMAGED,   /* header or size does not add up: truncated,
+                                scribbled, or never made ready */
     MPROC__REGION_UNFINISHED /* a stale temporary name: creator killed */
 };
 
 /* What mproc__region_list tells about one name. */
 typedef struct mproc__region_info {
     const char *name; /* with its leading '/'; valid during the call */
-    uint32_t kind;    /* MPROC__KIND_ANY when unfinished */
-    uint32_t version; /* 0 when unfinished */
+    uint32_t kind;    /* MPROC__KIND_ANY when unfinished or unreadable */
+    uint32_t version; /* 0 when unfinished or unreadable */
     uint64_t size;    /* the header's size; the file's when unfinished */
     uint64_t file_size;
     uid_t owner;       /* the file's owner */
@@ -171,10 +176,10 @@ typedef struct mproc__region_info {
 
 /*
  * Lists the mproc regions in /dev/shm: calls fn for every name whose
- * header carries mproc's magic, and for every stale temporary name (its
- * creator gone: a creation killed half way) as MPROC__REGION_UNFINISHED;
- * fn returning non-zero stops the walk and is returned. Files not readable
- * by the caller, and symlinks, are skipped.
+ * header carries mproc's magic (damaged ones too), and for every stale
+ * temporary name (its creator gone: a creation killed half way) as
+ * MPROC__REGION_UNFINISHED; fn returning non-zero stops the walk and is
+ * returned. Files not readable by the caller, and symlinks, are skipped.
  * A creator counts as alive when a process with its pid and start time
  * runs in the caller's pid namespace. Returns 0, fn's value, MPROC_EINVAL
  * (fn NULL), or -errno when /dev/shm cannot be read.
