@@ -514,6 +514,11 @@ int mproc_array_compare_exchange(mproc_array *a, size_t i, void *expected,
     return 0;
 }
 
+const char *mproc_array_name(mproc_array *a)
+{
+    return a != NULL ? a->region.name : NULL;
+}
+
 /* ----------------------------------------------------------------- Value */
 
 int mproc_value_create(mproc_value **out, const char *name, mproc_type type,
@@ -567,4 +572,9 @@ int mproc_value_compare_exchange(mproc_value *v, void *expected,
                                  const void *desired, bool *swapped)
 {
     return mproc_array_compare_exchange(v, 0, expected, desired, swapped);
+}
+
+const char *mproc_value_name(mproc_value *v)
+{
+    return mproc_array_name(v);
 }

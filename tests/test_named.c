@@ -19,9 +19,8 @@
 #include "testlib.h"
 
 #define NOBODY 65534
-#define CANNOT_DROP                                                            \
-    99 /* exit code of a child that could not drop to NOBODY                   \
-        */
+/* The exit code of a child that could not become NOBODY. */
+#define CANNOT_DROP 99
 
 /* ------------------------------------------------- every kind, one table */
 
@@ -32,6 +31,7 @@ typedef struct kind_ops {
     int (*open)(void **out, const char *name, const mproc_access *access);
     void (*close)(void *h);
     int (*unlink)(const char *name);
+    const char *(*name)(void *h);
 } kind_ops;
 
 static int shm_create_(void **out, const char *name, unsigned mode)
@@ -50,6 +50,11 @@ static void shm_close_(void *h)
 {
     mproc_shm_close(h);
 }
+static const char *shm_name_(void *h)
+{
+    return mproc_shm_name(h);
+}
+
 static int array_create_(void **out, const char *name, unsigned mode)
 {
     mproc_array_opts o = MPROC_ARRAY_OPTS_INIT;
@@ -67,6 +72,11 @@ static void array_close_(void *h)
 {
     mproc_array_close(h);
 }
+static const char *array_name_(void *h)
+{
+    return mproc_array_name(h);
+}
+
 static int value_create_(void **out, const char *name, unsigned mode)
 {
     mproc_value_opts o = MPROC_VALUE_OPTS_INIT;
@@ -83,6 +93,11 @@ static void value_close_(void *h)
 {
     mproc_value_close(h);
 }
+static const char *value_name_(void *h)
+{
+    return mproc_value_name(h);
+}
+
 static int lock_create_(void **out, const char *name, unsigned mode)
 {
     mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
@@ -106,6 +121,11 @@ static void lock_close_(void *h)
 {
     mproc_lock_close(h);
 }
+static const char *lock_name_(void *h)
+{
+    return mproc_lock_name(h);
+}
+
 static int sem_create_(void **out, const char *name, unsigned mode)
 {
     mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
@@ -129,6 +149,11 @@ static void sem_close_(void *h)
 {
     mproc_semaphore_close(h);
 }
+static const char *sem_name_(void *h)
+{
+    return mproc_semaphore_name(h);
+}
+
 static int event_create_(void **out, const char *name, unsigned mode)
 {
     mproc_event_opts o = MPROC_EVENT_OPTS_INIT;
@@ -145,6 +170,11 @@ static void event_close_(void *h)
 {
     mproc_event_close(h);
 }
+static const char *event_name_(void *h)
+{
+    return mproc_event_name(h);
+}
+
 static int cond_create_(void **out, const char *name, unsigned mode)
 {
     mproc_condition_opts o = MPROC_CONDITION_OPTS_INIT;
@@ -161,6 +191,11 @@ static void cond_close_(void *h)
 {
     mproc_condition_close(h);
 }
+static const char *cond_name_(void *h)
+{
+    return mproc_condition_name(h);
+}
+
 static int barrier_create_(void **out, const char *name, unsigned mode)
 {
     mproc_barrier_opts o = MPROC_BARRIER_OPTS_INIT;
@@ -177,19 +212,31 @@ static void barrier_close_(void *h)
 {
     mproc_barrier_close(h);
 }
+static const char *barrier_name_(void *h)
+{
+    return mproc_barrier_name(h);
+}
 
 static const kind_ops kinds[] = {
-    {"shm", shm_create_, shm_open_, shm_close_, mproc_shm_unlink},
-    {"array", array_create_, array_open_, array_close_, mproc_array_unlink},
-    {"value", value_create_, value_open_, value_close_, mproc_value_unlink},
-    {"lock", lock_create_, lock_open_, lock_close_, mproc_lock_unlink},
-    {"rlock", rlock_create_, lock_open_, lock_close_, mproc_lock_unlink},
-    {"sem", sem_create_, sem_open_, sem_close_, mproc_semaphore_unlink},
-    {"bsem", bsem_create_, sem_open_, sem_close_, mproc_semaphore_unlink},
-    {"event", event_create_, event_open_, event_close_, mproc_event_unlink},
-    {"cond", cond_create_, cond_open_, cond_close_, mproc_condition_unlink},
+    {"shm", shm_create_, shm_open_, shm_close_, mproc_shm_unlink, shm_name_},
+    {"array", array_create_, array_open_, array_close_, mproc_array_unlink,
+     array_name_},
+    {"value", value_create_, value_open_, value_close_, mproc_value_unlink,
+     value_name_},
+    {"lock", lock_create_, lock_open_, lock_close_, mproc_lock_unlink,
+     lock_name_},
+    {"rlock", rlock_create_, lock_open_, lock_close_, mproc_lock_unlink,
+     lock_name_},
+    {"sem", sem_create_, sem_open_, sem_close_, mproc_semaphore_unlink,
+     sem_name_},
+    {"bsem", bsem_create_, sem_open_, sem_close_, mproc_semaphore_unlink,
+     sem_name_},
+    {"event", event_create_, event_open_, event_close_, mproc_event_unlink,
+     event_name_},
+    {"cond", cond_create_, cond_open_, cond_close_, mproc_condition_unlink,
+     cond_name_},
     {"barrier", barrier_create_, barrier_open_, barrier_close_,
-     mproc_barrier_unlink},
+     mproc_barrier_unlink, barrier_name_},
 };
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
@@ -700,6 +747,69 @@ START_TEST(named_list_tells_a_reused_pid_from_the_creator)
 }
 END_TEST
 
+/* ------------------------------------------------------- generated names */
+
+/* A create name ending in XXXXXX is a template: two creates from one make
+ * two objects with two names, each openable and unlinkable by its name. */
+START_TEST(named_template_makes_distinct_openable_names)
+{
+    char tmpl[96];
+    for (int fallback = 0; fallback < 2; fallback++) {
+        mproc__region_test_no_tmpfile(fallback != 0);
+        for (size_t k = 0; k < N_KINDS; k++) {
+            kind_name(tmpl, sizeof tmpl, k, "tpl");
+            strcat(tmpl, "-XXXXXX");
+            void *a, *b;
+            ck_assert_int_eq(kinds[k].create(&a, tmpl, 0), 0);
+            ck_assert_int_eq(kinds[k].create(&b, tmpl, 0), 0);
+            const char *na = kinds[k].name(a), *nb = kinds[k].name(b);
+            ck_assert_ptr_nonnull(na);
+            ck_assert_ptr_nonnull(nb);
+            ck_assert_str_ne(na, nb);
+            ck_assert_uint_eq(strlen(na), strlen(tmpl));
+            ck_assert_int_eq(strncmp(na, tmpl, strlen(tmpl) - 6), 0);
+            ck_assert_ptr_null(strstr(na, "XXXXXX"));
+            ck_assert_int_eq(try_open(k, na, &no_access), 0);
+            ck_assert_int_eq(try_open(k, nb, &no_access), 0);
+            /* The template itself names nothing. */
+            ck_assert_int_eq(try_open(k, tmpl, &no_access), MPROC_ENOENT);
+            ck_assert_int_eq(kinds[k].unlink(na), 0);
+            ck_assert_int_eq(kinds[k].unlink(nb), 0);
+            kinds[k].close(a);
+            kinds[k].close(b);
+        }
+    }
+    mproc__region_test_no_tmpfile(false);
+}
+END_TEST
+
+/* The name getters: the name given, NULL when anonymous, for an embedded
+ * lock, and for NULL. */
+START_TEST(named_name_getters_answer_every_handle)
+{
+    char name[96];
+    for (size_t k = 0; k < N_KINDS; k++) {
+        kind_name(name, sizeof name, k, "getter");
+        void *h;
+        ck_assert_int_eq(kinds[k].create(&h, name, 0), 0);
+        ck_assert_str_eq(kinds[k].name(h), name);
+        kinds[k].close(h);
+        ck_assert_int_eq(kinds[k].open(&h, name, &no_access), 0);
+        ck_assert_str_eq(kinds[k].name(h), name);
+        kinds[k].close(h);
+        ck_assert_int_eq(kinds[k].unlink(name), 0);
+        ck_assert_int_eq(kinds[k].create(&h, NULL, 0), 0);
+        ck_assert_ptr_null(kinds[k].name(h));
+        kinds[k].close(h);
+        ck_assert_ptr_null(kinds[k].name(NULL));
+    }
+    mproc_value *v;
+    ck_assert_int_eq(mproc_value_create(&v, NULL, MPROC_TYPE_INT32, NULL), 0);
+    ck_assert_ptr_null(mproc_lock_name(mproc_value_get_lock(v)));
+    mproc_value_close(v);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("named");
@@ -713,5 +823,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, named_truncated_object_is_listed_damaged_and_unlinked);
     TEST_ADD(s, named_list_shows_creator_and_whether_it_lives);
     TEST_ADD(s, named_list_tells_a_reused_pid_from_the_creator);
+    TEST_ADD(s, named_template_makes_distinct_openable_names);
+    TEST_ADD(s, named_name_getters_answer_every_handle);
     return s;
 }

@@ -17,6 +17,13 @@
  * user can neither make create fail nor be taken for the object (should
  * 64 random temporary names all be taken, create says MPROC_EAGAIN).
  *
+ * Generated names. A create name ending in "XXXXXX" is a template (as
+ * mkstemp's): create replaces those six characters with random letters and
+ * digits, trying again while the result exists, so two creates from one
+ * template make two objects. Read the result with mproc_<object>_name().
+ * MPROC_EEXIST then means that every name tried existed. open and unlink
+ * take names literally.
+ *
  * Mode. opts->mode gives a named object's permission bits (0: 0600; the
  * umask does not apply). Bits above 0777 (setuid, setgid, sticky) are
  * MPROC_EINVAL from every create. A mode that lets group or others write

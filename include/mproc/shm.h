@@ -47,7 +47,8 @@ typedef struct mproc_shm_opts {
 
 /*
  * mproc_shm_create: a new block of size bytes, zero-filled, 64-byte
- * aligned; anonymous when name is NULL.
+ * aligned; anonymous when name is NULL. A name ending in "XXXXXX" is a
+ * template (mproc/named.h); mproc_shm_name gives the name made.
  * out: the handle, written only on success.
  * Errors: MPROC_EINVAL (out NULL, size 0, bad name, opts->mode above
  * 0777), MPROC_ENAMETOOLONG, MPROC_EEXIST (the name exists), MPROC_ENOMEM,
@@ -96,8 +97,8 @@ MPROC_API void *mproc_shm_addr(mproc_shm *shm);
 /* mproc_shm_size: the block's size in bytes (as created); 0 for NULL. */
 MPROC_API size_t mproc_shm_size(mproc_shm *shm);
 
-/* mproc_shm_name: the name (borrowed, valid until close), NULL when
- * anonymous or for NULL. */
+/* mproc_shm_name: the name (borrowed, valid until close; the name made
+ * from a template), NULL when anonymous or for NULL. */
 MPROC_API const char *mproc_shm_name(mproc_shm *shm);
 
 /* ------------------------------------------------------- Value and Array */
@@ -147,7 +148,7 @@ typedef struct mproc_array_opts {
 
 /*
  * mproc_array_create: a new zeroed array of count (>= 1) elements of type,
- * anonymous when name is NULL.
+ * anonymous when name is NULL (a template name: mproc/named.h).
  * Errors: MPROC_EINVAL (out NULL, count 0, unknown type, bytes_size out of
  * range for MPROC_TYPE_BYTES, opts->mode above 0777), name errors,
  * MPROC_EEXIST, MPROC_ENOMEM, MPROC_ENOSPC. Ownership: mproc_array_close;
@@ -234,6 +235,10 @@ MPROC_API int mproc_array_compare_exchange(mproc_array *a, size_t i,
                                            void *expected, const void *desired,
                                            bool *swapped);
 
+/* mproc_array_name: the name (borrowed, valid until close; the name made
+ * from a template), NULL when anonymous or for NULL. */
+MPROC_API const char *mproc_array_name(mproc_array *a);
+
 /* Value: an Array of one element. The calls mean the same as the array's
  * with i = 0; a Value opened with mproc_value_open may be an array (its
  * element 0 is used). */
@@ -278,6 +283,9 @@ MPROC_API int mproc_value_add(mproc_value *v, const void *delta, void *old);
 MPROC_API int mproc_value_exchange(mproc_value *v, const void *in, void *old);
 MPROC_API int mproc_value_compare_exchange(mproc_value *v, void *expected,
                                            const void *desired, bool *swapped);
+
+/* mproc_value_name: the name, as mproc_array_name(). */
+MPROC_API const char *mproc_value_name(mproc_value *v);
 
 #ifdef __cplusplus
 }

@@ -78,8 +78,9 @@ typedef struct mproc_lock_opts {
 
 /*
  * mproc_lock_create: makes a new unlocked Lock (or RLock with
- * opts->recursive), anonymous when name is NULL, else named.
- * out: the handle, written only on success.
+ * opts->recursive), anonymous when name is NULL, else named (a name ending
+ * in "XXXXXX" is a template: mproc/named.h; mproc_lock_name tells the name
+ * made). out: the handle, written only on success.
  * Errors: MPROC_EINVAL (out NULL, bad name, opts->mode above 0777),
  * MPROC_ENAMETOOLONG, MPROC_EEXIST (the name exists), MPROC_ENOMEM,
  * MPROC_ENOSPC, -errno.
@@ -152,6 +153,11 @@ MPROC_API int mproc_lock_consistent(mproc_lock *lock);
  * not, MPROC_EINVAL for NULL. */
 MPROC_API int mproc_lock_is_owned(mproc_lock *lock);
 
+/* mproc_lock_name: the name of a named lock (borrowed, valid until close;
+ * the name made from a template); NULL when anonymous, for the lock of a
+ * Value, Array or Condition, and for NULL. */
+MPROC_API const char *mproc_lock_name(mproc_lock *lock);
+
 /* ------------------------------------------------------------- Semaphore */
 
 /*
@@ -221,6 +227,9 @@ MPROC_API int mproc_semaphore_release(mproc_semaphore *sem, uint32_t n);
  * MPROC_EINVAL for NULL. */
 MPROC_API int mproc_semaphore_value(mproc_semaphore *sem, uint32_t *value);
 
+/* mproc_semaphore_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_semaphore_name(mproc_semaphore *sem);
+
 /* ----------------------------------------------------------------- Event */
 
 /*
@@ -288,6 +297,9 @@ MPROC_API int mproc_event_wait(mproc_event *ev, int64_t timeout_ms);
  * parent was inside this call at the fork.
  */
 MPROC_API int mproc_event_fd(mproc_event *ev, int *fd);
+
+/* mproc_event_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_event_name(mproc_event *ev);
 
 /* ------------------------------------------------------------- Condition */
 
@@ -374,6 +386,9 @@ MPROC_API int mproc_condition_notify(mproc_condition *cond, int n);
 /* mproc_condition_notify_all: wakes every waiter; as notify. */
 MPROC_API int mproc_condition_notify_all(mproc_condition *cond);
 
+/* mproc_condition_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_condition_name(mproc_condition *cond);
+
 /* --------------------------------------------------------------- Barrier */
 
 /*
@@ -456,6 +471,9 @@ MPROC_API uint32_t mproc_barrier_n_waiting(mproc_barrier *b);
 
 /* mproc_barrier_broken: 1 when broken, 0 when not, MPROC_EINVAL for NULL. */
 MPROC_API int mproc_barrier_broken(mproc_barrier *b);
+
+/* mproc_barrier_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_barrier_name(mproc_barrier *b);
 
 #ifdef __cplusplus
 }

@@ -27,8 +27,9 @@
 /* Where shm_open keeps its names (glibc: the tmpfs at /dev/shm). */
 #define SHM_DIR "/dev/shm"
 #define PATH_LEN (sizeof SHM_DIR + NAME_MAX + 1)
-/* Temporary names tried before giving up: with 62^16 names each, running
- * out means something else is wrong. */
+#define TEMPLATE_LEN (sizeof MPROC__REGION_TEMPLATE - 1)
+/* Names a template or a temporary name tries before giving up: with 62^6
+ * names per template, running out means the names are nearly all taken. */
 #define NAME_TRIES 64
 
 static bool no_tmpfile; /* test hook */
@@ -81,6 +82,13 @@ static void random_chars(char *buf, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         buf[i] = set[b[i] % (sizeof set - 1)];
+}
+
+static bool is_template(const char *name)
+{
+    size_t n = strlen(name);
+    return n > TEMPLATE_LEN &&
+           strcmp(name + n - TEMPLATE_LEN, MPROC__REGION_TEMPLATE) == 0;
 }
 
 /* The creator's pid when name is a temporary name "<prefix><pid>-...",
@@ -168,6 +176,7 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
         return MPROC_EINVAL;
     if (payload_size > (size_t)INT64_MAX - MPROC__REGION_HDR)
         return MPROC_ENOMEM;
+    bool templ = false;
     if (name != NULL) {
         int rc = mproc__region_name_check(name);
         if (rc < 0)
@@ -175,6 +184,7 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
         if (strncmp(name, MPROC__REGION_TMP_PREFIX,
                     sizeof MPROC__REGION_TMP_PREFIX - 1) == 0)
             return MPROC_EINVAL;
+        templ = is_template(name);
     }
     if (mode == 0)
         mode = 0600;
@@ -191,7 +201,7 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
         char path[PATH_LEN];
         struct stat st;
         shm_path(path, name);
-        if (lstat(path, &st) == 0) {
+        if (!templ && lstat(path, &st) == 0) {
             rc = MPROC_EEXIST;
             goto out;
         }
@@ -244,6 +254,7 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
     r->map_size = total;
     r->name = copy;
     r->tmp_name = tmp;
+    r->templ = templ;
     /* An unnamed file is named through its fd at publish. */
     r->fd = tmp == NULL ? fd : -1;
     if (tmp == NULL)
@@ -279,8 +290,16 @@ int mproc__region_publish(mproc__region *r)
     if (r->fd < 0 && r->tmp_name == NULL)
         return 0;
     int saved = errno;
+    int rc;
+    size_t n = strlen(r->name);
     /* Atomic, and refuses an existing name (a creator that won a race). */
-    int rc = link_to_name(r);
+    for (int i = 0;; i++) {
+        if (r->templ)
+            random_chars(r->name + n - TEMPLATE_LEN, TEMPLATE_LEN);
+        rc = link_to_name(r);
+        if (rc != MPROC_EEXIST || !r->templ || i + 1 >= NAME_TRIES)
+            break;
+    }
     if (rc == 0) {
         if (r->tmp_name != NULL)
             shm_unlink(r->tmp_name);
@@ -288,6 +307,7 @@ int mproc__region_publish(mproc__region *r)
         r->tmp_name = NULL;
         mproc__os_close(r->fd);
         r->fd = -1;
+        r->templ = false;
     }
     errno = saved;
     return rc;
@@ -475,6 +495,7 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
     r->name = copy;
     r->tmp_name = NULL;
     r->fd = -1;
+    r->templ = false;
     copy = NULL;
 out:
     mproc__os_close(fd);

@@ -18,6 +18,10 @@
  * unnamed file), or a temporary name, which mproc__region_list reports
  * once its creator is gone and mproc__region_unlink removes.
  *
+ * A name ending in MPROC__REGION_TEMPLATE ("XXXXXX") is a template: publish
+ * replaces those characters with random letters and digits, trying again
+ * while the result exists, and r->name holds the result.
+ *
  * Opening checks the file's owner and mode against an mproc_access
  * (mproc/named.h) before mapping anything, then the header; it still
  * waits (bounded, MPROC__REGION_OPEN_WAIT_MS) for a file without the ready
@@ -41,6 +45,7 @@
 #define MPROC__REGION_HDR 64            /* header bytes; payload offset */
 #define MPROC__REGION_OPEN_WAIT_MS 500
 #define MPROC__REGION_TMP_PREFIX "/mproc-tmp-" /* then "<pid>-<random>" */
+#define MPROC__REGION_TEMPLATE "XXXXXX"        /* a create name ending so */
 
 /* The kinds of object a region can hold. Never renumber: the kind is part
  * of the on-disk format. */
@@ -83,6 +88,7 @@ typedef struct mproc__region {
     char *name;     /* malloc'ed copy, NULL when anonymous */
     char *tmp_name; /* until published: the temporary name (malloc'ed) */
     int fd;         /* until published: the unnamed file, else -1 */
+    bool templ;     /* name is a template that publish fills in */
 } mproc__region;
 
 /*
@@ -101,17 +107,19 @@ int mproc__region_name_check(const char *name);
  * mproc__region_publish, or mproc__region_abandon on failure (which removes
  * the temporary name). Errors: MPROC_EINVAL (payload_size 0, bad kind, mode
  * above 0777, a name starting with MPROC__REGION_TMP_PREFIX), name errors,
- * MPROC_EEXIST (the name exists now; publish checks again), MPROC_EAGAIN (no
- * free temporary name in 64 random tries), MPROC_ENOMEM, MPROC_ENOSPC, other
- * -errno. *r is written only on success.
+ * MPROC_EEXIST (the name exists now; publish checks again; never for a
+ * template), MPROC_EAGAIN (no free temporary name in 64 random tries),
+ * MPROC_ENOMEM, MPROC_ENOSPC, other -errno. *r is written only on
+ * success.
  */
 int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
                          size_t payload_size, unsigned mode);
 
 /* Publishes a created region: release store of the ready word, then (named)
- * links it to its real name and removes the temporary one. 0, or
- * MPROC_EEXIST (another creator took the name meanwhile) or another -errno,
- * after which the caller calls mproc__region_abandon. */
+ * links it to its real name (a template: to the first free name it makes)
+ * and removes the temporary one. 0, or MPROC_EEXIST (another creator took
+ * the name meanwhile; for a template, every name tried existed) or another
+ * -errno, after which the caller calls mproc__region_abandon. */
 __attribute__((warn_unused_result)) int mproc__region_publish(mproc__region *r);
 
 /* Undoes mproc__region_create: unmaps and unlinks the temporary name (a
