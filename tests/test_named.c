@@ -34,209 +34,92 @@ typedef struct kind_ops {
     const char *(*name)(void *h);
 } kind_ops;
 
-static int shm_create_(void **out, const char *name, unsigned mode)
-{
-    mproc_shm_opts o = MPROC_SHM_OPTS_INIT;
-    o.mode = mode;
-    return mproc_shm_create((mproc_shm **)out, name, 100, &o);
-}
-static int shm_open_(void **out, const char *name, const mproc_access *a)
-{
-    mproc_shm_opts o = MPROC_SHM_OPTS_INIT;
-    o.access = *a;
-    return mproc_shm_open((mproc_shm **)out, name, &o);
-}
-static void shm_close_(void *h)
-{
-    mproc_shm_close(h);
-}
-static const char *shm_name_(void *h)
-{
-    return mproc_shm_name(h);
-}
+/* mproc_<obj>'s handle calls behind that shape: <obj>_open_ (opening with
+ * the call OPEN on opts `o` that carry the access asked for), <obj>_close_
+ * and <obj>_name_. */
+#define HANDLE_OPS(obj, INIT, OPEN)                                            \
+    static int obj##_open_(void **out, const char *name,                       \
+                           const mproc_access *a)                              \
+    {                                                                          \
+        mproc_##obj##_opts o = INIT;                                           \
+        o.access = *a;                                                         \
+        return OPEN;                                                           \
+    }                                                                          \
+    static void obj##_close_(void *h)                                          \
+    {                                                                          \
+        mproc_##obj##_close(h);                                                \
+    }                                                                          \
+    static const char *obj##_name_(void *h)                                    \
+    {                                                                          \
+        return mproc_##obj##_name(h);                                          \
+    }
 
-static int array_create_(void **out, const char *name, unsigned mode)
-{
-    mproc_array_opts o = MPROC_ARRAY_OPTS_INIT;
-    o.mode = mode;
-    return mproc_array_create((mproc_array **)out, name, MPROC_TYPE_INT32, 8,
-                              &o);
-}
-static int array_open_(void **out, const char *name, const mproc_access *a)
-{
-    mproc_array_opts o = MPROC_ARRAY_OPTS_INIT;
-    o.access = *a;
-    return mproc_array_open((mproc_array **)out, name, &o);
-}
-static void array_close_(void *h)
-{
-    mproc_array_close(h);
-}
-static const char *array_name_(void *h)
-{
-    return mproc_array_name(h);
-}
+/* A create call fn(out, name, mode) that makes an mproc_<obj> with the
+ * call CREATE on opts `o` that carry the mode. */
+#define CREATE_OP(fn, obj, INIT, CREATE)                                       \
+    static int fn(void **out, const char *name, unsigned mode)                 \
+    {                                                                          \
+        mproc_##obj##_opts o = INIT;                                           \
+        o.mode = mode;                                                         \
+        return CREATE;                                                         \
+    }
 
-static int value_create_(void **out, const char *name, unsigned mode)
-{
-    mproc_value_opts o = MPROC_VALUE_OPTS_INIT;
-    o.mode = mode;
-    return mproc_value_create((mproc_value **)out, name, MPROC_TYPE_INT64, &o);
-}
-static int value_open_(void **out, const char *name, const mproc_access *a)
-{
-    mproc_value_opts o = MPROC_VALUE_OPTS_INIT;
-    o.access = *a;
-    return mproc_value_open((mproc_value **)out, name, &o);
-}
-static void value_close_(void *h)
-{
-    mproc_value_close(h);
-}
-static const char *value_name_(void *h)
-{
-    return mproc_value_name(h);
-}
+HANDLE_OPS(shm, MPROC_SHM_OPTS_INIT,
+           mproc_shm_open((mproc_shm **)out, name, &o))
+CREATE_OP(shm_create_, shm, MPROC_SHM_OPTS_INIT,
+          mproc_shm_create((mproc_shm **)out, name, 100, &o))
+HANDLE_OPS(array, MPROC_ARRAY_OPTS_INIT,
+           mproc_array_open((mproc_array **)out, name, &o))
+CREATE_OP(array_create_, array, MPROC_ARRAY_OPTS_INIT,
+          mproc_array_create((mproc_array **)out, name, MPROC_TYPE_INT32, 8,
+                             &o))
+HANDLE_OPS(value, MPROC_VALUE_OPTS_INIT,
+           mproc_value_open((mproc_value **)out, name, &o))
+CREATE_OP(value_create_, value, MPROC_VALUE_OPTS_INIT,
+          mproc_value_create((mproc_value **)out, name, MPROC_TYPE_INT64, &o))
+HANDLE_OPS(lock, MPROC_LOCK_OPTS_INIT,
+           mproc_lock_open((mproc_lock **)out, name, &o))
+CREATE_OP(lock_create_, lock, MPROC_LOCK_OPTS_INIT,
+          mproc_lock_create((mproc_lock **)out, name, &o))
+CREATE_OP(rlock_create_, lock, MPROC_LOCK_OPTS_INIT,
+          (o.recursive = true, mproc_lock_create((mproc_lock **)out, name, &o)))
+HANDLE_OPS(semaphore, MPROC_SEMAPHORE_OPTS_INIT,
+           mproc_semaphore_open((mproc_semaphore **)out, name, &o))
+CREATE_OP(semaphore_create_, semaphore, MPROC_SEMAPHORE_OPTS_INIT,
+          mproc_semaphore_create((mproc_semaphore **)out, name, 1, &o))
+CREATE_OP(bsemaphore_create_, semaphore, MPROC_SEMAPHORE_OPTS_INIT,
+          (o.bounded = true,
+           mproc_semaphore_create((mproc_semaphore **)out, name, 1, &o)))
+HANDLE_OPS(event, MPROC_EVENT_OPTS_INIT,
+           mproc_event_open((mproc_event **)out, name, &o))
+CREATE_OP(event_create_, event, MPROC_EVENT_OPTS_INIT,
+          mproc_event_create((mproc_event **)out, name, &o))
+HANDLE_OPS(condition, MPROC_CONDITION_OPTS_INIT,
+           mproc_condition_open((mproc_condition **)out, name, NULL, &o))
+CREATE_OP(condition_create_, condition, MPROC_CONDITION_OPTS_INIT,
+          mproc_condition_create((mproc_condition **)out, name, NULL, &o))
+HANDLE_OPS(barrier, MPROC_BARRIER_OPTS_INIT,
+           mproc_barrier_open((mproc_barrier **)out, name, &o))
+CREATE_OP(barrier_create_, barrier, MPROC_BARRIER_OPTS_INIT,
+          mproc_barrier_create((mproc_barrier **)out, name, 2, &o))
 
-static int lock_create_(void **out, const char *name, unsigned mode)
-{
-    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
-    o.mode = mode;
-    return mproc_lock_create((mproc_lock **)out, name, &o);
-}
-static int rlock_create_(void **out, const char *name, unsigned mode)
-{
-    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
-    o.mode = mode;
-    o.recursive = true;
-    return mproc_lock_create((mproc_lock **)out, name, &o);
-}
-static int lock_open_(void **out, const char *name, const mproc_access *a)
-{
-    mproc_lock_opts o = MPROC_LOCK_OPTS_INIT;
-    o.access = *a;
-    return mproc_lock_open((mproc_lock **)out, name, &o);
-}
-static void lock_close_(void *h)
-{
-    mproc_lock_close(h);
-}
-static const char *lock_name_(void *h)
-{
-    return mproc_lock_name(h);
-}
-
-static int sem_create_(void **out, const char *name, unsigned mode)
-{
-    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
-    o.mode = mode;
-    return mproc_semaphore_create((mproc_semaphore **)out, name, 1, &o);
-}
-static int bsem_create_(void **out, const char *name, unsigned mode)
-{
-    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
-    o.mode = mode;
-    o.bounded = true;
-    return mproc_semaphore_create((mproc_semaphore **)out, name, 1, &o);
-}
-static int sem_open_(void **out, const char *name, const mproc_access *a)
-{
-    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
-    o.access = *a;
-    return mproc_semaphore_open((mproc_semaphore **)out, name, &o);
-}
-static void sem_close_(void *h)
-{
-    mproc_semaphore_close(h);
-}
-static const char *sem_name_(void *h)
-{
-    return mproc_semaphore_name(h);
-}
-
-static int event_create_(void **out, const char *name, unsigned mode)
-{
-    mproc_event_opts o = MPROC_EVENT_OPTS_INIT;
-    o.mode = mode;
-    return mproc_event_create((mproc_event **)out, name, &o);
-}
-static int event_open_(void **out, const char *name, const mproc_access *a)
-{
-    mproc_event_opts o = MPROC_EVENT_OPTS_INIT;
-    o.access = *a;
-    return mproc_event_open((mproc_event **)out, name, &o);
-}
-static void event_close_(void *h)
-{
-    mproc_event_close(h);
-}
-static const char *event_name_(void *h)
-{
-    return mproc_event_name(h);
-}
-
-static int cond_create_(void **out, const char *name, unsigned mode)
-{
-    mproc_condition_opts o = MPROC_CONDITION_OPTS_INIT;
-    o.mode = mode;
-    return mproc_condition_create((mproc_condition **)out, name, NULL, &o);
-}
-static int cond_open_(void **out, const char *name, const mproc_access *a)
-{
-    mproc_condition_opts o = MPROC_CONDITION_OPTS_INIT;
-    o.access = *a;
-    return mproc_condition_open((mproc_condition **)out, name, NULL, &o);
-}
-static void cond_close_(void *h)
-{
-    mproc_condition_close(h);
-}
-static const char *cond_name_(void *h)
-{
-    return mproc_condition_name(h);
-}
-
-static int barrier_create_(void **out, const char *name, unsigned mode)
-{
-    mproc_barrier_opts o = MPROC_BARRIER_OPTS_INIT;
-    o.mode = mode;
-    return mproc_barrier_create((mproc_barrier **)out, name, 2, &o);
-}
-static int barrier_open_(void **out, const char *name, const mproc_access *a)
-{
-    mproc_barrier_opts o = MPROC_BARRIER_OPTS_INIT;
-    o.access = *a;
-    return mproc_barrier_open((mproc_barrier **)out, name, &o);
-}
-static void barrier_close_(void *h)
-{
-    mproc_barrier_close(h);
-}
-static const char *barrier_name_(void *h)
-{
-    return mproc_barrier_name(h);
-}
+#define KIND(what, create, obj)                                                \
+    {                                                                          \
+        what, create, obj##_open_, obj##_close_, mproc_##obj##_unlink,         \
+            obj##_name_                                                        \
+    }
 
 static const kind_ops kinds[] = {
-    {"shm", shm_create_, shm_open_, shm_close_, mproc_shm_unlink, shm_name_},
-    {"array", array_create_, array_open_, array_close_, mproc_array_unlink,
-     array_name_},
-    {"value", value_create_, value_open_, value_close_, mproc_value_unlink,
-     value_name_},
-    {"lock", lock_create_, lock_open_, lock_close_, mproc_lock_unlink,
-     lock_name_},
-    {"rlock", rlock_create_, lock_open_, lock_close_, mproc_lock_unlink,
-     lock_name_},
-    {"sem", sem_create_, sem_open_, sem_close_, mproc_semaphore_unlink,
-     sem_name_},
-    {"bsem", bsem_create_, sem_open_, sem_close_, mproc_semaphore_unlink,
-     sem_name_},
-    {"event", event_create_, event_open_, event_close_, mproc_event_unlink,
-     event_name_},
-    {"cond", cond_create_, cond_open_, cond_close_, mproc_condition_unlink,
-     cond_name_},
-    {"barrier", barrier_create_, barrier_open_, barrier_close_,
-     mproc_barrier_unlink, barrier_name_},
+    KIND("shm", shm_create_, shm),
+    KIND("array", array_create_, array),
+    KIND("value", value_create_, value),
+    KIND("lock", lock_create_, lock),
+    KIND("rlock", rlock_create_, lock),
+    KIND("sem", semaphore_create_, semaphore),
+    KIND("bsem", bsemaphore_create_, semaphore),
+    KIND("event", event_create_, event),
+    KIND("cond", condition_create_, condition),
+    KIND("barrier", barrier_create_, barrier),
 };
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
@@ -260,11 +143,21 @@ static int try_open(size_t k, const char *name, const mproc_access *a)
     return rc;
 }
 
+/* Creates kind k's object under name with mode and closes the handle,
+ * leaving the name. */
+static void make(size_t k, const char *name, unsigned mode)
+{
+    void *h;
+    ck_assert_msg(kinds[k].create(&h, name, mode) == 0, "%s %s %o",
+                  kinds[k].what, name, mode);
+    kinds[k].close(h);
+}
+
 /* ------------------------------------------------------------ other users */
 
-/* Runs fn(arg) in a child as uid and gid NOBODY; returns its exit code, or
- * CANNOT_DROP when the child could not become that user. */
-static int as_nobody(int (*fn)(void *), void *arg)
+/* Starts fn(arg) in a child as uid and gid NOBODY (the child exits with
+ * CANNOT_DROP when it cannot become that user); returns its pid. */
+static pid_t start_as_nobody(int (*fn)(void *), void *arg)
 {
     pid_t p = fork();
     ck_assert_int_ge(p, 0);
@@ -274,7 +167,13 @@ static int as_nobody(int (*fn)(void *), void *arg)
             _exit(CANNOT_DROP);
         _exit(fn(arg));
     }
-    return test_wait_status(p);
+    return p;
+}
+
+/* Runs fn(arg) as NOBODY: its exit code, or CANNOT_DROP. */
+static int as_nobody(int (*fn)(void *), void *arg)
+{
+    return test_wait_status(start_as_nobody(fn, arg));
 }
 
 /* True when this process can play another user; else the case is skipped. */
@@ -387,14 +286,7 @@ START_TEST(named_root_survives_another_user_truncating_its_objects)
     ck_assert_int_eq(pipe(go), 0);
     ck_assert_int_eq(pipe(made), 0);
     int fds[2] = {go[0], made[1]};
-    pid_t p = fork();
-    ck_assert_int_ge(p, 0);
-    if (p == 0) {
-        if (setgroups(0, NULL) != 0 || setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
-            setresuid(NOBODY, NOBODY, NOBODY) != 0)
-            _exit(CANNOT_DROP);
-        _exit(child_make_and_truncate(fds));
-    }
+    pid_t p = start_as_nobody(child_make_and_truncate, fds);
     char c;
     if (read(made[0], &c, 1) != 1) {
         int st = test_wait_status(p);
@@ -443,9 +335,7 @@ START_TEST(named_open_refuses_group_or_other_writable_objects)
     for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++)
         for (size_t k = 0; k < N_KINDS; k++) {
             kind_name(name, sizeof name, k, "wide");
-            void *h;
-            ck_assert_int_eq(kinds[k].create(&h, name, modes[m]), 0);
-            kinds[k].close(h);
+            make(k, name, modes[m]);
             struct stat st;
             snprintf(path, sizeof path, "/dev/shm%s", name);
             ck_assert_int_eq(stat(path, &st), 0);
@@ -457,9 +347,7 @@ START_TEST(named_open_refuses_group_or_other_writable_objects)
         }
     /* Read for others is no risk to an opener. */
     kind_name(name, sizeof name, 0, "readable");
-    void *h;
-    ck_assert_int_eq(kinds[0].create(&h, name, 0644), 0);
-    kinds[0].close(h);
+    make(0, name, 0644);
     ck_assert_int_eq(try_open(0, name, &no_access), 0);
     ck_assert_int_eq(kinds[0].unlink(name), 0);
 }
@@ -482,9 +370,7 @@ START_TEST(named_create_refuses_mode_bits_above_0777)
         }
     for (size_t k = 0; k < N_KINDS; k++) {
         kind_name(name, sizeof name, k, "suid");
-        void *h;
-        ck_assert_int_eq(kinds[k].create(&h, name, 0600), 0);
-        kinds[k].close(h);
+        make(k, name, 0600);
         snprintf(path, sizeof path, "/dev/shm%s", name);
         ck_assert_int_eq(chmod(path, 04600), 0);
         ck_assert_int_eq(try_open(k, name, &no_access), MPROC_EDENIED);
@@ -609,6 +495,12 @@ START_TEST(named_planted_symlink_directory_or_fifo_is_not_an_object)
 }
 END_TEST
 
+/* The header of a shm block, as another process sees it in the file. */
+static mproc__region_hdr *header_of(mproc_shm *m)
+{
+    return (mproc__region_hdr *)((char *)mproc_shm_addr(m) - MPROC__REGION_HDR);
+}
+
 struct seen {
     const char *name;
     int n;
@@ -640,9 +532,7 @@ START_TEST(named_truncated_object_is_listed_damaged_and_unlinked)
     char name[96];
     for (size_t k = 0; k < N_KINDS; k++) {
         kind_name(name, sizeof name, k, "trunc");
-        void *h;
-        ck_assert_int_eq(kinds[k].create(&h, name, 0), 0);
-        kinds[k].close(h);
+        make(k, name, 0);
         int fd = shm_open(name, O_RDWR, 0);
         ck_assert_int_ge(fd, 0);
         ck_assert_int_eq(ftruncate(fd, MPROC__REGION_HDR + 4), 0);
@@ -658,9 +548,7 @@ START_TEST(named_truncated_object_is_listed_damaged_and_unlinked)
     /* Of the header only the magic is left: the tool's unlink (any kind)
      * still knows it, a kind's unlink cannot tell the kind. */
     kind_name(name, sizeof name, 0, "trunc");
-    void *h;
-    ck_assert_int_eq(kinds[0].create(&h, name, 0), 0);
-    kinds[0].close(h);
+    make(0, name, 0);
     int fd = shm_open(name, O_RDWR, 0);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(ftruncate(fd, 12), 0);
@@ -697,8 +585,7 @@ START_TEST(named_list_shows_creator_and_whether_it_lives)
     ck_assert_int_eq(test_wait_status(p), 0);
     mproc_shm *m;
     ck_assert_int_eq(mproc_shm_create(&m, old, 10, NULL), 0);
-    mproc__region_hdr *h =
-        (mproc__region_hdr *)((char *)mproc_shm_addr(m) - MPROC__REGION_HDR);
+    mproc__region_hdr *h = header_of(m);
     h->creator_pid = 0; /* as an older creator left it */
     h->creator_start = 0;
 
@@ -735,8 +622,7 @@ START_TEST(named_list_tells_a_reused_pid_from_the_creator)
     test_shm_name(name, sizeof name, "reused");
     mproc_shm *m;
     ck_assert_int_eq(mproc_shm_create(&m, name, 10, NULL), 0);
-    mproc__region_hdr *h =
-        (mproc__region_hdr *)((char *)mproc_shm_addr(m) - MPROC__REGION_HDR);
+    mproc__region_hdr *h = header_of(m);
     ck_assert_uint_ne(h->creator_start, 0);
     h->creator_start += 1; /* our pid, another start: a reused pid */
     struct seen s = listed(name);
