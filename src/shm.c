@@ -544,6 +544,11 @@ int mproc_array_compare_exchange(mproc_array *a, size_t i, void *expected,
     return 0;
 }
 
+const char *mproc_array_name(mproc_array *a)
+{
+    return a != NULL ? a->region.name : NULL;
+}
+
 /* ----------------------------------------------------------------- Value */
 
 int mproc_value_create(mproc_value **out, const char *name, mproc_type type,
@@ -667,3 +672,7 @@ static int typed(mproc_array *a, mproc_type k)
     }
 
 MPROC_NUMERIC_TYPES(TYPED_DEFS)
+const char *mproc_value_name(mproc_value *v)
+{
+    return mproc_array_name(v);
+}

@@ -190,3 +190,8 @@ int mproc_condition_notify_all(mproc_condition *cond)
 {
     return mproc_condition_notify(cond, INT_MAX);
 }
+
+const char *mproc_condition_name(mproc_condition *cond)
+{
+    return cond != NULL ? cond->region.name : NULL;
+}

@@ -135,6 +135,12 @@ int mproc_lock_is_owned(mproc_lock *lock)
     return mproc__lockword_owned(lock->lw) ? 1 : 0;
 }
 
+const char *mproc_lock_name(mproc_lock *lock)
+{
+    /* An embedded lock's region is its object's, and has no name here. */
+    return lock != NULL && lock->region.hdr != NULL ? lock->region.name : NULL;
+}
+
 /* ------------------------------------------------------------- Semaphore */
 
 typedef struct sem_shared {
@@ -302,4 +308,9 @@ int mproc_semaphore_value(mproc_semaphore *sem, uint32_t *value)
         return MPROC_EINVAL;
     *value = atomic_load(&sem->s->count);
     return 0;
+}
+
+const char *mproc_semaphore_name(mproc_semaphore *sem)
+{
+    return sem != NULL ? sem->region.name : NULL;
 }

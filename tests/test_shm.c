@@ -296,8 +296,8 @@ START_TEST(shm_open_refuses_a_truncated_object)
     mproc_shm_close(m);
     mproc_shm *m2;
     ck_assert_int_eq(mproc_shm_open(&m2, name, NULL), MPROC_EBADOBJ);
-    ck_assert_int_eq(mproc_shm_unlink(name), MPROC_EBADOBJ);
-    ck_assert_int_eq(mproc__region_unlink(name, MPROC__KIND_ANY), 0);
+    /* Damaged, but still an mproc shm block: its own unlink removes it. */
+    ck_assert_int_eq(mproc_shm_unlink(name), 0);
 }
 END_TEST
 
@@ -307,18 +307,17 @@ struct found {
     uint32_t kind_b;
 };
 
-static int on_region(const char *name, uint32_t kind, uint32_t version,
-                     uint64_t size, void *arg)
+static int on_region(const mproc__region_info *info, void *arg)
 {
     struct found *f = arg;
-    (void)size;
-    if (version != MPROC__REGION_VERSION)
+    const char *name = info->name;
+    if (info->version != MPROC__REGION_VERSION)
         return 0;
     if (strcmp(name, f->a) == 0)
         f->saw_a++;
     else if (strcmp(name, f->b) == 0) {
         f->saw_b++;
-        f->kind_b = kind;
+        f->kind_b = info->kind;
     } else if (strstr(name, "foreign2") != NULL)
         f->saw_other_prefix++;
     return 0;
@@ -358,16 +357,18 @@ END_TEST
 
 static int child_create_big(void *arg)
 {
-    (void)arg;
+    /* arg non-NULL: build under a temporary name, as without O_TMPFILE. */
+    mproc__region_test_no_tmpfile(arg != NULL);
     mproc_shm *m;
     /* Killed during this (sizing and reserving 512 MiB takes a while). */
     return mproc_shm_create(&m, g_name, (size_t)512 << 20, NULL) == 0 ? 0 : 1;
 }
 
-/* Does /dev/shm hold the temporary name of pid, or name? */
+/* Has pid begun a creation (it holds an unnamed file in /dev/shm, or
+ * /dev/shm holds its temporary name), or finished it (name exists)? */
 static int creation_seen(pid_t pid, const char *name)
 {
-    char tmp[64];
+    char tmp[64], dir[64], path[320], link[256];
     snprintf(tmp, sizeof tmp, "mproc-tmp-%d-", (int)pid);
     DIR *d = opendir("/dev/shm");
     int seen = 0;
@@ -375,6 +376,16 @@ static int creation_seen(pid_t pid, const char *name)
     while (d != NULL && !seen && (e = readdir(d)) != NULL)
         seen = strncmp(e->d_name, tmp, strlen(tmp)) == 0 ||
                strcmp(e->d_name, name + 1) == 0;
+    if (d != NULL)
+        closedir(d);
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    d = opendir(dir);
+    while (d != NULL && !seen && (e = readdir(d)) != NULL) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        link[n > 0 ? n : 0] = '\0';
+        seen = strncmp(link, "/dev/shm/", 9) == 0;
+    }
     if (d != NULL)
         closedir(d);
     return seen;
@@ -386,28 +397,27 @@ struct stale {
     char name[4][96];
 };
 
-static int on_stale(const char *name, uint32_t kind, uint32_t version,
-                    uint64_t size, void *arg)
+static int on_stale(const mproc__region_info *info, void *arg)
 {
     struct stale *st = arg;
-    (void)size;
-    if (strncmp(name, st->prefix, strlen(st->prefix)) == 0 &&
-        kind == MPROC__KIND_ANY && version == 0 && st->n < 4)
-        snprintf(st->name[st->n++], sizeof st->name[0], "%s", name);
+    if (strncmp(info->name, st->prefix, strlen(st->prefix)) == 0 &&
+        info->state == MPROC__REGION_UNFINISHED && st->n < 4)
+        snprintf(st->name[st->n++], sizeof st->name[0], "%s", info->name);
     return 0;
 }
 
 /* A creator killed half way (during a slow create) leaves nothing under the
  * real name: openers get MPROC_ENOENT at once (not MPROC_EBADOBJ after a
- * wait), the name can be created again, and the temporary name it leaves is
- * listed as stale and removable by mproc__region_unlink. */
-START_TEST(shm_creator_killed_half_way_leaves_no_name)
+ * wait), the name can be created again, and the temporary name it leaves
+ * (without an unnamed file to build in) is listed as stale and removable
+ * by mproc__region_unlink. */
+static void creator_killed_half_way(bool tmp_name)
 {
     char name[64];
     g_name = test_shm_name(name, sizeof name, "big");
     int caught = 0;
     for (int attempt = 0; attempt < 5 && !caught; attempt++) {
-        pid_t p = spawn(child_create_big, NULL);
+        pid_t p = spawn(child_create_big, tmp_name ? name : NULL);
         int64_t until = test_now_ms() + test_ms(5000);
         while (!creation_seen(p, name) && test_now_ms() < until)
             ;
@@ -431,6 +441,8 @@ START_TEST(shm_creator_killed_half_way_leaves_no_name)
         struct stale sl = {.n = 0};
         snprintf(sl.prefix, sizeof sl.prefix, "/mproc-tmp-%d-", (int)p);
         ck_assert_int_eq(mproc__region_list(on_stale, &sl), 0);
+        if (!tmp_name)
+            ck_assert_int_eq(sl.n, 0);
         for (int i = 0; i < sl.n; i++)
             ck_assert_int_eq(mproc__region_unlink(sl.name[i], MPROC__KIND_ANY),
                              0);
@@ -438,6 +450,17 @@ START_TEST(shm_creator_killed_half_way_leaves_no_name)
     }
     if (!caught)
         test_skip("every create finished before the kill");
+}
+
+START_TEST(shm_creator_killed_half_way_leaves_no_name)
+{
+    creator_killed_half_way(false);
+}
+END_TEST
+
+START_TEST(shm_creator_killed_half_way_leaves_a_stale_temporary_name)
+{
+    creator_killed_half_way(true);
 }
 END_TEST
 
@@ -973,6 +996,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, region_list_finds_forgotten_mproc_names);
     TEST_ADD(s, region_create_failure_leaves_no_name);
     TEST_ADD(s, shm_creator_killed_half_way_leaves_no_name);
+    TEST_ADD(s, shm_creator_killed_half_way_leaves_a_stale_temporary_name);
     TEST_ADD(s, region_temporary_names_are_reserved);
     TEST_ADD(s, value_gets_and_sets_every_type);
     TEST_ADD(s, value_and_array_bad_input_is_rejected);

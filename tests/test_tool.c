@@ -252,6 +252,87 @@ START_TEST(tool_run_kills_a_program_past_its_timeout)
 }
 END_TEST
 
+/* The line of `shm list` that names name (up to its newline), or NULL. */
+static const char *list_line(const char *out, const char *name, char *line,
+                             size_t n)
+{
+    const char *p = out;
+    size_t len = strlen(name);
+    while ((p = strstr(p, name)) != NULL) {
+        if ((p == out || p[-1] == '\n') && p[len] == ' ')
+            break;
+        p += len;
+    }
+    if (p == NULL)
+        return NULL;
+    const char *end = strchr(p, '\n');
+    size_t k = end != NULL ? (size_t)(end - p) : strlen(p);
+    snprintf(line, n, "%.*s", (int)k, p);
+    return line;
+}
+
+/* `shm list` starts with a header row and tells each object's creator pid
+ * and whether it still runs: the orphan of a process that is gone stands
+ * out from the objects of a live one. */
+START_TEST(tool_list_shows_each_creator_and_whether_it_runs)
+{
+    char mine[64], orphan[64], out[8192], line[512], pid[32];
+    test_shm_name(mine, sizeof mine, "tool-mine");
+    test_shm_name(orphan, sizeof orphan, "tool-orphan");
+    mproc_lock *lock;
+    ck_assert_int_eq(mproc_lock_create(&lock, mine, NULL), 0);
+    pid_t p = fork();
+    ck_assert_int_ge(p, 0);
+    if (p == 0) {
+        mproc_event *e;
+        _exit(mproc_event_create(&e, orphan, NULL) == 0 ? 0 : 1);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(p, &st, 0), p);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    ck_assert_int_eq(run_tool("shm list", out, sizeof out), 0);
+    ck_assert_msg(strncmp(out, "NAME ", 5) == 0, "no header row:\n%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "PID"));
+    ck_assert_ptr_nonnull(strstr(out, "CREATOR"));
+    ck_assert_msg(list_line(out, mine, line, sizeof line) != NULL, "%s", out);
+    snprintf(pid, sizeof pid, " %d ", (int)getpid());
+    ck_assert_msg(strstr(line, pid) != NULL, "%s", line);
+    ck_assert_msg(strstr(line, " alive ") != NULL, "%s", line);
+    ck_assert_msg(strstr(line, " ok") != NULL, "%s", line);
+    ck_assert_msg(list_line(out, orphan, line, sizeof line) != NULL, "%s", out);
+    snprintf(pid, sizeof pid, " %d ", (int)p);
+    ck_assert_msg(strstr(line, pid) != NULL, "%s", line);
+    ck_assert_msg(strstr(line, " gone ") != NULL, "%s", line);
+
+    mproc_lock_close(lock);
+    ck_assert_int_eq(mproc_lock_unlink(mine), 0);
+    ck_assert_int_eq(mproc_event_unlink(orphan), 0);
+}
+END_TEST
+
+/* A truncated object (its header whole) is listed as damaged, and
+ * `shm unlink` removes it. */
+START_TEST(tool_lists_and_unlinks_a_damaged_object)
+{
+    char name[64], out[8192], line[512], args[256];
+    test_shm_name(name, sizeof name, "tool-damaged");
+    mproc_shm *shm;
+    ck_assert_int_eq(mproc_shm_create(&shm, name, 4096, NULL), 0);
+    mproc_shm_close(shm);
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 100), 0);
+    close(fd);
+    ck_assert_int_eq(run_tool("shm list", out, sizeof out), 0);
+    ck_assert_msg(list_line(out, name, line, sizeof line) != NULL, "%s", out);
+    ck_assert_msg(strstr(line, " damaged") != NULL, "%s", line);
+    snprintf(args, sizeof args, "shm unlink %s", name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    ck_assert_int_eq(shm_open(name, O_RDONLY | O_CLOEXEC, 0), -1);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("tool");
@@ -263,5 +344,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, tool_run_exits_128_plus_the_signal_that_killed_the_program);
     TEST_ADD(s, tool_run_tells_its_own_failures_from_the_programs);
     TEST_ADD(s, tool_run_kills_a_program_past_its_timeout);
+    TEST_ADD(s, tool_list_shows_each_creator_and_whether_it_runs);
+    TEST_ADD(s, tool_lists_and_unlinks_a_damaged_object);
     return s;
 }

@@ -5,8 +5,8 @@
  *   mproc run [--timeout MS] [--] PROGRAM [ARGS...]
  *                             run a program, report how it ended, exit
  *                             with its status
- *   mproc shm list            list mproc objects in /dev/shm
- *   mproc shm unlink NAME...  remove mproc objects by name (checks they are)
+ *   mproc shm list            list mproc objects: owner, creator, alive, state
+ *   mproc shm unlink NAME...  remove mproc objects by name (damaged too)
  *   mproc help | --help       print the usage
  *   mproc version | --version print the version
  * Exit codes: 0 ok, 1 condition not met or timed out, 2 usage, 3 system error;
@@ -44,8 +44,12 @@ static void print_usage(FILE *out)
             "  run [--timeout MS] [--] PROG [ARGS...]\n"
             "                                  run a program, report how it "
             "ended\n"
-            "  shm list                        list mproc objects in /dev/shm\n"
-            "  shm unlink NAME...              remove mproc objects by name\n"
+            "  shm list                        list mproc objects: owner, "
+            "creator,\n"
+            "                                  alive, state\n"
+            "  shm unlink NAME...              remove mproc objects by name "
+            "(damaged\n"
+            "                                  too)\n"
             "  help, --help                    print this text\n"
             "  version, --version              print the version\n"
             "exit: 0 ok, 1 condition not met or timed out, 2 usage, "
@@ -195,7 +199,7 @@ static int cmd_run(int argc, char **argv)
 static const char *kind_name(uint32_t kind)
 {
     static const char *const names[] = {
-        [MPROC__KIND_ANY] = "stale-unfinished", /* a creation killed */
+        [MPROC__KIND_ANY] = "-", /* an unfinished creation */
         [MPROC__KIND_SHM] = "shm",
         [MPROC__KIND_VALUE] = "value",
         [MPROC__KIND_ARRAY] = "array",
@@ -212,18 +216,39 @@ static const char *kind_name(uint32_t kind)
     return "unknown";
 }
 
-static int print_region(const char *name, uint32_t kind, uint32_t version,
-                        uint64_t size, void *arg)
+/* The columns of `mproc shm list`; CREATOR says whether the process that
+ * made the object still runs (so orphans of a crashed program stand out),
+ * STATE whether the object is whole. */
+#define LIST_FORMAT "%-40s %-17s %3s %12s %6s %8s %-7s %s\n"
+
+static int print_region(const mproc__region_info *info, void *arg)
 {
     (void)arg;
-    printf("%-40s %-18s v%-3u %12llu\n", name, kind_name(kind),
-           (unsigned)version, (unsigned long long)size);
+    static const char *const states[] = {
+        [MPROC__REGION_OK] = "ok",
+        [MPROC__REGION_DAMAGED] = "damaged",
+        [MPROC__REGION_UNFINISHED] = "unfinished",
+    };
+    char ver[16], size[24], owner[16], pid[16];
+    snprintf(ver, sizeof ver, "%u", (unsigned)info->version);
+    snprintf(size, sizeof size, "%llu", (unsigned long long)info->size);
+    snprintf(owner, sizeof owner, "%u", (unsigned)info->owner);
+    snprintf(pid, sizeof pid, "%d", (int)info->creator);
+    printf(LIST_FORMAT, info->name, kind_name(info->kind),
+           info->version != 0 ? ver : "-", size, owner,
+           info->creator > 0 ? pid : "-",
+           info->creator_alive > 0    ? "alive"
+           : info->creator_alive == 0 ? "gone"
+                                      : "unknown",
+           states[info->state]);
     return 0;
 }
 
 static int cmd_shm(int argc, char **argv)
 {
     if (argc == 1 && strcmp(argv[0], "list") == 0) {
+        printf(LIST_FORMAT, "NAME", "KIND", "VER", "SIZE", "OWNER", "PID",
+               "CREATOR", "STATE");
         int rc = mproc__region_list(print_region, NULL);
         if (rc < 0) {
             fprintf(stderr, "mproc: shm list: %s\n", mproc_strerror(rc));

@@ -53,11 +53,13 @@ typedef struct mproc_shm_opts {
 
 /*
  * mproc_shm_create: a new block of size bytes, zero-filled, 64-byte
- * aligned; anonymous when name is NULL.
+ * aligned; anonymous when name is NULL. A name ending in "XXXXXX" is a
+ * template (mproc/named.h); mproc_shm_name gives the name made.
  * out: the handle, written only on success.
- * Errors: MPROC_EINVAL (out NULL, size 0, bad name), MPROC_ENAMETOOLONG,
- * MPROC_EEXIST (the name exists), MPROC_ENOMEM, MPROC_ENOSPC (/dev/shm
- * full), -errno. A failed create leaves no name behind.
+ * Errors: MPROC_EINVAL (out NULL, size 0, bad name, opts->mode above
+ * 0777), MPROC_ENAMETOOLONG, MPROC_EEXIST (the name exists), MPROC_ENOMEM,
+ * MPROC_ENOSPC (/dev/shm full), -errno. A failed create leaves no name
+ * behind.
  * Ownership: mproc_shm_close the handle; mproc_shm_unlink the name.
  */
 MPROC_API int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
@@ -66,12 +68,15 @@ MPROC_API int mproc_shm_create(mproc_shm **out, const char *name, size_t size,
 /*
  * mproc_shm_open: opens (attaches) an existing named block; its size is
  * learned from its header. opts: NULL for defaults; only opts->access is
- * used.
- * Errors: MPROC_EINVAL (out NULL, bad name), MPROC_ENAMETOOLONG,
- * MPROC_ENOENT, MPROC_EBADOBJ (not an mproc block: another mproc kind, a
- * foreign file, or one whose creator never finished), MPROC_EVERSION,
- * MPROC_EACCES, MPROC_ENOMEM, -errno. Waits at most half a second for a
- * block still being made. Never removes anything.
+ * used (whose blocks are accepted: mproc/named.h).
+ * Errors: MPROC_EINVAL (bad name, out NULL, access arrays),
+ * MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EDENIED (the file's owner or mode
+ * is not accepted by opts->access), MPROC_EBADOBJ (not an mproc block:
+ * another mproc kind, a foreign file, a symlink, a directory, a damaged
+ * block, or one whose creator never finished), MPROC_EVERSION,
+ * MPROC_EACCES (the system's: the file's mode does not let this user open
+ * it), MPROC_ENOMEM, -errno. Waits at most half a second for a block still
+ * being made. Never removes anything.
  */
 MPROC_API int mproc_shm_open(mproc_shm **out, const char *name,
                              const mproc_shm_opts *opts);
@@ -81,11 +86,14 @@ MPROC_API int mproc_shm_open(mproc_shm **out, const char *name,
 MPROC_API void mproc_shm_close(mproc_shm *shm);
 
 /*
- * mproc_shm_unlink: removes the name of a block after checking it is one.
+ * mproc_shm_unlink: removes the name of a block after checking it is one
+ * (a damaged block too: truncated, or its header's sizes scribbled on).
  * Mappings stay valid until closed.
  * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT (no such name, e.g.
- * unlinked twice), MPROC_EBADOBJ (not an mproc shm block; not removed),
- * MPROC_EVERSION, MPROC_EACCES, -errno.
+ * unlinked twice), MPROC_EBADOBJ (not an mproc shm block, a symlink, a
+ * directory; not removed), MPROC_EVERSION, MPROC_EACCES, MPROC_EPERM
+ * (another user's name in /dev/shm, which only its owner may remove),
+ * -errno.
  */
 MPROC_API int mproc_shm_unlink(const char *name);
 
@@ -96,8 +104,8 @@ MPROC_API void *mproc_shm_addr(mproc_shm *shm);
 /* mproc_shm_size: the block's size in bytes (as created); 0 for NULL. */
 MPROC_API size_t mproc_shm_size(mproc_shm *shm);
 
-/* mproc_shm_name: the name (borrowed, valid until close), NULL when
- * anonymous or for NULL. */
+/* mproc_shm_name: the name (borrowed, valid until close; the name made
+ * from a template), NULL when anonymous or for NULL. */
 MPROC_API const char *mproc_shm_name(mproc_shm *shm);
 
 /* ------------------------------------------------------- Value and Array */
@@ -176,11 +184,13 @@ typedef struct mproc_array_opts {
     }
 
 /*
- * mproc_array_create: a new zeroed array of count (>= 1) elements of type.
+ * mproc_array_create: a new zeroed array of count (>= 1) elements of type,
+ * anonymous when name is NULL (a template name: mproc/named.h).
  * Errors: MPROC_EINVAL (out NULL, count 0, unknown type, bytes_size out of
- * range for MPROC_TYPE_BYTES), name errors, MPROC_EEXIST, MPROC_ENOMEM
- * (also count * element size too large), MPROC_ENOSPC, -errno.
- * Ownership: mproc_array_close; mproc_array_unlink the name.
+ * range for MPROC_TYPE_BYTES, opts->mode above 0777), name errors,
+ * MPROC_EEXIST, MPROC_ENOMEM (also count * element size too large),
+ * MPROC_ENOSPC, -errno. Ownership: mproc_array_close; mproc_array_unlink
+ * the name.
  */
 MPROC_API int mproc_array_create(mproc_array **out, const char *name,
                                  mproc_type type, size_t count,
@@ -284,6 +294,10 @@ MPROC_API int mproc_array_exchange(mproc_array *a, size_t i, const void *in,
 MPROC_API int mproc_array_compare_exchange(mproc_array *a, size_t i,
                                            void *expected, const void *desired,
                                            bool *swapped);
+
+/* mproc_array_name: the name (borrowed, valid until close; the name made
+ * from a template), NULL when anonymous or for NULL. */
+MPROC_API const char *mproc_array_name(mproc_array *a);
 
 /* Value: an Array of one element. The calls mean the same as the array's
  * with i = 0; a Value opened with mproc_value_open may be an array (its
@@ -401,6 +415,8 @@ MPROC_API int mproc_value_compare_exchange(mproc_value *v, void *expected,
         mproc_array *a, size_t i, T *expected, T desired, bool *swapped);
 MPROC_NUMERIC_TYPES(MPROC__TYPED_DECLS)
 #undef MPROC__TYPED_DECLS
+/* mproc_value_name: the name, as mproc_array_name(). */
+MPROC_API const char *mproc_value_name(mproc_value *v);
 
 #ifdef __cplusplus
 }

@@ -85,10 +85,12 @@ typedef struct mproc_lock_opts {
 
 /*
  * mproc_lock_create: makes a new unlocked Lock (or RLock with
- * opts->recursive), anonymous when name is NULL, else named.
- * out: the handle, written only on success.
- * Errors: MPROC_EINVAL (out NULL, bad name), MPROC_ENAMETOOLONG,
- * MPROC_EEXIST (the name exists), MPROC_ENOMEM, MPROC_ENOSPC, -errno.
+ * opts->recursive), anonymous when name is NULL, else named (a name ending
+ * in "XXXXXX" is a template: mproc/named.h; mproc_lock_name tells the name
+ * made). out: the handle, written only on success.
+ * Errors: MPROC_EINVAL (out NULL, bad name, opts->mode above 0777),
+ * MPROC_ENAMETOOLONG, MPROC_EEXIST (the name exists), MPROC_ENOMEM,
+ * MPROC_ENOSPC, -errno.
  * A failed create leaves no name behind.
  * Ownership: close the handle with mproc_lock_close; unlink a name with
  * mproc_lock_unlink. Never blocks.
@@ -99,10 +101,14 @@ MPROC_API int mproc_lock_create(mproc_lock **out, const char *name,
 /*
  * mproc_lock_open: opens an existing named Lock or RLock (any process); its
  * kind comes from the object (mproc_lock_is_recursive tells which).
- * opts: NULL for defaults; only opts->access is used.
- * Errors: MPROC_EINVAL (out NULL, bad name), MPROC_ENAMETOOLONG,
- * MPROC_ENOENT, MPROC_EBADOBJ (not an mproc Lock or RLock), MPROC_EVERSION,
- * MPROC_EACCES, MPROC_ENOMEM, -errno.
+ * opts: NULL for defaults; only opts->access is used (whose objects are
+ * accepted: mproc/named.h).
+ * Errors: MPROC_EINVAL (bad name, out NULL, access arrays),
+ * MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EDENIED (the file's owner or mode
+ * is not accepted by opts->access), MPROC_EBADOBJ (not an mproc Lock or
+ * RLock: another kind, a foreign file, a symlink, a directory, a damaged
+ * object), MPROC_EVERSION, MPROC_EACCES (the system's: the file's mode does
+ * not let this user open it), MPROC_ENOMEM, -errno.
  * Waits at most half a second for an object still being made.
  */
 MPROC_API int mproc_lock_open(mproc_lock **out, const char *name,
@@ -117,9 +123,11 @@ MPROC_API int mproc_lock_is_recursive(mproc_lock *lock);
 MPROC_API void mproc_lock_close(mproc_lock *lock);
 
 /* mproc_lock_unlink: removes a named Lock or RLock's name after checking it
- * is one. Errors: name errors, MPROC_ENOENT (no such name, e.g. a second
- * unlink), MPROC_EBADOBJ (another kind or not mproc), MPROC_EVERSION,
- * MPROC_EACCES, -errno. */
+ * is one (a damaged one too: mproc/named.h). Errors: name errors,
+ * MPROC_ENOENT (no such name, e.g. a second unlink), MPROC_EBADOBJ (another
+ * kind, not mproc, a symlink, a directory; not removed), MPROC_EVERSION,
+ * MPROC_EACCES, MPROC_EPERM (another user's name, which only its owner may
+ * remove), -errno. */
 MPROC_API int mproc_lock_unlink(const char *name);
 
 /*
@@ -152,6 +160,11 @@ MPROC_API int mproc_lock_consistent(mproc_lock *lock);
 /* mproc_lock_is_owned: 1 when the calling thread holds the lock, 0 when
  * not, MPROC_EINVAL for NULL. */
 MPROC_API int mproc_lock_is_owned(mproc_lock *lock);
+
+/* mproc_lock_name: the name of a named lock (borrowed, valid until close;
+ * the name made from a template); NULL when anonymous, for the lock of a
+ * Value, Array or Condition, and for NULL. */
+MPROC_API const char *mproc_lock_name(mproc_lock *lock);
 
 /* ------------------------------------------------------------- Semaphore */
 
@@ -228,6 +241,9 @@ MPROC_API int mproc_semaphore_release(mproc_semaphore *sem, uint32_t n);
  * MPROC_EINVAL when sem or value is NULL. */
 MPROC_API int mproc_semaphore_value(mproc_semaphore *sem, uint32_t *value);
 
+/* mproc_semaphore_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_semaphore_name(mproc_semaphore *sem);
+
 /* ----------------------------------------------------------------- Event */
 
 /*
@@ -300,6 +316,9 @@ MPROC_API int mproc_event_wait(mproc_event *ev, int64_t timeout_ms);
  * parent was inside this call at the fork.
  */
 MPROC_API int mproc_event_fd(mproc_event *ev, int *fd);
+
+/* mproc_event_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_event_name(mproc_event *ev);
 
 /* ------------------------------------------------------------- Condition */
 
@@ -400,6 +419,9 @@ MPROC_API int mproc_condition_notify(mproc_condition *cond, int n);
 /* mproc_condition_notify_all: wakes every waiter; as notify. */
 MPROC_API int mproc_condition_notify_all(mproc_condition *cond);
 
+/* mproc_condition_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_condition_name(mproc_condition *cond);
+
 /* --------------------------------------------------------------- Barrier */
 
 /*
@@ -497,6 +519,9 @@ MPROC_API uint32_t mproc_barrier_n_waiting(mproc_barrier *b);
 
 /* mproc_barrier_broken: 1 when broken, 0 when not, MPROC_EINVAL for NULL. */
 MPROC_API int mproc_barrier_broken(mproc_barrier *b);
+
+/* mproc_barrier_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_barrier_name(mproc_barrier *b);
 
 #ifdef __cplusplus
 }
