@@ -1,12 +1,17 @@
 # The README's commands. CMake does the building; this file only wraps it.
-#   make demo    install what is missing, build, run the examples with notes
+#   make demo    install what is missing, build the library and the examples,
+#                run the examples with notes
 #   make test    install what is missing, build, run the whole test suite
 #   make bench   build and run the benchmarks (ONLY=<group> QUICK=1)
 #   make fuzz    build and run the fuzz targets for FUZZ_SECONDS each
+#   make install build, then install under PREFIX (default /usr/local), staged
+#                under DESTDIR when it is set: make install PREFIX=/opt/mproc
 
 FUZZ_SECONDS ?= 60
 ONLY ?=
 QUICK ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 .PHONY: all setup build demo test bench fuzz install clean
 
@@ -19,7 +24,12 @@ build: setup
 	cmake --preset default
 	cmake --build --preset default
 
-demo: build
+# The demo builds only the library and the examples (build preset
+# "examples"), and shows the build's output only when it fails.
+demo: setup
+	@echo "== building the library and the examples in build/default"
+	@sh scripts/quiet.sh cmake --preset default
+	@sh scripts/quiet.sh cmake --build --preset examples
 	@sh scripts/demo.sh build/default/examples
 
 test: build
@@ -36,8 +46,10 @@ fuzz: setup
 	cmake --build build/fuzz -j2
 	@sh tests/fuzz/run.sh build/fuzz/tests/fuzz $(FUZZ_SECONDS)
 
+# The installed files name no prefix (mproc.pc and the CMake package find it
+# from where they lie), so the prefix is chosen here, at install time.
 install: build
-	cmake --install build/default
+	DESTDIR="$(DESTDIR)" cmake --install build/default --prefix "$(PREFIX)"
 
 clean:
 	rm -rf build

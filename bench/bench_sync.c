@@ -356,18 +356,18 @@ static void bench_wake(void)
 static double value_round(void *arg)
 {
     mproc_value *v = arg;
-    int64_t zero = 0, one = 1, got;
-    check(mproc_value_set(v, &zero, MPROC_FOREVER), "value set");
+    int64_t got;
+    check(mproc_value_set_int64(v, 0, MPROC_FOREVER), "value set");
     long ops = 0;
     double until = bench_now_s() + bench_seconds() / 4;
     int64_t t0 = bench_now_ns();
     do {
         for (int i = 0; i < BATCH; i++)
-            mproc_value_add(v, &one, NULL);
+            mproc_value_add_int64(v, 1, NULL);
         ops += BATCH;
     } while (bench_now_s() < until);
     int64_t t1 = bench_now_ns();
-    check(mproc_value_get(v, &got, MPROC_FOREVER), "value get");
+    check(mproc_value_get_int64(v, &got, MPROC_FOREVER), "value get");
     if (got != ops)
         bench_die("value %lld != %ld", (long long)got, ops);
     return (double)(t1 - t0) / (double)ops;
@@ -377,23 +377,22 @@ static double value_locked_round(void *arg)
 {
     mproc_value *v = arg;
     mproc_lock *l = mproc_value_get_lock(v);
-    int64_t zero = 0, x;
-    check(mproc_value_set(v, &zero, MPROC_FOREVER), "value set");
+    int64_t x;
+    check(mproc_value_set_int64(v, 0, MPROC_FOREVER), "value set");
     long ops = 0;
     double until = bench_now_s() + bench_seconds() / 4;
     int64_t t0 = bench_now_ns();
     do {
         for (int i = 0; i < BATCH; i++) {
             mproc_lock_acquire(l, MPROC_FOREVER);
-            mproc_value_get(v, &x, MPROC_FOREVER);
-            x++;
-            mproc_value_set(v, &x, MPROC_FOREVER);
+            mproc_value_get_int64(v, &x, MPROC_FOREVER);
+            mproc_value_set_int64(v, x + 1, MPROC_FOREVER);
             mproc_lock_release(l);
         }
         ops += BATCH;
     } while (bench_now_s() < until);
     int64_t t1 = bench_now_ns();
-    check(mproc_value_get(v, &x, MPROC_FOREVER), "value get");
+    check(mproc_value_get_int64(v, &x, MPROC_FOREVER), "value get");
     if (x != ops)
         bench_die("locked value %lld != %ld", (long long)x, ops);
     return (double)(t1 - t0) / (double)ops;

@@ -18,17 +18,20 @@ static int run(mproc_value *v, int atomic)
 {
     mproc_lock *lock = mproc_value_get_lock(v);
     for (int i = 0; i < N; i++) {
-        int64_t one = 1, x;
         if (atomic) {
-            if (mproc_value_add(v, &one, NULL) != 0)
+            if (mproc_value_add_int64(v, 1, NULL) != 0)
                 return 1;
             continue;
         }
+        int64_t x;
         if (mproc_lock_acquire(lock, MPROC_FOREVER) != 0)
             return 1;
-        mproc_value_get(v, &x, MPROC_FOREVER);
-        mproc_value_set(v, &(int64_t){x + 1}, MPROC_FOREVER);
+        int rc = mproc_value_get_int64(v, &x, MPROC_FOREVER);
+        if (rc == 0)
+            rc = mproc_value_set_int64(v, x + 1, MPROC_FOREVER);
         mproc_lock_release(lock);
+        if (rc != 0)
+            return 1;
     }
     return 0;
 }
@@ -54,7 +57,7 @@ static int count(int atomic)
         failed |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
     }
     int64_t total = 0;
-    mproc_value_get(v, &total, MPROC_FOREVER);
+    failed |= mproc_value_get_int64(v, &total, MPROC_FOREVER) != 0;
     mproc_value_close(v);
     printf("%-12s %d processes x %d increments = %lld\n",
            atomic ? "atomic add:" : "under lock:", WORKERS, N,

@@ -93,7 +93,7 @@ const char *mproc_shm_name(mproc_shm *shm)
 
 /* ------------------------------------------------------- Value and Array */
 
-#define DATA_OFFSET 64u
+#define DATA_OFFSET 128u
 #define BYTES_MAX 65536u
 
 typedef struct array_shared {
@@ -103,9 +103,13 @@ typedef struct array_shared {
     uint64_t elem_size;
     uint64_t data_offset; /* from the start of this struct */
     mproc__lockword lock;
+    /* 1 from the moment a get or set found the lock's holder dead until
+     * mproc_array_consistent: the elements may be torn (see shm.h). */
+    _Atomic uint32_t damaged;
+    uint32_t reserved[15];
 } array_shared;
 
-_Static_assert(sizeof(array_shared) <= DATA_OFFSET, "array descriptor fits");
+_Static_assert(sizeof(array_shared) == DATA_OFFSET, "array descriptor size");
 
 /* type, count, elem_size and has_lock are copied into the handle at
  * create/open (after validation) and never re-read from shared memory,
@@ -172,6 +176,7 @@ static int make(mproc_array **out, const char *name, uint32_t kind,
     a->s->elem_size = esize;
     a->s->data_offset = DATA_OFFSET;
     mproc__lockword_init(&a->s->lock, true);
+    atomic_init(&a->s->damaged, 0);
     rc = mproc__region_publish(&a->region);
     if (rc < 0) {
         mproc__region_abandon(&a->region);
@@ -290,20 +295,32 @@ void *mproc_array_data(mproc_array *a)
     return a != NULL ? a->data : NULL;
 }
 
+/* Takes the lock for a copy: 0, MPROC_EOWNERDEAD (held, and the elements
+ * are marked damaged), or an error with the lock not held. A dead holder's
+ * warning moves from the lock, which one caller alone would see, to the
+ * array's `damaged` flag, which every caller sees until
+ * mproc_array_consistent; the lock itself goes on working. */
 static int lock_for_copy(mproc_array *a, int64_t timeout_ms)
 {
     if (timeout_ms < MPROC_FOREVER)
         return MPROC_EINVAL;
-    if (!a->has_lock || mproc__lockword_try_fast(&a->s->lock))
-        return 0; /* no clock read when uncontended */
-    mproc__deadline d;
-    int rc = mproc__deadline_init(&d, timeout_ms);
-    if (rc < 0)
-        return rc;
-    rc = mproc__lockword_acquire(&a->s->lock, &d);
-    if (rc == MPROC_EOWNERDEAD)
+    if (!a->has_lock)
+        return 0;
+    int rc = 0;
+    if (!mproc__lockword_try_fast(&a->s->lock)) { /* clock read only here */
+        mproc__deadline d;
+        rc = mproc__deadline_init(&d, timeout_ms);
+        if (rc < 0)
+            return rc;
+        rc = mproc__lockword_acquire(&a->s->lock, &d);
+    }
+    if (rc == MPROC_EOWNERDEAD) {
+        atomic_store(&a->s->damaged, 1);
         mproc__lockword_consistent(&a->s->lock);
-    return rc;
+    } else if (rc < 0) {
+        return rc;
+    }
+    return atomic_load(&a->s->damaged) ? MPROC_EOWNERDEAD : 0;
 }
 
 static void unlock_after_copy(mproc_array *a)
@@ -361,6 +378,19 @@ int mproc_array_set(mproc_array *a, size_t i, const void *in,
                     int64_t timeout_ms)
 {
     return mproc_array_set_range(a, i, 1, in, timeout_ms);
+}
+
+int mproc_array_consistent(mproc_array *a)
+{
+    if (a == NULL || !a->has_lock)
+        return MPROC_EINVAL;
+    if (!mproc__lockword_owned(&a->s->lock))
+        return MPROC_ENOTOWNER;
+    atomic_store(&a->s->damaged, 0);
+    /* Also a lock the caller took with MPROC_EOWNERDEAD itself; when the
+     * lock is not in that state this does nothing. */
+    (void)mproc__lockword_consistent(&a->s->lock);
+    return 0;
 }
 
 /* The element for an atomic operation, or NULL (with *rc set). */
@@ -514,6 +544,11 @@ int mproc_array_compare_exchange(mproc_array *a, size_t i, void *expected,
     return 0;
 }
 
+const char *mproc_array_name(mproc_array *a)
+{
+    return a != NULL ? a->region.name : NULL;
+}
+
 /* ----------------------------------------------------------------- Value */
 
 int mproc_value_create(mproc_value **out, const char *name, mproc_type type,
@@ -553,6 +588,11 @@ mproc_lock *mproc_value_get_lock(mproc_value *v)
     return mproc_array_get_lock(v);
 }
 
+int mproc_value_consistent(mproc_value *v)
+{
+    return mproc_array_consistent(v);
+}
+
 int mproc_value_add(mproc_value *v, const void *delta, void *old)
 {
     return mproc_array_add(v, 0, delta, old);
@@ -567,4 +607,72 @@ int mproc_value_compare_exchange(mproc_value *v, void *expected,
                                  const void *desired, bool *swapped)
 {
     return mproc_array_compare_exchange(v, 0, expected, desired, swapped);
+}
+
+/* ----------------------------------------------------------- typed calls */
+
+/* The typed calls check the type the handle saw at create/open, then do
+ * what the untyped call does. */
+static int typed(mproc_array *a, mproc_type k)
+{
+    return a != NULL && a->type == k ? 0 : MPROC_EINVAL;
+}
+
+#define TYPED_DEFS(S, T, K)                                                    \
+    int mproc_array_get_##S(mproc_array *a, size_t i, T *out,                  \
+                            int64_t timeout_ms)                                \
+    {                                                                          \
+        int rc = typed(a, K);                                                  \
+        return rc < 0 ? rc : mproc_array_get(a, i, out, timeout_ms);           \
+    }                                                                          \
+    int mproc_array_set_##S(mproc_array *a, size_t i, T x, int64_t timeout_ms) \
+    {                                                                          \
+        int rc = typed(a, K);                                                  \
+        return rc < 0 ? rc : mproc_array_set(a, i, &x, timeout_ms);            \
+    }                                                                          \
+    int mproc_array_add_##S(mproc_array *a, size_t i, T delta, T *old)         \
+    {                                                                          \
+        int rc = typed(a, K);                                                  \
+        return rc < 0 ? rc : mproc_array_add(a, i, &delta, old);               \
+    }                                                                          \
+    int mproc_array_exchange_##S(mproc_array *a, size_t i, T x, T *old)        \
+    {                                                                          \
+        int rc = typed(a, K);                                                  \
+        return rc < 0 ? rc : mproc_array_exchange(a, i, &x, old);              \
+    }                                                                          \
+    int mproc_array_compare_exchange_##S(                                      \
+        mproc_array *a, size_t i, T *expected, T desired, bool *swapped)       \
+    {                                                                          \
+        int rc = typed(a, K);                                                  \
+        return rc < 0 ? rc                                                     \
+                      : mproc_array_compare_exchange(a, i, expected, &desired, \
+                                                     swapped);                 \
+    }                                                                          \
+    int mproc_value_get_##S(mproc_value *v, T *out, int64_t timeout_ms)        \
+    {                                                                          \
+        return mproc_array_get_##S(v, 0, out, timeout_ms);                     \
+    }                                                                          \
+    int mproc_value_set_##S(mproc_value *v, T x, int64_t timeout_ms)           \
+    {                                                                          \
+        return mproc_array_set_##S(v, 0, x, timeout_ms);                       \
+    }                                                                          \
+    int mproc_value_add_##S(mproc_value *v, T delta, T *old)                   \
+    {                                                                          \
+        return mproc_array_add_##S(v, 0, delta, old);                          \
+    }                                                                          \
+    int mproc_value_exchange_##S(mproc_value *v, T x, T *old)                  \
+    {                                                                          \
+        return mproc_array_exchange_##S(v, 0, x, old);                         \
+    }                                                                          \
+    int mproc_value_compare_exchange_##S(mproc_value *v, T *expected,          \
+                                         T desired, bool *swapped)             \
+    {                                                                          \
+        return mproc_array_compare_exchange_##S(v, 0, expected, desired,       \
+                                                swapped);                      \
+    }
+
+MPROC_NUMERIC_TYPES(TYPED_DEFS)
+const char *mproc_value_name(mproc_value *v)
+{
+    return mproc_array_name(v);
 }

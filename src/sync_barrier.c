@@ -390,3 +390,8 @@ int mproc_barrier_broken(mproc_barrier *b)
         return MPROC_EINVAL;
     return atomic_load(&b->s->broken) != 0;
 }
+
+const char *mproc_barrier_name(mproc_barrier *b)
+{
+    return b != NULL ? b->region.name : NULL;
+}

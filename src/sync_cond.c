@@ -128,7 +128,12 @@ static int wait_until(mproc_condition *c, const mproc__deadline *d)
     int rc = mproc__lockword_release_all(lw, &depth);
     if (rc < 0)
         return rc;
-    rc = mproc__waitword_wait(&c->s->seq, &c->s->nwaiters, seq, d, NULL, NULL);
+    /* The sleep also returns 0 after a signal handler ran (EINTR): sleep
+     * again until the sequence moves, so that 0 means a notify. */
+    do
+        rc = mproc__waitword_wait(&c->s->seq, &c->s->nwaiters, seq, d, NULL,
+                                  NULL);
+    while (rc == 0 && atomic_load(&c->s->seq) == seq);
     int lrc = mproc__lockword_reacquire(lw, depth);
     if (lrc < 0)
         return lrc;
@@ -184,4 +189,9 @@ int mproc_condition_notify(mproc_condition *cond, int n)
 int mproc_condition_notify_all(mproc_condition *cond)
 {
     return mproc_condition_notify(cond, INT_MAX);
+}
+
+const char *mproc_condition_name(mproc_condition *cond)
+{
+    return cond != NULL ? cond->region.name : NULL;
 }

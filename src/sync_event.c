@@ -322,3 +322,8 @@ void mproc__event_test_hold_mutex(mproc_event *ev, bool hold)
     else
         mu_unlock(ev);
 }
+
+const char *mproc_event_name(mproc_event *ev)
+{
+    return ev != NULL ? ev->region.name : NULL;
+}

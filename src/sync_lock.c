@@ -135,6 +135,12 @@ int mproc_lock_is_owned(mproc_lock *lock)
     return mproc__lockword_owned(lock->lw) ? 1 : 0;
 }
 
+const char *mproc_lock_name(mproc_lock *lock)
+{
+    /* An embedded lock's region is its object's, and has no name here. */
+    return lock != NULL && lock->region.hdr != NULL ? lock->region.name : NULL;
+}
+
 /* ------------------------------------------------------------- Semaphore */
 
 typedef struct sem_shared {
@@ -144,10 +150,14 @@ typedef struct sem_shared {
     uint32_t bounded;          /* 1 for a BoundedSemaphore */
 } sem_shared;
 
+/* The kind and the limit are those create made or open checked, kept in
+ * the handle: the shared max and bounded words are writable by every
+ * process that maps the object and are never read again. */
 struct mproc_semaphore {
     mproc__region region;
     sem_shared *s;
-    bool bounded; /* the kind seen at create/open */
+    bool bounded;
+    uint32_t limit; /* max for a BoundedSemaphore, else SEM_VALUE_LIMIT */
 };
 
 #define SEM_VALUE_LIMIT ((uint32_t)INT32_MAX)
@@ -177,6 +187,7 @@ int mproc_semaphore_create(mproc_semaphore **out, const char *name,
     m->s->max = value;
     m->s->bounded = o.bounded ? 1 : 0;
     m->bounded = o.bounded;
+    m->limit = o.bounded ? value : SEM_VALUE_LIMIT;
     rc = mproc__region_publish(&m->region);
     if (rc < 0) {
         mproc__region_abandon(&m->region);
@@ -200,11 +211,14 @@ int mproc_semaphore_open(mproc_semaphore **out, const char *name,
                                       opts != NULL ? &opts->access : NULL);
     if (rc == 0) {
         uint32_t kind = m->region.hdr->kind;
-        if (kind != MPROC__KIND_SEMAPHORE && kind != MPROC__KIND_BSEMAPHORE) {
+        uint32_t max = ((volatile sem_shared *)m->region.payload)->max;
+        m->bounded = kind == MPROC__KIND_BSEMAPHORE;
+        m->limit = m->bounded ? max : SEM_VALUE_LIMIT;
+        if ((kind != MPROC__KIND_SEMAPHORE && !m->bounded) ||
+            m->limit > SEM_VALUE_LIMIT) {
             mproc__region_close(&m->region);
             rc = MPROC_EBADOBJ;
         }
-        m->bounded = kind == MPROC__KIND_BSEMAPHORE;
     }
     if (rc < 0) {
         free(m);
@@ -269,11 +283,11 @@ int mproc_semaphore_release(mproc_semaphore *sem, uint32_t n)
     if (sem == NULL || n == 0)
         return MPROC_EINVAL;
     sem_shared *s = sem->s;
-    uint32_t limit = s->bounded ? s->max : SEM_VALUE_LIMIT;
+    uint32_t limit = sem->limit;
     uint32_t c = atomic_load_explicit(&s->count, memory_order_relaxed);
     do {
         if (n > limit || c > limit - n)
-            return s->bounded ? MPROC_EOVERRELEASE : MPROC_EOVERFLOW;
+            return sem->bounded ? MPROC_EOVERRELEASE : MPROC_EOVERFLOW;
     } while (!atomic_compare_exchange_weak_explicit(
         &s->count, &c, c + n, memory_order_seq_cst, memory_order_relaxed));
     mproc__waitword_wake(&s->count, &s->nwaiters,
@@ -294,4 +308,9 @@ int mproc_semaphore_value(mproc_semaphore *sem, uint32_t *value)
         return MPROC_EINVAL;
     *value = atomic_load(&sem->s->count);
     return 0;
+}
+
+const char *mproc_semaphore_name(mproc_semaphore *sem)
+{
+    return sem != NULL ? sem->region.name : NULL;
 }

@@ -296,8 +296,8 @@ START_TEST(shm_open_refuses_a_truncated_object)
     mproc_shm_close(m);
     mproc_shm *m2;
     ck_assert_int_eq(mproc_shm_open(&m2, name, NULL), MPROC_EBADOBJ);
-    ck_assert_int_eq(mproc_shm_unlink(name), MPROC_EBADOBJ);
-    ck_assert_int_eq(mproc__region_unlink(name, MPROC__KIND_ANY), 0);
+    /* Damaged, but still an mproc shm block: its own unlink removes it. */
+    ck_assert_int_eq(mproc_shm_unlink(name), 0);
 }
 END_TEST
 
@@ -307,18 +307,17 @@ struct found {
     uint32_t kind_b;
 };
 
-static int on_region(const char *name, uint32_t kind, uint32_t version,
-                     uint64_t size, void *arg)
+static int on_region(const mproc__region_info *info, void *arg)
 {
     struct found *f = arg;
-    (void)size;
-    if (version != MPROC__REGION_VERSION)
+    const char *name = info->name;
+    if (info->version != MPROC__REGION_VERSION)
         return 0;
     if (strcmp(name, f->a) == 0)
         f->saw_a++;
     else if (strcmp(name, f->b) == 0) {
         f->saw_b++;
-        f->kind_b = kind;
+        f->kind_b = info->kind;
     } else if (strstr(name, "foreign2") != NULL)
         f->saw_other_prefix++;
     return 0;
@@ -358,16 +357,18 @@ END_TEST
 
 static int child_create_big(void *arg)
 {
-    (void)arg;
+    /* arg non-NULL: build under a temporary name, as without O_TMPFILE. */
+    mproc__region_test_no_tmpfile(arg != NULL);
     mproc_shm *m;
     /* Killed during this (sizing and reserving 512 MiB takes a while). */
     return mproc_shm_create(&m, g_name, (size_t)512 << 20, NULL) == 0 ? 0 : 1;
 }
 
-/* Does /dev/shm hold the temporary name of pid, or name? */
+/* Has pid begun a creation (it holds an unnamed file in /dev/shm, or
+ * /dev/shm holds its temporary name), or finished it (name exists)? */
 static int creation_seen(pid_t pid, const char *name)
 {
-    char tmp[64];
+    char tmp[64], dir[64], path[320], link[256];
     snprintf(tmp, sizeof tmp, "mproc-tmp-%d-", (int)pid);
     DIR *d = opendir("/dev/shm");
     int seen = 0;
@@ -375,6 +376,16 @@ static int creation_seen(pid_t pid, const char *name)
     while (d != NULL && !seen && (e = readdir(d)) != NULL)
         seen = strncmp(e->d_name, tmp, strlen(tmp)) == 0 ||
                strcmp(e->d_name, name + 1) == 0;
+    if (d != NULL)
+        closedir(d);
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    d = opendir(dir);
+    while (d != NULL && !seen && (e = readdir(d)) != NULL) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        link[n > 0 ? n : 0] = '\0';
+        seen = strncmp(link, "/dev/shm/", 9) == 0;
+    }
     if (d != NULL)
         closedir(d);
     return seen;
@@ -386,28 +397,27 @@ struct stale {
     char name[4][96];
 };
 
-static int on_stale(const char *name, uint32_t kind, uint32_t version,
-                    uint64_t size, void *arg)
+static int on_stale(const mproc__region_info *info, void *arg)
 {
     struct stale *st = arg;
-    (void)size;
-    if (strncmp(name, st->prefix, strlen(st->prefix)) == 0 &&
-        kind == MPROC__KIND_ANY && version == 0 && st->n < 4)
-        snprintf(st->name[st->n++], sizeof st->name[0], "%s", name);
+    if (strncmp(info->name, st->prefix, strlen(st->prefix)) == 0 &&
+        info->state == MPROC__REGION_UNFINISHED && st->n < 4)
+        snprintf(st->name[st->n++], sizeof st->name[0], "%s", info->name);
     return 0;
 }
 
 /* A creator killed half way (during a slow create) leaves nothing under the
  * real name: openers get MPROC_ENOENT at once (not MPROC_EBADOBJ after a
- * wait), the name can be created again, and the temporary name it leaves is
- * listed as stale and removable by mproc__region_unlink. */
-START_TEST(shm_creator_killed_half_way_leaves_no_name)
+ * wait), the name can be created again, and the temporary name it leaves
+ * (without an unnamed file to build in) is listed as stale and removable
+ * by mproc__region_unlink. */
+static void creator_killed_half_way(bool tmp_name)
 {
     char name[64];
     g_name = test_shm_name(name, sizeof name, "big");
     int caught = 0;
     for (int attempt = 0; attempt < 5 && !caught; attempt++) {
-        pid_t p = spawn(child_create_big, NULL);
+        pid_t p = spawn(child_create_big, tmp_name ? name : NULL);
         int64_t until = test_now_ms() + test_ms(5000);
         while (!creation_seen(p, name) && test_now_ms() < until)
             ;
@@ -431,6 +441,8 @@ START_TEST(shm_creator_killed_half_way_leaves_no_name)
         struct stale sl = {.n = 0};
         snprintf(sl.prefix, sizeof sl.prefix, "/mproc-tmp-%d-", (int)p);
         ck_assert_int_eq(mproc__region_list(on_stale, &sl), 0);
+        if (!tmp_name)
+            ck_assert_int_eq(sl.n, 0);
         for (int i = 0; i < sl.n; i++)
             ck_assert_int_eq(mproc__region_unlink(sl.name[i], MPROC__KIND_ANY),
                              0);
@@ -438,6 +450,17 @@ START_TEST(shm_creator_killed_half_way_leaves_no_name)
     }
     if (!caught)
         test_skip("every create finished before the kill");
+}
+
+START_TEST(shm_creator_killed_half_way_leaves_no_name)
+{
+    creator_killed_half_way(false);
+}
+END_TEST
+
+START_TEST(shm_creator_killed_half_way_leaves_a_stale_temporary_name)
+{
+    creator_killed_half_way(true);
 }
 END_TEST
 
@@ -503,6 +526,123 @@ START_TEST(value_gets_and_sets_every_type)
     ck_assert(old == 1.5);
     ck_assert_int_eq(mproc_value_get(v, &d, MPROC_FOREVER), 0);
     ck_assert(d == 3.75);
+    mproc_value_close(v);
+}
+END_TEST
+
+/* Every typed call of family S, on element i of a (as an Array) and on
+ * element 0 (as a Value): on an object of type K they work; on any other
+ * they return MPROC_EINVAL and touch neither the elements nor the caller's
+ * variables. */
+#define CHECK_TYPED_FAMILY(S, T, K)                                            \
+    static void check_typed_##S(mproc_array *a, size_t i)                      \
+    {                                                                          \
+        unsigned char before[64], after[64];                                   \
+        size_t n = mproc_array_count(a) * mproc_array_elem_size(a);            \
+        ck_assert_uint_le(n, sizeof before);                                   \
+        memcpy(before, mproc_array_data(a), n);                                \
+        T x = (T)42, old = (T)42, exp = (T)42;                                 \
+        bool sw = true;                                                        \
+        if (mproc_array_type(a) != K) {                                        \
+            ck_assert_int_eq(mproc_array_get_##S(a, i, &x, 0), MPROC_EINVAL);  \
+            ck_assert_int_eq(mproc_array_set_##S(a, i, (T)5, 0),               \
+                             MPROC_EINVAL);                                    \
+            ck_assert_int_eq(mproc_array_add_##S(a, i, (T)1, &old),            \
+                             MPROC_EINVAL);                                    \
+            ck_assert_int_eq(mproc_array_exchange_##S(a, i, (T)5, &old),       \
+                             MPROC_EINVAL);                                    \
+            ck_assert_int_eq(                                                  \
+                mproc_array_compare_exchange_##S(a, i, &exp, (T)5, &sw),       \
+                MPROC_EINVAL);                                                 \
+            ck_assert_int_eq(mproc_array_get_##S(a, 99, &x, 0), MPROC_EINVAL); \
+            ck_assert_int_eq(mproc_value_get_##S(a, &x, 0), MPROC_EINVAL);     \
+            ck_assert_int_eq(mproc_value_set_##S(a, (T)5, 0), MPROC_EINVAL);   \
+            ck_assert_int_eq(mproc_value_add_##S(a, (T)1, &old),               \
+                             MPROC_EINVAL);                                    \
+            ck_assert_int_eq(mproc_value_exchange_##S(a, (T)5, &old),          \
+                             MPROC_EINVAL);                                    \
+            ck_assert_int_eq(                                                  \
+                mproc_value_compare_exchange_##S(a, &exp, (T)5, &sw),          \
+                MPROC_EINVAL);                                                 \
+            memcpy(after, mproc_array_data(a), n);                             \
+            ck_assert_int_eq(memcmp(before, after, n), 0);                     \
+            ck_assert(x == (T)42 && old == (T)42 && exp == (T)42 && sw);       \
+            return;                                                            \
+        }                                                                      \
+        ck_assert_int_eq(mproc_array_set_##S(a, i, (T)5, 0), 0);               \
+        ck_assert_int_eq(mproc_array_get_##S(a, i, &x, 0), 0);                 \
+        ck_assert(x == (T)5);                                                  \
+        ck_assert_int_eq(mproc_array_add_##S(a, i, (T)2, &old), 0);            \
+        ck_assert(old == (T)5);                                                \
+        ck_assert_int_eq(mproc_array_add_##S(a, i, (T)1, NULL), 0);            \
+        ck_assert_int_eq(mproc_array_exchange_##S(a, i, (T)9, &old), 0);       \
+        ck_assert(old == (T)8);                                                \
+        exp = (T)1;                                                            \
+        ck_assert_int_eq(                                                      \
+            mproc_array_compare_exchange_##S(a, i, &exp, (T)4, &sw), 0);       \
+        ck_assert(!sw && exp == (T)9);                                         \
+        ck_assert_int_eq(                                                      \
+            mproc_array_compare_exchange_##S(a, i, &exp, (T)4, &sw), 0);       \
+        ck_assert(sw);                                                         \
+        ck_assert_int_eq(mproc_array_get_##S(a, i, &x, 0), 0);                 \
+        ck_assert(x == (T)4);                                                  \
+        ck_assert_int_eq(mproc_array_get_##S(a, 99, &x, 0), MPROC_ERANGE);     \
+        ck_assert_int_eq(mproc_value_set_##S(a, (T)7, 0), 0);                  \
+        ck_assert_int_eq(mproc_value_add_##S(a, (T)3, &old), 0);               \
+        ck_assert(old == (T)7);                                                \
+        ck_assert_int_eq(mproc_value_exchange_##S(a, (T)6, &old), 0);          \
+        ck_assert(old == (T)10);                                               \
+        exp = (T)6;                                                            \
+        ck_assert_int_eq(mproc_value_compare_exchange_##S(a, &exp, (T)2, &sw), \
+                         0);                                                   \
+        ck_assert(sw);                                                         \
+        ck_assert_int_eq(mproc_value_get_##S(a, &x, 0), 0);                    \
+        ck_assert(x == (T)2);                                                  \
+        ck_assert_int_eq(mproc_value_get_##S(NULL, &x, 0), MPROC_EINVAL);      \
+        ck_assert_int_eq(mproc_value_get_##S(a, NULL, 0), MPROC_EINVAL);       \
+        ck_assert_int_eq(mproc_value_compare_exchange_##S(a, NULL, (T)2, &sw), \
+                         MPROC_EINVAL);                                        \
+    }
+MPROC_NUMERIC_TYPES(CHECK_TYPED_FAMILY)
+
+#define CALL_CHECK_TYPED(S, T, K) check_typed_##S(a, 2);
+
+START_TEST(typed_calls_work_on_their_type_and_refuse_every_other)
+{
+    static const mproc_type types[] = {MPROC_TYPE_INT8,  MPROC_TYPE_UINT8,
+                                       MPROC_TYPE_INT16, MPROC_TYPE_UINT16,
+                                       MPROC_TYPE_INT32, MPROC_TYPE_UINT32,
+                                       MPROC_TYPE_INT64, MPROC_TYPE_UINT64,
+                                       MPROC_TYPE_FLOAT, MPROC_TYPE_DOUBLE};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        mproc_array *a;
+        ck_assert_int_eq(mproc_array_create(&a, NULL, types[t], 3, NULL), 0);
+        memset(mproc_array_data(a), 0xa5, 3 * mproc_array_elem_size(a));
+        MPROC_NUMERIC_TYPES(CALL_CHECK_TYPED)
+        mproc_array_close(a);
+    }
+    /* Bytes have no typed calls: every family refuses them. */
+    mproc_array_opts o = MPROC_ARRAY_OPTS_INIT;
+    o.bytes_size = 8;
+    mproc_array *a;
+    ck_assert_int_eq(mproc_array_create(&a, NULL, MPROC_TYPE_BYTES, 3, &o), 0);
+    MPROC_NUMERIC_TYPES(CALL_CHECK_TYPED)
+    mproc_array_close(a);
+    /* What the untyped calls got wrong: an int given to a double or an
+     * int64 Value is converted by the compiler, not reinterpreted. */
+    int one = 1;
+    double d;
+    int64_t q;
+    mproc_value *v;
+    ck_assert_int_eq(mproc_value_create(&v, NULL, MPROC_TYPE_DOUBLE, NULL), 0);
+    ck_assert_int_eq(mproc_value_add_double(v, one, NULL), 0);
+    ck_assert_int_eq(mproc_value_get_double(v, &d, 0), 0);
+    ck_assert(d == 1.0);
+    mproc_value_close(v);
+    ck_assert_int_eq(mproc_value_create(&v, NULL, MPROC_TYPE_INT64, NULL), 0);
+    ck_assert_int_eq(mproc_value_add_int64(v, -one, NULL), 0);
+    ck_assert_int_eq(mproc_value_get_int64(v, &q, 0), 0);
+    ck_assert_int_eq(q, -1);
     mproc_value_close(v);
 }
 END_TEST
@@ -592,9 +732,8 @@ static mproc_value *g_value;
 static int child_atomic_add(void *arg)
 {
     (void)arg;
-    int64_t one = 1;
     for (int i = 0; i < ADDS; i++)
-        if (mproc_value_add(g_value, &one, NULL) != 0)
+        if (mproc_value_add_int64(g_value, 1, NULL) != 0)
             return 1;
     return 0;
 }
@@ -608,10 +747,9 @@ static int child_locked_add(void *arg)
         if (mproc_lock_acquire(l, MPROC_FOREVER) != 0)
             return 1;
         /* Nested get/set: the Value's lock is an RLock, as in Python. */
-        if (mproc_value_get(g_value, &v, MPROC_FOREVER) != 0)
+        if (mproc_value_get_int64(g_value, &v, MPROC_FOREVER) != 0)
             return 2;
-        v++;
-        if (mproc_value_set(g_value, &v, MPROC_FOREVER) != 0)
+        if (mproc_value_set_int64(g_value, v + 1, MPROC_FOREVER) != 0)
             return 3;
         if (mproc_lock_release(l) != 0)
             return 4;
@@ -629,15 +767,14 @@ START_TEST(value_counts_exactly_from_four_processes)
         p[i] = spawn(child_atomic_add, NULL);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(test_wait_status(p[i]), 0);
-    ck_assert_int_eq(mproc_value_get(g_value, &v, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_value_get_int64(g_value, &v, MPROC_FOREVER), 0);
     ck_assert_int_eq(v, 4 * ADDS);
-    v = 0;
-    ck_assert_int_eq(mproc_value_set(g_value, &v, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_value_set_int64(g_value, 0, MPROC_FOREVER), 0);
     for (int i = 0; i < 4; i++)
         p[i] = spawn(child_locked_add, NULL);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(test_wait_status(p[i]), 0);
-    ck_assert_int_eq(mproc_value_get(g_value, &v, MPROC_FOREVER), 0);
+    ck_assert_int_eq(mproc_value_get_int64(g_value, &v, MPROC_FOREVER), 0);
     ck_assert_int_eq(v, 4 * ADDS);
     mproc_value_close(g_value);
 }
@@ -664,32 +801,93 @@ START_TEST(named_value_is_opened_by_name)
 }
 END_TEST
 
+/* Dies holding the Value's lock, in the middle of what it was changing. */
 static int child_hold_value_lock(void *arg)
 {
     (void)arg;
     if (mproc_lock_acquire(mproc_value_get_lock(g_value), 0) != 0)
         return 1;
-    int64_t v = 1234;
-    mproc_value_set(g_value, &v, MPROC_FOREVER);
+    mproc_value_set_int64(g_value, 1234, MPROC_FOREVER);
     kill(getpid(), SIGKILL);
     return 2;
 }
 
-START_TEST(value_lock_recovers_from_a_killed_holder)
+static int child_get_reports_owner_death(void *arg)
+{
+    (void)arg;
+    int64_t v = 0;
+    int rc = mproc_value_get_int64(g_value, &v, test_ms(5000));
+    return rc == MPROC_EOWNERDEAD && v == 1234 ? 0 : 1;
+}
+
+START_TEST(value_owner_death_is_reported_to_every_caller_until_consistent)
 {
     ck_assert_int_eq(mproc_value_create(&g_value, NULL, MPROC_TYPE_INT64, NULL),
                      0);
+    mproc_lock *l = mproc_value_get_lock(g_value);
     pid_t p = spawn(child_hold_value_lock, NULL);
     ck_assert_int_eq(test_wait_status(p), 128 + SIGKILL);
     int64_t v = 0;
-    ck_assert_int_eq(mproc_value_get(g_value, &v, MPROC_FOREVER),
+    ck_assert_int_eq(mproc_value_get_int64(g_value, &v, MPROC_FOREVER),
                      MPROC_EOWNERDEAD);
     ck_assert_int_eq(v, 1234);
-    /* The get repaired the lock: later calls work normally. */
-    ck_assert_int_eq(mproc_value_set(g_value, &v, MPROC_FOREVER), 0);
-    ck_assert_int_eq(mproc_lock_acquire(mproc_value_get_lock(g_value), 0), 0);
-    ck_assert_int_eq(mproc_lock_release(mproc_value_get_lock(g_value)), 0);
+    /* Not only to the first caller, which might ignore it: to every later
+     * get and set, in every process. */
+    ck_assert_int_eq(mproc_value_get_int64(g_value, &v, 0), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(
+        test_wait_status(spawn(child_get_reports_owner_death, NULL)), 0);
+    ck_assert_int_eq(mproc_value_set_int64(g_value, 99, 0), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc_value_get_int64(g_value, &v, 0), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(v, 99); /* the copies were made */
+    /* The lock itself works on; only its holder may say "repaired". */
+    ck_assert_int_eq(mproc_value_consistent(g_value), MPROC_ENOTOWNER);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    ck_assert_int_eq(mproc_value_consistent(g_value), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(mproc_value_get_int64(g_value, &v, 0), 0);
+    ck_assert_int_eq(mproc_value_set_int64(g_value, 5, 0), 0);
+    ck_assert_int_eq(mproc_value_consistent(NULL), MPROC_EINVAL);
     mproc_value_close(g_value);
+}
+END_TEST
+
+static mproc_array *g_array;
+
+static int child_hold_array_lock(void *arg)
+{
+    (void)arg;
+    if (mproc_lock_acquire(mproc_array_get_lock(g_array), 0) != 0)
+        return 1;
+    kill(getpid(), SIGKILL);
+    return 2;
+}
+
+/* A caller that takes the array's lock itself and meets the death repairs
+ * with mproc_array_consistent, which marks the lock consistent too, so the
+ * release leaves it working; an array without a lock has nothing to mark. */
+START_TEST(array_consistent_also_repairs_a_lock_taken_owner_dead)
+{
+    ck_assert_int_eq(
+        mproc_array_create(&g_array, NULL, MPROC_TYPE_UINT32, 4, NULL), 0);
+    mproc_lock *l = mproc_array_get_lock(g_array);
+    ck_assert_int_eq(test_wait_status(spawn(child_hold_array_lock, NULL)),
+                     128 + SIGKILL);
+    ck_assert_int_eq(mproc_lock_acquire(l, test_ms(5000)), MPROC_EOWNERDEAD);
+    uint32_t in[4] = {1, 2, 3, 4}, out[4];
+    ck_assert_int_eq(mproc_array_set_range(g_array, 0, 4, in, 0), 0);
+    ck_assert_int_eq(mproc_array_consistent(g_array), 0);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0); /* not unrecoverable */
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(mproc_array_get_range(g_array, 0, 4, out, 0), 0);
+    ck_assert_int_eq(memcmp(in, out, sizeof in), 0);
+    mproc_array_close(g_array);
+    mproc_array_opts o = MPROC_ARRAY_OPTS_INIT;
+    o.lock = false;
+    ck_assert_int_eq(
+        mproc_array_create(&g_array, NULL, MPROC_TYPE_UINT32, 4, &o), 0);
+    ck_assert_int_eq(mproc_array_consistent(g_array), MPROC_EINVAL);
+    mproc_array_close(g_array);
 }
 END_TEST
 
@@ -798,13 +996,16 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, region_list_finds_forgotten_mproc_names);
     TEST_ADD(s, region_create_failure_leaves_no_name);
     TEST_ADD(s, shm_creator_killed_half_way_leaves_no_name);
+    TEST_ADD(s, shm_creator_killed_half_way_leaves_a_stale_temporary_name);
     TEST_ADD(s, region_temporary_names_are_reserved);
     TEST_ADD(s, value_gets_and_sets_every_type);
     TEST_ADD(s, value_and_array_bad_input_is_rejected);
+    TEST_ADD(s, typed_calls_work_on_their_type_and_refuse_every_other);
     TEST_ADD(s, array_ranges_and_atomics);
     TEST_ADD(s, value_counts_exactly_from_four_processes);
     TEST_ADD(s, named_value_is_opened_by_name);
-    TEST_ADD(s, value_lock_recovers_from_a_killed_holder);
+    TEST_ADD(s, value_owner_death_is_reported_to_every_caller_until_consistent);
+    TEST_ADD(s, array_consistent_also_repairs_a_lock_taken_owner_dead);
     TEST_ADD(s, array_descriptor_rewritten_after_open_changes_nothing);
     TEST_ADD(s, value_get_and_set_time_out_while_its_lock_is_held);
     return s;

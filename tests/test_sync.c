@@ -112,6 +112,38 @@ static void kill_and_reap(pid_t p)
     ck_assert_int_eq(test_wait_status(p), 128 + SIGKILL);
 }
 
+/* A wake-up must be seen to wake: waiters that give up only after 10 s are
+ * expected back within this (test_ms) of the release, set, notify or trip,
+ * so that a wake that reached nobody fails the test instead of being
+ * rescued by the waiter's own timeout. */
+#define WOKEN_WITHIN_MS 2000
+
+/* The exit status of pid (as test_wait_status) when it ends by the
+ * monotonic instant until_ms; else -2, after killing and reaping it. */
+static int status_by(pid_t p, int64_t until_ms)
+{
+    for (;;) {
+        int st;
+        pid_t r = waitpid(p, &st, WNOHANG);
+        if (r == p)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r < 0)
+            return -1;
+        if (test_now_ms() > until_ms) {
+            kill(p, SIGKILL);
+            test_wait_status(p);
+            return -2;
+        }
+        usleep(1000);
+    }
+}
+
+/* The instant by which a wake-up made now must have been seen. */
+static int64_t woken_by(void)
+{
+    return test_now_ms() + test_ms(WOKEN_WITHIN_MS);
+}
+
 /* ------------------------------------------------------------------ Lock */
 
 static mproc_lock *g_lock;
@@ -350,8 +382,9 @@ START_TEST(lock_unrecoverable_wakes_sleeping_waiters)
         ck_assert(wait_asleep(w[i], 5000));
     /* Released unrepaired: the sleepers learn it at once. */
     ck_assert_int_eq(mproc_lock_release(g_lock), 0);
+    int64_t until = woken_by();
     for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(test_wait_status(w[i]), 0);
+        ck_assert_int_eq(status_by(w[i], until), 0);
     mproc_lock_close(g_lock);
     munmap(g_flag, 4096);
 }
@@ -707,8 +740,9 @@ START_TEST(semaphore_release_wakes_waiting_processes)
     for (int i = 0; i < 3; i++)
         ck_assert(wait_asleep(p[i], 5000));
     ck_assert_int_eq(mproc_semaphore_release(g_sem, 3), 0);
+    int64_t until = woken_by();
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(test_wait_status(p[i]), 0);
+        ck_assert_int_eq(status_by(p[i], until), 0);
     uint32_t v;
     ck_assert_int_eq(mproc_semaphore_value(g_sem, &v), 0);
     ck_assert_uint_eq(v, 0);
@@ -759,21 +793,28 @@ START_TEST(semaphore_killed_waiter_does_not_wedge_others)
     ck_assert(wait_flag(g_flag, 2, 5000));
     ck_assert(wait_asleep(p, 5000));
     ck_assert_int_eq(mproc_semaphore_release(g_sem, 1), 0);
-    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_eq(status_by(p, woken_by()), 0);
     mproc_semaphore_close(g_sem);
     munmap(g_flag, 4096);
 }
 END_TEST
+
+/* Creates the named BoundedSemaphore(1) `name` as *s and opens it as *s2. */
+static void named_bounded_one(const char *name, mproc_semaphore **s,
+                              mproc_semaphore **s2)
+{
+    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
+    o.bounded = true;
+    ck_assert_int_eq(mproc_semaphore_create(s, name, 1, &o), 0);
+    ck_assert_int_eq(mproc_semaphore_open(s2, name, NULL), 0);
+}
 
 START_TEST(named_semaphore_kinds_and_names)
 {
     char name[64];
     test_shm_name(name, sizeof name, "sem");
     mproc_semaphore *s, *s2;
-    mproc_semaphore_opts o = MPROC_SEMAPHORE_OPTS_INIT;
-    o.bounded = true;
-    ck_assert_int_eq(mproc_semaphore_create(&s, name, 1, &o), 0);
-    ck_assert_int_eq(mproc_semaphore_open(&s2, name, NULL), 0);
+    named_bounded_one(name, &s, &s2);
     ck_assert_int_eq(mproc_semaphore_is_bounded(s2), 1);
     ck_assert_int_eq(mproc_semaphore_is_bounded(s), 1);
     ck_assert_int_eq(mproc_semaphore_is_bounded(NULL), MPROC_EINVAL);
@@ -785,6 +826,40 @@ START_TEST(named_semaphore_kinds_and_names)
     mproc_semaphore_close(s);
     ck_assert_int_eq(mproc_semaphore_unlink(name), 0);
     ck_assert_int_eq(mproc_semaphore_unlink(name), MPROC_ENOENT);
+}
+END_TEST
+
+/* A BoundedSemaphore's limit is the one create/open saw: a process that
+ * rewrites the shared layout (docs/shared-memory.md: count, nwaiters, max,
+ * bounded) cannot raise it for this handle. */
+START_TEST(bounded_semaphore_keeps_its_limit_when_the_shared_one_is_rewritten)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "bsem");
+    mproc_semaphore *s, *s2;
+    named_bounded_one(name, &s, &s2);
+    mproc__region r;
+    ck_assert_int_eq(mproc__region_open(&r, name, MPROC__KIND_ANY, NULL), 0);
+    uint32_t *shared = r.payload;
+    shared[2] = 100; /* max */
+    for (int k = 0; k < 2; k++) {
+        mproc_semaphore *h = k == 0 ? s : s2;
+        ck_assert_int_eq(mproc_semaphore_release(h, 1), MPROC_EOVERRELEASE);
+        ck_assert_int_eq(mproc_semaphore_release(h, 5), MPROC_EOVERRELEASE);
+    }
+    shared[3] = 0; /* bounded */
+    ck_assert_int_eq(mproc_semaphore_release(s, 1), MPROC_EOVERRELEASE);
+    ck_assert_int_eq(mproc_semaphore_release(s2, 1), MPROC_EOVERRELEASE);
+    uint32_t v;
+    ck_assert_int_eq(mproc_semaphore_value(s, &v), 0);
+    ck_assert_uint_eq(v, 1);
+    ck_assert_int_eq(mproc_semaphore_acquire(s, 0), 0);
+    ck_assert_int_eq(mproc_semaphore_release(s2, 1), 0);
+    ck_assert_int_eq(mproc_semaphore_release(s2, 1), MPROC_EOVERRELEASE);
+    mproc__region_close(&r);
+    mproc_semaphore_close(s2);
+    mproc_semaphore_close(s);
+    ck_assert_int_eq(mproc_semaphore_unlink(name), 0);
 }
 END_TEST
 
@@ -837,8 +912,9 @@ START_TEST(event_set_wakes_every_waiting_process)
     /* One of them is killed while waiting; the rest still wake. */
     kill_and_reap(p[0]);
     ck_assert_int_eq(mproc_event_set(g_event), 0);
+    int64_t until = woken_by();
     for (int i = 1; i < 4; i++)
-        ck_assert_int_eq(test_wait_status(p[i]), 0);
+        ck_assert_int_eq(status_by(p[i], until), 0);
     mproc_event_close(g_event);
     munmap(g_flag, 4096);
 }
@@ -1162,19 +1238,21 @@ START_TEST(condition_notify_wakes_n_and_notify_all_the_rest)
         p[i] = spawn(child_cond_wait_for, NULL);
     ck_assert(wait_flag(g_flag, 3, 5000));
     /* Each waiter counted itself with the lock held, so once we hold it
-     * they all sit in wait. */
+     * they all sit in wait; asleep, so that the notify must wake them. */
     ck_assert_int_eq(mproc_lock_acquire(l, MPROC_FOREVER), 0);
-    usleep(50000);
+    for (int i = 0; i < 3; i++)
+        ck_assert(wait_asleep(p[i], 5000));
     ck_assert_int_eq(mproc_condition_notify(g_cond, 1), 0);
     ck_assert_int_eq(mproc_lock_release(l), 0);
-    ck_assert(wait_flag(&g_flag[1], 1, 5000));
+    ck_assert(wait_flag(&g_flag[1], 1, WOKEN_WITHIN_MS));
     usleep(100000);
     ck_assert_int_eq(atomic_load(&g_flag[1]), 1);
     ck_assert_int_eq(mproc_lock_acquire(l, MPROC_FOREVER), 0);
     ck_assert_int_eq(mproc_condition_notify_all(g_cond), 0);
     ck_assert_int_eq(mproc_lock_release(l), 0);
+    int64_t until = woken_by();
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(test_wait_status(p[i]), 0);
+        ck_assert_int_eq(status_by(p[i], until), 0);
     mproc_condition_close(g_cond);
     munmap(g_flag, 4096);
 }
@@ -1210,9 +1288,12 @@ START_TEST(condition_wait_for_returns_when_predicate_holds)
         mproc_condition_wait_for(g_cond, ready_pred, &g_flag[2], 20),
         MPROC_ETIMEDOUT);
     pid_t p = spawn(child_producer, NULL);
+    int64_t t0 = test_now_ms();
     ck_assert_int_eq(mproc_condition_wait_for(g_cond, ready_pred, &g_flag[2],
                                               test_ms(10000)),
                      0);
+    /* Five notifies 5 ms apart, each waking us: nowhere near the timeout. */
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(WOKEN_WITHIN_MS));
     ck_assert_int_eq(mproc_lock_is_owned(l), 1);
     ck_assert_int_eq(mproc_lock_release(l), 0);
     ck_assert_int_eq(test_wait_status(p), 0);
@@ -1220,6 +1301,98 @@ START_TEST(condition_wait_for_returns_when_predicate_holds)
                      MPROC_EINVAL);
     mproc_condition_close(g_cond);
     munmap(g_flag, 4096);
+}
+END_TEST
+
+/* A signal handler installed without SA_RESTART, run in the middle of a
+ * condition wait: the wait sleeps on (nobody notified), so 0 still means a
+ * notify. A helper thread sends the signal once the waiter is asleep and,
+ * when asked, notifies a while later. */
+static _Atomic int g_sigs;
+
+static void count_signal(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&g_sigs, 1);
+}
+
+struct interrupter {
+    pthread_t waiter;
+    pid_t waiter_tid;
+    mproc_condition *cond;
+    bool notify;
+    _Atomic int notified;
+};
+
+static void *interrupt_waiter(void *arg)
+{
+    struct interrupter *it = arg;
+    if (wait_asleep(it->waiter_tid, 5000))
+        pthread_kill(it->waiter, SIGUSR1);
+    if (!it->notify)
+        return NULL;
+    usleep((useconds_t)test_ms(100) * 1000);
+    mproc_lock *l = mproc_condition_lock(it->cond);
+    if (mproc_lock_acquire(l, MPROC_FOREVER) == 0) {
+        atomic_store(&it->notified, 1);
+        mproc_condition_notify(it->cond, 1);
+        mproc_lock_release(l);
+    }
+    return NULL;
+}
+
+/* Waits on a fresh condition for timeout_ms while a helper thread signals
+ * (and, with notify, then notifies); returns the wait's code, with the
+ * number of signals handled and whether the notify came before the wait
+ * returned. */
+static int wait_interrupted(int64_t timeout_ms, bool notify, int *sigs,
+                            int *notified)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = count_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART */
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+    atomic_store(&g_sigs, 0);
+    struct interrupter it = {pthread_self(), (pid_t)syscall(SYS_gettid), NULL,
+                             notify, 0};
+    ck_assert_int_eq(mproc_condition_create(&it.cond, NULL, NULL, NULL), 0);
+    mproc_lock *l = mproc_condition_lock(it.cond);
+    ck_assert_int_eq(mproc_lock_acquire(l, 0), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, interrupt_waiter, &it), 0);
+    int rc = mproc_condition_wait(it.cond, timeout_ms);
+    *sigs = atomic_load(&g_sigs);
+    *notified = atomic_load(&it.notified);
+    ck_assert_int_eq(mproc_lock_is_owned(l), 1);
+    ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    mproc_condition_close(it.cond);
+    ck_assert_int_eq(sigaction(SIGUSR1, &old, NULL), 0);
+    return rc;
+}
+
+START_TEST(condition_wait_sleeps_through_a_signal_until_its_timeout)
+{
+    int sigs, notified;
+    int64_t timeout = test_ms(1000);
+    int64_t t0 = test_now_ms();
+    int rc = wait_interrupted(timeout, false, &sigs, &notified);
+    int64_t took = test_now_ms() - t0;
+    ck_assert_int_eq(sigs, 1); /* the handler ran during the wait */
+    ck_assert_int_eq(rc, MPROC_ETIMEDOUT);
+    ck_assert_int_ge(took, timeout - 5);
+}
+END_TEST
+
+START_TEST(condition_wait_interrupted_by_a_signal_returns_0_only_once_notified)
+{
+    int sigs, notified;
+    int rc = wait_interrupted(test_ms(10000), true, &sigs, &notified);
+    ck_assert_int_eq(sigs, 1);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(notified, 1);
 }
 END_TEST
 
@@ -1232,14 +1405,16 @@ START_TEST(condition_killed_waiter_does_not_wedge_notify)
     ck_assert(wait_flag(g_flag, 1, 5000));
     ck_assert_int_eq(mproc_lock_acquire(l, MPROC_FOREVER), 0);
     ck_assert_int_eq(mproc_lock_release(l), 0);
+    ck_assert(wait_asleep(victim, 5000)); /* killed while asleep */
     kill_and_reap(victim);
     pid_t p = spawn(child_cond_wait_for, NULL);
     ck_assert(wait_flag(g_flag, 2, 5000));
     ck_assert_int_eq(mproc_lock_acquire(l, MPROC_FOREVER), 0);
+    ck_assert(wait_asleep(p, 5000));
     /* notify(1) reaches the live waiter, not the dead one. */
     ck_assert_int_eq(mproc_condition_notify(g_cond, 1), 0);
     ck_assert_int_eq(mproc_lock_release(l), 0);
-    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_eq(status_by(p, woken_by()), 0);
     mproc_condition_close(g_cond);
     munmap(g_flag, 4096);
 }
@@ -1337,12 +1512,44 @@ START_TEST(barrier_releases_parties_with_distinct_indices)
 }
 END_TEST
 
+/* Waits until n parties wait at g_barrier and each of p[0..n) sleeps. */
+static void barrier_sleepers(const pid_t *p, uint32_t n)
+{
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (mproc_barrier_n_waiting(g_barrier) < n && test_now_ms() < until)
+        usleep(1000);
+    ck_assert_uint_eq(mproc_barrier_n_waiting(g_barrier), n);
+    for (uint32_t i = 0; i < n; i++)
+        ck_assert(wait_asleep(p[i], 5000));
+}
+
+START_TEST(barrier_last_arrival_wakes_sleeping_waiters)
+{
+    g_flag = shared_page();
+    ck_assert_int_eq(mproc_barrier_create(&g_barrier, NULL, 3, NULL), 0);
+    pid_t p[2];
+    for (int i = 0; i < 2; i++)
+        p[i] = spawn(child_barrier_rounds, (void *)(intptr_t)1);
+    barrier_sleepers(p, 2);
+    uint32_t idx = 9;
+    ck_assert_int_eq(mproc_barrier_wait(g_barrier, test_ms(10000), &idx), 0);
+    ck_assert_uint_eq(idx, 2);
+    int64_t until = woken_by();
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(status_by(p[i], until), 0);
+    ck_assert_int_eq(atomic_load(&g_flag[8]), 3); /* indices 0 and 1 */
+    mproc_barrier_close(g_barrier);
+    munmap(g_flag, 4096);
+}
+END_TEST
+
 START_TEST(barrier_timeout_breaks_it_for_everyone)
 {
     mproc_barrier *b;
     ck_assert_int_eq(mproc_barrier_create(&b, NULL, 2, NULL), 0);
     ck_assert_int_eq(mproc_barrier_wait(b, 30, NULL), MPROC_ETIMEDOUT);
     ck_assert_int_eq(mproc_barrier_broken(b), 1);
+    ck_assert_uint_eq(mproc_barrier_n_waiting(b), 0); /* broken: none */
     ck_assert_int_eq(mproc_barrier_wait(b, 0, NULL), MPROC_EBROKEN);
     ck_assert_int_eq(mproc_barrier_reset(b), 0);
     ck_assert_int_eq(mproc_barrier_broken(b), 0);
@@ -1366,21 +1573,17 @@ START_TEST(barrier_abort_and_reset_release_waiters_broken)
     ck_assert_int_eq(mproc_barrier_create(&g_barrier, NULL, 3, NULL), 0);
     pid_t p = spawn(child_barrier_expect_broken, NULL);
     ck_assert(wait_flag(g_flag, 1, 5000));
-    int64_t until = test_now_ms() + test_ms(5000);
-    while (mproc_barrier_n_waiting(g_barrier) < 1 && test_now_ms() < until)
-        usleep(1000);
+    barrier_sleepers(&p, 1);
     ck_assert_int_eq(mproc_barrier_abort(g_barrier), 0);
-    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_eq(status_by(p, woken_by()), 0);
     ck_assert_int_eq(mproc_barrier_wait(g_barrier, 0, NULL), MPROC_EBROKEN);
     ck_assert_int_eq(mproc_barrier_reset(g_barrier), 0);
     /* reset while someone waits: they get EBROKEN too. */
     p = spawn(child_barrier_expect_broken, NULL);
     ck_assert(wait_flag(g_flag, 2, 5000));
-    until = test_now_ms() + test_ms(5000);
-    while (mproc_barrier_n_waiting(g_barrier) < 1 && test_now_ms() < until)
-        usleep(1000);
+    barrier_sleepers(&p, 1);
     ck_assert_int_eq(mproc_barrier_reset(g_barrier), 0);
-    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_eq(status_by(p, woken_by()), 0);
     ck_assert_int_eq(mproc_barrier_broken(g_barrier), 0);
     mproc_barrier_close(g_barrier);
     munmap(g_flag, 4096);
@@ -1632,6 +1835,8 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, semaphore_count_held_by_killed_process_is_not_returned);
     TEST_ADD(s, semaphore_killed_waiter_does_not_wedge_others);
     TEST_ADD(s, named_semaphore_kinds_and_names);
+    TEST_ADD(
+        s, bounded_semaphore_keeps_its_limit_when_the_shared_one_is_rewritten);
     TEST_ADD(s, event_set_clear_and_wait);
     TEST_ADD(s, event_set_wakes_every_waiting_process);
     TEST_ADD(s, named_event_is_opened_by_name);
@@ -1645,9 +1850,13 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, condition_notify_wakes_n_and_notify_all_the_rest);
     TEST_ADD(s, condition_wait_for_returns_when_predicate_holds);
     TEST_ADD(s, condition_killed_waiter_does_not_wedge_notify);
+    TEST_ADD(s, condition_wait_sleeps_through_a_signal_until_its_timeout);
+    TEST_ADD(
+        s, condition_wait_interrupted_by_a_signal_returns_0_only_once_notified);
     TEST_ADD(s, named_condition_with_own_lock);
     TEST_ADD(s, named_condition_open_refuses_a_lock_choice_unlike_the_creators);
     TEST_ADD(s, barrier_releases_parties_with_distinct_indices);
+    TEST_ADD(s, barrier_last_arrival_wakes_sleeping_waiters);
     TEST_ADD(s, barrier_timeout_breaks_it_for_everyone);
     TEST_ADD(s, barrier_abort_and_reset_release_waiters_broken);
     TEST_ADD(s, barrier_failing_action_breaks_it);

@@ -2,12 +2,16 @@
  * mproc: the command-line tool, a thin shell over the public API.
  *   mproc error CODE|NAME     explain an error code
  *   mproc errors              list every code
- *   mproc run [--timeout MS] -- PROGRAM [ARGS...]
- *                             run a program, report how it ended
- *   mproc shm list            list mproc objects in /dev/shm
- *   mproc shm unlink NAME...  remove mproc objects by name (checks they are)
- *   mproc version
- * Exit codes: 0 ok, 1 condition not met or timed out, 2 usage, 3 system error.
+ *   mproc run [--timeout MS] [--] PROGRAM [ARGS...]
+ *                             run a program, report how it ended, exit
+ *                             with its status
+ *   mproc shm list            list mproc objects: owner, creator, alive, state
+ *   mproc shm unlink NAME...  remove mproc objects by name (damaged too)
+ *   mproc help | --help       print the usage
+ *   mproc version | --version print the version
+ * Exit codes: 0 ok, 1 condition not met or timed out, 2 usage, 3 system error;
+ * run exits with the program's status instead, and its own codes (RUN_*)
+ * lie where a program's rarely do, as timeout(1) and the shell place them.
  */
 #include "mproc.h"
 
@@ -20,18 +24,50 @@
 
 enum { EXIT_OK = 0, EXIT_NOTMET = 1, EXIT_USAGE = 2, EXIT_SYSTEM = 3 };
 
-static int usage(void)
+/* run exits with the program's status (128+N when signal N killed it), and
+ * with these when the program did not end by itself: the codes timeout(1)
+ * and the shell use. A program may exit with them too; run's last line on
+ * stderr tells which. */
+enum {
+    RUN_TIMEDOUT = 124, /* --timeout ran out; the program was killed */
+    RUN_FAILED = 125,   /* run itself failed: usage, a system error */
+    RUN_NOEXEC = 126,   /* the program was found but could not be executed */
+    RUN_NOTFOUND = 127, /* the program was not found */
+};
+
+static void print_usage(FILE *out)
 {
-    fprintf(stderr,
+    fprintf(out,
             "usage: mproc <command> [options]\n"
             "  error CODE|NAME                 explain an error code\n"
             "  errors                          list every error code\n"
-            "  run [--timeout MS] -- PROG ARGS run a program, report its end\n"
-            "  shm list                        list mproc objects in /dev/shm\n"
-            "  shm unlink NAME...              remove mproc objects by name\n"
-            "  version                         print the version\n"
+            "  run [--timeout MS] [--] PROG [ARGS...]\n"
+            "                                  run a program, report how it "
+            "ended\n"
+            "  shm list                        list mproc objects: owner, "
+            "creator,\n"
+            "                                  alive, state\n"
+            "  shm unlink NAME...              remove mproc objects by name "
+            "(damaged\n"
+            "                                  too)\n"
+            "  help, --help                    print this text\n"
+            "  version, --version              print the version\n"
             "exit: 0 ok, 1 condition not met or timed out, 2 usage, "
-            "3 system error\n");
+            "3 system error.\n"
+            "run exits with the program's own status instead, 128+N when "
+            "signal N\n"
+            "killed it, and with its own codes: 124 --timeout ran out (the "
+            "program\n"
+            "was killed), 125 run itself failed, 126 the program could not "
+            "be\n"
+            "executed, 127 it was not found. Its last line on stderr says "
+            "which.\n");
+}
+
+/* A usage error: the usage on stderr, exit 2. */
+static int usage(void)
+{
+    print_usage(stderr);
     return EXIT_USAGE;
 }
 
@@ -70,58 +106,91 @@ static int cmd_errors(void)
     return EXIT_OK;
 }
 
+static int run_usage(void)
+{
+    fprintf(stderr, "mproc: run: usage: mproc run [--timeout MS] [--] "
+                    "PROGRAM [ARGS...]\n");
+    return RUN_FAILED;
+}
+
+/* The exit status for a program that could not be started: spawn gives the
+ * exec's own errno, so "not found" and "not executable" are told apart from
+ * a failure of the system (no memory, no processes, no fds). */
+static int spawn_status(int rc)
+{
+    switch (rc) {
+    case MPROC_ENOENT:
+        return RUN_NOTFOUND;
+    case MPROC_ENOMEM:
+    case MPROC_EAGAIN:
+    case MPROC_EMFILE:
+    case MPROC_ENFILE:
+    case MPROC_EINVAL:
+    case MPROC_EBADF:
+        return RUN_FAILED;
+    default:
+        return RUN_NOEXEC;
+    }
+}
+
 static int cmd_run(int argc, char **argv)
 {
     int64_t timeout = MPROC_FOREVER;
     int i = 0;
-    for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-        if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-            char *end;
-            timeout = strtoll(argv[++i], &end, 10);
-            if (*end != '\0' || timeout < 0) {
-                fprintf(stderr, "mproc: run: bad timeout '%s'\n", argv[i]);
-                return EXIT_USAGE;
-            }
-        } else {
-            return usage();
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
         }
+        if (strcmp(argv[i], "--timeout") != 0 || i + 1 >= argc)
+            return run_usage();
+        const char *ms = argv[i + 1];
+        char *end;
+        errno = 0;
+        timeout = strtoll(ms, &end, 10);
+        if (ms[0] < '0' || ms[0] > '9' || *end != '\0' || errno != 0) {
+            fprintf(stderr, "mproc: run: bad timeout '%s'\n", ms);
+            return RUN_FAILED;
+        }
+        i += 2;
     }
-    if (i + 1 >= argc)
-        return usage();
-    char **prog = argv + i + 1;
+    if (i >= argc)
+        return run_usage();
+    char **prog = argv + i;
 
     mproc_process *p;
     int rc = mproc_process_spawn(&p, prog[0], prog, NULL);
     if (rc < 0) {
         fprintf(stderr, "mproc: run: %s: %s: %s\n", prog[0], mproc_errname(rc),
                 mproc_strerror(rc));
-        return EXIT_SYSTEM;
+        return spawn_status(rc);
     }
-    int status = EXIT_OK;
+    int pid = (int)mproc_process_pid(p);
+    int status;
+    int code = 0;
     rc = mproc_process_join(p, timeout);
     if (rc == MPROC_ETIMEDOUT) {
-        fprintf(stderr, "mproc: run: %s timed out after %lld ms; killed\n",
-                prog[0], (long long)timeout);
         mproc_process_kill(p);
         mproc_process_join(p, MPROC_FOREVER);
-        mproc_process_destroy(p);
-        return EXIT_NOTMET;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "mproc: run: join: %s\n", mproc_strerror(rc));
-        mproc_process_destroy(p);
-        return EXIT_SYSTEM;
-    }
-    int code = 0;
-    mproc_process_exitcode(p, &code);
-    if (code < 0) {
+        fprintf(stderr,
+                "mproc: run: %s (pid %d) timed out after %lld ms; killed\n",
+                prog[0], pid, (long long)timeout);
+        status = RUN_TIMEDOUT;
+    } else if (rc < 0 || (rc = mproc_process_exitcode(p, &code)) < 0) {
+        /* Without its status the program is no longer watched: stop it. */
+        mproc_process_kill(p);
+        mproc_process_join(p, MPROC_FOREVER);
+        fprintf(stderr, "mproc: run: %s (pid %d): %s: %s\n", prog[0], pid,
+                mproc_errname(rc), mproc_strerror(rc));
+        status = RUN_FAILED;
+    } else if (code < 0) {
         fprintf(stderr, "mproc: run: %s (pid %d) killed by signal %d\n",
-                prog[0], (int)mproc_process_pid(p), -code);
-        status = EXIT_NOTMET;
+                prog[0], pid, -code);
+        status = 128 - code;
     } else {
-        fprintf(stderr, "mproc: run: %s (pid %d) exit code %d\n", prog[0],
-                (int)mproc_process_pid(p), code);
-        status = code == 0 ? EXIT_OK : EXIT_NOTMET;
+        fprintf(stderr, "mproc: run: %s (pid %d) exit code %d\n", prog[0], pid,
+                code);
+        status = code;
     }
     mproc_process_destroy(p);
     return status;
@@ -130,7 +199,7 @@ static int cmd_run(int argc, char **argv)
 static const char *kind_name(uint32_t kind)
 {
     static const char *const names[] = {
-        [MPROC__KIND_ANY] = "stale-unfinished", /* a creation killed */
+        [MPROC__KIND_ANY] = "-", /* an unfinished creation */
         [MPROC__KIND_SHM] = "shm",
         [MPROC__KIND_VALUE] = "value",
         [MPROC__KIND_ARRAY] = "array",
@@ -147,18 +216,39 @@ static const char *kind_name(uint32_t kind)
     return "unknown";
 }
 
-static int print_region(const char *name, uint32_t kind, uint32_t version,
-                        uint64_t size, void *arg)
+/* The columns of `mproc shm list`; CREATOR says whether the process that
+ * made the object still runs (so orphans of a crashed program stand out),
+ * STATE whether the object is whole. */
+#define LIST_FORMAT "%-40s %-17s %3s %12s %6s %8s %-7s %s\n"
+
+static int print_region(const mproc__region_info *info, void *arg)
 {
     (void)arg;
-    printf("%-40s %-18s v%-3u %12llu\n", name, kind_name(kind),
-           (unsigned)version, (unsigned long long)size);
+    static const char *const states[] = {
+        [MPROC__REGION_OK] = "ok",
+        [MPROC__REGION_DAMAGED] = "damaged",
+        [MPROC__REGION_UNFINISHED] = "unfinished",
+    };
+    char ver[16], size[24], owner[16], pid[16];
+    snprintf(ver, sizeof ver, "%u", (unsigned)info->version);
+    snprintf(size, sizeof size, "%llu", (unsigned long long)info->size);
+    snprintf(owner, sizeof owner, "%u", (unsigned)info->owner);
+    snprintf(pid, sizeof pid, "%d", (int)info->creator);
+    printf(LIST_FORMAT, info->name, kind_name(info->kind),
+           info->version != 0 ? ver : "-", size, owner,
+           info->creator > 0 ? pid : "-",
+           info->creator_alive > 0    ? "alive"
+           : info->creator_alive == 0 ? "gone"
+                                      : "unknown",
+           states[info->state]);
     return 0;
 }
 
 static int cmd_shm(int argc, char **argv)
 {
     if (argc == 1 && strcmp(argv[0], "list") == 0) {
+        printf(LIST_FORMAT, "NAME", "KIND", "VER", "SIZE", "OWNER", "PID",
+               "CREATOR", "STATE");
         int rc = mproc__region_list(print_region, NULL);
         if (rc < 0) {
             fprintf(stderr, "mproc: shm list: %s\n", mproc_strerror(rc));
@@ -197,15 +287,19 @@ int main(int argc, char **argv)
         return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "shm") == 0)
         return cmd_shm(argc - 2, argv + 2);
-    if (strcmp(cmd, "version") == 0) {
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        if (argc != 2)
+            return usage();
         printf("mproc %s\n", MPROC_VERSION_STRING);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
-        usage();
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
+        strcmp(cmd, "-h") == 0) {
+        if (argc != 2)
+            return usage();
+        print_usage(stdout);
         return EXIT_OK;
     }
     fprintf(stderr, "mproc: unknown command '%s'\n", cmd);
-    usage();
-    return EXIT_USAGE;
+    return usage();
 }

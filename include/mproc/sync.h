@@ -63,6 +63,13 @@ extern "C" {
  * without doing so, the lock becomes not recoverable and every later
  * acquire returns MPROC_ENOTRECOVERABLE (as POSIX robust mutexes do). A
  * thread that exits while holding a lock counts as dead too.
+ *
+ * Fork: the child shares the lock, not its ownership. A lock that a thread
+ * of the parent holds at the fork stays held by that thread: the child's
+ * acquire waits for the parent's release (or its death), and the child's
+ * release is MPROC_ENOTOWNER. Unrelated processes open a named Lock or
+ * RLock with mproc_lock_open; the RLock inside a Value, an Array or a
+ * Condition is reached only through that object.
  */
 typedef struct mproc_lock mproc_lock;
 
@@ -78,10 +85,12 @@ typedef struct mproc_lock_opts {
 
 /*
  * mproc_lock_create: makes a new unlocked Lock (or RLock with
- * opts->recursive), anonymous when name is NULL, else named.
- * out: the handle, written only on success.
- * Errors: MPROC_EINVAL (out NULL, bad name), MPROC_ENAMETOOLONG,
- * MPROC_EEXIST (the name exists), MPROC_ENOMEM, MPROC_ENOSPC, -errno.
+ * opts->recursive), anonymous when name is NULL, else named (a name ending
+ * in "XXXXXX" is a template: mproc/named.h; mproc_lock_name tells the name
+ * made). out: the handle, written only on success.
+ * Errors: MPROC_EINVAL (out NULL, bad name, opts->mode above 0777),
+ * MPROC_ENAMETOOLONG, MPROC_EEXIST (the name exists), MPROC_ENOMEM,
+ * MPROC_ENOSPC, -errno.
  * A failed create leaves no name behind.
  * Ownership: close the handle with mproc_lock_close; unlink a name with
  * mproc_lock_unlink. Never blocks.
@@ -92,9 +101,14 @@ MPROC_API int mproc_lock_create(mproc_lock **out, const char *name,
 /*
  * mproc_lock_open: opens an existing named Lock or RLock (any process); its
  * kind comes from the object (mproc_lock_is_recursive tells which).
- * opts: NULL for defaults; only opts->access is used.
- * Errors: MPROC_EINVAL, MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EBADOBJ (not
- * an mproc Lock or RLock), MPROC_EVERSION, MPROC_EACCES.
+ * opts: NULL for defaults; only opts->access is used (whose objects are
+ * accepted: mproc/named.h).
+ * Errors: MPROC_EINVAL (bad name, out NULL, access arrays),
+ * MPROC_ENAMETOOLONG, MPROC_ENOENT, MPROC_EDENIED (the file's owner or mode
+ * is not accepted by opts->access), MPROC_EBADOBJ (not an mproc Lock or
+ * RLock: another kind, a foreign file, a symlink, a directory, a damaged
+ * object), MPROC_EVERSION, MPROC_EACCES (the system's: the file's mode does
+ * not let this user open it), MPROC_ENOMEM, -errno.
  * Waits at most half a second for an object still being made.
  */
 MPROC_API int mproc_lock_open(mproc_lock **out, const char *name,
@@ -109,8 +123,11 @@ MPROC_API int mproc_lock_is_recursive(mproc_lock *lock);
 MPROC_API void mproc_lock_close(mproc_lock *lock);
 
 /* mproc_lock_unlink: removes a named Lock or RLock's name after checking it
- * is one. Errors: name errors, MPROC_ENOENT (no such name, e.g. a second
- * unlink), MPROC_EBADOBJ (another kind or not mproc), MPROC_EVERSION. */
+ * is one (a damaged one too: mproc/named.h). Errors: name errors,
+ * MPROC_ENOENT (no such name, e.g. a second unlink), MPROC_EBADOBJ (another
+ * kind, not mproc, a symlink, a directory; not removed), MPROC_EVERSION,
+ * MPROC_EACCES, MPROC_EPERM (another user's name, which only its owner may
+ * remove), -errno. */
 MPROC_API int mproc_lock_unlink(const char *name);
 
 /*
@@ -144,6 +161,11 @@ MPROC_API int mproc_lock_consistent(mproc_lock *lock);
  * not, MPROC_EINVAL for NULL. */
 MPROC_API int mproc_lock_is_owned(mproc_lock *lock);
 
+/* mproc_lock_name: the name of a named lock (borrowed, valid until close;
+ * the name made from a template); NULL when anonymous, for the lock of a
+ * Value, Array or Condition, and for NULL. */
+MPROC_API const char *mproc_lock_name(mproc_lock *lock);
+
 /* ------------------------------------------------------------- Semaphore */
 
 /*
@@ -155,6 +177,10 @@ MPROC_API int mproc_lock_is_owned(mproc_lock *lock);
  * NOT given back: the semaphore stays one lower until someone releases for
  * it (mproc_semaphore_value shows it). A process killed while waiting in
  * acquire takes nothing and wedges no one.
+ *
+ * Fork: the child shares the count (nothing is owned, nothing copied).
+ * Unrelated processes open a named Semaphore or BoundedSemaphore with
+ * mproc_semaphore_open.
  */
 typedef struct mproc_semaphore mproc_semaphore;
 
@@ -197,27 +223,36 @@ MPROC_API int mproc_semaphore_unlink(const char *name);
 
 /*
  * mproc_semaphore_acquire: takes one count, waiting up to timeout_ms while
- * the count is 0. Returns 0, MPROC_ETIMEDOUT, MPROC_EINVAL.
+ * the count is 0. Returns 0, MPROC_ETIMEDOUT, MPROC_EINVAL (NULL,
+ * timeout_ms below MPROC_FOREVER).
  */
 MPROC_API int mproc_semaphore_acquire(mproc_semaphore *sem, int64_t timeout_ms);
 
 /*
  * mproc_semaphore_release: gives n counts back (n >= 1) and wakes as many
  * waiters. Errors: MPROC_EINVAL (NULL, n 0), MPROC_EOVERRELEASE (bounded and
- * the count would exceed the initial value; nothing changes),
+ * the count would exceed the initial value, as this handle read it at
+ * create/open, whatever the shared memory says later; nothing changes),
  * MPROC_EOVERFLOW (the count would exceed INT32_MAX). Never blocks.
  */
 MPROC_API int mproc_semaphore_release(mproc_semaphore *sem, uint32_t n);
 
-/* mproc_semaphore_value: the current count into *value (a snapshot).
- * MPROC_EINVAL for NULL. */
+/* mproc_semaphore_value: the current count into *value (out; a snapshot).
+ * MPROC_EINVAL when sem or value is NULL. */
 MPROC_API int mproc_semaphore_value(mproc_semaphore *sem, uint32_t *value);
+
+/* mproc_semaphore_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_semaphore_name(mproc_semaphore *sem);
 
 /* ----------------------------------------------------------------- Event */
 
 /*
  * An Event: a flag processes set, clear and wait for. A process killed
  * while waiting wedges no one.
+ *
+ * Fork: the child shares the flag; the pollable fd of mproc_event_fd is
+ * this process's own (a child calls mproc_event_fd on its handle to get
+ * its own). Unrelated processes open a named Event with mproc_event_open.
  */
 typedef struct mproc_event mproc_event;
 
@@ -258,7 +293,8 @@ MPROC_API int mproc_event_is_set(mproc_event *ev);
 
 /*
  * mproc_event_wait: waits up to timeout_ms for the flag to be set.
- * Returns 0 (it was set), MPROC_ETIMEDOUT, MPROC_EINVAL.
+ * Returns 0 (it was set), MPROC_ETIMEDOUT, MPROC_EINVAL (NULL, timeout_ms
+ * below MPROC_FOREVER).
  */
 MPROC_API int mproc_event_wait(mproc_event *ev, int64_t timeout_ms);
 
@@ -274,20 +310,34 @@ MPROC_API int mproc_event_wait(mproc_event *ev, int64_t timeout_ms);
  * on its own handle to get its own). Close-on-exec. The helper thread runs
  * with every signal blocked (process-directed signals reach the program's
  * own threads) and wakes only when the event changes or is closed.
- * Errors: MPROC_EINVAL (NULL), MPROC_EMFILE, MPROC_ENOMEM, MPROC_EAGAIN
- * (no thread could be started).
+ * Errors: MPROC_EINVAL (ev or fd NULL), MPROC_EMFILE, MPROC_ENFILE,
+ * MPROC_ENOMEM, MPROC_EAGAIN (no thread could be started), -errno.
  * Thread safe; fork: safe in a child even when another thread of the
  * parent was inside this call at the fork.
  */
 MPROC_API int mproc_event_fd(mproc_event *ev, int *fd);
 
+/* mproc_event_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_event_name(mproc_event *ev);
+
 /* ------------------------------------------------------------- Condition */
 
 /*
- * A Condition over a Lock or RLock. Waiters sleep on a sequence number, so
- * a process killed while waiting leaves no count behind that could swallow
- * a notification. wait may return 0 spuriously (after a notify that raced
- * with it); use mproc_condition_wait_for to wait for a predicate.
+ * A Condition over a Lock or RLock. Waiters sleep on a sequence number that
+ * every notify bumps, so a process killed while waiting leaves no count
+ * behind that could swallow a notification. A wait returns 0 only after
+ * some notify came while it waited, but not always one meant for it: a
+ * waiter that a notify(n) did not pick still returns 0 when a signal
+ * handler interrupts its sleep, or when the notify came between its
+ * release of the lock and its sleep. A signal alone never ends a wait.
+ * Use mproc_condition_wait_for to wait for a predicate.
+ *
+ * Fork: the child shares the condition, and its lock through its inherited
+ * handles (ownership as for a Lock: a child does not hold what its parent
+ * held). Unrelated processes open a named Condition with
+ * mproc_condition_open, with a handle on the same named lock the creator
+ * gave (a named Condition over an anonymous lock serves only the
+ * creator's children), or NULL when the creator gave none.
  */
 typedef struct mproc_condition mproc_condition;
 
@@ -339,18 +389,21 @@ MPROC_API mproc_lock *mproc_condition_lock(mproc_condition *cond);
  * mproc_condition_wait: releases the lock (every level of an RLock), sleeps
  * until notified or timeout_ms passes, and takes the lock back (waiting
  * without bound for it: it is robust, so a dead holder cannot hang us).
- * Returns 0 (notified, or spuriously), MPROC_ETIMEDOUT (lock held again),
- * MPROC_EOWNERDEAD (lock held again, after its holder died meanwhile),
- * MPROC_ENOTRECOVERABLE (lock NOT held), MPROC_ENOTOWNER (the caller did not
- * hold the lock; nothing happened), MPROC_EINVAL.
+ * Returns 0 (a notify came while it waited, perhaps one meant for another
+ * waiter as above; never a signal handler alone), MPROC_ETIMEDOUT (lock
+ * held again), MPROC_EOWNERDEAD (lock held again, after its holder died
+ * meanwhile), MPROC_ENOTRECOVERABLE (lock NOT held), MPROC_ENOTOWNER (the
+ * caller did not hold the lock; nothing happened), MPROC_EINVAL (NULL,
+ * timeout_ms below MPROC_FOREVER).
  */
 MPROC_API int mproc_condition_wait(mproc_condition *cond, int64_t timeout_ms);
 
 /*
  * mproc_condition_wait_for: waits until pred(arg) returns non-zero, with the
  * lock held at every call of pred, or until timeout_ms passes in all.
- * Returns 0 (pred true), MPROC_ETIMEDOUT (pred still false; lock held), or
- * an error of mproc_condition_wait.
+ * Returns 0 (pred true), MPROC_ETIMEDOUT (pred still false; lock held),
+ * MPROC_EINVAL (pred NULL), or an error of mproc_condition_wait (with
+ * MPROC_ENOTOWNER before pred is ever called).
  */
 MPROC_API int mproc_condition_wait_for(mproc_condition *cond,
                                        int (*pred)(void *arg), void *arg,
@@ -366,6 +419,9 @@ MPROC_API int mproc_condition_notify(mproc_condition *cond, int n);
 /* mproc_condition_notify_all: wakes every waiter; as notify. */
 MPROC_API int mproc_condition_notify_all(mproc_condition *cond);
 
+/* mproc_condition_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_condition_name(mproc_condition *cond);
+
 /* --------------------------------------------------------------- Barrier */
 
 /*
@@ -380,6 +436,11 @@ MPROC_API int mproc_condition_notify_all(mproc_condition *cond);
  * dies (or whose thread ends) before arriving again breaks the generation
  * being waited for. A process that has never arrived is unknown to the
  * barrier, and its death cannot be noticed.
+ *
+ * Fork: the child shares the barrier and inherits the handle, action
+ * included; it takes part on its own (threads are counted, not handles).
+ * Unrelated processes open a named Barrier with mproc_barrier_open, each
+ * with its own action.
  */
 typedef struct mproc_barrier mproc_barrier;
 
@@ -427,7 +488,16 @@ MPROC_API int mproc_barrier_unlink(const char *name);
  * own failing action also gives this; so does a named barrier whose shared
  * arrival count is out of range, i.e. corrupted or more callers than
  * parties); MPROC_ETIMEDOUT (this waiter timed out, which breaks the
- * barrier for the others); MPROC_EINVAL.
+ * barrier for the others; two exceptions, both when another participant
+ * holds the barrier's short internal lock for longer than 50 ms, e.g.
+ * stopped by SIGSTOP: a caller that could not take it to arrive, even a
+ * try, leaves having changed nothing, and a waiter that could not take it
+ * to break the barrier at its deadline leaves it unbroken, still counted
+ * as arrived); MPROC_EINVAL (NULL, timeout_ms below MPROC_FOREVER).
+ * Blocking: up to timeout_ms, and up to 50 ms more at each of two points
+ * (getting in, breaking the barrier at the deadline), as the internal lock
+ * is held only for a few stores; a participant stopped while holding it
+ * holds up the last arrival (and abort and reset) until it resumes.
  */
 MPROC_API int mproc_barrier_wait(mproc_barrier *b, int64_t timeout_ms,
                                  uint32_t *index);
@@ -443,11 +513,15 @@ MPROC_API int mproc_barrier_reset(mproc_barrier *b);
 /* mproc_barrier_parties: the number of parties (0 for NULL). */
 MPROC_API uint32_t mproc_barrier_parties(mproc_barrier *b);
 
-/* mproc_barrier_n_waiting: how many wait at it now (a snapshot). */
+/* mproc_barrier_n_waiting: how many wait at it now (a snapshot); 0 when
+ * it is broken, and for NULL. */
 MPROC_API uint32_t mproc_barrier_n_waiting(mproc_barrier *b);
 
 /* mproc_barrier_broken: 1 when broken, 0 when not, MPROC_EINVAL for NULL. */
 MPROC_API int mproc_barrier_broken(mproc_barrier *b);
+
+/* mproc_barrier_name: the name, as mproc_lock_name. */
+MPROC_API const char *mproc_barrier_name(mproc_barrier *b);
 
 #ifdef __cplusplus
 }

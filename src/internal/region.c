@@ -1,9 +1,10 @@
 /*
  * Regions: anonymous or named shared mappings with a self-describing
- * header. A named region is built under a temporary name and link(2)ed to
- * its real name once complete, so openers never see it half-made; opening
- * checks the header (and still waits a bounded time for files made by
- * other means).
+ * header. A named region is built in an unnamed file (or under a temporary
+ * name nobody can predict) and linked to its real name once complete, so
+ * openers never see it half-made; opening checks who owns the file, then
+ * the header (and still waits a bounded time for files made by other
+ * means).
  */
 #include "internal/region.h"
 
@@ -26,12 +27,20 @@
 /* Where shm_open keeps its names (glibc: the tmpfs at /dev/shm). */
 #define SHM_DIR "/dev/shm"
 #define PATH_LEN (sizeof SHM_DIR + NAME_MAX + 1)
+#define TEMPLATE_LEN (sizeof MPROC__REGION_TEMPLATE - 1)
+/* Names a template or a temporary name tries before giving up: with 62^6
+ * names per template, running out means the names are nearly all taken. */
+#define NAME_TRIES 64
 
-/* Makes temporary names unique within a process (with the pid). */
-static _Atomic uint32_t tmp_counter;
+static bool no_tmpfile; /* test hook */
 
 _Static_assert(sizeof(mproc__region_hdr) == MPROC__REGION_HDR,
                "region header is 64 bytes");
+
+void mproc__region_test_no_tmpfile(bool on)
+{
+    no_tmpfile = on;
+}
 
 int mproc__region_name_check(const char *name)
 {
@@ -40,7 +49,8 @@ int mproc__region_name_check(const char *name)
     size_t n = strlen(name);
     if (n >= NAME_MAX)
         return MPROC_ENAMETOOLONG;
-    if (strchr(name + 1, '/') != NULL)
+    if (strchr(name + 1, '/') != NULL || strcmp(name, "/.") == 0 ||
+        strcmp(name, "/..") == 0)
         return MPROC_EINVAL;
     return 0;
 }
@@ -50,7 +60,38 @@ static void shm_path(char *buf, const char *name)
     snprintf(buf, PATH_LEN, SHM_DIR "%s", name);
 }
 
-/* The creator's pid when name is a temporary name "<prefix><pid>-<n>",
+/* Random letters and digits into buf[0..n). Without the kernel's random
+ * bytes the clock and a counter still make them unique in this process,
+ * though no longer unpredictable. */
+static void random_chars(char *buf, size_t n)
+{
+    static const char set[] = "abcdefghijklmnopqrstuvwxyz"
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static _Atomic uint64_t counter;
+    unsigned char b[32];
+    if (n > sizeof b)
+        n = sizeof b;
+    if (mproc__os_random(b, n) < 0) {
+        uint64_t x = (uint64_t)mproc__os_monotonic_ns() ^
+                     (atomic_fetch_add(&counter, 1) << 40) ^
+                     ((uint64_t)getpid() << 20);
+        for (size_t i = 0; i < n; i++) {
+            x = x * 6364136223846793005u + 1442695040888963407u;
+            b[i] = (unsigned char)(x >> 56);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        buf[i] = set[b[i] % (sizeof set - 1)];
+}
+
+static bool is_template(const char *name)
+{
+    size_t n = strlen(name);
+    return n > TEMPLATE_LEN &&
+           strcmp(name + n - TEMPLATE_LEN, MPROC__REGION_TEMPLATE) == 0;
+}
+
+/* The creator's pid when name is a temporary name "<prefix><pid>-...",
  * else 0. */
 static pid_t tmp_creator(const char *name)
 {
@@ -83,14 +124,59 @@ static char *dup_name(const char *name)
     return p;
 }
 
+/* The calling process's start time, which tells it from a later process
+ * with the same pid; 0 when unknown. */
+static uint64_t process_start(void)
+{
+    pid_t tid = mproc__os_self_tid();
+    pid_t pid = mproc__os_self_pid();
+    if (tid == pid)
+        return mproc__os_self_start(); /* cached */
+    uint64_t st = 0;
+    return mproc__os_task_start(pid, &st) == 0 ? st : 0;
+}
+
+/* Makes the file a named region is built in: an unnamed one (*tmp stays
+ * NULL), or one under a fresh temporary name (*tmp, malloc'ed). Returns the
+ * fd or -errno. */
+static int make_file(unsigned mode, char **tmp)
+{
+    int fd = no_tmpfile ? -EOPNOTSUPP : mproc__os_tmpfile(SHM_DIR, mode);
+    if (fd != -EOPNOTSUPP)
+        return fd;
+    char *t = malloc(NAME_MAX);
+    if (t == NULL)
+        return MPROC_ENOMEM;
+    /* The pid tells a lister whether the creation may still finish; the
+     * random part keeps anyone from taking the name in advance. */
+    int n =
+        snprintf(t, NAME_MAX, MPROC__REGION_TMP_PREFIX "%d-", (int)getpid());
+    fd = MPROC_EEXIST;
+    for (int i = 0; i < NAME_TRIES && fd == MPROC_EEXIST; i++) {
+        random_chars(t + n, 16);
+        t[n + 16] = '\0';
+        fd = shm_open(t, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, (mode_t)mode);
+        if (fd < 0)
+            fd = -errno;
+    }
+    if (fd < 0) {
+        free(t);
+        /* Not the caller's name that exists: say so differently. */
+        return fd == MPROC_EEXIST ? MPROC_EAGAIN : fd;
+    }
+    *tmp = t;
+    return fd;
+}
+
 int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
                          size_t payload_size, unsigned mode)
 {
     if (r == NULL || payload_size == 0 || kind == MPROC__KIND_ANY ||
-        kind > MPROC__KIND_MAX)
+        kind > MPROC__KIND_MAX || mode > 0777)
         return MPROC_EINVAL;
     if (payload_size > (size_t)INT64_MAX - MPROC__REGION_HDR)
         return MPROC_ENOMEM;
+    bool templ = false;
     if (name != NULL) {
         int rc = mproc__region_name_check(name);
         if (rc < 0)
@@ -98,6 +184,7 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
         if (strncmp(name, MPROC__REGION_TMP_PREFIX,
                     sizeof MPROC__REGION_TMP_PREFIX - 1) == 0)
             return MPROC_EINVAL;
+        templ = is_template(name);
     }
     if (mode == 0)
         mode = 0600;
@@ -114,32 +201,21 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
         char path[PATH_LEN];
         struct stat st;
         shm_path(path, name);
-        if (lstat(path, &st) == 0) {
+        if (!templ && lstat(path, &st) == 0) {
             rc = MPROC_EEXIST;
             goto out;
         }
         copy = dup_name(name);
-        tmp = malloc(NAME_MAX);
-        if (copy == NULL || tmp == NULL) {
+        if (copy == NULL) {
             rc = MPROC_ENOMEM;
             goto out;
         }
-        /* A stale temporary name of a dead process with our pid may be in
-         * the way: try the next counter value. */
-        for (int i = 0; i < 16 && fd < 0; i++) {
-            snprintf(tmp, NAME_MAX, MPROC__REGION_TMP_PREFIX "%d-%u",
-                     (int)getpid(),
-                     (unsigned)atomic_fetch_add(&tmp_counter, 1));
-            fd = shm_open(tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
-                          (mode_t)mode);
-            if (fd < 0 && errno != EEXIST)
-                break;
-        }
+        fd = make_file(mode, &tmp);
         if (fd < 0) {
-            rc = -errno;
+            rc = fd;
             goto out;
         }
-        /* shm_open applies the umask; the mode asked for is the mode. */
+        /* The umask narrowed the mode; the mode asked for is the mode. */
         if (fchmod(fd, (mode_t)mode) < 0 || ftruncate(fd, (off_t)total) < 0) {
             rc = -errno;
             goto out;
@@ -168,6 +244,9 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
     h->size = total;
     h->payload_offset = MPROC__REGION_HDR;
     h->payload_size = payload_size;
+    h->creator_pid = (uint32_t)mproc__os_self_pid();
+    h->reserved = 0;
+    h->creator_start = process_start();
     atomic_store_explicit(&h->ready, 0, memory_order_relaxed);
     r->hdr = h;
     r->payload = (char *)m + MPROC__REGION_HDR;
@@ -175,10 +254,15 @@ int mproc__region_create(mproc__region *r, const char *name, uint32_t kind,
     r->map_size = total;
     r->name = copy;
     r->tmp_name = tmp;
+    r->templ = templ;
+    /* An unnamed file is named through its fd at publish. */
+    r->fd = tmp == NULL ? fd : -1;
+    if (tmp == NULL)
+        fd = -1;
     copy = NULL;
     tmp = NULL;
 out:
-    if (rc < 0 && fd >= 0 && tmp != NULL)
+    if (rc < 0 && tmp != NULL)
         shm_unlink(tmp);
     mproc__os_close(fd);
     free(copy);
@@ -187,24 +271,43 @@ out:
     return rc;
 }
 
+/* Links the file being published to r->name: 0 or -errno. */
+static int link_to_name(mproc__region *r)
+{
+    char to[PATH_LEN];
+    shm_path(to, r->name);
+    if (r->fd >= 0)
+        return mproc__os_link_fd(r->fd, to);
+    char from[PATH_LEN];
+    shm_path(from, r->tmp_name);
+    return linkat(AT_FDCWD, from, AT_FDCWD, to, 0) < 0 ? -errno : 0;
+}
+
 int mproc__region_publish(mproc__region *r)
 {
     atomic_store_explicit(&r->hdr->ready, MPROC__REGION_READY,
                           memory_order_release);
-    if (r->tmp_name == NULL)
+    if (r->fd < 0 && r->tmp_name == NULL)
         return 0;
     int saved = errno;
-    int rc = 0;
-    char from[PATH_LEN], to[PATH_LEN];
-    shm_path(from, r->tmp_name);
-    shm_path(to, r->name);
+    int rc;
+    size_t n = strlen(r->name);
     /* Atomic, and refuses an existing name (a creator that won a race). */
-    if (linkat(AT_FDCWD, from, AT_FDCWD, to, 0) < 0) {
-        rc = -errno;
-    } else {
-        shm_unlink(r->tmp_name);
+    for (int i = 0;; i++) {
+        if (r->templ)
+            random_chars(r->name + n - TEMPLATE_LEN, TEMPLATE_LEN);
+        rc = link_to_name(r);
+        if (rc != MPROC_EEXIST || !r->templ || i + 1 >= NAME_TRIES)
+            break;
+    }
+    if (rc == 0) {
+        if (r->tmp_name != NULL)
+            shm_unlink(r->tmp_name);
         free(r->tmp_name);
         r->tmp_name = NULL;
+        mproc__os_close(r->fd);
+        r->fd = -1;
+        r->templ = false;
     }
     errno = saved;
     return rc;
@@ -244,6 +347,46 @@ static int check_hdr(const mproc__region_hdr *h, uint32_t kind,
     return 0;
 }
 
+/* Is a uid or gid among n listed ones? */
+static bool listed_uid(const uid_t *ids, size_t n, uid_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+static bool listed_gid(const gid_t *ids, size_t n, gid_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Whose file open accepts (mproc/named.h). Whoever can write the file can
+ * truncate it under our mapping (SIGBUS at the next access) or scribble on
+ * it, so the owner must be trusted and nobody else may write. */
+static int access_check(const struct stat *st, const mproc_access *a)
+{
+    if ((st->st_mode & 07000) != 0)
+        return MPROC_EDENIED; /* setuid, setgid, sticky: never mproc's */
+    if ((st->st_mode & 022) != 0 && !a->shared_write)
+        return MPROC_EDENIED;
+    if (st->st_uid == geteuid() || listed_uid(a->uids, a->n_uids, st->st_uid) ||
+        listed_gid(a->gids, a->n_gids, st->st_gid))
+        return 0;
+    return MPROC_EDENIED;
+}
+
+/* shm_open's errors that mean "something else is under this name", for a
+ * name already checked: a symlink (glibc opens with O_NOFOLLOW: ELOOP) or
+ * a directory (EISDIR, which glibc reports as EINVAL). */
+static int open_error(int e)
+{
+    return e == ELOOP || e == EISDIR || e == EINVAL ? MPROC_EBADOBJ : -e;
+}
+
 int mproc__region_open_sized(mproc__region *r, const char *name, uint32_t kind,
                              size_t min_payload, const mproc_access *access)
 {
@@ -258,8 +401,11 @@ int mproc__region_open_sized(mproc__region *r, const char *name, uint32_t kind,
 int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
                        const mproc_access *access)
 {
-    (void)access; /* checked by the file-ownership rules (named.h) */
-    if (r == NULL)
+    static const mproc_access defaults = MPROC_ACCESS_INIT;
+    if (access == NULL)
+        access = &defaults;
+    if (r == NULL || (access->n_uids > 0 && access->uids == NULL) ||
+        (access->n_gids > 0 && access->gids == NULL))
         return MPROC_EINVAL;
     int rc = mproc__region_name_check(name);
     if (rc < 0)
@@ -271,23 +417,29 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
     void *m = MAP_FAILED;
     size_t len = 0;
     mproc__region_hdr seen; /* the header as checked */
-    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    /* O_NONBLOCK: a FIFO planted under the name must not hang us. */
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC | O_NONBLOCK, 0);
     if (fd < 0) {
+        rc = open_error(errno);
+        goto out;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
         rc = -errno;
         goto out;
     }
+    if (!S_ISREG(st.st_mode)) {
+        rc = MPROC_EBADOBJ;
+        goto out;
+    }
+    /* Before anything is mapped: a mapping is what a writer could make
+     * fault. The owner of an open file cannot change (but by root). */
+    rc = access_check(&st, access);
+    if (rc < 0)
+        goto out;
     int64_t until = mproc__os_monotonic_ns() +
                     (int64_t)MPROC__REGION_OPEN_WAIT_MS * 1000000;
     for (;;) {
-        struct stat st;
-        if (fstat(fd, &st) < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (!S_ISREG(st.st_mode)) {
-            rc = MPROC_EBADOBJ;
-            goto out;
-        }
         if (st.st_size >= (off_t)MPROC__REGION_HDR) {
             mproc__region_hdr h;
             ssize_t n = pread(fd, &h, sizeof h, 0);
@@ -315,6 +467,10 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
             goto out;
         }
         nap_ms(2);
+        if (fstat(fd, &st) < 0) {
+            rc = -errno;
+            goto out;
+        }
     }
     m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED) {
@@ -338,6 +494,8 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
     r->map_size = len;
     r->name = copy;
     r->tmp_name = NULL;
+    r->fd = -1;
+    r->templ = false;
     copy = NULL;
 out:
     mproc__os_close(fd);
@@ -352,33 +510,40 @@ void mproc__region_close(mproc__region *r)
         return;
     int saved = errno;
     munmap(r->hdr, r->map_size);
+    mproc__os_close(r->fd);
     free(r->name);
     free(r->tmp_name);
     r->hdr = NULL;
     r->payload = NULL;
     r->name = NULL;
     r->tmp_name = NULL;
+    r->fd = -1;
     errno = saved;
 }
 
-/* Reads a header by name without waiting. */
-static int peek(const char *name, mproc__region_hdr *h, uint64_t *file_size)
+/* Reads what there is of a header by name, without waiting: the bytes read
+ * (the rest of *h zeroed) or -errno; MPROC_EBADOBJ for a symlink, a
+ * directory or another kind of file. */
+static ssize_t peek(const char *name, mproc__region_hdr *h, struct stat *st)
 {
+    memset(h, 0, sizeof *h);
     int fd = shm_open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
     if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) < 0)
+        return open_error(errno);
+    ssize_t rc;
+    if (fstat(fd, st) < 0)
         rc = -errno;
-    else if (!S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof *h ||
-             pread(fd, h, sizeof *h, 0) != (ssize_t)sizeof *h)
+    else if (!S_ISREG(st->st_mode))
         rc = MPROC_EBADOBJ;
-    else
-        *file_size = (uint64_t)st.st_size;
+    else if ((rc = pread(fd, h, sizeof *h, 0)) < 0)
+        rc = -errno;
     mproc__os_close(fd);
     return rc;
 }
+
+/* The bytes of a header that hold the magic and the version, the kind. */
+#define HAS_VERSION (offsetof(mproc__region_hdr, version) + 4)
+#define HAS_KIND (offsetof(mproc__region_hdr, kind) + 4)
 
 int mproc__region_unlink(const char *name, uint32_t kind)
 {
@@ -396,13 +561,21 @@ int mproc__region_unlink(const char *name, uint32_t kind)
         return rc;
     }
     mproc__region_hdr h;
-    uint64_t fsize = 0;
-    rc = peek(name, &h, &fsize);
-    if (rc == 0) {
-        if (h.magic != MPROC__REGION_MAGIC)
+    struct stat st;
+    ssize_t n = peek(name, &h, &st);
+    if (n < 0)
+        rc = (int)n;
+    else if (n < (ssize_t)sizeof h.magic || h.magic != MPROC__REGION_MAGIC)
+        rc = MPROC_EBADOBJ;
+    else if (kind != MPROC__KIND_ANY) {
+        /* Only what says which object it is: a damaged one (truncated,
+         * sizes scribbled) is still removed by its kind's unlink. */
+        if (n < (ssize_t)HAS_KIND)
             rc = MPROC_EBADOBJ;
-        else if (kind != MPROC__KIND_ANY)
-            rc = check_hdr(&h, kind, fsize);
+        else if (h.version != MPROC__REGION_VERSION)
+            rc = MPROC_EVERSION;
+        else if (h.kind != kind)
+            rc = MPROC_EBADOBJ;
     }
     if (rc == 0 && shm_unlink(name) < 0)
         rc = -errno;
@@ -410,14 +583,38 @@ int mproc__region_unlink(const char *name, uint32_t kind)
     return rc;
 }
 
-int mproc__region_list(int (*fn)(const char *name, uint32_t kind,
-                                 uint32_t version, uint64_t size, void *arg),
+/* Fills info for a name whose header carries the magic (n bytes read). */
+static void describe(mproc__region_info *info, const mproc__region_hdr *h,
+                     ssize_t n, const struct stat *st)
+{
+    info->file_size = (uint64_t)st->st_size;
+    info->owner = st->st_uid;
+    info->version = n >= (ssize_t)HAS_VERSION ? h->version : 0;
+    info->kind = n >= (ssize_t)HAS_KIND ? h->kind : MPROC__KIND_ANY;
+    info->size = h->size;
+    info->creator = 0;
+    info->creator_alive = -1;
+    info->state =
+        n < (ssize_t)sizeof *h ? MPROC__REGION_DAMAGED : MPROC__REGION_OK;
+    if (info->version != MPROC__REGION_VERSION)
+        return; /* another layout: nothing more can be read */
+    if (h->ready != MPROC__REGION_READY ||
+        check_hdr(h, MPROC__KIND_ANY, info->file_size) < 0)
+        info->state = MPROC__REGION_DAMAGED;
+    pid_t pid = (pid_t)h->creator_pid;
+    if (pid > 0) {
+        info->creator = pid;
+        info->creator_alive = mproc__os_task_alive(pid, h->creator_start);
+    }
+}
+
+int mproc__region_list(int (*fn)(const mproc__region_info *info, void *arg),
                        void *arg)
 {
     if (fn == NULL)
         return MPROC_EINVAL;
     int saved = errno;
-    DIR *d = opendir("/dev/shm");
+    DIR *d = opendir(SHM_DIR);
     if (d == NULL) {
         int rc = -errno;
         errno = saved;
@@ -431,21 +628,31 @@ int mproc__region_list(int (*fn)(const char *name, uint32_t kind,
             continue;
         name[0] = '/';
         strcpy(name + 1, e->d_name);
+        mproc__region_info info = {.name = name, .creator_alive = -1};
         pid_t creator = tmp_creator(name);
         if (creator > 0) {
             /* Another process's creation under way, or a stale one. */
             char path[PATH_LEN];
             struct stat st;
             shm_path(path, name);
-            if (tmp_stale(creator) && lstat(path, &st) == 0)
-                rc = fn(name, MPROC__KIND_ANY, 0, (uint64_t)st.st_size, arg);
+            if (!tmp_stale(creator) || lstat(path, &st) != 0)
+                continue;
+            info.kind = MPROC__KIND_ANY;
+            info.size = info.file_size = (uint64_t)st.st_size;
+            info.owner = st.st_uid;
+            info.creator = creator;
+            info.creator_alive = 0;
+            info.state = MPROC__REGION_UNFINISHED;
+            rc = fn(&info, arg);
             continue;
         }
         mproc__region_hdr h;
-        uint64_t fsize;
-        if (peek(name, &h, &fsize) != 0 || h.magic != MPROC__REGION_MAGIC)
+        struct stat st;
+        ssize_t n = peek(name, &h, &st);
+        if (n < (ssize_t)sizeof h.magic || h.magic != MPROC__REGION_MAGIC)
             continue;
-        rc = fn(name, h.kind, h.version, h.size, arg);
+        describe(&info, &h, n, &st);
+        rc = fn(&info, arg);
     }
     closedir(d);
     errno = saved;

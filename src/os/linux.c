@@ -8,8 +8,11 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -117,6 +120,70 @@ int mproc__os_set_child_subreaper(void)
 {
     int saved = errno;
     int rc = prctl(PR_SET_CHILD_SUBREAPER, 1UL) < 0 ? -errno : 0;
+    errno = saved;
+    return rc;
+}
+
+int mproc__os_random(void *buf, size_t n)
+{
+    int saved = errno;
+    unsigned char *p = buf;
+    int rc = 0;
+    while (n > 0) {
+        ssize_t r = getrandom(p, n, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            break;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    errno = saved;
+    return rc;
+}
+
+/* The name of fd in /proc, through which an unnamed file is linked: the
+ * kernel lets only a holder of the fd follow it. */
+static void proc_fd_path(char *buf, size_t n, int fd)
+{
+    snprintf(buf, n, "/proc/self/fd/%d", fd);
+}
+
+int mproc__os_tmpfile(const char *dir, unsigned mode)
+{
+    int saved = errno;
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, (mode_t)mode);
+    int rc = fd;
+    if (fd < 0) {
+        /* Kernels before 3.11 see O_DIRECTORY and open the directory
+         * (EISDIR); file systems without it say EOPNOTSUPP. */
+        rc = errno == EISDIR || errno == EOPNOTSUPP || errno == EINVAL
+                 ? -EOPNOTSUPP
+                 : -errno;
+    } else {
+        char path[48];
+        struct stat a, b;
+        proc_fd_path(path, sizeof path, fd);
+        if (fstat(fd, &a) < 0 || stat(path, &b) < 0 || a.st_dev != b.st_dev ||
+            a.st_ino != b.st_ino) {
+            close(fd);
+            rc = -EOPNOTSUPP;
+        }
+    }
+    errno = saved;
+    return rc;
+}
+
+int mproc__os_link_fd(int fd, const char *path)
+{
+    int saved = errno;
+    char from[48];
+    proc_fd_path(from, sizeof from, fd);
+    int rc = linkat(AT_FDCWD, from, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0
+                 ? -errno
+                 : 0;
     errno = saved;
     return rc;
 }

@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -66,6 +67,23 @@ int mproc__os_set_parent_death_signal(int sig);
 
 /* Makes the caller a child subreaper (orphaned descendants come to it). */
 int mproc__os_set_child_subreaper(void);
+
+/* n random bytes from the kernel (getrandom): 0 or -errno. */
+int mproc__os_random(void *buf, size_t n);
+
+/*
+ * An unnamed regular file in directory dir (O_TMPFILE), opened read-write
+ * and close-on-exec with mode (before the umask), that mproc__os_link_fd
+ * can give a name later: no other process can find it before then, and it
+ * vanishes when closed unnamed. -EOPNOTSUPP when it cannot be made or
+ * could not be named later (no O_TMPFILE in the kernel or file system, no
+ * /proc), so the caller falls back to a named file; other -errno as open.
+ */
+int mproc__os_tmpfile(const char *dir, unsigned mode);
+
+/* Gives the file of fd (from mproc__os_tmpfile) the name path, atomically:
+ * 0, -EEXIST when path exists (whatever it is), or another -errno. */
+int mproc__os_link_fd(int fd, const char *path);
 
 /* Closes fd keeping errno; never fails the caller (fd < 0 is ignored). */
 void mproc__os_close(int fd);
