@@ -25,6 +25,7 @@
 #include "internal/deadline.h"
 #include "internal/frame.h"
 #include "internal/process.h"
+#include "internal/registry.h"
 #include "internal/self.h"
 #include "os/os.h"
 #include "os/proc.h"
@@ -65,6 +66,7 @@ struct mproc_process {
     char message[MSG_MAX];
     char file[FILE_MAX];
     char trace[TRACE_MAX];
+    mproc__reg_node reg; /* its fds stay open in a child (registry.h) */
 };
 
 /* In a started child: its failure pipe's write end and its own pid (a
@@ -282,8 +284,21 @@ static mproc_process *handle_new(void)
     return p;
 }
 
+static size_t handle_fds(const mproc__reg_node *n, int *out, size_t cap)
+{
+    const mproc_process *p = n->obj;
+    if (cap > 0)
+        out[0] = p->pidfd;
+    if (cap > 1)
+        out[1] = p->errfd;
+    return 2;
+}
+
+static const mproc__reg_ops handle_reg_ops = {handle_fds, NULL};
+
 static void handle_free(mproc_process *p)
 {
+    mproc__reg_remove(&p->reg);
     mproc__os_close(p->pidfd);
     mproc__os_close(p->errfd);
     pthread_mutex_destroy(&p->mu);
@@ -335,11 +350,108 @@ static void kill_and_reap(pid_t pid)
     errno = saved;
 }
 
+/* ---- inherit_only ------------------------------------------------------ */
+
+/* The checks of the keep lists that need no lock. */
+static int check_keep_args(const mproc_process_opts *o)
+{
+    if (!o->inherit_only)
+        return o->n_keep > 0 || o->n_keep_fds > 0 ? MPROC_EINVAL : 0;
+    if ((o->n_keep > 0 && o->keep == NULL) ||
+        (o->n_keep_fds > 0 && o->keep_fds == NULL))
+        return MPROC_EINVAL;
+    for (size_t i = 0; i < o->n_keep_fds; i++)
+        if (o->keep_fds[i] < 0 || fcntl(o->keep_fds[i], F_GETFD) < 0)
+            return MPROC_EBADF;
+    return 0;
+}
+
+/* With the registry locked: every end to keep is open in this process. */
+static int check_keep_ends(const mproc_process_opts *o)
+{
+    for (size_t i = 0; o->inherit_only && i < o->n_keep; i++)
+        if (o->keep[i] == NULL || !mproc__reg_is_end(o->keep[i]))
+            return MPROC_EINVAL;
+    return 0;
+}
+
+static bool listed(int fd, const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] == fd)
+            return true;
+    return false;
+}
+
+/* An end stays when it is listed in keep, or its fd is in keep_fds. */
+static bool end_kept(const mproc__reg_node *n, const mproc_process_opts *o)
+{
+    for (size_t i = 0; i < o->n_keep; i++)
+        if (n->obj == (const void *)o->keep[i])
+            return true;
+    int fd = -1;
+    n->ops->fds(n, &fd, 1);
+    return fd >= 0 && listed(fd, o->keep_fds, o->n_keep_fds);
+}
+
+/* Every fd to keep into out (cap of them); returns how many there are. */
+static size_t gather_kept(int *out, size_t cap, const mproc_process_opts *o,
+                          int failfd)
+{
+    size_t k = 0;
+    for (mproc__reg_node *n = mproc__reg_first(); n != NULL;
+         n = mproc__reg_next(n))
+        k += n->ops->fds(n, k < cap ? out + k : NULL, k < cap ? cap - k : 0);
+    for (size_t i = 0; i < o->n_keep_fds; i++, k++)
+        if (k < cap)
+            out[k] = o->keep_fds[i];
+    if (k < cap)
+        out[k] = failfd;
+    return k + 1;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* In a child started with inherit_only, before fn: severs every end not
+ * kept, then closes every fd from 3 up that nothing kept holds. The
+ * registry is locked (held across fork). */
+static int keep_only(const mproc_process_opts *o, int failfd)
+{
+    mproc__reg_node *next;
+    for (mproc__reg_node *n = mproc__reg_first(); n != NULL; n = next) {
+        next = mproc__reg_next(n);
+        if (n->ops->sever != NULL && !end_kept(n, o))
+            mproc__reg_sever(n);
+    }
+    int small[256], *fds = small;
+    size_t k = gather_kept(fds, 256, o, failfd);
+    if (k > 256) {
+        fds = malloc(k * sizeof *fds);
+        if (fds == NULL)
+            return MPROC_ENOMEM;
+        k = gather_kept(fds, k, o, failfd);
+    }
+    qsort(fds, k, sizeof *fds, cmp_int);
+    size_t m = 0;
+    for (size_t i = 0; i < k; i++)
+        if (fds[i] >= 3 && (m == 0 || fds[m - 1] != fds[i]))
+            fds[m++] = fds[i];
+    int rc = mproc__os_close_fds_except(fds, m);
+    if (fds != small)
+        free(fds);
+    return rc;
+}
+
 /* The child's side of start: p is the child's copy of the new handle,
  * which it does not need beyond its name. */
 static MPROC_NORETURN void child_main(mproc_process *p, int (*fn)(void *),
                                       void *arg, int wfd, int rfd,
-                                      const char *identity, pid_t parent)
+                                      const char *identity, pid_t parent,
+                                      const mproc_process_opts *o)
 {
     if (p->daemon) {
         mproc__os_set_parent_death_signal(SIGKILL);
@@ -363,6 +475,10 @@ static MPROC_NORETURN void child_main(mproc_process *p, int (*fn)(void *),
     }
     child_fail_pid = getpid();
     atomic_flag_clear(&failing);
+    int rc = o->inherit_only ? keep_only(o, wfd) : 0;
+    mproc__reg_release_in_child();
+    if (rc < 0)
+        mproc_fail(rc, "inherit_only: the other fds could not be closed");
     child_finish(fn(arg));
 }
 
@@ -374,6 +490,8 @@ int mproc_process_start(mproc_process **out, int (*fn)(void *arg), void *arg,
     if (opts == NULL)
         opts = &default_opts;
     int rc = check_name(opts->name);
+    if (rc == 0)
+        rc = check_keep_args(opts);
     if (rc < 0)
         return rc;
     mproc_process *p = handle_new();
@@ -388,16 +506,23 @@ int mproc_process_start(mproc_process **out, int (*fn)(void *arg), void *arg,
     /* The parent reads only after the child is reaped, and never waits. */
     fcntl(fds[0], F_SETFL, O_NONBLOCK);
     char identity[MPROC__NAME_MAX];
-    next_identity(identity, p->name, opts->name);
-    p->daemon = opts->daemon;
-    pid_t parent = getpid();
+    pid_t parent = getpid(), pid = -1;
     fflush(stdout);
     fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0)
-        child_main(p, fn, arg, fds[1], fds[0], identity, parent);
-    if (pid < 0)
-        rc = -errno;
+    /* Held across fork: the child finds the registry whole and unlocked
+     * by any thread that does not exist there. */
+    mproc__reg_lock();
+    rc = check_keep_ends(opts);
+    if (rc == 0) {
+        next_identity(identity, p->name, opts->name);
+        p->daemon = opts->daemon;
+        pid = fork();
+        if (pid == 0)
+            child_main(p, fn, arg, fds[1], fds[0], identity, parent, opts);
+        if (pid < 0)
+            rc = -errno;
+    }
+    mproc__reg_unlock();
     mproc__os_close(fds[1]);
     if (rc == 0) {
         int pidfd = open_pidfd(pid);
@@ -414,6 +539,7 @@ int mproc_process_start(mproc_process **out, int (*fn)(void *arg), void *arg,
     }
     p->pid = pid;
     p->errfd = fds[0];
+    mproc__reg_add(&p->reg, &handle_reg_ops, p);
     *out = p;
     return 0;
 }
@@ -515,6 +641,7 @@ int mproc_process_spawn(mproc_process **out, const char *path,
     }
     p->pid = pid;
     p->pidfd = pidfd;
+    mproc__reg_add(&p->reg, &handle_reg_ops, p);
     *out = p;
     p = NULL;
     rc = 0;

@@ -58,6 +58,9 @@ typedef struct mproc_process mproc_process;
 /* The longest process name, in bytes, without the terminating NUL. */
 #define MPROC_PROCESS_NAME_MAX 63
 
+/* A connection end (mproc/conn.h). */
+struct mproc_conn;
+
 /*
  * Options of mproc_process_start(). Start from MPROC_PROCESS_OPTS_INIT.
  *   name    the child's name (copied); NULL gives "Process-N". At most
@@ -70,15 +73,48 @@ typedef struct mproc_process mproc_process;
  *           that outlives them (the main thread, typically). Unlike Python,
  *           a daemon child may start children of its own; its daemon
  *           children die with it, its other children outlive it.
+ *   inherit_only, keep, n_keep, keep_fds, n_keep_fds
+ *           the child inherits only what it is given. With inherit_only
+ *           true, the child, before fn runs:
+ *           - closes every connection end (mproc_pipe, mproc_pipe_kernel,
+ *             mproc_pipe_bytes, FIFO, client, accepted or received ends,
+ *             mproc_conn_from_fd) and every listener of the parent that is
+ *             neither listed in keep (n_keep of them) nor has its fd
+ *             (mproc_conn_fd, mproc_listener_fd) listed in keep_fds; so a
+ *             worker holds no copy of another worker's pipe, and EOF
+ *             reaches each worker when the parent closes that worker's end;
+ *           - then closes every other fd from 3 up, as Python's
+ *             subprocess close_fds, except: the keep_fds (n_keep_fds of
+ *             them), the fds of the kept ends, stdin, stdout and stderr,
+ *             and the fds mproc holds for objects that stay usable in the
+ *             child: loggers' sinks (mproc/log.h), an Event's fd
+ *             (mproc_event_fd), process handles' pidfds, and the child's
+ *             own failure pipe. An fd of the caller's own that fn needs (a
+ *             file, a socket, an epoll fd) must be listed in keep_fds.
+ *           An end closed this way stays a valid handle in the child:
+ *           mproc_conn_close() (mproc_listener_close()) frees it without
+ *           closing anything, so an fd number the child has reused since
+ *           is never hit; every other call on it returns MPROC_EBADF
+ *           (mproc_conn_fd() and mproc_listener_fd() return -1,
+ *           mproc_conn_can_send/can_recv false, and mproc_wait() on it
+ *           MPROC_EBADF). The parent's own ends are untouched.
+ *           With inherit_only false (the default) the child inherits every
+ *           fd, as fork gives it, and keep and keep_fds must be empty.
+ *           keep and keep_fds are read during the call only.
  */
 typedef struct mproc_process_opts {
     const char *name;
     bool daemon;
+    bool inherit_only;
+    struct mproc_conn *const *keep;
+    size_t n_keep;
+    const int *keep_fds;
+    size_t n_keep_fds;
 } mproc_process_opts;
 
 #define MPROC_PROCESS_OPTS_INIT                                                \
     {                                                                          \
-        NULL, false                                                            \
+        NULL, false, false, NULL, 0, NULL, 0                                   \
     }
 
 /*
@@ -99,11 +135,18 @@ typedef struct mproc_process_opts {
  * output is not written twice). The child flushes stdout and stderr after fn
  * returns and ends with _exit(): atexit handlers and other stdio streams are
  * not run or flushed in the child, as in Python; fclose what fn opens. The
- * child inherits what fork gives (memory, fds, signal dispositions and mask,
- * only the calling thread); its mproc_current_name() is the child's name.
+ * child inherits what fork gives (memory, fds unless opts->inherit_only says
+ * otherwise, signal dispositions and mask, only the calling thread); its
+ * mproc_current_name() is the child's name. With inherit_only, a child
+ * that cannot close the other fds (no memory for the list) fails before fn
+ * runs, with a failure record whose error is that code.
  *
  * Returns 0, or
- *   MPROC_EINVAL        out or fn is NULL;
+ *   MPROC_EINVAL        out or fn is NULL; keep or keep_fds given without
+ *                       inherit_only; keep (keep_fds) NULL with n_keep
+ *                       (n_keep_fds) > 0; an entry of keep that is NULL or
+ *                       not an open end of this process;
+ *   MPROC_EBADF         an entry of keep_fds is not an open fd;
  *   MPROC_ENAMETOOLONG  opts->name is longer than MPROC_PROCESS_NAME_MAX;
  *   MPROC_ENOMEM, MPROC_EMFILE, MPROC_ENFILE, MPROC_EAGAIN (fork: too many
  *                       processes), or another -errno of pidfd_open:

@@ -38,6 +38,14 @@ int mproc__os_kill(pid_t pid, int sig);
  */
 size_t mproc__os_backtrace(char *buf, size_t size, int skip);
 
+/*
+ * Closes every fd of the caller from 3 up except those in keep (ascending,
+ * without duplicates, each >= 3): close_range(2) over the gaps, or where
+ * it is missing (Linux < 5.9) each fd listed in /proc/self/fd. Returns 0
+ * or -errno (then some fds may be left open). For a single-threaded child.
+ */
+int mproc__os_close_fds_except(const int *keep, size_t n);
+
 /* "KILL" for SIGKILL, ...; "?" for an unknown number. Static string. */
 const char *mproc__os_signal_abbrev(int sig);
 
