@@ -111,8 +111,12 @@ static size_t rec_encode(unsigned char *buf, int error, int line,
     size_t lf = strnlen(file, FILE_MAX - 1);
     size_t lm = strnlen(msg, MSG_MAX - 1);
     size_t lt = strnlen(trace, TRACE_MAX - 1);
-    if (ln + lf + lm + lt > cap)
+    if (ln + lf + lm + lt > cap) {
+        /* Cut after the last whole frame that fits. */
         lt = cap - ln - lf - lm;
+        while (lt > 0 && trace[lt - 1] != '\n')
+            lt--;
+    }
     put32(buf, REC_VERSION);
     put32(buf + 4, (uint32_t)error);
     put32(buf + 8, (uint32_t)line);
@@ -239,7 +243,7 @@ void mproc_fail_at(const char *file, int line, int code, const char *fmt, ...)
     if (line < 0)
         line = 0;
     char trace[TRACE_MAX];
-    mproc__os_backtrace(trace, sizeof trace, 2);
+    mproc__os_backtrace(trace, sizeof trace, __builtin_return_address(0));
     if (child_send(code, line, msg, file, trace)) {
         fflush(stdout);
         fflush(stderr);

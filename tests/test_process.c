@@ -20,6 +20,7 @@
 #include "internal/registry.h"
 #include "mproc.h"
 #include "os/os.h"
+#include "os/proc.h"
 #include "testlib.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -1506,6 +1507,46 @@ START_TEST(a_fork_while_another_thread_holds_the_registry_leaves_it_usable)
 }
 END_TEST
 
+/* ---- backtraces --------------------------------------------------------- */
+
+static __attribute__((noinline)) void fails_in_a_static_helper(int v)
+{
+    if (v > 0)
+        mproc_fail(MPROC_ERANGE, "static %d", v);
+}
+static const int static_helper_fail_line = __LINE__ - 2;
+
+static int child_fails_in_a_static_function(void *arg)
+{
+    fails_in_a_static_helper(*(int *)arg);
+    return 0;
+}
+
+START_TEST(fail_backtrace_names_a_static_function_with_file_and_line)
+{
+    if (!mproc__os_backtrace_symbolizes()) {
+        test_skip("built without libdw: only exported functions have names");
+        return;
+    }
+    int v = 3;
+    mproc_process *p = start(child_fails_in_a_static_function, &v);
+    ck_assert_int_eq(join_exitcode(p), 1);
+    const mproc_failure *f = mproc_process_error(p);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_str_eq(f->message, "static 3");
+    ck_assert_ptr_nonnull(strstr(f->backtrace, "#0 fails_in_a_static_helper"));
+    ck_assert_ptr_nonnull(
+        strstr(f->backtrace, "child_fails_in_a_static_function"));
+#ifdef MPROC_TEST_DEBUG_INFO
+    char where[64];
+    snprintf(where, sizeof where, " at test_process.c:%d ",
+             static_helper_fail_line);
+    ck_assert_ptr_nonnull(strstr(f->backtrace, where));
+#endif
+    mproc_process_destroy(p);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("process");
@@ -1563,5 +1604,6 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, start_rejects_bad_keep_lists_and_starts_nothing);
     TEST_ADD(s,
              a_fork_while_another_thread_holds_the_registry_leaves_it_usable);
+    TEST_ADD(s, fail_backtrace_names_a_static_function_with_file_and_line);
     return s;
 }

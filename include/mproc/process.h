@@ -322,9 +322,21 @@ MPROC_API int mproc_process_is_daemon(const mproc_process *p);
  *               description the parent wrote ("killed by signal 9 (KILL)",
  *               "exited with status 3").
  *   file, line  where mproc_fail() was called ("" and 0 otherwise).
- *   backtrace   the child's stack at mproc_fail(), one frame a line, names
- *               only for symbols the dynamic linker can see (link with
- *               -rdynamic for more). "" when none was taken: always for a
+ *   backtrace   the child's stack at mproc_fail(), innermost first, one
+ *               frame a line, as
+ *                 "#0 parse_port+0x65 at config.c:18 (myprog)"
+ *               The child names the frames itself, in its own address
+ *               space, before it sends the record. When mproc is built
+ *               with elfutils' libdw (scripts/setup-debian.sh installs
+ *               it), every function is named, static ones too (from the
+ *               binaries' symbol tables, so not in a stripped binary), with
+ *               file and line where the binary has debug information (-g;
+ *               separate debug files under /usr/lib/debug are found too;
+ *               a debuginfod server is never asked). Without libdw, names
+ *               are those dladdr(3) gives: exported functions only (link
+ *               with -rdynamic for more), others as "#1 (myprog+0x1435)".
+ *               Frames that do not fit in the record (see design.md) are
+ *               left off at the end. "" when none was taken: always for a
  *               child killed by a signal (a dying process cannot be
  *               asked) and for a non-zero return from fn.
  *   from_child  true when the child sent the record (mproc_fail() or a

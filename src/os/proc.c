@@ -1,13 +1,12 @@
 /*
- * Linux implementation of os/proc.h: waitid(P_PIDFD), glibc's backtrace(),
- * close_range and sigabbrev_np(), kept here so the process module stays
- * portable C.
+ * Linux implementation of os/proc.h: waitid(P_PIDFD), close_range and
+ * sigabbrev_np(), kept here so the process module stays portable C (the
+ * backtrace is in os/backtrace.c).
  */
 #include "os/proc.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <execinfo.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -81,30 +80,6 @@ int mproc__os_kill(pid_t pid, int sig)
     int rc = kill(pid, sig) < 0 ? -errno : 0;
     errno = saved;
     return rc;
-}
-
-size_t mproc__os_backtrace(char *buf, size_t size, int skip)
-{
-    if (size == 0)
-        return 0;
-    buf[0] = '\0';
-    int saved = errno;
-    void *frames[64];
-    int n = backtrace(frames, 64);
-    char **names = n > skip ? backtrace_symbols(frames + skip, n - skip) : NULL;
-    size_t len = 0;
-    for (int i = 0; names != NULL && i < n - skip; i++) {
-        size_t l = strlen(names[i]);
-        if (len + l + 2 > size)
-            break;
-        memcpy(buf + len, names[i], l);
-        len += l;
-        buf[len++] = '\n';
-        buf[len] = '\0';
-    }
-    free(names);
-    errno = saved;
-    return len;
 }
 
 /* close_range(lo, hi): 0, or -ENOSYS where the kernel or the headers lack
