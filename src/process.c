@@ -58,7 +58,8 @@ struct mproc_process {
     int pidfd;   /* -1 only where pidfd_open is ENOSYS: see open_pidfd() */
     int errfd;   /* read end of the failure pipe (non-blocking), or -1 */
     bool daemon;
-    int wait_rc; /* 0, or MPROC_ESRCH when the status was lost */
+    bool is_parent; /* a handle on the caller's parent, not on a child */
+    int wait_rc;    /* 0, or MPROC_ESRCH when the status was lost */
     int exitcode;
     bool failed;
     mproc_failure failure;
@@ -465,6 +466,7 @@ static MPROC_NORETURN void child_main(mproc_process *p, int (*fn)(void *),
             raise(SIGKILL);
     }
     mproc__os_close(rfd);
+    mproc__self_set_parent(parent, mproc__self_name());
     mproc__self_set_name(p->name);
     mproc__self_set_identity(identity);
     pthread_mutex_destroy(&p->mu);
@@ -716,14 +718,40 @@ static void collect(mproc_process *p, int status, int sig)
     p->failed = true;
 }
 
+/* Whether the parent behind a handle from mproc_process_open_parent() has
+ * exited: its pidfd is readable, or, without one, the caller (the process
+ * that opened the handle) has been reparented. 1 exited, 0 running,
+ * -errno. */
+static int parent_gone(const mproc_process *p)
+{
+    if (p->pidfd < 0)
+        return getppid() != p->pid;
+    struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN, .revents = 0};
+    int n;
+    while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return n < 0 ? -errno : n > 0;
+}
+
 /* One reap attempt under the lock: 0 reaped now, 1 still running,
- * MPROC_ESTATE already reaped, MPROC_ESRCH status lost. */
+ * MPROC_ESTATE already reaped, MPROC_ESRCH status lost. A parent handle
+ * is not reaped: its "reaping" records that it has exited, status
+ * unknown. */
 static int try_reap(mproc_process *p)
 {
     pthread_mutex_lock(&p->mu);
     int rc;
     if (atomic_load(&p->state) == REAPED) {
         rc = MPROC_ESTATE;
+    } else if (p->is_parent) {
+        rc = parent_gone(p);
+        if (rc == 1) {
+            p->wait_rc = MPROC_ESRCH;
+            atomic_store(&p->state, REAPED);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = 1;
+        }
     } else {
         int status = 0, sig = 0;
         int r = mproc__os_pidfd_reap(p->pidfd, p->pid, &status, &sig);
@@ -790,8 +818,13 @@ int mproc_process_is_alive(const mproc_process *p)
         return MPROC_EINVAL;
     if (atomic_load(&p->state) == REAPED)
         return 0;
+    bool owner = getpid() == p->owner;
+    if (p->is_parent && (owner || p->pidfd >= 0)) {
+        int g = parent_gone(p);
+        return g < 0 ? g : !g;
+    }
     if (p->pidfd < 0)
-        return mproc__os_pid_exited(p->pid, getpid() == p->owner) == 0;
+        return mproc__os_pid_exited(p->pid, owner) == 0;
     struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN, .revents = 0};
     int n;
     while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
@@ -826,8 +859,12 @@ int mproc_process_signal(mproc_process *p, int sig)
         /* By pid: under the lock, so no join can reap the child (and free
          * its pid for reuse) between the check and the kill. */
         pthread_mutex_lock(&p->mu);
-        rc = atomic_load(&p->state) == REAPED ? MPROC_ESTATE
-                                              : mproc__os_kill(p->pid, sig);
+        if (atomic_load(&p->state) == REAPED)
+            rc = MPROC_ESTATE;
+        else if (p->is_parent && getppid() != p->pid)
+            rc = 0; /* the parent is gone: its pid may be reused */
+        else
+            rc = mproc__os_kill(p->pid, sig);
         pthread_mutex_unlock(&p->mu);
     } else {
         rc = mproc__os_kill(p->pid, sig);
@@ -915,4 +952,66 @@ pid_t mproc_current_pid(void)
 pid_t mproc_parent_pid(void)
 {
     return getppid();
+}
+
+int mproc_process_open_parent(mproc_process **out)
+{
+    if (out == NULL)
+        return MPROC_EINVAL;
+    const char *name = "parent";
+    pid_t want = mproc__self_parent(&name);
+    if (want == 0) {
+        want = getppid();
+        name = "parent";
+    }
+    if (want <= 0)
+        return MPROC_ESRCH; /* outside our pid namespace */
+    mproc_process *p = handle_new();
+    if (p == NULL)
+        return MPROC_ENOMEM;
+    int fd = open_pidfd(want);
+    if (fd < -1) {
+        handle_free(p);
+        return fd;
+    }
+    /* Still our parent after the open means it had not exited before it
+     * (an orphan is reparented as its parent exits), so the pidfd names
+     * that very process and not a stranger that reused its pid. */
+    if (getppid() != want) {
+        mproc__os_close(fd);
+        handle_free(p);
+        return MPROC_ESRCH;
+    }
+    p->pid = want;
+    p->pidfd = fd;
+    p->is_parent = true;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    mproc__reg_add(&p->reg, &handle_reg_ops, p);
+    *out = p;
+    return 0;
+}
+
+int mproc_active_children(mproc_process **out, size_t cap, size_t *count)
+{
+    if (count == NULL || (out == NULL && cap > 0))
+        return MPROC_EINVAL;
+    pid_t me = getpid();
+    size_t k = 0;
+    /* Under the registry lock no handle can be freed meanwhile. */
+    mproc__reg_lock();
+    for (mproc__reg_node *n = mproc__reg_first(); n != NULL;
+         n = mproc__reg_next(n)) {
+        if (n->ops != &handle_reg_ops)
+            continue;
+        mproc_process *p = (mproc_process *)n->obj;
+        /* Live, or its state could not be read (counted as live). */
+        if (p->owner == me && !p->is_parent && mproc_process_is_alive(p) != 0) {
+            if (k < cap)
+                out[k] = p;
+            k++;
+        }
+    }
+    mproc__reg_unlock();
+    *count = k;
+    return 0;
 }

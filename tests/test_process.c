@@ -21,6 +21,7 @@
 #include "mproc.h"
 #include "os/os.h"
 #include "os/proc.h"
+#include "os/task.h"
 #include "testlib.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -1507,6 +1508,252 @@ START_TEST(a_fork_while_another_thread_holds_the_registry_leaves_it_usable)
 }
 END_TEST
 
+/* ---- live children and the parent's handle ------------------------------ */
+
+START_TEST(active_children_lists_the_running_children_in_start_order)
+{
+    mproc_process *a = start(child_pauses, NULL);
+    mproc_process *b = start(child_returns_zero, NULL);
+    mproc_process *c = start(child_pauses, NULL);
+    mproc_process *d = NULL;
+    char *const argv[] = {"sleep", "60", NULL};
+    ck_assert_int_eq(mproc_process_spawn(&d, "sleep", argv, NULL), 0);
+    struct pollfd pfd = {mproc_process_fd(b), POLLIN, 0};
+    ck_assert_int_eq(poll(&pfd, 1, (int)test_ms(10000)), 1);
+
+    mproc_process *list[8];
+    size_t n = 0;
+    ck_assert_int_eq(mproc_active_children(list, 8, &n), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_ptr_eq(list[0], a);
+    ck_assert_ptr_eq(list[1], c);
+    ck_assert_ptr_eq(list[2], d);
+    ck_assert_int_eq(mproc_active_children(NULL, 0, &n), 0);
+    ck_assert_uint_eq(n, 3);
+    list[1] = NULL;
+    ck_assert_int_eq(mproc_active_children(list, 1, &n), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_ptr_eq(list[0], a);
+    ck_assert_ptr_null(list[1]);
+    ck_assert_int_eq(mproc_active_children(NULL, 0, NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_active_children(NULL, 1, &n), MPROC_EINVAL);
+
+    ck_assert_int_eq(mproc_process_kill(c), 0);
+    ck_assert_int_eq(join_exitcode(c), -SIGKILL);
+    ck_assert_int_eq(mproc_active_children(list, 8, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_ptr_eq(list[0], a);
+    ck_assert_ptr_eq(list[1], d);
+    /* The exited child was not reaped behind its handle's back. */
+    ck_assert_int_eq(join_exitcode(b), 0);
+    ck_assert_int_eq(mproc_process_kill(a), 0);
+    ck_assert_int_eq(mproc_process_kill(d), 0);
+    ck_assert_int_eq(join_exitcode(a), -SIGKILL);
+    ck_assert_int_eq(join_exitcode(d), -SIGKILL);
+    ck_assert_int_eq(mproc_active_children(list, 8, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    mproc_process_destroy(a);
+    mproc_process_destroy(b);
+    mproc_process_destroy(c);
+    mproc_process_destroy(d);
+}
+END_TEST
+
+static int child_counts_its_own_children(void *arg)
+{
+    (void)arg;
+    size_t n = 99;
+    if (mproc_active_children(NULL, 0, &n) != 0 || n != 0)
+        return 70;
+    mproc_process *g = NULL, *list[2];
+    if (mproc_process_start(&g, child_pauses, NULL, NULL) != 0)
+        return 71;
+    int rc = mproc_active_children(list, 2, &n) == 0 && n == 1 && list[0] == g
+                 ? 0
+                 : 72;
+    mproc_process_kill(g);
+    mproc_process_join(g, MPROC_FOREVER);
+    mproc_process_destroy(g);
+    return rc;
+}
+
+START_TEST(active_children_in_a_child_lists_only_its_own)
+{
+    mproc_process *other = start(child_pauses, NULL);
+    mproc_process *p = start(child_counts_its_own_children, NULL);
+    ck_assert_int_eq(join_exitcode(p), 0);
+    ck_assert_int_eq(mproc_process_kill(other), 0);
+    ck_assert_int_eq(join_exitcode(other), -SIGKILL);
+    mproc_process_destroy(p);
+    mproc_process_destroy(other);
+}
+END_TEST
+
+static int child_looks_at_its_parent(void *arg)
+{
+    (void)arg;
+    mproc_process *pp = NULL;
+    if (mproc_process_open_parent(&pp) != 0)
+        return 80;
+    int rc = 0;
+    int code;
+    if (mproc_process_pid(pp) != getppid() ||
+        strcmp(mproc_process_name(pp), "MainProcess") != 0)
+        rc = 81;
+    else if (mproc_process_is_alive(pp) != 1 ||
+             mproc_process_join(pp, 0) != MPROC_ETIMEDOUT ||
+             mproc_process_join(pp, 30) != MPROC_ETIMEDOUT ||
+             mproc_process_exitcode(pp, &code) != MPROC_ESTATE)
+        rc = 82;
+    else if (mproc_process_fd(pp) < 0)
+        rc = 83;
+    else if (mproc_process_error(pp) != NULL || mproc_process_is_daemon(pp))
+        rc = 84;
+    mproc_process_destroy(pp);
+    size_t n = 99;
+    if (rc == 0 && (mproc_active_children(NULL, 0, &n) != 0 || n != 0))
+        rc = 85;
+    return rc;
+}
+
+START_TEST(parent_handle_in_a_child_is_alive_and_named_after_its_parent)
+{
+    mproc_process *p = start(child_looks_at_its_parent, NULL);
+    ck_assert_int_eq(join_exitcode(p), 0);
+    mproc_process_destroy(p);
+}
+END_TEST
+
+struct parent_wait {
+    test_pipe report; /* the grandchild writes its pid here */
+    test_pipe hold;   /* the middle child exits at its EOF */
+    bool no_pidfd;
+    pid_t mid;
+};
+
+/* The grandchild: opens its parent, reports, and waits for it to exit. */
+static int grandchild_waits_for_parent(void *arg)
+{
+    struct parent_wait *w = arg;
+    mproc__process_test_no_pidfd = w->no_pidfd;
+    mproc_process *pp = NULL;
+    if (mproc_process_open_parent(&pp) != 0)
+        return 90;
+    if (strncmp(mproc_process_name(pp), "Process-", 8) != 0 ||
+        mproc_process_pid(pp) != w->mid)
+        return 91;
+    if ((mproc_process_fd(pp) >= 0) == w->no_pidfd)
+        return 92;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    write_str(w->report.w, buf);
+    if (mproc_process_join(pp, 30000) != 0)
+        return 93;
+    int code;
+    if (mproc_process_is_alive(pp) != 0 ||
+        mproc_process_exitcode(pp, &code) != MPROC_ESRCH ||
+        mproc_process_join(pp, 0) != MPROC_ESTATE ||
+        mproc_process_kill(pp) != MPROC_ESTATE)
+        return 94;
+    mproc_process_destroy(pp);
+    return 0;
+}
+
+/* The middle child: starts the grandchild, then exits once told. */
+static int child_starts_a_waiting_grandchild(void *arg)
+{
+    struct parent_wait *w = arg;
+    close(w->hold.w);
+    w->mid = getpid();
+    mproc_process *g = NULL;
+    if (mproc_process_start(&g, grandchild_waits_for_parent, w, NULL) != 0)
+        return 95;
+    char c;
+    while (read(w->hold.r, &c, 1) < 0 && errno == EINTR)
+        ;
+    return 0; /* g is left to the test, which is a subreaper */
+}
+
+START_TEST(parent_handle_join_returns_when_the_parent_exits)
+{
+    ck_assert_int_eq(mproc__os_set_child_subreaper(), 0);
+    for (int no_pidfd = 0; no_pidfd < 2; no_pidfd++) {
+        struct parent_wait w = {make_pipe(), make_pipe(), no_pidfd != 0, 0};
+        mproc_process *mid = start(child_starts_a_waiting_grandchild, &w);
+        close(w.report.w);
+        w.report.w = -1;
+        pid_t g = read_pid(w.report.r);
+        ck_assert_int_gt(g, 0);
+        /* The grandchild waits on its parent, which still runs. */
+        usleep(100000);
+        ck_assert_int_eq(mproc__os_task_alive(g, 0), 1);
+        close_pipe(&w.hold);
+        ck_assert_int_eq(join_exitcode(mid), 0);
+        ck_assert_int_eq(test_wait_status(g), 0);
+        mproc_process_destroy(mid);
+        close_pipe(&w.report);
+    }
+}
+END_TEST
+
+/* An orphan asks for its parent after it is gone: not the reaper. */
+static int grandchild_opens_parent_when_orphaned(void *arg)
+{
+    struct parent_wait *w = arg;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    write_str(w->report.w, buf);
+    int64_t t0 = test_now_ms();
+    while (getppid() == w->mid && test_now_ms() - t0 < 20000)
+        usleep(1000);
+    mproc_process *pp = NULL;
+    return mproc_process_open_parent(&pp) == MPROC_ESRCH ? 0 : 96;
+}
+
+static int child_starts_an_orphan(void *arg)
+{
+    struct parent_wait *w = arg;
+    w->mid = getpid();
+    mproc_process *g = NULL;
+    return mproc_process_start(&g, grandchild_opens_parent_when_orphaned, w,
+                               NULL) == 0
+               ? 0
+               : 97;
+}
+
+START_TEST(parent_handle_of_an_orphan_is_esrch)
+{
+    ck_assert_int_eq(mproc__os_set_child_subreaper(), 0);
+    struct parent_wait w = {make_pipe(), make_pipe(), false, 0};
+    mproc_process *mid = start(child_starts_an_orphan, &w);
+    close(w.report.w);
+    w.report.w = -1;
+    pid_t g = read_pid(w.report.r);
+    ck_assert_int_gt(g, 0);
+    ck_assert_int_eq(join_exitcode(mid), 0);
+    ck_assert_int_eq(test_wait_status(g), 0);
+    mproc_process_destroy(mid);
+    close_pipe(&w.report);
+    close_pipe(&w.hold);
+}
+END_TEST
+
+START_TEST(parent_handle_outside_a_started_child_is_getppid)
+{
+    ck_assert_int_eq(mproc_process_open_parent(NULL), MPROC_EINVAL);
+    mproc_process *pp = NULL;
+    ck_assert_int_eq(mproc_process_open_parent(&pp), 0);
+    ck_assert_int_eq(mproc_process_pid(pp), getppid());
+    ck_assert_str_eq(mproc_process_name(pp), "parent");
+    ck_assert_int_eq(mproc_process_is_alive(pp), 1);
+    ck_assert_int_eq(mproc_process_join(pp, 0), MPROC_ETIMEDOUT);
+    size_t n = 99;
+    ck_assert_int_eq(mproc_active_children(NULL, 0, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    mproc_process_destroy(pp);
+}
+END_TEST
+
 /* ---- backtraces --------------------------------------------------------- */
 
 static __attribute__((noinline)) void fails_in_a_static_helper(int v)
@@ -1604,6 +1851,12 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, start_rejects_bad_keep_lists_and_starts_nothing);
     TEST_ADD(s,
              a_fork_while_another_thread_holds_the_registry_leaves_it_usable);
+    TEST_ADD(s, active_children_lists_the_running_children_in_start_order);
+    TEST_ADD(s, active_children_in_a_child_lists_only_its_own);
+    TEST_ADD(s, parent_handle_in_a_child_is_alive_and_named_after_its_parent);
+    TEST_ADD(s, parent_handle_join_returns_when_the_parent_exits);
+    TEST_ADD(s, parent_handle_of_an_orphan_is_esrch);
+    TEST_ADD(s, parent_handle_outside_a_started_child_is_getppid);
     TEST_ADD(s, fail_backtrace_names_a_static_function_with_file_and_line);
     return s;
 }

@@ -11,8 +11,9 @@
  * record when it did not succeed: exit code, signal, error code, message,
  * source file and line, and a backtrace when the child could take one.
  *
- * No SIGCHLD handler and no global list of children: each child is reaped
- * through its own handle. Do not reap mproc's children behind its back
+ * No SIGCHLD handler: each child is reaped through its own handle, and
+ * mproc_active_children() lists the handles of the children still
+ * running. Do not reap mproc's children behind its back
  * (waitpid(-1, ...), wait(), or SIGCHLD set to SIG_IGN): their exit status is
  * then lost and join returns MPROC_ESRCH.
  *
@@ -233,12 +234,15 @@ MPROC_API int mproc_process_spawn(mproc_process **out, const char *path,
  *                    again later);
  *   MPROC_ESTATE     the child was already reaped by an earlier join
  *                    (nothing changes);
- *   MPROC_ENOTOWNER  the caller is not the process that started the child;
+ *   MPROC_ENOTOWNER  the caller is not the process that started the child
+ *                    (or, for a parent handle, that opened the handle);
  *   MPROC_ESRCH      someone else reaped the child (waitpid(-1), SIGCHLD
  *                    ignored): it counts as joined, its status is unknown and
  *                    mproc_process_exitcode() returns MPROC_ESRCH too;
  *   another -errno   poll(2) or waitid(2) failed (MPROC_ENOMEM, say); the
  *                    child is still joinable.
+ * On a handle from mproc_process_open_parent() join waits for the parent
+ * to exit and reaps nothing (see there).
  * Blocking: up to timeout_ms (polls the pidfd; EINTR never lengthens it).
  * Thread safety: several threads may join the same handle; exactly one gets
  * 0 and the others MPROC_ESTATE (or MPROC_ETIMEDOUT if their time ran out
@@ -394,6 +398,79 @@ MPROC_API const char *mproc_current_name(void);
 /* mproc_current_pid / mproc_parent_pid: getpid() and getppid(). */
 MPROC_API pid_t mproc_current_pid(void);
 MPROC_API pid_t mproc_parent_pid(void);
+
+/*
+ * mproc_process_open_parent: a handle on the process that started the
+ * caller (Python's parent_process()), to ask whether it is alive and to wait
+ * for it to exit.
+ *
+ * out  (out) the new handle, written only on success.
+ *
+ * The parent is the process that started the caller with
+ * mproc_process_start(), or, in a process mproc did not start that way,
+ * getppid(). The handle holds a pidfd of that very process: it is opened
+ * and then checked against getppid(), so a pid reused after the parent's
+ * exit is never taken for it. Its name is the parent's mproc name in a
+ * child of mproc_process_start() ("MainProcess", "Process-1"), else
+ * "parent". On it:
+ *   mproc_process_is_alive()  1 until the parent exits;
+ *   mproc_process_join()      waits, with a timeout, until the parent has
+ *                             exited, and returns 0 then (MPROC_ETIMEDOUT
+ *                             before); nothing is reaped: the parent's exit
+ *                             status is not the caller's to read, so
+ *                             mproc_process_exitcode() then returns
+ *                             MPROC_ESRCH and mproc_process_error() NULL;
+ *   mproc_process_fd()        the pidfd, for mproc_wait() or poll
+ *                             (MPROC_WAIT_PROCESS): readable once the
+ *                             parent has exited;
+ *   mproc_process_pid(), _name(), _signal(), _terminate(), _kill() as on a
+ *                             child; mproc_process_destroy() frees it.
+ * Where pidfd_open is missing or refused (see mproc_process_fd()) the
+ * handle works without one: alive means getppid() still gives the
+ * parent's pid, and join polls that with short sleeps.
+ *
+ * Returns 0, or
+ *   MPROC_EINVAL  out is NULL;
+ *   MPROC_ESRCH   the parent has exited already (the caller was
+ *                 reparented), or it is outside the caller's pid namespace;
+ *   MPROC_ENOMEM, MPROC_EMFILE, MPROC_ENFILE, or another -errno of
+ *                 pidfd_open.
+ * Ownership: the caller frees *out with mproc_process_destroy(). Never
+ * blocks. Thread-safe. Fork: as for any handle (join only in the process
+ * that opened it; a forked copy answers is_alive through the pidfd).
+ */
+MPROC_API int mproc_process_open_parent(mproc_process **out);
+
+/*
+ * mproc_active_children: the children the caller started (with
+ * mproc_process_start() or mproc_process_spawn()) that are still running,
+ * as Python's active_children().
+ *
+ * out    (out) room for cap handles, filled in the order the children were
+ *        started; may be NULL when cap is 0.
+ * cap    how many fit in out.
+ * count  (out) how many children are running; when it exceeds cap only the
+ *        first cap are written, so a call with cap 0 asks for the size.
+ *
+ * A child counts while mproc_process_is_alive() says so (a child whose
+ * state cannot be read counts as running): one that has exited is left
+ * out whether joined or not. Handles inherited from a parent and handles
+ * from mproc_process_open_parent() are never listed.
+ * Nothing is reaped: a child that has exited stays a zombie until its
+ * handle is joined or destroyed, so that join still returns 0 and its exit
+ * status (reaping here would leave join only MPROC_ESTATE). Join what you
+ * start, or destroy it.
+ *
+ * Returns 0, or MPROC_EINVAL (count NULL, or out NULL with cap > 0).
+ * Ownership: the handles are borrowed, still owned by whoever started the
+ * children, and valid until mproc_process_destroy(); out is the caller's.
+ * Non-blocking (a poll of each child's pidfd). Thread-safe; a handle listed
+ * may be destroyed by another thread right after, so do not list while
+ * another thread destroys handles. Fork: a child has no children of its
+ * own at first (count 0).
+ */
+MPROC_API int mproc_active_children(mproc_process **out, size_t cap,
+                                    size_t *count);
 
 /*
  * mproc_fail: ends the calling process with a failure record for its parent.
