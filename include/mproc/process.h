@@ -134,9 +134,14 @@ typedef struct mproc_process_opts {
  *
  * Before forking, the caller's stdout and stderr are flushed (so buffered
  * output is not written twice). The child flushes stdout and stderr after fn
- * returns and ends with _exit(): atexit handlers and other stdio streams are
- * not run or flushed in the child, as in Python; fclose what fn opens. The
- * child inherits what fork gives (memory, fds unless opts->inherit_only says
+ * returns (or mproc_fail()) and ends with _exit(); nothing else runs at its
+ * end. No atexit handler runs, neither those inherited from the parent nor
+ * those fn registered: C cannot tell the two apart, and the parent's (one
+ * that removes the parent's files, flushes its buffers or shuts down its
+ * services) would act a second time from the child. Other stdio streams are
+ * not flushed: fclose what fn opens. Threads fn started are not waited for:
+ * they end with the child, so join them before fn returns. The child
+ * inherits what fork gives (memory, fds unless opts->inherit_only says
  * otherwise, signal dispositions and mask, only the calling thread); its
  * mproc_current_name() is the child's name. With inherit_only, a child
  * that cannot close the other fds (no memory for the list) fails before fn
