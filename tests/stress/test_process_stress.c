@@ -33,6 +33,25 @@ struct worker {
     int errors; /* checks that failed, counted (threads never ck_assert) */
 };
 
+/* Runs fn in THREADS threads, each with its own rounds and seed (from
+ * seed_off and seed_mul), and checks that none counted an error. */
+static void run_threads(void *(*fn)(void *), int rounds, unsigned seed_off,
+                        unsigned seed_mul)
+{
+    pthread_t t[THREADS];
+    struct worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i].rounds = rounds;
+        w[i].seed = ((unsigned)i + seed_off) * seed_mul;
+        w[i].errors = 0;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, fn, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(w[i].errors, 0);
+    }
+}
+
 /* Starts children with known results, joins them, checks each result. */
 static void *start_join_worker(void *arg)
 {
@@ -61,19 +80,7 @@ static void *start_join_worker(void *arg)
 
 START_TEST(threads_start_and_join_children_concurrently)
 {
-    pthread_t t[THREADS];
-    struct worker w[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        w[i].rounds = 150;
-        w[i].seed = (unsigned)(i + 1) * 7919u;
-        w[i].errors = 0;
-        ck_assert_int_eq(pthread_create(&t[i], NULL, start_join_worker, &w[i]),
-                         0);
-    }
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], NULL);
-        ck_assert_int_eq(w[i].errors, 0);
-    }
+    run_threads(start_join_worker, 150, 1, 7919u);
 }
 END_TEST
 
@@ -114,19 +121,7 @@ static void *kill_race_worker(void *arg)
 
 START_TEST(children_killed_around_their_failure_report_never_hang_a_join)
 {
-    pthread_t t[THREADS];
-    struct worker w[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        w[i].rounds = 100;
-        w[i].seed = (unsigned)(i + 3) * 104729u;
-        w[i].errors = 0;
-        ck_assert_int_eq(pthread_create(&t[i], NULL, kill_race_worker, &w[i]),
-                         0);
-    }
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], NULL);
-        ck_assert_int_eq(w[i].errors, 0);
-    }
+    run_threads(kill_race_worker, 100, 3, 104729u);
 }
 END_TEST
 
@@ -187,19 +182,7 @@ static void *inherit_only_worker(void *arg)
  * their pipes: each worker sees EOF as soon as its own starter closes. */
 START_TEST(inherit_only_workers_see_eof_while_other_threads_make_pipes)
 {
-    pthread_t t[THREADS];
-    struct worker w[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        w[i].rounds = 60;
-        w[i].seed = (unsigned)(i + 1) * 104729u;
-        w[i].errors = 0;
-        ck_assert_int_eq(
-            pthread_create(&t[i], NULL, inherit_only_worker, &w[i]), 0);
-    }
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], NULL);
-        ck_assert_int_eq(w[i].errors, 0);
-    }
+    run_threads(inherit_only_worker, 60, 1, 104729u);
 }
 END_TEST
 
