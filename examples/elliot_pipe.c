@@ -1,7 +1,9 @@
 /*
  * elliot_pipe: the seed's first pipe example. A child process writes
  * "My name is Elliot" into a raw pipe; the parent joins it and prints what
- * the pipe held.
+ * the pipe held. The child is started with inherit_only and keeps the
+ * pipe's write end (keep_fds): every other fd of the parent from 3 up,
+ * the read end among them, is closed in the child before it runs.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -19,7 +21,6 @@ struct pipe_ends {
 static int child(void *arg)
 {
     struct pipe_ends *p = arg;
-    close(p->read_end);
     printf("%s: attempting to write into the pipe\n", mproc_current_name());
     const char *msg = "My name is Elliot";
     if (write(p->write_end, msg, strlen(msg)) != (ssize_t)strlen(msg))
@@ -37,8 +38,12 @@ int main(void)
     }
     struct pipe_ends ends = {fds[0], fds[1]};
 
+    mproc_process_opts o = MPROC_PROCESS_OPTS_INIT;
+    o.inherit_only = true;
+    o.keep_fds = &ends.write_end;
+    o.n_keep_fds = 1;
     mproc_process *p;
-    int rc = mproc_process_start(&p, child, &ends, NULL);
+    int rc = mproc_process_start(&p, child, &ends, &o);
     if (rc < 0) {
         fprintf(stderr, "start: %s\n", mproc_strerror(rc));
         return 1;

@@ -1,18 +1,31 @@
 /*
- * log_many_processes: a few forked processes log through one logger to
+ * log_many_processes: a few worker processes log through one logger to
  * stderr and to a file. Each record is one write(2), so the file holds every
- * record whole, whatever the interleaving of the processes.
+ * record whole, whatever the interleaving of the processes. The workers are
+ * started with inherit_only: every fd of the parent from 3 up is closed in
+ * them, but the logger's sinks stay open, as mproc keeps the fds of its own
+ * objects.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mproc.h"
 
 #define WORKERS 3
 #define RECORDS 4
+
+static int worker(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+    mproc_log *lg = mproc_log_default(); /* inherited with its sinks */
+    for (int i = 0; i < RECORDS; i++)
+        mproc_log_info(lg, "worker %d: step %d of %d", w, i + 1, RECORDS);
+    mproc_log_debug(lg, "below the threshold: never written");
+    return 0;
+}
 
 int main(void)
 {
@@ -37,28 +50,23 @@ int main(void)
     }
 
     mproc_log_info(lg, "starting %d workers", WORKERS);
-    pid_t pids[WORKERS];
+    mproc_process *p[WORKERS];
+    mproc_process_opts o = MPROC_PROCESS_OPTS_INIT;
+    o.inherit_only = true;
     for (int w = 0; w < WORKERS; w++) {
-        pids[w] = fork();
-        if (pids[w] < 0) {
-            mproc_log_error(lg, "fork failed");
+        rc = mproc_process_start(&p[w], worker, (void *)(intptr_t)w, &o);
+        if (rc != 0) {
+            mproc_log_error(lg, "start: %s", mproc_strerror(rc));
             return 1;
-        }
-        if (pids[w] == 0) {
-            /* The child inherits the logger and its sinks. */
-            for (int i = 0; i < RECORDS; i++)
-                mproc_log_info(lg, "worker %d: step %d of %d", w, i + 1,
-                               RECORDS);
-            mproc_log_debug(lg, "below the threshold: never written");
-            _exit(0);
         }
     }
     int failed = 0;
     for (int w = 0; w < WORKERS; w++) {
-        int st;
-        if (waitpid(pids[w], &st, 0) < 0 || !WIFEXITED(st) ||
-            WEXITSTATUS(st) != 0)
+        int code = -1;
+        if (mproc_process_join(p[w], 10000) != 0 ||
+            mproc_process_exitcode(p[w], &code) != 0 || code != 0)
             failed++;
+        mproc_process_destroy(p[w]);
     }
     mproc_log_warning(lg, "all workers done, %d failed", failed);
 

@@ -3,7 +3,9 @@
  * mproc_process_start send results of different sizes (some larger than
  * the pipe's 64 KiB ring) on the same send end; the parent receives them
  * all, whole and never interleaved, and learns the end of the stream once
- * every worker has exited and it closed its own copy of the send end.
+ * every worker has exited and it closed its own copy of the send end. The
+ * workers are started with inherit_only: each keeps the send end only, so
+ * no worker holds a copy of the parent's receiving end.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,7 +22,6 @@ static mproc_conn *r, *w;
 static int worker(void *arg)
 {
     int id = (int)(intptr_t)arg;
-    mproc_conn_close(r); /* a worker only sends */
     static unsigned char buf[100000];
     for (int i = 0; i < RESULTS; i++) {
         /* A result: its worker, its number, then a body of one letter. */
@@ -44,9 +45,13 @@ int main(void)
         return 1;
     }
     mproc_process *p[WORKERS];
+    mproc_process_opts o = MPROC_PROCESS_OPTS_INIT;
+    o.inherit_only = true; /* a worker only sends */
+    o.keep = &w;
+    o.n_keep = 1;
     for (int k = 0; k < WORKERS; k++)
         if ((rc = mproc_process_start(&p[k], worker, (void *)(intptr_t)k,
-                                      NULL)) != 0) {
+                                      &o)) != 0) {
             fprintf(stderr, "start: %s\n", mproc_strerror(rc));
             return 1;
         }

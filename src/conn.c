@@ -22,6 +22,7 @@
 #include "internal/conn.h"
 #include "internal/deadline.h"
 #include "internal/frame.h"
+#include "internal/registry.h"
 #include "internal/ring.h"
 #include "mproc/conn.h"
 #include "os/mutex.h"
@@ -77,12 +78,66 @@ struct mproc_conn {
     int nrings, memfd;
     bool side_b;
     mproc__ringio rin, rout;
+    mproc__reg_node reg; /* in the registry of ends (internal/registry.h) */
 };
+
+/* An end closed in this process by a start with inherit_only. */
+#define SEVERED(c) ((c) != NULL && (c)->fd < 0)
 
 static bool ringed(const mproc_conn *c)
 {
     return c->rings != NULL;
 }
+
+static void put_fd(int *out, size_t cap, size_t *k, int fd)
+{
+    if (*k < cap)
+        out[*k] = fd;
+    (*k)++;
+}
+
+/* Every fd the end holds: its own, its memory file, fds received and not
+ * yet taken (queued, or on ring tokens). */
+static size_t conn_fds(const mproc__reg_node *n, int *out, size_t cap)
+{
+    const mproc_conn *c = n->obj;
+    const mproc__ringio *x = &c->rin;
+    size_t k = 0;
+    put_fd(out, cap, &k, c->fd);
+    put_fd(out, cap, &k, c->memfd);
+    for (int i = 0; i < c->nfdq; i++)
+        put_fd(out, cap, &k, c->fdq[i]);
+    for (int i = 0; x->r != NULL && x->tok_have >= 0 && i < x->tok.n; i++)
+        put_fd(out, cap, &k, x->tok.fds[i]);
+    for (int i = 0; x->r != NULL && i < x->ntok; i++)
+        for (int j = 0; j < x->toks[i].n; j++)
+            put_fd(out, cap, &k, x->toks[i].fds[j]);
+    return k;
+}
+
+/* In a child that does not keep this end: closes its fds and mapping but
+ * keeps the handle, so that its close frees it without closing an fd
+ * number the child may have reused, and every other call is MPROC_EBADF. */
+static void conn_sever(mproc__reg_node *n)
+{
+    mproc_conn *c = (mproc_conn *)n->obj;
+    for (int i = 0; i < c->nfdq; i++)
+        mproc__os_close(c->fdq[i]);
+    if (ringed(c)) {
+        if (c->rin.r != NULL)
+            mproc__ringio_fini(&c->rin);
+        mproc__ring_unmap(c->rings, c->nrings);
+        mproc__os_close(c->memfd);
+    }
+    mproc__os_close(c->fd);
+    c->fd = c->memfd = -1;
+    c->nfdq = 0;
+    c->rings = NULL;
+    c->rin.r = c->rout.r = NULL;
+    c->can_send = c->can_recv = false;
+}
+
+static const mproc__reg_ops conn_reg_ops = {conn_fds, conn_sever};
 
 int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
                     bool can_recv, mproc_conn **out)
@@ -101,6 +156,7 @@ int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
     atomic_init(&c->nbuf, 0);
     atomic_init(&c->any_err, 0);
     atomic_init(&c->send_err, 0);
+    mproc__reg_add(&c->reg, &conn_reg_ops, c);
     *out = c;
     return 0;
 }
@@ -271,6 +327,7 @@ void mproc_conn_close(mproc_conn *c)
 {
     if (c == NULL)
         return;
+    mproc__reg_remove(&c->reg);
     for (int i = 0; i < c->nfdq; i++)
         mproc__os_close(c->fdq[i]);
     if (ringed(c)) {
@@ -333,6 +390,8 @@ static int ring_send(mproc_conn *c, const struct iovec *iov, int cnt,
 int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
                     int64_t timeout_ms)
 {
+    if (SEVERED(c))
+        return MPROC_EBADF;
     if (c == NULL || !c->can_send || c->bytes || (buf == NULL && len > 0))
         return MPROC_EINVAL;
     mproc__deadline d;
@@ -415,6 +474,8 @@ int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
 {
     if (sent != NULL)
         *sent = 0;
+    if (SEVERED(c))
+        return MPROC_EBADF;
     if (c == NULL || !c->can_send || c->bytes || (msgs == NULL && n > 0))
         return MPROC_EINVAL;
     mproc__deadline d;
@@ -715,6 +776,8 @@ static int peek_next(mproc_conn *c, uint64_t *len, unsigned *flags,
 static int recv_check(mproc_conn *c, size_t *len, int64_t timeout_ms,
                       mproc__deadline *d)
 {
+    if (SEVERED(c))
+        return MPROC_EBADF;
     if (c == NULL || !c->can_recv || c->bytes || len == NULL)
         return MPROC_EINVAL;
     return mproc__deadline_init(d, timeout_ms);
@@ -808,6 +871,8 @@ int mproc_conn_recv_alloc(mproc_conn *c, void **out, size_t *len, size_t max,
 
 int mproc_conn_poll(mproc_conn *c, int64_t timeout_ms)
 {
+    if (SEVERED(c))
+        return MPROC_EBADF;
     if (c == NULL || !c->can_recv)
         return MPROC_EINVAL;
     mproc__deadline d;
@@ -888,6 +953,8 @@ int mproc_conn_write(mproc_conn *c, const void *buf, size_t len,
 {
     if (written != NULL)
         *written = 0;
+    if (SEVERED(c))
+        return MPROC_EBADF;
     if (c == NULL || !c->can_send || !c->bytes || (buf == NULL && len > 0))
         return MPROC_EINVAL;
     mproc__deadline d;
@@ -908,6 +975,8 @@ int mproc_conn_read(mproc_conn *c, void *buf, size_t cap, size_t *got,
 {
     if (got != NULL)
         *got = 0;
+    if (SEVERED(c))
+        return MPROC_EBADF;
     if (c == NULL || !c->can_recv || !c->bytes || buf == NULL || cap == 0 ||
         got == NULL)
         return MPROC_EINVAL;
@@ -940,6 +1009,8 @@ int mproc_conn_read(mproc_conn *c, void *buf, size_t cap, size_t *got,
 static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
                          unsigned arg, int64_t timeout_ms)
 {
+    if (SEVERED(c))
+        return MPROC_EBADF;
     if (c == NULL || !c->can_send || c->bytes)
         return MPROC_EINVAL;
     if (!(c->io & MPROC__IO_SOCK))
@@ -1060,6 +1131,8 @@ static void close_fds(const int *fds, int n)
 static int recv_with_fds(mproc_conn *c, int fds[MPROC__IO_MAX_PASS], int *nfd,
                          int want, unsigned *arg, int64_t timeout_ms)
 {
+    if (SEVERED(c))
+        return MPROC_EBADF;
     if (c == NULL || !c->can_recv || c->bytes)
         return MPROC_EINVAL;
     if (!(c->io & MPROC__IO_SOCK))
@@ -1177,6 +1250,8 @@ int mproc_conn_recv_conn(mproc_conn *c, mproc_conn **out, int64_t timeout_ms)
 
 int mproc_conn_peer(const mproc_conn *c, mproc_peer *out)
 {
+    if (SEVERED(c))
+        return MPROC_EBADF;
     if (c == NULL || out == NULL)
         return MPROC_EINVAL;
     if (!(c->io & MPROC__IO_SOCK))

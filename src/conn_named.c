@@ -20,6 +20,7 @@
 #include "internal/ring.h"
 #include "internal/deadline.h"
 #include "internal/frame.h"
+#include "internal/registry.h"
 #include "mproc/conn.h"
 #include "os/os.h"
 
@@ -166,7 +167,26 @@ struct mproc_listener {
     uid_t *uids;
     size_t nuids;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    mproc__reg_node reg; /* in the registry of ends (internal/registry.h) */
 };
+
+static size_t listener_fds(const mproc__reg_node *n, int *out, size_t cap)
+{
+    if (cap > 0)
+        out[0] = ((const mproc_listener *)n->obj)->fd;
+    return 1;
+}
+
+/* In a child that does not keep the listener: accept then fails with
+ * MPROC_EBADF, and close only frees (the child never owns the path). */
+static void listener_sever(mproc__reg_node *n)
+{
+    mproc_listener *l = (mproc_listener *)n->obj;
+    mproc__os_close(l->fd);
+    l->fd = -1;
+}
+
+static const mproc__reg_ops listener_reg_ops = {listener_fds, listener_sever};
 
 static int make_addr(const char *path, struct sockaddr_un *a)
 {
@@ -235,6 +255,7 @@ int mproc_listener_open(mproc_listener **out, const char *path,
     l->dev = st.st_dev;
     l->ino = st.st_ino;
     l->owner = getpid();
+    mproc__reg_add(&l->reg, &listener_reg_ops, l);
     *out = l;
     return 0;
 fail:
@@ -311,6 +332,7 @@ void mproc_listener_close(mproc_listener *l)
 {
     if (l == NULL)
         return;
+    mproc__reg_remove(&l->reg);
     struct stat st;
     /* Remove the path only if it is still our socket, not one a later
      * listener put there, and only in the process that made it: a forked
@@ -391,7 +413,8 @@ int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms)
         int fd = it->conn != NULL ? mproc_conn_fd(it->conn) : it->fd;
         short ev = it->events != 0 ? it->events : MPROC_WAIT_READ;
         if (fd < 0 || (ev & ~(MPROC_WAIT_READ | MPROC_WAIT_WRITE)) != 0) {
-            rc = MPROC_EINVAL;
+            /* An end closed here by inherit_only has no fd any more. */
+            rc = it->conn != NULL && fd < 0 ? MPROC_EBADF : MPROC_EINVAL;
             goto out;
         }
         p[i].fd = fd;

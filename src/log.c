@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "internal/frame.h"
+#include "internal/registry.h"
 #include "internal/self.h"
 #include "os/os.h"
 #include "os/task.h"
@@ -114,7 +115,19 @@ struct mproc_log {
     int64_t created_ns;
     bool is_default;
     char name[NAME_MAX_];
+    mproc__reg_node reg; /* its sinks stay open in a child (registry.h) */
 };
+
+static size_t log_fds(const mproc__reg_node *n, int *out, size_t cap)
+{
+    const mproc_log *lg = n->obj;
+    int k = atomic_load(&lg->nsinks);
+    for (int i = 0; i < k && (size_t)i < cap; i++)
+        out[i] = lg->sinks[i].fd;
+    return (size_t)k;
+}
+
+static const mproc__reg_ops log_reg_ops = {log_fds, NULL};
 
 static atomic_uint_fast64_t next_date_id = 1;
 
@@ -636,6 +649,7 @@ static void default_init(void)
 {
     log_init(&default_log, MPROC_LOG_WARNING, "mproc");
     default_log.is_default = true;
+    mproc__reg_add(&default_log.reg, &log_reg_ops, &default_log);
     /* The constant default format always compiles. */
     (void)compile(&default_fmt, MPROC_LOG_DEFAULT_FORMAT, NULL);
     atomic_init(&default_log.fmt, &default_fmt);
@@ -676,6 +690,7 @@ int mproc_log_create(mproc_log **out, const mproc_log_opts *opts)
     }
     log_init(lg, opts->level, opts->name != NULL ? opts->name : "mproc");
     atomic_init(&lg->fmt, f);
+    mproc__reg_add(&lg->reg, &log_reg_ops, lg);
     *out = lg;
     return 0;
 }
@@ -684,6 +699,7 @@ void mproc_log_destroy(mproc_log *lg)
 {
     if (lg == NULL || lg->is_default)
         return;
+    mproc__reg_remove(&lg->reg);
     int n = atomic_load(&lg->nsinks);
     for (int i = 0; i < n; i++)
         if (lg->sinks[i].owned)

@@ -25,6 +25,7 @@
 #include "internal/deadline.h"
 #include "internal/frame.h"
 #include "internal/process.h"
+#include "internal/registry.h"
 #include "internal/self.h"
 #include "os/os.h"
 #include "os/proc.h"
@@ -57,7 +58,8 @@ struct mproc_process {
     int pidfd;   /* -1 only where pidfd_open is ENOSYS: see open_pidfd() */
     int errfd;   /* read end of the failure pipe (non-blocking), or -1 */
     bool daemon;
-    int wait_rc; /* 0, or MPROC_ESRCH when the status was lost */
+    bool is_parent; /* a handle on the caller's parent, not on a child */
+    int wait_rc;    /* 0, or MPROC_ESRCH when the status was lost */
     int exitcode;
     bool failed;
     mproc_failure failure;
@@ -65,6 +67,7 @@ struct mproc_process {
     char message[MSG_MAX];
     char file[FILE_MAX];
     char trace[TRACE_MAX];
+    mproc__reg_node reg; /* its fds stay open in a child (registry.h) */
 };
 
 /* In a started child: its failure pipe's write end and its own pid (a
@@ -109,8 +112,12 @@ static size_t rec_encode(unsigned char *buf, int error, int line,
     size_t lf = strnlen(file, FILE_MAX - 1);
     size_t lm = strnlen(msg, MSG_MAX - 1);
     size_t lt = strnlen(trace, TRACE_MAX - 1);
-    if (ln + lf + lm + lt > cap)
+    if (ln + lf + lm + lt > cap) {
+        /* Cut after the last whole frame that fits. */
         lt = cap - ln - lf - lm;
+        while (lt > 0 && trace[lt - 1] != '\n')
+            lt--;
+    }
     put32(buf, REC_VERSION);
     put32(buf + 4, (uint32_t)error);
     put32(buf + 8, (uint32_t)line);
@@ -237,7 +244,7 @@ void mproc_fail_at(const char *file, int line, int code, const char *fmt, ...)
     if (line < 0)
         line = 0;
     char trace[TRACE_MAX];
-    mproc__os_backtrace(trace, sizeof trace, 2);
+    mproc__os_backtrace(trace, sizeof trace, __builtin_return_address(0));
     if (child_send(code, line, msg, file, trace)) {
         fflush(stdout);
         fflush(stderr);
@@ -282,8 +289,21 @@ static mproc_process *handle_new(void)
     return p;
 }
 
+static size_t handle_fds(const mproc__reg_node *n, int *out, size_t cap)
+{
+    const mproc_process *p = n->obj;
+    if (cap > 0)
+        out[0] = p->pidfd;
+    if (cap > 1)
+        out[1] = p->errfd;
+    return 2;
+}
+
+static const mproc__reg_ops handle_reg_ops = {handle_fds, NULL};
+
 static void handle_free(mproc_process *p)
 {
+    mproc__reg_remove(&p->reg);
     mproc__os_close(p->pidfd);
     mproc__os_close(p->errfd);
     pthread_mutex_destroy(&p->mu);
@@ -335,11 +355,108 @@ static void kill_and_reap(pid_t pid)
     errno = saved;
 }
 
+/* ---- inherit_only ------------------------------------------------------ */
+
+/* The checks of the keep lists that need no lock. */
+static int check_keep_args(const mproc_process_opts *o)
+{
+    if (!o->inherit_only)
+        return o->n_keep > 0 || o->n_keep_fds > 0 ? MPROC_EINVAL : 0;
+    if ((o->n_keep > 0 && o->keep == NULL) ||
+        (o->n_keep_fds > 0 && o->keep_fds == NULL))
+        return MPROC_EINVAL;
+    for (size_t i = 0; i < o->n_keep_fds; i++)
+        if (o->keep_fds[i] < 0 || fcntl(o->keep_fds[i], F_GETFD) < 0)
+            return MPROC_EBADF;
+    return 0;
+}
+
+/* With the registry locked: every end to keep is open in this process. */
+static int check_keep_ends(const mproc_process_opts *o)
+{
+    for (size_t i = 0; o->inherit_only && i < o->n_keep; i++)
+        if (o->keep[i] == NULL || !mproc__reg_is_end(o->keep[i]))
+            return MPROC_EINVAL;
+    return 0;
+}
+
+static bool listed(int fd, const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] == fd)
+            return true;
+    return false;
+}
+
+/* An end stays when it is listed in keep, or its fd is in keep_fds. */
+static bool end_kept(const mproc__reg_node *n, const mproc_process_opts *o)
+{
+    for (size_t i = 0; i < o->n_keep; i++)
+        if (n->obj == (const void *)o->keep[i])
+            return true;
+    int fd = -1;
+    n->ops->fds(n, &fd, 1);
+    return fd >= 0 && listed(fd, o->keep_fds, o->n_keep_fds);
+}
+
+/* Every fd to keep into out (cap of them); returns how many there are. */
+static size_t gather_kept(int *out, size_t cap, const mproc_process_opts *o,
+                          int failfd)
+{
+    size_t k = 0;
+    for (mproc__reg_node *n = mproc__reg_first(); n != NULL;
+         n = mproc__reg_next(n))
+        k += n->ops->fds(n, k < cap ? out + k : NULL, k < cap ? cap - k : 0);
+    for (size_t i = 0; i < o->n_keep_fds; i++, k++)
+        if (k < cap)
+            out[k] = o->keep_fds[i];
+    if (k < cap)
+        out[k] = failfd;
+    return k + 1;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* In a child started with inherit_only, before fn: severs every end not
+ * kept, then closes every fd from 3 up that nothing kept holds. The
+ * registry is locked (held across fork). */
+static int keep_only(const mproc_process_opts *o, int failfd)
+{
+    mproc__reg_node *next;
+    for (mproc__reg_node *n = mproc__reg_first(); n != NULL; n = next) {
+        next = mproc__reg_next(n);
+        if (n->ops->sever != NULL && !end_kept(n, o))
+            mproc__reg_sever(n);
+    }
+    int small[256], *fds = small;
+    size_t k = gather_kept(fds, 256, o, failfd);
+    if (k > 256) {
+        fds = malloc(k * sizeof *fds);
+        if (fds == NULL)
+            return MPROC_ENOMEM;
+        k = gather_kept(fds, k, o, failfd);
+    }
+    qsort(fds, k, sizeof *fds, cmp_int);
+    size_t m = 0;
+    for (size_t i = 0; i < k; i++)
+        if (fds[i] >= 3 && (m == 0 || fds[m - 1] != fds[i]))
+            fds[m++] = fds[i];
+    int rc = mproc__os_close_fds_except(fds, m);
+    if (fds != small)
+        free(fds);
+    return rc;
+}
+
 /* The child's side of start: p is the child's copy of the new handle,
  * which it does not need beyond its name. */
 static MPROC_NORETURN void child_main(mproc_process *p, int (*fn)(void *),
                                       void *arg, int wfd, int rfd,
-                                      const char *identity, pid_t parent)
+                                      const char *identity, pid_t parent,
+                                      const mproc_process_opts *o)
 {
     if (p->daemon) {
         mproc__os_set_parent_death_signal(SIGKILL);
@@ -349,6 +466,7 @@ static MPROC_NORETURN void child_main(mproc_process *p, int (*fn)(void *),
             raise(SIGKILL);
     }
     mproc__os_close(rfd);
+    mproc__self_set_parent(parent, mproc__self_name());
     mproc__self_set_name(p->name);
     mproc__self_set_identity(identity);
     pthread_mutex_destroy(&p->mu);
@@ -363,6 +481,10 @@ static MPROC_NORETURN void child_main(mproc_process *p, int (*fn)(void *),
     }
     child_fail_pid = getpid();
     atomic_flag_clear(&failing);
+    int rc = o->inherit_only ? keep_only(o, wfd) : 0;
+    mproc__reg_release_in_child();
+    if (rc < 0)
+        mproc_fail(rc, "inherit_only: the other fds could not be closed");
     child_finish(fn(arg));
 }
 
@@ -374,6 +496,8 @@ int mproc_process_start(mproc_process **out, int (*fn)(void *arg), void *arg,
     if (opts == NULL)
         opts = &default_opts;
     int rc = check_name(opts->name);
+    if (rc == 0)
+        rc = check_keep_args(opts);
     if (rc < 0)
         return rc;
     mproc_process *p = handle_new();
@@ -388,16 +512,23 @@ int mproc_process_start(mproc_process **out, int (*fn)(void *arg), void *arg,
     /* The parent reads only after the child is reaped, and never waits. */
     fcntl(fds[0], F_SETFL, O_NONBLOCK);
     char identity[MPROC__NAME_MAX];
-    next_identity(identity, p->name, opts->name);
-    p->daemon = opts->daemon;
-    pid_t parent = getpid();
+    pid_t parent = getpid(), pid = -1;
     fflush(stdout);
     fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0)
-        child_main(p, fn, arg, fds[1], fds[0], identity, parent);
-    if (pid < 0)
-        rc = -errno;
+    /* Held across fork: the child finds the registry whole and unlocked
+     * by any thread that does not exist there. */
+    mproc__reg_lock();
+    rc = check_keep_ends(opts);
+    if (rc == 0) {
+        next_identity(identity, p->name, opts->name);
+        p->daemon = opts->daemon;
+        pid = fork();
+        if (pid == 0)
+            child_main(p, fn, arg, fds[1], fds[0], identity, parent, opts);
+        if (pid < 0)
+            rc = -errno;
+    }
+    mproc__reg_unlock();
     mproc__os_close(fds[1]);
     if (rc == 0) {
         int pidfd = open_pidfd(pid);
@@ -414,6 +545,7 @@ int mproc_process_start(mproc_process **out, int (*fn)(void *arg), void *arg,
     }
     p->pid = pid;
     p->errfd = fds[0];
+    mproc__reg_add(&p->reg, &handle_reg_ops, p);
     *out = p;
     return 0;
 }
@@ -515,6 +647,7 @@ int mproc_process_spawn(mproc_process **out, const char *path,
     }
     p->pid = pid;
     p->pidfd = pidfd;
+    mproc__reg_add(&p->reg, &handle_reg_ops, p);
     *out = p;
     p = NULL;
     rc = 0;
@@ -585,14 +718,40 @@ static void collect(mproc_process *p, int status, int sig)
     p->failed = true;
 }
 
+/* Whether the parent behind a handle from mproc_process_open_parent() has
+ * exited: its pidfd is readable, or, without one, the caller (the process
+ * that opened the handle) has been reparented. 1 exited, 0 running,
+ * -errno. */
+static int parent_gone(const mproc_process *p)
+{
+    if (p->pidfd < 0)
+        return getppid() != p->pid;
+    struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN, .revents = 0};
+    int n;
+    while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return n < 0 ? -errno : n > 0;
+}
+
 /* One reap attempt under the lock: 0 reaped now, 1 still running,
- * MPROC_ESTATE already reaped, MPROC_ESRCH status lost. */
+ * MPROC_ESTATE already reaped, MPROC_ESRCH status lost. A parent handle
+ * is not reaped: its "reaping" records that it has exited, status
+ * unknown. */
 static int try_reap(mproc_process *p)
 {
     pthread_mutex_lock(&p->mu);
     int rc;
     if (atomic_load(&p->state) == REAPED) {
         rc = MPROC_ESTATE;
+    } else if (p->is_parent) {
+        rc = parent_gone(p);
+        if (rc == 1) {
+            p->wait_rc = MPROC_ESRCH;
+            atomic_store(&p->state, REAPED);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = 1;
+        }
     } else {
         int status = 0, sig = 0;
         int r = mproc__os_pidfd_reap(p->pidfd, p->pid, &status, &sig);
@@ -659,8 +818,13 @@ int mproc_process_is_alive(const mproc_process *p)
         return MPROC_EINVAL;
     if (atomic_load(&p->state) == REAPED)
         return 0;
+    bool owner = getpid() == p->owner;
+    if (p->is_parent && (owner || p->pidfd >= 0)) {
+        int g = parent_gone(p);
+        return g < 0 ? g : !g;
+    }
     if (p->pidfd < 0)
-        return mproc__os_pid_exited(p->pid, getpid() == p->owner) == 0;
+        return mproc__os_pid_exited(p->pid, owner) == 0;
     struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN, .revents = 0};
     int n;
     while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
@@ -695,8 +859,12 @@ int mproc_process_signal(mproc_process *p, int sig)
         /* By pid: under the lock, so no join can reap the child (and free
          * its pid for reuse) between the check and the kill. */
         pthread_mutex_lock(&p->mu);
-        rc = atomic_load(&p->state) == REAPED ? MPROC_ESTATE
-                                              : mproc__os_kill(p->pid, sig);
+        if (atomic_load(&p->state) == REAPED)
+            rc = MPROC_ESTATE;
+        else if (p->is_parent && getppid() != p->pid)
+            rc = 0; /* the parent is gone: its pid may be reused */
+        else
+            rc = mproc__os_kill(p->pid, sig);
         pthread_mutex_unlock(&p->mu);
     } else {
         rc = mproc__os_kill(p->pid, sig);
@@ -784,4 +952,66 @@ pid_t mproc_current_pid(void)
 pid_t mproc_parent_pid(void)
 {
     return getppid();
+}
+
+int mproc_process_open_parent(mproc_process **out)
+{
+    if (out == NULL)
+        return MPROC_EINVAL;
+    const char *name = "parent";
+    pid_t want = mproc__self_parent(&name);
+    if (want == 0) {
+        want = getppid();
+        name = "parent";
+    }
+    if (want <= 0)
+        return MPROC_ESRCH; /* outside our pid namespace */
+    mproc_process *p = handle_new();
+    if (p == NULL)
+        return MPROC_ENOMEM;
+    int fd = open_pidfd(want);
+    if (fd < -1) {
+        handle_free(p);
+        return fd;
+    }
+    /* Still our parent after the open means it had not exited before it
+     * (an orphan is reparented as its parent exits), so the pidfd names
+     * that very process and not a stranger that reused its pid. */
+    if (getppid() != want) {
+        mproc__os_close(fd);
+        handle_free(p);
+        return MPROC_ESRCH;
+    }
+    p->pid = want;
+    p->pidfd = fd;
+    p->is_parent = true;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    mproc__reg_add(&p->reg, &handle_reg_ops, p);
+    *out = p;
+    return 0;
+}
+
+int mproc_active_children(mproc_process **out, size_t cap, size_t *count)
+{
+    if (count == NULL || (out == NULL && cap > 0))
+        return MPROC_EINVAL;
+    pid_t me = getpid();
+    size_t k = 0;
+    /* Under the registry lock no handle can be freed meanwhile. */
+    mproc__reg_lock();
+    for (mproc__reg_node *n = mproc__reg_first(); n != NULL;
+         n = mproc__reg_next(n)) {
+        if (n->ops != &handle_reg_ops)
+            continue;
+        mproc_process *p = (mproc_process *)n->obj;
+        /* Live, or its state could not be read (counted as live). */
+        if (p->owner == me && !p->is_parent && mproc_process_is_alive(p) != 0) {
+            if (k < cap)
+                out[k] = p;
+            k++;
+        }
+    }
+    mproc__reg_unlock();
+    *count = k;
+    return 0;
 }

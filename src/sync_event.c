@@ -17,6 +17,7 @@
 #include "internal/deadline.h"
 #include "internal/eventtest.h"
 #include "internal/region.h"
+#include "internal/registry.h"
 #include "internal/waitword.h"
 #include "mproc/sync.h"
 #include "os/os.h"
@@ -50,7 +51,17 @@ struct mproc_event {
     pthread_t thread;
     _Atomic int stop;
     _Atomic uint32_t up; /* the helper has started */
+    mproc__reg_node reg; /* the fd stays open in a child (registry.h) */
 };
+
+static size_t event_fds(const mproc__reg_node *n, int *out, size_t cap)
+{
+    if (cap > 0)
+        out[0] = ((const mproc_event *)n->obj)->fd;
+    return 1;
+}
+
+static const mproc__reg_ops event_reg_ops = {event_fds, NULL};
 
 static mproc_event *new_handle(void)
 {
@@ -143,6 +154,7 @@ void mproc_event_close(mproc_event *ev)
 {
     if (ev == NULL)
         return;
+    mproc__reg_remove(&ev->reg);
     stop_fd(ev);
     mproc__region_close(&ev->region);
     free(ev);
@@ -309,8 +321,10 @@ int mproc_event_fd(mproc_event *ev, int *fd)
         }
         errno = saved;
     }
-    if (rc == 0)
+    if (rc == 0) {
         *fd = ev->fd;
+        mproc__reg_add(&ev->reg, &event_reg_ops, ev);
+    }
     mu_unlock(ev);
     return rc;
 }

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,11 @@
 #include "internal/deadline.h"
 #include "internal/frame.h"
 #include "internal/process.h"
+#include "internal/registry.h"
 #include "mproc.h"
 #include "os/os.h"
+#include "os/proc.h"
+#include "os/task.h"
 #include "testlib.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -1103,6 +1107,693 @@ START_TEST(bad_arguments_on_a_live_child_change_nothing)
 }
 END_TEST
 
+/* ---- inherit_only: children inherit only the ends they are given -------- */
+
+static mproc_process *start_keeping(int (*fn)(void *), void *arg,
+                                    mproc_conn *const *keep, size_t n_keep,
+                                    const int *keep_fds, size_t n_keep_fds)
+{
+    mproc_process_opts o = MPROC_PROCESS_OPTS_INIT;
+    o.inherit_only = true;
+    o.keep = keep;
+    o.n_keep = n_keep;
+    o.keep_fds = keep_fds;
+    o.n_keep_fds = n_keep_fds;
+    mproc_process *p = NULL;
+    ck_assert_int_eq(mproc_process_start(&p, fn, arg, &o), 0);
+    return p;
+}
+
+/* Receives until the parent closes its end: 0 on EOF, else a code. */
+static int worker_reads_to_eof(void *arg)
+{
+    mproc_conn *r = arg;
+    char buf[16];
+    size_t len;
+    int rc;
+    while ((rc = mproc_conn_recv(r, buf, sizeof buf, &len, 30000)) == 0)
+        ;
+    return rc == MPROC_ECLOSED ? 0 : 20;
+}
+
+/* Three workers, each with its own pipe made just before it starts:
+ * workers 1 and 2 are forked while the parent still holds worker 0's send
+ * end. Each keeps only its receiving end, so the parent's close of worker
+ * 0's send end is the last one, and worker 0 sees EOF. */
+START_TEST(inherit_only_gives_each_worker_eof_when_the_parent_closes_its_pipe)
+{
+    mproc_conn *r[3], *w[3];
+    mproc_process *p[3];
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(mproc_pipe(&r[i], &w[i], false), 0);
+        p[i] = start_keeping(worker_reads_to_eof, r[i], &r[i], 1, NULL, 0);
+        mproc_conn_close(r[i]);
+    }
+    ck_assert_int_eq(mproc_conn_send(w[0], "x", 1, 1000), 0);
+    mproc_conn_close(w[0]);
+    ck_assert_int_eq(join_exitcode(p[0]), 0);
+    ck_assert_int_eq(mproc_process_is_alive(p[1]), 1);
+    ck_assert_int_eq(mproc_process_is_alive(p[2]), 1);
+    for (int i = 1; i < 3; i++) {
+        mproc_conn_close(w[i]);
+        ck_assert_int_eq(join_exitcode(p[i]), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        mproc_process_destroy(p[i]);
+}
+END_TEST
+
+/* Answers "ping" with "pong" on the end it kept. */
+static int child_pongs(void *arg)
+{
+    mproc_conn *c = arg;
+    char buf[8];
+    size_t len;
+    if (mproc_conn_fd(c) < 0)
+        return 30;
+    if (mproc_conn_recv(c, buf, sizeof buf, &len, 10000) != 0 || len != 4 ||
+        memcmp(buf, "ping", 4) != 0)
+        return 31;
+    return mproc_conn_send(c, "pong", 4, 10000) == 0 ? 0 : 32;
+}
+
+START_TEST(inherit_only_keeps_the_listed_end_working)
+{
+    for (int kernel = 0; kernel < 2; kernel++) {
+        mproc_conn *a, *b;
+        ck_assert_int_eq(
+            (kernel ? mproc_pipe_kernel : mproc_pipe)(&a, &b, true), 0);
+        mproc_process *p = start_keeping(child_pongs, b, &b, 1, NULL, 0);
+        mproc_conn_close(b);
+        ck_assert_int_eq(mproc_conn_send(a, "ping", 4, 10000), 0);
+        char buf[8];
+        size_t len;
+        ck_assert_int_eq(mproc_conn_recv(a, buf, sizeof buf, &len, 10000), 0);
+        ck_assert_int_eq((int)len, 4);
+        ck_assert_int_eq(memcmp(buf, "pong", 4), 0);
+        ck_assert_int_eq(join_exitcode(p), 0);
+        mproc_process_destroy(p);
+        mproc_conn_close(a);
+    }
+}
+END_TEST
+
+struct unlisted {
+    mproc_conn *r, *w, *bytes_r;
+    mproc_listener *l;
+    int rfd, wfd, lfd;
+};
+
+/* Every call on an end the child did not keep is MPROC_EBADF, its fds are
+ * closed, and closing the handle later spares the fd number reused since. */
+static int child_checks_unlisted_ends(void *arg)
+{
+    struct unlisted *u = arg;
+    char buf[8];
+    size_t len, n;
+    mproc_wait_item it = MPROC_WAIT_CONN(u->r);
+    mproc_conn *got;
+    int fd;
+    if (mproc_conn_fd(u->r) != -1 || mproc_conn_fd(u->w) != -1 ||
+        mproc_conn_can_send(u->w) || mproc_conn_can_recv(u->r))
+        return 40;
+    if (mproc_conn_send(u->w, "x", 1, 0) != MPROC_EBADF ||
+        mproc_conn_send_batch(u->w, NULL, 0, &n, 0) != MPROC_EBADF ||
+        mproc_conn_recv(u->r, buf, sizeof buf, &len, 0) != MPROC_EBADF ||
+        mproc_conn_poll(u->r, 0) != MPROC_EBADF ||
+        mproc_conn_read(u->bytes_r, buf, sizeof buf, &n, 0) != MPROC_EBADF ||
+        mproc_wait(&it, 1, 0) != MPROC_EBADF ||
+        mproc_conn_recv_fd(u->r, &fd, 0) != MPROC_EBADF ||
+        mproc_conn_recv_conn(u->r, &got, 0) != MPROC_EBADF)
+        return 41;
+    if (mproc_listener_fd(u->l) != -1 ||
+        mproc_listener_accept(u->l, &got, NULL, 0) != MPROC_EBADF)
+        return 42;
+    /* The numbers are free: the child reuses them for files of its own. */
+    int nums[3] = {u->rfd, u->wfd, u->lfd};
+    for (int i = 0; i < 3; i++) {
+        if (fcntl(nums[i], F_GETFD) != -1 || errno != EBADF)
+            return 43;
+        int d = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (d < 0 || dup2(d, nums[i]) != nums[i])
+            return 44;
+        close(d);
+    }
+    mproc_conn_close(u->r);
+    mproc_conn_close(u->w);
+    mproc_conn_close(u->bytes_r);
+    mproc_listener_close(u->l);
+    for (int i = 0; i < 3; i++)
+        if (fcntl(nums[i], F_GETFD) < 0)
+            return 45;
+    return 0;
+}
+
+START_TEST(inherit_only_closes_an_unlisted_end_in_the_child)
+{
+    struct unlisted u;
+    mproc_conn *bytes_w;
+    char path[256];
+    test_path(path, sizeof path, "unlisted.sock");
+    ck_assert_int_eq(mproc_pipe(&u.r, &u.w, false), 0);
+    ck_assert_int_eq(mproc_pipe_bytes(&u.bytes_r, &bytes_w), 0);
+    ck_assert_int_eq(mproc_listener_open(&u.l, path, NULL), 0);
+    u.rfd = mproc_conn_fd(u.r);
+    u.wfd = mproc_conn_fd(u.w);
+    u.lfd = mproc_listener_fd(u.l);
+    mproc_process *p =
+        start_keeping(child_checks_unlisted_ends, &u, NULL, 0, NULL, 0);
+    ck_assert_int_eq(join_exitcode(p), 0);
+    mproc_process_destroy(p);
+    /* The parent's ends are untouched, and so is the listener's path. */
+    ck_assert_int_eq(mproc_conn_send(u.w, "x", 1, 1000), 0);
+    char buf[4];
+    size_t len;
+    ck_assert_int_eq(mproc_conn_recv(u.r, buf, sizeof buf, &len, 1000), 0);
+    mproc_conn *c;
+    ck_assert_int_eq(mproc_client_open(&c, path, 1000), 0);
+    mproc_conn_close(c);
+    mproc_conn_close(u.r);
+    mproc_conn_close(u.w);
+    mproc_conn_close(u.bytes_r);
+    mproc_conn_close(bytes_w);
+    mproc_listener_close(u.l);
+}
+END_TEST
+
+/* A listener is kept by its fd; it still accepts in the child. */
+static int child_accepts_once(void *arg)
+{
+    mproc_listener *l = arg;
+    mproc_conn *c;
+    if (mproc_listener_accept(l, &c, NULL, 10000) != 0)
+        return 50;
+    int rc = mproc_conn_send(c, "hi", 2, 10000);
+    mproc_conn_close(c);
+    return rc == 0 ? 0 : 51;
+}
+
+START_TEST(inherit_only_keeps_an_end_whose_fd_is_listed)
+{
+    char path[256];
+    test_path(path, sizeof path, "kept.sock");
+    mproc_listener *l;
+    ck_assert_int_eq(mproc_listener_open(&l, path, NULL), 0);
+    int lfd = mproc_listener_fd(l);
+    mproc_process *p = start_keeping(child_accepts_once, l, NULL, 0, &lfd, 1);
+    mproc_conn *c;
+    ck_assert_int_eq(mproc_client_open(&c, path, 5000), 0);
+    char buf[4];
+    size_t len;
+    ck_assert_int_eq(mproc_conn_recv(c, buf, sizeof buf, &len, 10000), 0);
+    ck_assert_int_eq((int)len, 2);
+    ck_assert_int_eq(join_exitcode(p), 0);
+    mproc_process_destroy(p);
+    mproc_conn_close(c);
+    mproc_listener_close(l);
+}
+END_TEST
+
+struct fd_rules {
+    int unlisted_fd, kept_fd, event_fd;
+    bool stdio_open[3];
+    mproc_log *lg;
+    mproc_event *ev;
+    mproc_process *sibling;
+};
+
+static int child_checks_fd_rules(void *arg)
+{
+    struct fd_rules *f = arg;
+    if (fcntl(f->unlisted_fd, F_GETFD) != -1 || errno != EBADF)
+        return 60;
+    if (write(f->kept_fd, "k", 1) != 1)
+        return 61;
+    for (int i = 0; i < 3; i++)
+        if (f->stdio_open[i] && fcntl(i, F_GETFD) < 0)
+            return 62;
+    /* The logger's file sink, the Event's fd and the sibling's pidfd are
+     * still there, and the objects still work. */
+    if (mproc_log_info(f->lg, "from the child") != 0)
+        return 63;
+    if (fcntl(f->event_fd, F_GETFD) < 0)
+        return 64;
+    if (mproc_event_set(f->ev) != 0 || mproc_event_is_set(f->ev) != 1)
+        return 65;
+    int sfd = mproc_process_fd(f->sibling);
+    if (sfd >= 0 && fcntl(sfd, F_GETFD) < 0)
+        return 67;
+    if (mproc_process_is_alive(f->sibling) != 1)
+        return 68;
+    mproc_event_close(f->ev);
+    return 0;
+}
+
+START_TEST(inherit_only_closes_other_fds_but_keeps_listed_stdio_and_mproc_fds)
+{
+    struct fd_rules f;
+    test_pipe unlisted = make_pipe(), kept = make_pipe();
+    f.unlisted_fd = unlisted.w;
+    f.kept_fd = kept.w;
+    for (int i = 0; i < 3; i++)
+        f.stdio_open[i] = fcntl(i, F_GETFD) >= 0;
+    char path[256];
+    test_path(path, sizeof path, "child.log");
+    ck_assert_int_eq(mproc_log_create(&f.lg, NULL), 0);
+    ck_assert_int_eq(mproc_log_add_file(f.lg, path, NULL), 0);
+    ck_assert_int_eq(mproc_log_set_level(f.lg, MPROC_LOG_INFO), 0);
+    ck_assert_int_eq(mproc_event_create(&f.ev, NULL, NULL), 0);
+    ck_assert_int_eq(mproc_event_fd(f.ev, &f.event_fd), 0);
+    f.sibling = start(child_pauses, NULL);
+    mproc_process *p =
+        start_keeping(child_checks_fd_rules, &f, NULL, 0, &kept.w, 1);
+    ck_assert_int_eq(join_exitcode(p), 0);
+    mproc_process_destroy(p);
+    char c;
+    ck_assert_int_eq((int)read(kept.r, &c, 1), 1);
+    char buf[512];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    test_read_to_eof(fd, buf, sizeof buf);
+    close(fd);
+    ck_assert_ptr_nonnull(strstr(buf, "from the child"));
+    ck_assert_int_eq(mproc_process_kill(f.sibling), 0);
+    ck_assert_int_eq(join_exitcode(f.sibling), -SIGKILL);
+    mproc_process_destroy(f.sibling);
+    mproc_event_close(f.ev);
+    mproc_log_destroy(f.lg);
+    unlink(path);
+    close_pipe(&unlisted);
+    close_pipe(&kept);
+}
+END_TEST
+
+START_TEST(inherit_only_child_still_sends_its_failure_record)
+{
+    mproc_process *p = start_keeping(child_fails, NULL, NULL, 0, NULL, 0);
+    ck_assert_int_eq(join_exitcode(p), 1);
+    const mproc_failure *f = mproc_process_error(p);
+    ck_assert_ptr_nonnull(f);
+    ck_assert(f->from_child);
+    ck_assert_str_eq(f->message, "bad value 42");
+    mproc_process_destroy(p);
+}
+END_TEST
+
+START_TEST(start_rejects_bad_keep_lists_and_starts_nothing)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    int not_an_end = 0;
+    mproc_conn *stranger = (mproc_conn *)&not_an_end;
+    mproc_conn *null_end = NULL;
+    int closed_fd = 1000; /* well above any fd the test has open */
+    ck_assert_int_lt(fcntl(closed_fd, F_GETFD), 0);
+    int bad_fd = -1;
+    mproc_process_opts o = MPROC_PROCESS_OPTS_INIT;
+    mproc_process *p = NULL;
+
+    mproc_process *first = start(child_returns_zero, NULL);
+    unsigned n1 = 0;
+    ck_assert_int_eq(sscanf(mproc_process_name(first), "Process-%u", &n1), 1);
+
+    o.keep = &r; /* without inherit_only */
+    o.n_keep = 1;
+    ck_assert_int_eq(mproc_process_start(&p, child_returns_zero, NULL, &o),
+                     MPROC_EINVAL);
+    o = (mproc_process_opts)MPROC_PROCESS_OPTS_INIT;
+    o.keep_fds = &bad_fd;
+    o.n_keep_fds = 1;
+    ck_assert_int_eq(mproc_process_start(&p, child_returns_zero, NULL, &o),
+                     MPROC_EINVAL);
+    o.inherit_only = true;
+    ck_assert_int_eq(mproc_process_start(&p, child_returns_zero, NULL, &o),
+                     MPROC_EBADF);
+    o.keep_fds = &closed_fd;
+    ck_assert_int_eq(mproc_process_start(&p, child_returns_zero, NULL, &o),
+                     MPROC_EBADF);
+    o.keep_fds = NULL;
+    ck_assert_int_eq(mproc_process_start(&p, child_returns_zero, NULL, &o),
+                     MPROC_EINVAL);
+    o.n_keep_fds = 0;
+    o.n_keep = 1;
+    ck_assert_int_eq(mproc_process_start(&p, child_returns_zero, NULL, &o),
+                     MPROC_EINVAL);
+    o.keep = &null_end;
+    ck_assert_int_eq(mproc_process_start(&p, child_returns_zero, NULL, &o),
+                     MPROC_EINVAL);
+    o.keep = &stranger;
+    ck_assert_int_eq(mproc_process_start(&p, child_returns_zero, NULL, &o),
+                     MPROC_EINVAL);
+    ck_assert_ptr_null(p);
+
+    /* Nothing was started: the next child takes the next number. */
+    mproc_process *second = start(child_returns_zero, NULL);
+    unsigned n2 = 0;
+    ck_assert_int_eq(sscanf(mproc_process_name(second), "Process-%u", &n2), 1);
+    ck_assert_uint_eq(n2, n1 + 1);
+    ck_assert_int_eq(join_exitcode(first), 0);
+    ck_assert_int_eq(join_exitcode(second), 0);
+    mproc_process_destroy(first);
+    mproc_process_destroy(second);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+}
+END_TEST
+
+/* A plain fork while another thread holds the registry of ends (as it does
+ * for an instant in every make and close of an end): the child takes the
+ * lock over instead of waiting for a thread that does not exist there. */
+static atomic_int holder_state; /* 1: holding, 2: may let go */
+
+static void *hold_registry(void *arg)
+{
+    (void)arg;
+    mproc__reg_lock();
+    atomic_store(&holder_state, 1);
+    while (atomic_load(&holder_state) != 2)
+        usleep(1000);
+    mproc__reg_unlock();
+    return NULL;
+}
+
+START_TEST(a_fork_while_another_thread_holds_the_registry_leaves_it_usable)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    pthread_t t;
+    atomic_store(&holder_state, 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, hold_registry, NULL), 0);
+    while (atomic_load(&holder_state) != 1)
+        usleep(1000);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20); /* a hang ends as SIGALRM, not as a stuck test */
+        /* No allocation here: a sanitizer's allocator may be locked. */
+        mproc__reg_lock();
+        int n = 0;
+        for (mproc__reg_node *x = mproc__reg_first(); x != NULL && n < 1000;
+             x = mproc__reg_next(x))
+            n++;
+        mproc__reg_unlock();
+        mproc_conn_close(w); /* unlinks: takes the lock again */
+        _exit(n >= 2 && n < 1000 ? 0 : 3);
+    }
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    atomic_store(&holder_state, 2);
+    pthread_join(t, NULL);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+}
+END_TEST
+
+/* ---- live children and the parent's handle ------------------------------ */
+
+START_TEST(active_children_lists_the_running_children_in_start_order)
+{
+    mproc_process *a = start(child_pauses, NULL);
+    mproc_process *b = start(child_returns_zero, NULL);
+    mproc_process *c = start(child_pauses, NULL);
+    mproc_process *d = NULL;
+    char *const argv[] = {"sleep", "60", NULL};
+    ck_assert_int_eq(mproc_process_spawn(&d, "sleep", argv, NULL), 0);
+    struct pollfd pfd = {mproc_process_fd(b), POLLIN, 0};
+    ck_assert_int_eq(poll(&pfd, 1, (int)test_ms(10000)), 1);
+
+    mproc_process *list[8];
+    size_t n = 0;
+    ck_assert_int_eq(mproc_active_children(list, 8, &n), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_ptr_eq(list[0], a);
+    ck_assert_ptr_eq(list[1], c);
+    ck_assert_ptr_eq(list[2], d);
+    ck_assert_int_eq(mproc_active_children(NULL, 0, &n), 0);
+    ck_assert_uint_eq(n, 3);
+    list[1] = NULL;
+    ck_assert_int_eq(mproc_active_children(list, 1, &n), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_ptr_eq(list[0], a);
+    ck_assert_ptr_null(list[1]);
+    ck_assert_int_eq(mproc_active_children(NULL, 0, NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_active_children(NULL, 1, &n), MPROC_EINVAL);
+
+    ck_assert_int_eq(mproc_process_kill(c), 0);
+    ck_assert_int_eq(join_exitcode(c), -SIGKILL);
+    ck_assert_int_eq(mproc_active_children(list, 8, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_ptr_eq(list[0], a);
+    ck_assert_ptr_eq(list[1], d);
+    /* The exited child was not reaped behind its handle's back. */
+    ck_assert_int_eq(join_exitcode(b), 0);
+    ck_assert_int_eq(mproc_process_kill(a), 0);
+    ck_assert_int_eq(mproc_process_kill(d), 0);
+    ck_assert_int_eq(join_exitcode(a), -SIGKILL);
+    ck_assert_int_eq(join_exitcode(d), -SIGKILL);
+    ck_assert_int_eq(mproc_active_children(list, 8, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    mproc_process_destroy(a);
+    mproc_process_destroy(b);
+    mproc_process_destroy(c);
+    mproc_process_destroy(d);
+}
+END_TEST
+
+static int child_counts_its_own_children(void *arg)
+{
+    (void)arg;
+    size_t n = 99;
+    if (mproc_active_children(NULL, 0, &n) != 0 || n != 0)
+        return 70;
+    mproc_process *g = NULL, *list[2];
+    if (mproc_process_start(&g, child_pauses, NULL, NULL) != 0)
+        return 71;
+    int rc = mproc_active_children(list, 2, &n) == 0 && n == 1 && list[0] == g
+                 ? 0
+                 : 72;
+    mproc_process_kill(g);
+    mproc_process_join(g, MPROC_FOREVER);
+    mproc_process_destroy(g);
+    return rc;
+}
+
+START_TEST(active_children_in_a_child_lists_only_its_own)
+{
+    mproc_process *other = start(child_pauses, NULL);
+    mproc_process *p = start(child_counts_its_own_children, NULL);
+    ck_assert_int_eq(join_exitcode(p), 0);
+    ck_assert_int_eq(mproc_process_kill(other), 0);
+    ck_assert_int_eq(join_exitcode(other), -SIGKILL);
+    mproc_process_destroy(p);
+    mproc_process_destroy(other);
+}
+END_TEST
+
+static int child_looks_at_its_parent(void *arg)
+{
+    (void)arg;
+    mproc_process *pp = NULL;
+    if (mproc_process_open_parent(&pp) != 0)
+        return 80;
+    int rc = 0;
+    int code;
+    if (mproc_process_pid(pp) != getppid() ||
+        strcmp(mproc_process_name(pp), "MainProcess") != 0)
+        rc = 81;
+    else if (mproc_process_is_alive(pp) != 1 ||
+             mproc_process_join(pp, 0) != MPROC_ETIMEDOUT ||
+             mproc_process_join(pp, 30) != MPROC_ETIMEDOUT ||
+             mproc_process_exitcode(pp, &code) != MPROC_ESTATE)
+        rc = 82;
+    else if (mproc_process_fd(pp) < 0)
+        rc = 83;
+    else if (mproc_process_error(pp) != NULL || mproc_process_is_daemon(pp))
+        rc = 84;
+    mproc_process_destroy(pp);
+    size_t n = 99;
+    if (rc == 0 && (mproc_active_children(NULL, 0, &n) != 0 || n != 0))
+        rc = 85;
+    return rc;
+}
+
+START_TEST(parent_handle_in_a_child_is_alive_and_named_after_its_parent)
+{
+    mproc_process *p = start(child_looks_at_its_parent, NULL);
+    ck_assert_int_eq(join_exitcode(p), 0);
+    mproc_process_destroy(p);
+}
+END_TEST
+
+struct parent_wait {
+    test_pipe report; /* the grandchild writes its pid here */
+    test_pipe hold;   /* the middle child exits at its EOF */
+    bool no_pidfd;
+    pid_t mid;
+};
+
+/* The grandchild: opens its parent, reports, and waits for it to exit. */
+static int grandchild_waits_for_parent(void *arg)
+{
+    struct parent_wait *w = arg;
+    mproc__process_test_no_pidfd = w->no_pidfd;
+    mproc_process *pp = NULL;
+    if (mproc_process_open_parent(&pp) != 0)
+        return 90;
+    if (strncmp(mproc_process_name(pp), "Process-", 8) != 0 ||
+        mproc_process_pid(pp) != w->mid)
+        return 91;
+    if ((mproc_process_fd(pp) >= 0) == w->no_pidfd)
+        return 92;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    write_str(w->report.w, buf);
+    if (mproc_process_join(pp, 30000) != 0)
+        return 93;
+    int code;
+    if (mproc_process_is_alive(pp) != 0 ||
+        mproc_process_exitcode(pp, &code) != MPROC_ESRCH ||
+        mproc_process_join(pp, 0) != MPROC_ESTATE ||
+        mproc_process_kill(pp) != MPROC_ESTATE)
+        return 94;
+    mproc_process_destroy(pp);
+    return 0;
+}
+
+/* The middle child: starts the grandchild, then exits once told. */
+static int child_starts_a_waiting_grandchild(void *arg)
+{
+    struct parent_wait *w = arg;
+    close(w->hold.w);
+    w->mid = getpid();
+    mproc_process *g = NULL;
+    if (mproc_process_start(&g, grandchild_waits_for_parent, w, NULL) != 0)
+        return 95;
+    char c;
+    while (read(w->hold.r, &c, 1) < 0 && errno == EINTR)
+        ;
+    return 0; /* g is left to the test, which is a subreaper */
+}
+
+START_TEST(parent_handle_join_returns_when_the_parent_exits)
+{
+    ck_assert_int_eq(mproc__os_set_child_subreaper(), 0);
+    for (int no_pidfd = 0; no_pidfd < 2; no_pidfd++) {
+        struct parent_wait w = {make_pipe(), make_pipe(), no_pidfd != 0, 0};
+        mproc_process *mid = start(child_starts_a_waiting_grandchild, &w);
+        close(w.report.w);
+        w.report.w = -1;
+        pid_t g = read_pid(w.report.r);
+        ck_assert_int_gt(g, 0);
+        /* The grandchild waits on its parent, which still runs. */
+        usleep(100000);
+        ck_assert_int_eq(mproc__os_task_alive(g, 0), 1);
+        close_pipe(&w.hold);
+        ck_assert_int_eq(join_exitcode(mid), 0);
+        ck_assert_int_eq(test_wait_status(g), 0);
+        mproc_process_destroy(mid);
+        close_pipe(&w.report);
+    }
+}
+END_TEST
+
+/* An orphan asks for its parent after it is gone: not the reaper. */
+static int grandchild_opens_parent_when_orphaned(void *arg)
+{
+    struct parent_wait *w = arg;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    write_str(w->report.w, buf);
+    int64_t t0 = test_now_ms();
+    while (getppid() == w->mid && test_now_ms() - t0 < 20000)
+        usleep(1000);
+    mproc_process *pp = NULL;
+    return mproc_process_open_parent(&pp) == MPROC_ESRCH ? 0 : 96;
+}
+
+static int child_starts_an_orphan(void *arg)
+{
+    struct parent_wait *w = arg;
+    w->mid = getpid();
+    mproc_process *g = NULL;
+    return mproc_process_start(&g, grandchild_opens_parent_when_orphaned, w,
+                               NULL) == 0
+               ? 0
+               : 97;
+}
+
+START_TEST(parent_handle_of_an_orphan_is_esrch)
+{
+    ck_assert_int_eq(mproc__os_set_child_subreaper(), 0);
+    struct parent_wait w = {make_pipe(), make_pipe(), false, 0};
+    mproc_process *mid = start(child_starts_an_orphan, &w);
+    close(w.report.w);
+    w.report.w = -1;
+    pid_t g = read_pid(w.report.r);
+    ck_assert_int_gt(g, 0);
+    ck_assert_int_eq(join_exitcode(mid), 0);
+    ck_assert_int_eq(test_wait_status(g), 0);
+    mproc_process_destroy(mid);
+    close_pipe(&w.report);
+    close_pipe(&w.hold);
+}
+END_TEST
+
+START_TEST(parent_handle_outside_a_started_child_is_getppid)
+{
+    ck_assert_int_eq(mproc_process_open_parent(NULL), MPROC_EINVAL);
+    mproc_process *pp = NULL;
+    ck_assert_int_eq(mproc_process_open_parent(&pp), 0);
+    ck_assert_int_eq(mproc_process_pid(pp), getppid());
+    ck_assert_str_eq(mproc_process_name(pp), "parent");
+    ck_assert_int_eq(mproc_process_is_alive(pp), 1);
+    ck_assert_int_eq(mproc_process_join(pp, 0), MPROC_ETIMEDOUT);
+    size_t n = 99;
+    ck_assert_int_eq(mproc_active_children(NULL, 0, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    mproc_process_destroy(pp);
+}
+END_TEST
+
+/* ---- backtraces --------------------------------------------------------- */
+
+static __attribute__((noinline)) void fails_in_a_static_helper(int v)
+{
+    if (v > 0)
+        mproc_fail(MPROC_ERANGE, "static %d", v);
+}
+static const int static_helper_fail_line = __LINE__ - 2;
+
+static int child_fails_in_a_static_function(void *arg)
+{
+    fails_in_a_static_helper(*(int *)arg);
+    return 0;
+}
+
+START_TEST(fail_backtrace_names_a_static_function_with_file_and_line)
+{
+    if (!mproc__os_backtrace_symbolizes()) {
+        test_skip("built without libdw: only exported functions have names");
+        return;
+    }
+    int v = 3;
+    mproc_process *p = start(child_fails_in_a_static_function, &v);
+    ck_assert_int_eq(join_exitcode(p), 1);
+    const mproc_failure *f = mproc_process_error(p);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_str_eq(f->message, "static 3");
+    ck_assert_ptr_nonnull(strstr(f->backtrace, "#0 fails_in_a_static_helper"));
+    ck_assert_ptr_nonnull(
+        strstr(f->backtrace, "child_fails_in_a_static_function"));
+#ifdef MPROC_TEST_DEBUG_INFO
+    char where[64];
+    snprintf(where, sizeof where, " at test_process.c:%d ",
+             static_helper_fail_line);
+    ck_assert_ptr_nonnull(strstr(f->backtrace, where));
+#endif
+    mproc_process_destroy(p);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("process");
@@ -1149,5 +1840,23 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, null_handles_are_rejected);
     TEST_ADD(s, start_and_spawn_reject_null_arguments);
     TEST_ADD(s, bad_arguments_on_a_live_child_change_nothing);
+    TEST_ADD(
+        s, inherit_only_gives_each_worker_eof_when_the_parent_closes_its_pipe);
+    TEST_ADD(s, inherit_only_keeps_the_listed_end_working);
+    TEST_ADD(s, inherit_only_closes_an_unlisted_end_in_the_child);
+    TEST_ADD(s, inherit_only_keeps_an_end_whose_fd_is_listed);
+    TEST_ADD(
+        s, inherit_only_closes_other_fds_but_keeps_listed_stdio_and_mproc_fds);
+    TEST_ADD(s, inherit_only_child_still_sends_its_failure_record);
+    TEST_ADD(s, start_rejects_bad_keep_lists_and_starts_nothing);
+    TEST_ADD(s,
+             a_fork_while_another_thread_holds_the_registry_leaves_it_usable);
+    TEST_ADD(s, active_children_lists_the_running_children_in_start_order);
+    TEST_ADD(s, active_children_in_a_child_lists_only_its_own);
+    TEST_ADD(s, parent_handle_in_a_child_is_alive_and_named_after_its_parent);
+    TEST_ADD(s, parent_handle_join_returns_when_the_parent_exits);
+    TEST_ADD(s, parent_handle_of_an_orphan_is_esrch);
+    TEST_ADD(s, parent_handle_outside_a_started_child_is_getppid);
+    TEST_ADD(s, fail_backtrace_names_a_static_function_with_file_and_line);
     return s;
 }

@@ -64,7 +64,11 @@
  * of every connection; each process should mproc_conn_close() the ends it
  * does not use (for example the parent closes the child's end right after
  * starting it, the child closes the parent's end first thing), otherwise
- * EOF never arrives because an unused copy of the other end stays open. Do
+ * EOF never arrives because an unused copy of the other end stays open.
+ * mproc_process_start() with opts.inherit_only does that for the child: it
+ * keeps the ends listed in opts.keep and closes every other end there (a
+ * call on one of those in the child returns MPROC_EBADF; mproc_conn_close()
+ * frees it); see mproc/process.h. Do
  * not fork while another thread is inside a call on the same connection.
  * All fds are close-on-exec.
  */

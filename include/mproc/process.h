@@ -11,8 +11,9 @@
  * record when it did not succeed: exit code, signal, error code, message,
  * source file and line, and a backtrace when the child could take one.
  *
- * No SIGCHLD handler and no global list of children: each child is reaped
- * through its own handle. Do not reap mproc's children behind its back
+ * No SIGCHLD handler: each child is reaped through its own handle, and
+ * mproc_active_children() lists the handles of the children still
+ * running. Do not reap mproc's children behind its back
  * (waitpid(-1, ...), wait(), or SIGCHLD set to SIG_IGN): their exit status is
  * then lost and join returns MPROC_ESRCH.
  *
@@ -58,6 +59,9 @@ typedef struct mproc_process mproc_process;
 /* The longest process name, in bytes, without the terminating NUL. */
 #define MPROC_PROCESS_NAME_MAX 63
 
+/* A connection end (mproc/conn.h). */
+struct mproc_conn;
+
 /*
  * Options of mproc_process_start(). Start from MPROC_PROCESS_OPTS_INIT.
  *   name    the child's name (copied); NULL gives "Process-N". At most
@@ -70,15 +74,48 @@ typedef struct mproc_process mproc_process;
  *           that outlives them (the main thread, typically). Unlike Python,
  *           a daemon child may start children of its own; its daemon
  *           children die with it, its other children outlive it.
+ *   inherit_only, keep, n_keep, keep_fds, n_keep_fds
+ *           the child inherits only what it is given. With inherit_only
+ *           true, the child, before fn runs:
+ *           - closes every connection end (mproc_pipe, mproc_pipe_kernel,
+ *             mproc_pipe_bytes, FIFO, client, accepted or received ends,
+ *             mproc_conn_from_fd) and every listener of the parent that is
+ *             neither listed in keep (n_keep of them) nor has its fd
+ *             (mproc_conn_fd, mproc_listener_fd) listed in keep_fds; so a
+ *             worker holds no copy of another worker's pipe, and EOF
+ *             reaches each worker when the parent closes that worker's end;
+ *           - then closes every other fd from 3 up, as Python's
+ *             subprocess close_fds, except: the keep_fds (n_keep_fds of
+ *             them), the fds of the kept ends, stdin, stdout and stderr,
+ *             and the fds mproc holds for objects that stay usable in the
+ *             child: loggers' sinks (mproc/log.h), an Event's fd
+ *             (mproc_event_fd), process handles' pidfds, and the child's
+ *             own failure pipe. An fd of the caller's own that fn needs (a
+ *             file, a socket, an epoll fd) must be listed in keep_fds.
+ *           An end closed this way stays a valid handle in the child:
+ *           mproc_conn_close() (mproc_listener_close()) frees it without
+ *           closing anything, so an fd number the child has reused since
+ *           is never hit; every other call on it returns MPROC_EBADF
+ *           (mproc_conn_fd() and mproc_listener_fd() return -1,
+ *           mproc_conn_can_send/can_recv false, and mproc_wait() on it
+ *           MPROC_EBADF). The parent's own ends are untouched.
+ *           With inherit_only false (the default) the child inherits every
+ *           fd, as fork gives it, and keep and keep_fds must be empty.
+ *           keep and keep_fds are read during the call only.
  */
 typedef struct mproc_process_opts {
     const char *name;
     bool daemon;
+    bool inherit_only;
+    struct mproc_conn *const *keep;
+    size_t n_keep;
+    const int *keep_fds;
+    size_t n_keep_fds;
 } mproc_process_opts;
 
 #define MPROC_PROCESS_OPTS_INIT                                                \
     {                                                                          \
-        NULL, false                                                            \
+        NULL, false, false, NULL, 0, NULL, 0                                   \
     }
 
 /*
@@ -97,13 +134,25 @@ typedef struct mproc_process_opts {
  *
  * Before forking, the caller's stdout and stderr are flushed (so buffered
  * output is not written twice). The child flushes stdout and stderr after fn
- * returns and ends with _exit(): atexit handlers and other stdio streams are
- * not run or flushed in the child, as in Python; fclose what fn opens. The
- * child inherits what fork gives (memory, fds, signal dispositions and mask,
- * only the calling thread); its mproc_current_name() is the child's name.
+ * returns (or mproc_fail()) and ends with _exit(); nothing else runs at its
+ * end. No atexit handler runs, neither those inherited from the parent nor
+ * those fn registered: C cannot tell the two apart, and the parent's (one
+ * that removes the parent's files, flushes its buffers or shuts down its
+ * services) would act a second time from the child. Other stdio streams are
+ * not flushed: fclose what fn opens. Threads fn started are not waited for:
+ * they end with the child, so join them before fn returns. The child
+ * inherits what fork gives (memory, fds unless opts->inherit_only says
+ * otherwise, signal dispositions and mask, only the calling thread); its
+ * mproc_current_name() is the child's name. With inherit_only, a child
+ * that cannot close the other fds (no memory for the list) fails before fn
+ * runs, with a failure record whose error is that code.
  *
  * Returns 0, or
- *   MPROC_EINVAL        out or fn is NULL;
+ *   MPROC_EINVAL        out or fn is NULL; keep or keep_fds given without
+ *                       inherit_only; keep (keep_fds) NULL with n_keep
+ *                       (n_keep_fds) > 0; an entry of keep that is NULL or
+ *                       not an open end of this process;
+ *   MPROC_EBADF         an entry of keep_fds is not an open fd;
  *   MPROC_ENAMETOOLONG  opts->name is longer than MPROC_PROCESS_NAME_MAX;
  *   MPROC_ENOMEM, MPROC_EMFILE, MPROC_ENFILE, MPROC_EAGAIN (fork: too many
  *                       processes), or another -errno of pidfd_open:
@@ -190,12 +239,15 @@ MPROC_API int mproc_process_spawn(mproc_process **out, const char *path,
  *                    again later);
  *   MPROC_ESTATE     the child was already reaped by an earlier join
  *                    (nothing changes);
- *   MPROC_ENOTOWNER  the caller is not the process that started the child;
+ *   MPROC_ENOTOWNER  the caller is not the process that started the child
+ *                    (or, for a parent handle, that opened the handle);
  *   MPROC_ESRCH      someone else reaped the child (waitpid(-1), SIGCHLD
  *                    ignored): it counts as joined, its status is unknown and
  *                    mproc_process_exitcode() returns MPROC_ESRCH too;
  *   another -errno   poll(2) or waitid(2) failed (MPROC_ENOMEM, say); the
  *                    child is still joinable.
+ * On a handle from mproc_process_open_parent() join waits for the parent
+ * to exit and reaps nothing (see there).
  * Blocking: up to timeout_ms (polls the pidfd; EINTR never lengthens it).
  * Thread safety: several threads may join the same handle; exactly one gets
  * 0 and the others MPROC_ESTATE (or MPROC_ETIMEDOUT if their time ran out
@@ -279,9 +331,21 @@ MPROC_API int mproc_process_is_daemon(const mproc_process *p);
  *               description the parent wrote ("killed by signal 9 (KILL)",
  *               "exited with status 3").
  *   file, line  where mproc_fail() was called ("" and 0 otherwise).
- *   backtrace   the child's stack at mproc_fail(), one frame a line, names
- *               only for symbols the dynamic linker can see (link with
- *               -rdynamic for more). "" when none was taken: always for a
+ *   backtrace   the child's stack at mproc_fail(), innermost first, one
+ *               frame a line, as
+ *                 "#0 parse_port+0x65 at config.c:18 (myprog)"
+ *               The child names the frames itself, in its own address
+ *               space, before it sends the record. When mproc is built
+ *               with elfutils' libdw (scripts/setup-debian.sh installs
+ *               it), every function is named, static ones too (from the
+ *               binaries' symbol tables, so not in a stripped binary), with
+ *               file and line where the binary has debug information (-g;
+ *               separate debug files under /usr/lib/debug are found too;
+ *               a debuginfod server is never asked). Without libdw, names
+ *               are those dladdr(3) gives: exported functions only (link
+ *               with -rdynamic for more), others as "#1 (myprog+0x1435)".
+ *               Frames that do not fit in the record (see design.md) are
+ *               left off at the end. "" when none was taken: always for a
  *               child killed by a signal (a dying process cannot be
  *               asked) and for a non-zero return from fn.
  *   from_child  true when the child sent the record (mproc_fail() or a
@@ -339,6 +403,79 @@ MPROC_API const char *mproc_current_name(void);
 /* mproc_current_pid / mproc_parent_pid: getpid() and getppid(). */
 MPROC_API pid_t mproc_current_pid(void);
 MPROC_API pid_t mproc_parent_pid(void);
+
+/*
+ * mproc_process_open_parent: a handle on the process that started the
+ * caller (Python's parent_process()), to ask whether it is alive and to wait
+ * for it to exit.
+ *
+ * out  (out) the new handle, written only on success.
+ *
+ * The parent is the process that started the caller with
+ * mproc_process_start(), or, in a process mproc did not start that way,
+ * getppid(). The handle holds a pidfd of that very process: it is opened
+ * and then checked against getppid(), so a pid reused after the parent's
+ * exit is never taken for it. Its name is the parent's mproc name in a
+ * child of mproc_process_start() ("MainProcess", "Process-1"), else
+ * "parent". On it:
+ *   mproc_process_is_alive()  1 until the parent exits;
+ *   mproc_process_join()      waits, with a timeout, until the parent has
+ *                             exited, and returns 0 then (MPROC_ETIMEDOUT
+ *                             before); nothing is reaped: the parent's exit
+ *                             status is not the caller's to read, so
+ *                             mproc_process_exitcode() then returns
+ *                             MPROC_ESRCH and mproc_process_error() NULL;
+ *   mproc_process_fd()        the pidfd, for mproc_wait() or poll
+ *                             (MPROC_WAIT_PROCESS): readable once the
+ *                             parent has exited;
+ *   mproc_process_pid(), _name(), _signal(), _terminate(), _kill() as on a
+ *                             child; mproc_process_destroy() frees it.
+ * Where pidfd_open is missing or refused (see mproc_process_fd()) the
+ * handle works without one: alive means getppid() still gives the
+ * parent's pid, and join polls that with short sleeps.
+ *
+ * Returns 0, or
+ *   MPROC_EINVAL  out is NULL;
+ *   MPROC_ESRCH   the parent has exited already (the caller was
+ *                 reparented), or it is outside the caller's pid namespace;
+ *   MPROC_ENOMEM, MPROC_EMFILE, MPROC_ENFILE, or another -errno of
+ *                 pidfd_open.
+ * Ownership: the caller frees *out with mproc_process_destroy(). Never
+ * blocks. Thread-safe. Fork: as for any handle (join only in the process
+ * that opened it; a forked copy answers is_alive through the pidfd).
+ */
+MPROC_API int mproc_process_open_parent(mproc_process **out);
+
+/*
+ * mproc_active_children: the children the caller started (with
+ * mproc_process_start() or mproc_process_spawn()) that are still running,
+ * as Python's active_children().
+ *
+ * out    (out) room for cap handles, filled in the order the children were
+ *        started; may be NULL when cap is 0.
+ * cap    how many fit in out.
+ * count  (out) how many children are running; when it exceeds cap only the
+ *        first cap are written, so a call with cap 0 asks for the size.
+ *
+ * A child counts while mproc_process_is_alive() says so (a child whose
+ * state cannot be read counts as running): one that has exited is left
+ * out whether joined or not. Handles inherited from a parent and handles
+ * from mproc_process_open_parent() are never listed.
+ * Nothing is reaped: a child that has exited stays a zombie until its
+ * handle is joined or destroyed, so that join still returns 0 and its exit
+ * status (reaping here would leave join only MPROC_ESTATE). Join what you
+ * start, or destroy it.
+ *
+ * Returns 0, or MPROC_EINVAL (count NULL, or out NULL with cap > 0).
+ * Ownership: the handles are borrowed, still owned by whoever started the
+ * children, and valid until mproc_process_destroy(); out is the caller's.
+ * Non-blocking (a poll of each child's pidfd). Thread-safe; a handle listed
+ * may be destroyed by another thread right after, so do not list while
+ * another thread destroys handles. Fork: a child has no children of its
+ * own at first (count 0).
+ */
+MPROC_API int mproc_active_children(mproc_process **out, size_t cap,
+                                    size_t *count);
 
 /*
  * mproc_fail: ends the calling process with a failure record for its parent.

@@ -8,6 +8,7 @@
 #define MPROC_INTERNAL_SELF_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define MPROC__NAME_MAX 64 /* bytes, including the NUL */
 
@@ -23,6 +24,15 @@ void mproc__self_set_name(const char *name);
  * "3:1" in Process-3:1), used to build children's default names. */
 const char *mproc__self_identity(void);
 void mproc__self_set_identity(const char *identity);
+
+/* Records, in a child right after fork, the process that started it: its
+ * pid and name. */
+void mproc__self_set_parent(pid_t pid, const char *name);
+
+/* The parent recorded for the caller: its pid, with *name (may be NULL)
+ * set to its name; 0 when mproc did not start the caller (nothing was
+ * recorded, or the caller is a plain fork of a process mproc started). */
+pid_t mproc__self_parent(const char **name);
 
 /* The next child number (1, 2, ...), atomically; reset to 0 in a child. */
 unsigned mproc__self_next_child(void);

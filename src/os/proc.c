@@ -1,15 +1,20 @@
 /*
- * Linux implementation of os/proc.h: waitid(P_PIDFD), glibc's backtrace()
- * and sigabbrev_np(), kept here so the process module stays portable C.
+ * Linux implementation of os/proc.h: waitid(P_PIDFD), close_range and
+ * sigabbrev_np(), kept here so the process module stays portable C (the
+ * backtrace is in os/backtrace.c).
  */
 #include "os/proc.h"
 
+#include <dirent.h>
 #include <errno.h>
-#include <execinfo.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 int mproc__os_pidfd_reap(int pidfd, pid_t pid, int *status, int *sig)
 {
@@ -77,28 +82,73 @@ int mproc__os_kill(pid_t pid, int sig)
     return rc;
 }
 
-size_t mproc__os_backtrace(char *buf, size_t size, int skip)
+/* close_range(lo, hi): 0, or -ENOSYS where the kernel or the headers lack
+ * it. */
+static int close_range_(unsigned lo, unsigned hi)
 {
-    if (size == 0)
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, lo, hi, 0u) == 0)
         return 0;
-    buf[0] = '\0';
-    int saved = errno;
-    void *frames[64];
-    int n = backtrace(frames, 64);
-    char **names = n > skip ? backtrace_symbols(frames + skip, n - skip) : NULL;
-    size_t len = 0;
-    for (int i = 0; names != NULL && i < n - skip; i++) {
-        size_t l = strlen(names[i]);
-        if (len + l + 2 > size)
-            break;
-        memcpy(buf + len, names[i], l);
-        len += l;
-        buf[len++] = '\n';
-        buf[len] = '\0';
+    return -errno;
+#else
+    (void)lo;
+    (void)hi;
+    return -ENOSYS;
+#endif
+}
+
+static bool kept(int fd, const int *keep, size_t n)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (keep[mid] == fd)
+            return true;
+        if (keep[mid] < fd)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    free(names);
+    return false;
+}
+
+/* Without close_range: closes what /proc/self/fd lists. Closing while
+ * reading the directory is safe (entries are fd numbers, not positions). */
+static int close_listed_except(const int *keep, size_t n)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -errno;
+    int own = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (end == e->d_name || *end != '\0' || fd < 3 || fd > INT_MAX ||
+            fd == own || kept((int)fd, keep, n))
+            continue;
+        close((int)fd);
+    }
+    closedir(d);
+    return 0;
+}
+
+int mproc__os_close_fds_except(const int *keep, size_t n)
+{
+    int saved = errno;
+    unsigned lo = 3;
+    int rc = 0;
+    for (size_t i = 0; i <= n && rc == 0; i++) {
+        unsigned hi = i < n ? (unsigned)keep[i] : UINT_MAX;
+        if (hi > lo)
+            rc = close_range_(lo, i < n ? hi - 1 : UINT_MAX);
+        if (i < n)
+            lo = (unsigned)keep[i] + 1;
+    }
+    if (rc == -ENOSYS || rc == -EINVAL)
+        rc = close_listed_except(keep, n);
     errno = saved;
-    return len;
+    return rc;
 }
 
 const char *mproc__os_signal_abbrev(int sig)

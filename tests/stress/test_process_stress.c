@@ -1,5 +1,6 @@
 /* Processes under load: many threads starting, killing and joining children
- * at once, and children killed at random points of their failure report. */
+ * at once, children killed at random points of their failure report, and
+ * workers that inherit only their own pipe while other threads make more. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +33,25 @@ struct worker {
     int errors; /* checks that failed, counted (threads never ck_assert) */
 };
 
+/* Runs fn in THREADS threads, each with its own rounds and seed (from
+ * seed_off and seed_mul), and checks that none counted an error. */
+static void run_threads(void *(*fn)(void *), int rounds, unsigned seed_off,
+                        unsigned seed_mul)
+{
+    pthread_t t[THREADS];
+    struct worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i].rounds = rounds;
+        w[i].seed = ((unsigned)i + seed_off) * seed_mul;
+        w[i].errors = 0;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, fn, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(w[i].errors, 0);
+    }
+}
+
 /* Starts children with known results, joins them, checks each result. */
 static void *start_join_worker(void *arg)
 {
@@ -60,19 +80,7 @@ static void *start_join_worker(void *arg)
 
 START_TEST(threads_start_and_join_children_concurrently)
 {
-    pthread_t t[THREADS];
-    struct worker w[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        w[i].rounds = 150;
-        w[i].seed = (unsigned)(i + 1) * 7919u;
-        w[i].errors = 0;
-        ck_assert_int_eq(pthread_create(&t[i], NULL, start_join_worker, &w[i]),
-                         0);
-    }
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], NULL);
-        ck_assert_int_eq(w[i].errors, 0);
-    }
+    run_threads(start_join_worker, 150, 1, 7919u);
 }
 END_TEST
 
@@ -113,19 +121,68 @@ static void *kill_race_worker(void *arg)
 
 START_TEST(children_killed_around_their_failure_report_never_hang_a_join)
 {
-    pthread_t t[THREADS];
-    struct worker w[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        w[i].rounds = 100;
-        w[i].seed = (unsigned)(i + 3) * 104729u;
-        w[i].errors = 0;
-        ck_assert_int_eq(pthread_create(&t[i], NULL, kill_race_worker, &w[i]),
-                         0);
+    run_threads(kill_race_worker, 100, 3, 104729u);
+}
+END_TEST
+
+/* A worker that must see its pipe's EOF: it gets one message, then EOF once
+ * its starter closes the send end, whatever other threads' pipes existed
+ * when it was forked. */
+static int child_reads_one_then_eof(void *arg)
+{
+    mproc_conn *r = arg;
+    char buf[8];
+    size_t len;
+    if (mproc_conn_recv(r, buf, sizeof buf, &len, 30000) != 0)
+        return 10;
+    return mproc_conn_recv(r, buf, sizeof buf, &len, 30000) == MPROC_ECLOSED
+               ? 0
+               : 11;
+}
+
+static void *inherit_only_worker(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < w->rounds; i++) {
+        mproc_conn *r, *s;
+        int rc = (rand_r(&w->seed) % 2 ? mproc_pipe : mproc_pipe_kernel)(&r, &s,
+                                                                         false);
+        if (rc != 0) {
+            w->errors++;
+            continue;
+        }
+        mproc_process_opts o = MPROC_PROCESS_OPTS_INIT;
+        o.inherit_only = true;
+        o.keep = &r;
+        o.n_keep = 1;
+        mproc_process *p = NULL;
+        rc = mproc_process_start(&p, child_reads_one_then_eof, r, &o);
+        mproc_conn_close(r);
+        if (rc != 0) {
+            mproc_conn_close(s);
+            w->errors++;
+            continue;
+        }
+        if (mproc_conn_send(s, "m", 1, test_ms(5000)) != 0)
+            w->errors++;
+        mproc_conn_close(s);
+        int code = -1;
+        if (mproc_process_join(p, test_ms(10000)) != 0 ||
+            mproc_process_exitcode(p, &code) != 0 || code != 0) {
+            w->errors++;
+            mproc_process_kill(p);
+            mproc_process_join(p, MPROC_FOREVER);
+        }
+        mproc_process_destroy(p);
     }
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], NULL);
-        ck_assert_int_eq(w[i].errors, 0);
-    }
+    return NULL;
+}
+
+/* Threads start workers with inherit_only while the others make and close
+ * their pipes: each worker sees EOF as soon as its own starter closes. */
+START_TEST(inherit_only_workers_see_eof_while_other_threads_make_pipes)
+{
+    run_threads(inherit_only_worker, 60, 1, 104729u);
 }
 END_TEST
 
@@ -134,5 +191,6 @@ Suite *mproc_test_suite(void)
     Suite *s = suite_create("process_stress");
     TEST_ADD(s, threads_start_and_join_children_concurrently);
     TEST_ADD(s, children_killed_around_their_failure_report_never_hang_a_join);
+    TEST_ADD(s, inherit_only_workers_see_eof_while_other_threads_make_pipes);
     return s;
 }
