@@ -1796,7 +1796,7 @@ int mproc_queue_fd(mproc_queue *q)
     if (q == NULL)
         return MPROC_EINVAL;
     int rc;
-    mproc__pidlock_lock(&q->fd_mu);
+    (void)mproc__pidlock_lock(&q->fd_mu);
     pid_t me = self_pid();
     if (q->fd >= 0 && q->fd_pid != me) {
         /* Inherited across fork: the helper stayed in the parent. Its fd is
