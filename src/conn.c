@@ -53,6 +53,7 @@ _Static_assert(PASS_LEN_RING == PASS_LEN + 8u, "fd frame payload");
 
 struct mproc_conn {
     int fd;
+    int hold_fd; /* a FIFO reader's own write end, or -1 (mproc_fifo_opts) */
     unsigned io; /* MPROC__IO_* */
     bool bytes, can_send, can_recv, multi_writer;
     pthread_mutex_t smu; /* serializes senders */
@@ -91,6 +92,7 @@ int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
     if (c == NULL)
         return MPROC_ENOMEM;
     c->fd = fd;
+    c->hold_fd = -1;
     c->io = io;
     c->bytes = bytes;
     c->can_send = can_send;
@@ -108,6 +110,11 @@ int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
 void mproc__conn_set_multi_writer(mproc_conn *c, bool multi)
 {
     c->multi_writer = multi;
+}
+
+void mproc__conn_hold_writer(mproc_conn *c, int fd)
+{
+    c->hold_fd = fd;
 }
 
 /* Takes m before the deadline (MPROC_ETIMEDOUT otherwise): a call with a
@@ -282,6 +289,7 @@ void mproc_conn_close(mproc_conn *c)
         mproc__os_close(c->memfd);
     }
     mproc__os_close(c->fd);
+    mproc__os_close(c->hold_fd);
     free(c->rbuf);
     free(c->pbuf);
     pthread_mutex_destroy(&c->smu);

@@ -97,6 +97,30 @@ static int fifo_kind(const struct stat *st)
     return S_ISFIFO(st->st_mode) ? 0 : MPROC_EBADOBJ;
 }
 
+/* Opens a write end of the FIFO a reader has open (rst: the reader's
+ * fstat), for the reader to hold: the FIFO then always has a writer, so the
+ * reader never sees EOF and waits for the next writer instead. The path is
+ * opened again and must still name the same FIFO. */
+static int hold_writer(const char *path, const struct stat *rst, int *out)
+{
+    int fd;
+    do
+        fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    if (rc == 0 && (st.st_dev != rst->st_dev || st.st_ino != rst->st_ino))
+        rc = MPROC_EBADOBJ; /* the path was replaced meanwhile */
+    if (rc < 0) {
+        mproc__os_close(fd);
+        return rc;
+    }
+    *out = fd;
+    return 0;
+}
+
 int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
                     const mproc_fifo_opts *opts, int64_t timeout_ms)
 {
@@ -144,12 +168,19 @@ int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
         return rc;
     }
     bool rd = how == MPROC_FIFO_READ;
+    int hold = -1;
     mproc_conn *c;
-    rc = mproc__conn_new(fd, rd ? MPROC__IO_FIFO : 0, opts->bytes, !rd, rd, &c);
+    if (rd && opts->wait_for_writers)
+        rc = hold_writer(path, &st, &hold);
+    if (rc == 0)
+        rc = mproc__conn_new(fd, rd ? MPROC__IO_FIFO : 0, opts->bytes, !rd, rd,
+                             &c);
     if (rc < 0) {
+        mproc__os_close(hold);
         mproc__os_close(fd);
         return rc;
     }
+    mproc__conn_hold_writer(c, hold);
     if (!rd && !opts->bytes)
         mproc__conn_set_multi_writer(c, !opts->single_writer);
     *out = c;

@@ -168,6 +168,54 @@ static int fifo_writer(const char *path, unsigned char fill, int count,
     return 0;
 }
 
+START_TEST(fifo_reader_waiting_for_writers_outlasts_the_last_one)
+{
+    char path[256];
+    test_path(path, sizeof path, "server");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    mproc_fifo_opts o = MPROC_FIFO_OPTS_INIT;
+    o.wait_for_writers = true;
+    mproc_conn *r;
+    ck_assert_int_eq(mproc_fifo_open(&r, path, MPROC_FIFO_READ, &o, 0), 0);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fifo_writer(path, 0x11, 1, 10, false));
+    unsigned char buf[16];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 10000), 0);
+    ck_assert_uint_eq(n, 10);
+    ck_assert_uint_eq(buf[0], 0x11);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    /* The last writer is gone: the reader waits its timeout instead of
+     * reporting end of file at once. */
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 300),
+                     MPROC_ETIMEDOUT);
+    int64_t took = test_now_ms() - t0;
+    ck_assert_int_ge(took, 290);
+    ck_assert_int_lt(took, test_ms(3000));
+    ck_assert_int_eq(mproc_conn_poll(r, 20), MPROC_ETIMEDOUT);
+    mproc_wait_item it = MPROC_WAIT_CONN(r);
+    ck_assert_int_eq(mproc_wait(&it, 1, 20), MPROC_ETIMEDOUT);
+    /* A later writer is heard. */
+    pid = fork();
+    if (pid == 0)
+        _exit(fifo_writer(path, 0x22, 1, 12, false));
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 10000), 0);
+    ck_assert_uint_eq(n, 12);
+    ck_assert_uint_eq(buf[11], 0x22);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0),
+                     MPROC_ETIMEDOUT);
+    mproc_conn_close(r);
+    /* The held write end went with the reader: a writer finds none. */
+    mproc_conn *w;
+    ck_assert_int_eq(mproc_fifo_open(&w, path, MPROC_FIFO_WRITE, NULL, 0),
+                     MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
 START_TEST(fifo_carries_messages_between_unrelated_processes)
 {
     char path[256];
@@ -521,6 +569,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, fifo_refuses_a_path_that_is_something_else);
     TEST_ADD(s, fifo_writer_open_times_out_without_a_reader);
     TEST_ADD(s, fifo_reader_waits_for_a_first_writer);
+    TEST_ADD(s, fifo_reader_waiting_for_writers_outlasts_the_last_one);
     TEST_ADD(s, fifo_carries_messages_between_unrelated_processes);
     TEST_ADD(s, fifo_messages_from_several_writers_never_interleave);
     TEST_ADD(s, fifo_batch_for_several_writers_keeps_atomic_groups);

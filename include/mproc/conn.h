@@ -368,10 +368,26 @@ typedef struct mproc_fifo_opts {
      * one atomic write (MPROC_FIFO_ATOMIC_MAX bytes) so that messages from
      * several writers never interleave; larger ones get MPROC_EMSGSIZE. */
     bool single_writer;
+    /* Read ends: what recv does once every writer has closed.
+     * false (the default): the end reports it. Once every message is
+     * received, recv returns MPROC_ECLOSED at once whatever its timeout
+     * (and mproc_conn_poll and mproc_wait report the end ready), until a
+     * later writer opens the FIFO and makes it wait again; a loop that
+     * keeps receiving after MPROC_ECLOSED spins.
+     * true: the end waits for the next writer. It holds a write end of
+     * the FIFO itself, so the FIFO never lacks a writer and EOF never
+     * comes: recv waits up to its timeout (MPROC_ETIMEDOUT) for a message,
+     * whoever sends it, and never returns MPROC_ECLOSED. A writer killed
+     * inside a message larger than MPROC_FIFO_ATOMIC_MAX (single_writer)
+     * is then not noticed: the next writer's bytes complete that message
+     * and the reader gets garbage or MPROC_EPROTO. An end passed on with
+     * mproc_conn_send_conn does not take the held write end along.
+     * Ignored for write ends. */
+    bool wait_for_writers;
 } mproc_fifo_opts;
 #define MPROC_FIFO_OPTS_INIT                                                   \
     {                                                                          \
-        false, false                                                           \
+        false, false, false                                                    \
     }
 
 /*
@@ -379,9 +395,10 @@ typedef struct mproc_fifo_opts {
  * unrelated process). how: MPROC_FIFO_READ or MPROC_FIFO_WRITE; opts may be
  * NULL. The write end waits (up to timeout_ms) until some process has the
  * FIFO open for reading, then returns. The read end opens at once; until a
- * first writer appears its recv waits (it does not report EOF), and it
- * reports MPROC_ECLOSED once every writer has closed (a later writer makes
- * it readable again).
+ * first writer appears its recv waits (it does not report EOF); once every
+ * writer has closed it reports MPROC_ECLOSED, or with
+ * opts.wait_for_writers it waits for the next writer (see
+ * mproc_fifo_opts).
  * Returns 0, MPROC_ETIMEDOUT (no reader appeared), MPROC_ENOENT,
  * MPROC_EISDIR (path is a directory), MPROC_EBADOBJ (path is not a FIFO),
  * MPROC_EINVAL, MPROC_EACCES, MPROC_ENOMEM. *out (close with
