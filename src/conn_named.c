@@ -90,11 +90,65 @@ int mproc_fifo_unlink(const char *path)
     return 0;
 }
 
-static int fifo_kind(const struct stat *st)
+/* ----- access rules (mproc/named.h) ----- */
+
+static int access_valid(const mproc_access *a)
+{
+    return (a->n_uids > 0 && a->uids == NULL) ||
+                   (a->n_gids > 0 && a->gids == NULL)
+               ? MPROC_EINVAL
+               : 0;
+}
+
+/* True when uid is among uids or gid among gids. */
+static bool listed(const uid_t *uids, size_t nu, const gid_t *gids, size_t ng,
+                   uid_t uid, gid_t gid)
+{
+    for (size_t i = 0; i < nu; i++)
+        if (uids[i] == uid)
+            return true;
+    for (size_t i = 0; i < ng; i++)
+        if (gids[i] == gid)
+            return true;
+    return false;
+}
+
+/* Whether a file may be used by the rules of a: owned by this euid or by a
+ * listed uid, or of a listed group; and writable by its owner alone unless
+ * a allows shared write. MPROC_EDENIED otherwise. */
+static int file_allowed(const struct stat *st, const mproc_access *a)
+{
+    if (st->st_uid != geteuid() &&
+        !listed(a->uids, a->n_uids, a->gids, a->n_gids, st->st_uid, st->st_gid))
+        return MPROC_EDENIED;
+    if (!a->shared_write && (st->st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return MPROC_EDENIED;
+    return 0;
+}
+
+/* What a FIFO path names (by lstat or fstat): MPROC_EISDIR, MPROC_EBADOBJ
+ * for anything else that is not a FIFO (a symlink too), then the access
+ * rules. */
+static int fifo_check(const struct stat *st, const mproc_access *a)
 {
     if (S_ISDIR(st->st_mode))
         return MPROC_EISDIR;
-    return S_ISFIFO(st->st_mode) ? 0 : MPROC_EBADOBJ;
+    if (!S_ISFIFO(st->st_mode))
+        return MPROC_EBADOBJ;
+    return a != NULL ? file_allowed(st, a) : 0;
+}
+
+/* open(2) of a FIFO path that must not be a symlink (O_NOFOLLOW), retrying
+ * EINTR: the fd, or -errno (MPROC_EBADOBJ for a symlink). */
+static int open_fifo(const char *path, int flags)
+{
+    int fd;
+    do
+        fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno == ELOOP ? MPROC_EBADOBJ : -errno;
+    return fd;
 }
 
 /* Opens a write end of the FIFO a reader has open (rst: the reader's
@@ -103,12 +157,9 @@ static int fifo_kind(const struct stat *st)
  * opened again and must still name the same FIFO. */
 static int hold_writer(const char *path, const struct stat *rst, int *out)
 {
-    int fd;
-    do
-        fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
+    int fd = open_fifo(path, O_WRONLY | O_NONBLOCK);
     if (fd < 0)
-        return -errno;
+        return fd;
     struct stat st;
     int rc = fstat(fd, &st) < 0 ? -errno : 0;
     if (rc == 0 && (st.st_dev != rst->st_dev || st.st_ino != rst->st_ino))
@@ -132,35 +183,32 @@ int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
         return MPROC_EINVAL;
     mproc__deadline d;
     int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc == 0)
+        rc = access_valid(&opts->access);
     if (rc < 0)
         return rc;
     /* Look before opening: opening some other special file could block or
-     * have effects of its own. */
+     * have effects of its own, and opening a FIFO another user may write
+     * lets that user's waiting writer in. */
     struct stat st;
-    if (stat(path, &st) < 0)
+    if (lstat(path, &st) < 0)
         return -errno;
-    rc = fifo_kind(&st);
+    rc = fifo_check(&st, &opts->access);
     if (rc < 0)
         return rc;
-    int flags =
-        (how == MPROC_FIFO_READ ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC;
+    int flags = (how == MPROC_FIFO_READ ? O_RDONLY : O_WRONLY) | O_NONBLOCK;
     int fd, step = 1;
-    for (;;) {
-        fd = open(path, flags);
-        if (fd >= 0)
-            break;
-        if (errno == EINTR)
-            continue;
-        /* ENXIO: a write end with no reader yet. Try again until the
-         * deadline; the kernel's blocking open would not be bounded. */
-        if (errno != ENXIO)
-            return -errno;
+    /* ENXIO: a write end with no reader yet. Try again until the deadline;
+     * the kernel's blocking open would not be bounded. */
+    while ((fd = open_fifo(path, flags)) == -ENXIO) {
         if (mproc__deadline_expired(&d))
             return MPROC_ETIMEDOUT;
         backoff(&step, &d);
     }
-    /* The path may have been replaced between stat and open. */
-    if (fstat(fd, &st) < 0 || (rc = fifo_kind(&st)) < 0 ||
+    if (fd < 0)
+        return fd;
+    /* The path may have been replaced between lstat and open. */
+    if (fstat(fd, &st) < 0 || (rc = fifo_check(&st, &opts->access)) < 0 ||
         (rc = clear_nonblock(fd)) < 0) {
         if (rc == 0)
             rc = -errno;
@@ -194,8 +242,10 @@ struct mproc_listener {
     pid_t owner; /* the process that made the path; only it removes it */
     dev_t dev;
     ino_t ino;
-    uid_t *uids;
-    size_t nuids;
+    uid_t euid;  /* always allowed */
+    uid_t *uids; /* and peers of these uids ... */
+    gid_t *gids; /* ... or of these groups (opts.access) */
+    size_t nuids, ngids;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -218,9 +268,8 @@ int mproc_listener_open(mproc_listener **out, const char *path,
     mproc_listener_opts def = MPROC_LISTENER_OPTS_INIT;
     if (opts == NULL)
         opts = &def;
-    if (path == NULL || out == NULL || opts->mode > 0777 ||
-        (opts->n_allowed_uids > 0 && opts->allowed_uids == NULL) ||
-        opts->backlog < 0)
+    if (path == NULL || out == NULL || opts->mode > 0777 || opts->backlog < 0 ||
+        access_valid(&opts->access) < 0)
         return MPROC_EINVAL;
     struct sockaddr_un a;
     int rc = make_addr(path, &a);
@@ -230,20 +279,24 @@ int mproc_listener_open(mproc_listener **out, const char *path,
     mproc_listener *l = calloc(1, sizeof *l);
     if (l == NULL)
         return MPROC_ENOMEM;
-    size_t nu = opts->n_allowed_uids > 0 ? opts->n_allowed_uids : 1;
-    l->uids = malloc(nu * sizeof(uid_t));
-    if (l->uids == NULL) {
-        free(l);
-        return MPROC_ENOMEM;
-    }
-    if (opts->n_allowed_uids > 0)
-        memcpy(l->uids, opts->allowed_uids, nu * sizeof(uid_t));
-    else
-        l->uids[0] = geteuid();
-    l->nuids = nu;
-    memcpy(l->path, a.sun_path, sizeof l->path);
+    const mproc_access *acc = &opts->access;
+    l->fd = -1;
+    l->euid = geteuid();
+    l->nuids = acc->n_uids;
+    l->ngids = acc->n_gids;
+    l->uids = malloc((acc->n_uids + 1) * sizeof(uid_t));
+    l->gids = malloc((acc->n_gids + 1) * sizeof(gid_t));
     bool bound = false;
     struct stat st;
+    if (l->uids == NULL || l->gids == NULL) {
+        rc = MPROC_ENOMEM;
+        goto fail;
+    }
+    if (acc->n_uids > 0)
+        memcpy(l->uids, acc->uids, acc->n_uids * sizeof(uid_t));
+    if (acc->n_gids > 0)
+        memcpy(l->gids, acc->gids, acc->n_gids * sizeof(gid_t));
+    memcpy(l->path, a.sun_path, sizeof l->path);
     l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l->fd < 0) {
         rc = -errno;
@@ -273,16 +326,9 @@ fail:
         unlink(path);
     mproc__os_close(l->fd);
     free(l->uids);
+    free(l->gids);
     free(l);
     return rc;
-}
-
-static bool uid_allowed(const mproc_listener *l, uid_t uid)
-{
-    for (size_t i = 0; i < l->nuids; i++)
-        if (l->uids[i] == uid)
-            return true;
-    return false;
 }
 
 int mproc_listener_accept(mproc_listener *l, mproc_conn **out, mproc_peer *peer,
@@ -319,7 +365,8 @@ int mproc_listener_accept(mproc_listener *l, mproc_conn **out, mproc_peer *peer,
         peer->uid = cr.uid;
         peer->gid = cr.gid;
     }
-    if (!uid_allowed(l, cr.uid)) {
+    if (cr.uid != l->euid &&
+        !listed(l->uids, l->nuids, l->gids, l->ngids, cr.uid, cr.gid)) {
         mproc__os_close(fd);
         return MPROC_EDENIED;
     }
@@ -351,6 +398,7 @@ void mproc_listener_close(mproc_listener *l)
         unlink(l->path);
     mproc__os_close(l->fd);
     free(l->uids);
+    free(l->gids);
     free(l);
 }
 

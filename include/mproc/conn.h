@@ -77,6 +77,7 @@
 #include <sys/types.h>
 
 #include "mproc/error.h"
+#include "mproc/named.h"
 #include "mproc/process.h"
 
 #ifdef __cplusplus
@@ -384,15 +385,26 @@ typedef struct mproc_fifo_opts {
      * mproc_conn_send_conn does not take the held write end along.
      * Ignored for write ends. */
     bool wait_for_writers;
+    /* Whose FIFOs open accepts (mproc/named.h): by default only one owned
+     * by this process's effective uid whose mode lets neither its group
+     * nor others write it (so nobody else can inject messages, or read
+     * them through a write end of their own). access.uids and
+     * access.gids add owners and groups; access.shared_write accepts a
+     * FIFO others may write, as a FIFO made with mode 0622 or 0666 for
+     * several users' writers. */
+    mproc_access access;
 } mproc_fifo_opts;
 #define MPROC_FIFO_OPTS_INIT                                                   \
     {                                                                          \
-        false, false, false                                                    \
+        false, false, false, MPROC_ACCESS_INIT                                 \
     }
 
 /*
  * mproc_fifo_open: opens a FIFO made by mproc_fifo_create (by this or an
- * unrelated process). how: MPROC_FIFO_READ or MPROC_FIFO_WRITE; opts may be
+ * unrelated process), as strictly as mproc_fifo_create accepts an existing
+ * one: path must be the FIFO itself, not a symlink to it (O_NOFOLLOW), and
+ * pass opts.access (by default: owned by this euid, writable by nobody
+ * else). how: MPROC_FIFO_READ or MPROC_FIFO_WRITE; opts may be
  * NULL. The write end waits (up to timeout_ms) until some process has the
  * FIFO open for reading, then returns. The read end opens at once; until a
  * first writer appears its recv waits (it does not report EOF); once every
@@ -400,8 +412,12 @@ typedef struct mproc_fifo_opts {
  * opts.wait_for_writers it waits for the next writer (see
  * mproc_fifo_opts).
  * Returns 0, MPROC_ETIMEDOUT (no reader appeared), MPROC_ENOENT,
- * MPROC_EISDIR (path is a directory), MPROC_EBADOBJ (path is not a FIFO),
- * MPROC_EINVAL, MPROC_EACCES, MPROC_ENOMEM. *out (close with
+ * MPROC_EISDIR (path is a directory), MPROC_EBADOBJ (path is not a FIFO:
+ * a file, a socket, a symlink even to a FIFO), MPROC_EDENIED (a FIFO that
+ * opts.access does not accept: another owner, or writable by its group or
+ * others), MPROC_EINVAL (NULL path or out, bad how, an access list with a
+ * count and no array, bad timeout), MPROC_EACCES (the file's mode does not
+ * let this process open it), MPROC_ENOMEM, -errno. *out (close with
  * mproc_conn_close) is written only on success. Other processes may open
  * the same FIFO; see opts.single_writer for several writers.
  */
@@ -414,17 +430,23 @@ typedef struct mproc_listener mproc_listener;
 
 /* Options for mproc_listener_open. */
 typedef struct mproc_listener_opts {
-    /* Mode of the socket file (0: 0600). */
+    /* Mode of the socket file (0: 0600). Connecting needs write
+     * permission on it. */
     unsigned mode;
-    /* uids allowed to connect; NULL/0 means only the listener's own euid. */
-    const uid_t *allowed_uids;
-    size_t n_allowed_uids;
+    /* Whose connections accept takes, by the peer's credentials
+     * (SO_PEERCRED, recorded by the kernel when the peer connected): a
+     * peer whose effective uid is the listener's own euid, or is in
+     * access.uids, or whose effective gid is in access.gids
+     * (supplementary groups do not count). access.shared_write is not
+     * used here (the socket file's mode is `mode`). The arrays are copied
+     * at open. */
+    mproc_access access;
     /* listen(2) backlog (0: 64). */
     int backlog;
 } mproc_listener_opts;
 #define MPROC_LISTENER_OPTS_INIT                                               \
     {                                                                          \
-        0600u, NULL, 0, 64                                                     \
+        0600u, MPROC_ACCESS_INIT, 64                                           \
     }
 
 /*
@@ -432,7 +454,9 @@ typedef struct mproc_listener_opts {
  * path (Python's multiprocessing.connection.Listener). Returns 0,
  * MPROC_EADDRINUSE (path exists; unlink a stale one first),
  * MPROC_ENAMETOOLONG (path longer than a socket address holds),
- * MPROC_EINVAL, -errno. *out written only on success; close with
+ * MPROC_EINVAL (NULL or empty path, NULL out, mode above 0777, negative
+ * backlog, an access list with a count and no array), MPROC_ENOMEM,
+ * -errno. *out written only on success; close with
  * mproc_listener_close (which removes the path). Never blocks.
  * Fork: a child inherits the listening socket and may accept on it; only
  * the process that opened the listener removes the path when closing it,
@@ -446,8 +470,9 @@ MPROC_API int mproc_listener_open(mproc_listener **out, const char *path,
 /*
  * mproc_listener_accept: waits up to timeout_ms for a peer and returns its
  * connection (*out, duplex, close with mproc_conn_close) and, if peer is
- * not NULL, its pid/uid/gid as the kernel recorded them. A peer whose uid
- * is not allowed has its connection closed at once and the call returns
+ * not NULL, its pid/uid/gid as the kernel recorded them. A peer that
+ * opts.access does not allow has its connection closed at once and the
+ * call returns
  * MPROC_EDENIED (with *peer filled, so the caller can log it); call again
  * to keep accepting. Returns 0, MPROC_EDENIED, MPROC_ETIMEDOUT,
  * MPROC_EINVAL, MPROC_EMFILE, MPROC_ENOMEM. Thread-safe.

@@ -96,7 +96,8 @@ extern "C" {
       "mproc object made by an incompatible version")                          \
     X(ENOTOWNER, MPROC_ERR_BASE - 10, "caller does not hold it")               \
     X(EOVERRELEASE, MPROC_ERR_BASE - 11, "released more times than acquired")  \
-    X(EDENIED, MPROC_ERR_BASE - 12, "peer credentials not allowed")            \
+    X(EDENIED, MPROC_ERR_BASE - 12,                                            \
+      "not allowed by the access rules (owner, mode or peer credentials)")     \
     X(ESTATE, MPROC_ERR_BASE - 13,                                             \
       "object is in the wrong state for this call")                            \
     X(EUNKNOWN, MPROC_ERR_BASE - 15, "unknown error")
