@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -246,19 +247,30 @@ struct mproc_listener {
     uid_t *uids; /* and peers of these uids ... */
     gid_t *gids; /* ... or of these groups (opts.access) */
     size_t nuids, ngids;
+    bool abstract; /* no file: nothing to remove */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-static int make_addr(const char *path, struct sockaddr_un *a)
+/* The socket address of path, and its length (*len). "@name" is name in
+ * Linux's abstract namespace: sun_path holds a NUL byte, then name, and
+ * the length says where it ends (no NUL after it). */
+static int make_addr(const char *path, struct sockaddr_un *a, socklen_t *len)
 {
     memset(a, 0, sizeof *a);
     a->sun_family = AF_UNIX;
     size_t n = strlen(path);
-    if (n == 0)
+    bool abstract = path[0] == '@';
+    if (n == 0 || (abstract && n == 1))
         return MPROC_EINVAL;
-    if (n >= sizeof a->sun_path)
+    if (n >= sizeof a->sun_path + (abstract ? 1 : 0))
         return MPROC_ENAMETOOLONG;
-    memcpy(a->sun_path, path, n + 1);
+    if (abstract) {
+        memcpy(a->sun_path + 1, path + 1, n - 1);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    } else {
+        memcpy(a->sun_path, path, n + 1);
+        *len = (socklen_t)sizeof *a;
+    }
     return 0;
 }
 
@@ -272,7 +284,8 @@ int mproc_listener_open(mproc_listener **out, const char *path,
         access_valid(&opts->access) < 0)
         return MPROC_EINVAL;
     struct sockaddr_un a;
-    int rc = make_addr(path, &a);
+    socklen_t alen;
+    int rc = make_addr(path, &a, &alen);
     if (rc < 0)
         return rc;
     mode_t mode = opts->mode != 0 ? (mode_t)opts->mode : 0600;
@@ -296,6 +309,7 @@ int mproc_listener_open(mproc_listener **out, const char *path,
         memcpy(l->uids, acc->uids, acc->n_uids * sizeof(uid_t));
     if (acc->n_gids > 0)
         memcpy(l->gids, acc->gids, acc->n_gids * sizeof(gid_t));
+    l->abstract = path[0] == '@';
     memcpy(l->path, a.sun_path, sizeof l->path);
     l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l->fd < 0) {
@@ -304,20 +318,23 @@ int mproc_listener_open(mproc_listener **out, const char *path,
     }
     /* The socket file takes the socket inode's mode at bind: set it first
      * so the path is never reachable with a wider mode, then again on the
-     * path for filesystems that ignore it. */
-    if (fchmod(l->fd, mode) < 0 ||
-        bind(l->fd, (struct sockaddr *)&a, sizeof a) < 0) {
+     * path for filesystems that ignore it. An abstract name has no file
+     * and no mode. */
+    if ((!l->abstract && fchmod(l->fd, mode) < 0) ||
+        bind(l->fd, (struct sockaddr *)&a, alen) < 0) {
         rc = -errno;
         goto fail;
     }
-    bound = true;
-    if (chmod(path, mode) < 0 || stat(path, &st) < 0 ||
+    bound = !l->abstract;
+    if ((bound && (chmod(path, mode) < 0 || stat(path, &st) < 0)) ||
         listen(l->fd, opts->backlog > 0 ? opts->backlog : 64) < 0) {
         rc = -errno;
         goto fail;
     }
-    l->dev = st.st_dev;
-    l->ino = st.st_ino;
+    if (bound) {
+        l->dev = st.st_dev;
+        l->ino = st.st_ino;
+    }
     l->owner = getpid();
     *out = l;
     return 0;
@@ -393,7 +410,7 @@ void mproc_listener_close(mproc_listener *l)
     /* Remove the path only if it is still our socket, not one a later
      * listener put there, and only in the process that made it: a forked
      * child closing its inherited copy leaves the parent's path alone. */
-    if (l->owner == getpid() && stat(l->path, &st) == 0 &&
+    if (!l->abstract && l->owner == getpid() && stat(l->path, &st) == 0 &&
         st.st_dev == l->dev && st.st_ino == l->ino)
         unlink(l->path);
     mproc__os_close(l->fd);
@@ -411,7 +428,8 @@ int mproc_client_open(mproc_conn **out, const char *path, int64_t timeout_ms)
     if (rc < 0)
         return rc;
     struct sockaddr_un a;
-    rc = make_addr(path, &a);
+    socklen_t alen;
+    rc = make_addr(path, &a, &alen);
     if (rc < 0)
         return rc;
     int step = 1;
@@ -421,7 +439,7 @@ int mproc_client_open(mproc_conn **out, const char *path, int64_t timeout_ms)
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
             return -errno;
-        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        if (connect(fd, (struct sockaddr *)&a, alen) == 0) {
             mproc_conn *c;
             rc = clear_nonblock(fd);
             if (rc == 0)

@@ -748,6 +748,69 @@ START_TEST(client_without_a_listener_fails_after_its_timeout)
 }
 END_TEST
 
+/* An abstract name unique to this run: "@mproc-t<pid>-<what>". */
+static const char *abstract_name(char *buf, size_t n, const char *what)
+{
+    snprintf(buf, n, "@mproc-t%d-%s", (int)getpid(), what);
+    return buf;
+}
+
+START_TEST(listener_on_an_abstract_name_makes_no_file)
+{
+    char name[64];
+    abstract_name(name, sizeof name, "abs");
+    mproc_listener *l;
+    ck_assert_int_eq(mproc_listener_open(&l, name, NULL), 0);
+    struct stat st;
+    ck_assert_int_eq(lstat(name, &st), -1); /* no file, here or anywhere */
+    mproc_listener *l2;
+    ck_assert_int_eq(mproc_listener_open(&l2, name, NULL), MPROC_EADDRINUSE);
+    /* A client elsewhere in the file system reaches it by name alone. */
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(chdir("/") == 0 ? client_hello(name) : 9);
+    mproc_conn *c;
+    mproc_peer peer;
+    ck_assert_int_eq(mproc_listener_accept(l, &c, &peer, 10000), 0);
+    ck_assert_int_eq(peer.pid, pid);
+    char buf[8];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(c, buf, sizeof buf, &n, 10000), 0);
+    ck_assert_mem_eq(buf, "hello", 5);
+    ck_assert_int_eq(mproc_conn_send(c, "hi", 2, 10000), 0);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    mproc_conn_close(c);
+    /* No file mode guards it: only the credentials check does. */
+    if (geteuid() == 0) {
+        pid = fork();
+        if (pid == 0)
+            _exit(become_nobody() ? client_hello(name) : 9);
+        ck_assert_int_eq(mproc_listener_accept(l, &c, &peer, 10000),
+                         MPROC_EDENIED);
+        ck_assert_int_eq(peer.uid, NOBODY);
+        ck_assert_int_eq(test_wait_status(pid), 4);
+    }
+    /* Close removes nothing, and frees the name. */
+    mproc_listener_close(l);
+    ck_assert_int_eq(mproc_client_open(&c, name, 0), MPROC_ECONNREFUSED);
+    ck_assert_int_eq(mproc_listener_open(&l, name, NULL), 0);
+    mproc_listener_close(l);
+    /* The name's bounds: the '@' stands for the leading NUL byte. */
+    char longest[110];
+    memset(longest, 'a', sizeof longest);
+    longest[0] = '@';
+    longest[108] = '\0'; /* 107 bytes of name */
+    ck_assert_int_eq(mproc_listener_open(&l, longest, NULL), 0);
+    mproc_listener_close(l);
+    longest[108] = 'a';
+    longest[109] = '\0';
+    ck_assert_int_eq(mproc_listener_open(&l, longest, NULL),
+                     MPROC_ENAMETOOLONG);
+    ck_assert_int_eq(mproc_listener_open(&l, "@", NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_client_open(&c, "@", 0), MPROC_EINVAL);
+}
+END_TEST
+
 /* The child connects, receives a pipe's write end, and sends on it. */
 static int child_uses_passed_end(const char *path)
 {
@@ -813,6 +876,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, listener_accepts_a_client_and_learns_its_credentials);
     TEST_ADD(s, listener_path_survives_a_child_closing_its_copy);
     TEST_ADD(s, listener_accepts_another_uid_only_when_its_access_lists_it);
+    TEST_ADD(s, listener_on_an_abstract_name_makes_no_file);
     TEST_ADD(s, client_without_a_listener_fails_after_its_timeout);
     TEST_ADD(s, connection_end_passes_to_another_process);
     return s;

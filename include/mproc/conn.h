@@ -451,13 +451,22 @@ typedef struct mproc_listener_opts {
 
 /*
  * mproc_listener_open: listens for message connections on a Unix socket at
- * path (Python's multiprocessing.connection.Listener). Returns 0,
- * MPROC_EADDRINUSE (path exists; unlink a stale one first),
- * MPROC_ENAMETOOLONG (path longer than a socket address holds),
- * MPROC_EINVAL (NULL or empty path, NULL out, mode above 0777, negative
- * backlog, an access list with a count and no array), MPROC_ENOMEM,
- * -errno. *out written only on success; close with
- * mproc_listener_close (which removes the path). Never blocks.
+ * path (Python's multiprocessing.connection.Listener).
+ * Abstract names: a path that begins with '@' names a socket in Linux's
+ * abstract namespace instead ("@name": name, up to 107 bytes, and no
+ * file). No file mode protects such a listener: any process in the same
+ * network namespace can connect, and only the peer credentials check
+ * (opts.access) stands between it and accept. opts.mode is not used,
+ * close removes nothing (the name is free again once every copy of the
+ * socket is closed, in a forked child too), and a name whose listener is
+ * still open anywhere is MPROC_EADDRINUSE.
+ * Returns 0, MPROC_EADDRINUSE (path exists, or the abstract name is
+ * taken; unlink a stale path first), MPROC_ENAMETOOLONG (path longer than
+ * a socket address holds), MPROC_EINVAL (NULL or empty path, "@" alone,
+ * NULL out, mode above 0777, negative backlog, an access list with a
+ * count and no array), MPROC_ENOMEM, -errno. *out written only on
+ * success; close with mproc_listener_close (which removes the path).
+ * Never blocks.
  * Fork: a child inherits the listening socket and may accept on it; only
  * the process that opened the listener removes the path when closing it,
  * so a child closing its inherited copy leaves the parent's listener
@@ -486,12 +495,14 @@ MPROC_API int mproc_listener_fd(const mproc_listener *l);
 
 /* mproc_listener_close: stops listening, removes the socket path if it is
  * still the one this listener made and this is the process that opened
- * it (not a forked child), frees. Accepts NULL. Never blocks.
- * Connections already accepted stay open. */
+ * it (not a forked child), frees. An abstract name ("@name") has no path
+ * to remove. Accepts NULL. Never blocks. Connections already accepted
+ * stay open. */
 MPROC_API void mproc_listener_close(mproc_listener *l);
 
 /*
- * mproc_client_open: connects to a listener at path (Python's Client),
+ * mproc_client_open: connects to a listener at path (Python's Client;
+ * "@name" for an abstract name, see mproc_listener_open),
  * retrying while the path does not exist yet or the listener's backlog is
  * full, up to timeout_ms (0: one try). Returns 0, MPROC_ENOENT or
  * MPROC_ECONNREFUSED (no listener, after the timeout), MPROC_ETIMEDOUT,
