@@ -459,7 +459,7 @@ int mproc_client_open(mproc_conn **out, const char *path, int64_t timeout_ms)
             rc != MPROC_EAGAIN)
             return rc;
         if (mproc__deadline_expired(&d))
-            return rc == MPROC_EAGAIN ? MPROC_ETIMEDOUT : rc;
+            return MPROC_ETIMEDOUT;
         backoff(&step, &d);
     }
 }

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -727,16 +729,29 @@ START_TEST(listener_accepts_another_uid_only_when_its_access_lists_it)
 }
 END_TEST
 
-START_TEST(client_without_a_listener_fails_after_its_timeout)
+START_TEST(client_open_times_out_when_no_listener_is_reached)
 {
     char path[256];
     test_path(path, sizeof path, "nobody");
     mproc_conn *c = NULL;
-    ck_assert_int_eq(mproc_client_open(&c, path, 0), MPROC_ENOENT);
+    /* No listener reached by the deadline is a timeout, whatever the
+     * reason: the path does not exist yet ... */
+    ck_assert_int_eq(mproc_client_open(&c, path, 0), MPROC_ETIMEDOUT);
     int64_t t0 = test_now_ms();
-    ck_assert_int_eq(mproc_client_open(&c, path, 60), MPROC_ENOENT);
+    ck_assert_int_eq(mproc_client_open(&c, path, 60), MPROC_ETIMEDOUT);
     ck_assert_int_ge(test_now_ms() - t0, 55);
     ck_assert_ptr_null(c);
+    /* ... or nobody listens on the socket file left there. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    ck_assert_uint_lt(strlen(path), sizeof a.sun_path);
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    close(fd);
+    ck_assert_int_eq(mproc_client_open(&c, path, 0), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_client_open(&c, path, 60), MPROC_ETIMEDOUT);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(unlink(path), 0);
     char longp[200];
     memset(longp, 'x', sizeof longp - 1);
     longp[sizeof longp - 1] = '\0';
@@ -792,7 +807,7 @@ START_TEST(listener_on_an_abstract_name_makes_no_file)
     }
     /* Close removes nothing, and frees the name. */
     mproc_listener_close(l);
-    ck_assert_int_eq(mproc_client_open(&c, name, 0), MPROC_ECONNREFUSED);
+    ck_assert_int_eq(mproc_client_open(&c, name, 0), MPROC_ETIMEDOUT);
     ck_assert_int_eq(mproc_listener_open(&l, name, NULL), 0);
     mproc_listener_close(l);
     /* The name's bounds: the '@' stands for the leading NUL byte. */
@@ -877,7 +892,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, listener_path_survives_a_child_closing_its_copy);
     TEST_ADD(s, listener_accepts_another_uid_only_when_its_access_lists_it);
     TEST_ADD(s, listener_on_an_abstract_name_makes_no_file);
-    TEST_ADD(s, client_without_a_listener_fails_after_its_timeout);
+    TEST_ADD(s, client_open_times_out_when_no_listener_is_reached);
     TEST_ADD(s, connection_end_passes_to_another_process);
     return s;
 }

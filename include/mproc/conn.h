@@ -502,13 +502,19 @@ MPROC_API void mproc_listener_close(mproc_listener *l);
 
 /*
  * mproc_client_open: connects to a listener at path (Python's Client;
- * "@name" for an abstract name, see mproc_listener_open),
- * retrying while the path does not exist yet or the listener's backlog is
- * full, up to timeout_ms (0: one try). Returns 0, MPROC_ENOENT or
- * MPROC_ECONNREFUSED (no listener, after the timeout), MPROC_ETIMEDOUT,
- * MPROC_EACCES, MPROC_ENAMETOOLONG, MPROC_EINVAL. *out (duplex; close with
- * mproc_conn_close) written only on success. A listener that refuses this
- * uid closes the connection: the next send or recv gives MPROC_ECLOSED.
+ * "@name" for an abstract name, see mproc_listener_open), retrying until
+ * timeout_ms (0: one try) while no listener can be reached there: the
+ * path does not exist yet, nothing listens on it (a socket file left by a
+ * listener that died, an abstract name not taken), or the listener's
+ * backlog is full. Returns 0; MPROC_ETIMEDOUT when no listener was
+ * reached by the deadline, for each of those reasons and for any
+ * timeout (so a path that does not exist yet gives MPROC_ETIMEDOUT after
+ * a positive timeout, as after 0); MPROC_EACCES (the socket file or a
+ * directory on the way does not let this process in); MPROC_ENAMETOOLONG;
+ * MPROC_EINVAL (NULL or empty path, "@" alone, NULL out, bad timeout);
+ * MPROC_EMFILE, -errno. *out (duplex; close with mproc_conn_close) written
+ * only on success. A listener that refuses this process's credentials
+ * closes the connection: the next send or recv gives MPROC_ECLOSED.
  */
 MPROC_API int mproc_client_open(mproc_conn **out, const char *path,
                                 int64_t timeout_ms);
