@@ -1085,12 +1085,15 @@ static int recv_with_fds(mproc_conn *c, int fds[MPROC__IO_MAX_PASS], int *nfd,
         rc = take_payload(c, pay, ringed(c) ? PASS_LEN_RING : PASS_LEN, false,
                           &d);
     int got = 0;
+    bool lost = false;
     if (rc == 0 && ringed(c)) {
         /* Over a ring the fds went ahead on the socket, on a token that
          * carries this frame's number. */
         rc = mproc__ring_take_fds(&c->rin, mproc__le_get(pay + PASS_LEN, 8),
                                   fds, &got);
-        if (rc == 0 && got != pay[2])
+        for (int i = 0; rc == 0 && i < got; i++)
+            lost |= fds[i] == MPROC__IO_FD_LOST;
+        if (rc == 0 && !lost && got != pay[2])
             rc = MPROC_EPROTO;
     }
     while (rc == 0 && !ringed(c) && got < pay[2]) {
@@ -1098,10 +1101,19 @@ static int recv_with_fds(mproc_conn *c, int fds[MPROC__IO_MAX_PASS], int *nfd,
             rc = MPROC_EPROTO;
             break;
         }
-        fds[got++] = c->fdq[0];
+        int fd = c->fdq[0];
         c->nfdq--;
         memmove(c->fdq, c->fdq + 1, (size_t)c->nfdq * sizeof(int));
+        if (fd == MPROC__IO_FD_LOST) {
+            lost = true; /* the frame's other fds never came */
+            break;
+        }
+        fds[got++] = fd;
     }
+    /* The kernel could not give this process the fds: the frame is taken,
+     * its fds are gone, and the stream goes on at the next frame. */
+    if (rc == 0 && lost)
+        rc = MPROC_EMFILE;
     if (rc < 0)
         close_fds(fds, got);
     if (rc == MPROC_EPROTO)

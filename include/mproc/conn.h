@@ -289,8 +289,14 @@ MPROC_API int mproc_conn_send_fd(mproc_conn *c, int fd, int64_t timeout_ms);
  * of a connection sent with mproc_conn_send_conn). *fd (out) is a new
  * close-on-exec fd owned by the caller. MPROC_ESTATE when the next message
  * is an ordinary one (it stays queued); MPROC_ENOTSOCK (not a socket
- * connection); MPROC_EPROTO when the fd did not arrive; otherwise as
- * mproc_conn_recv().
+ * connection); MPROC_EMFILE when the kernel could not give this process
+ * the fd because it had no free one (RLIMIT_NOFILE; or the system none)
+ * when the message was read: the message is consumed and its fd is lost,
+ * but the connection stays good (the next recv gets the next message, the
+ * peer goes on sending; the end reads ahead, so that may have been during
+ * an earlier recv); MPROC_EPROTO when the peer sent an fd message without
+ * its fd or with more fds than any message carries (the connection is
+ * then closed for further use); otherwise as mproc_conn_recv().
  */
 MPROC_API int mproc_conn_recv_fd(mproc_conn *c, int *fd, int64_t timeout_ms);
 
@@ -312,7 +318,10 @@ MPROC_API int mproc_conn_send_conn(mproc_conn *c, const mproc_conn *end,
  * plain fd from mproc_conn_send_fd (it stays queued: take it with
  * mproc_conn_recv or mproc_conn_recv_fd); MPROC_EPROTO when the message is
  * malformed or its fd cannot be used as a connection end (the fd is
- * closed); otherwise as mproc_conn_recv_fd(), plus MPROC_ENOMEM.
+ * closed); MPROC_EMFILE when its fds could not be given to this process
+ * (as mproc_conn_recv_fd: the message is consumed, any fd of it that did
+ * arrive is closed, and the connection stays good); otherwise as
+ * mproc_conn_recv_fd(), plus MPROC_ENOMEM.
  */
 MPROC_API int mproc_conn_recv_conn(mproc_conn *c, mproc_conn **out,
                                    int64_t timeout_ms);
