@@ -77,20 +77,6 @@ int mproc_fifo_create(const char *path, unsigned mode)
     return 0;
 }
 
-int mproc_fifo_unlink(const char *path)
-{
-    if (path == NULL)
-        return MPROC_EINVAL;
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return -errno;
-    if (!S_ISFIFO(st.st_mode))
-        return MPROC_EEXIST;
-    if (unlink(path) < 0)
-        return -errno;
-    return 0;
-}
-
 /* ----- access rules (mproc/named.h) ----- */
 
 static int access_valid(const mproc_access *a)
@@ -150,6 +136,21 @@ static int open_fifo(const char *path, int flags)
     if (fd < 0)
         return errno == ELOOP ? MPROC_EBADOBJ : -errno;
     return fd;
+}
+
+int mproc_fifo_unlink(const char *path)
+{
+    if (path == NULL)
+        return MPROC_EINVAL;
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return -errno;
+    int rc = fifo_check(&st, NULL);
+    if (rc < 0)
+        return rc;
+    if (unlink(path) < 0)
+        return -errno;
+    return 0;
 }
 
 /* Opens a write end of the FIFO a reader has open (rst: the reader's

@@ -361,7 +361,9 @@ MPROC_API int mproc_fifo_create(const char *path, unsigned mode);
 
 /*
  * mproc_fifo_unlink: removes the FIFO at path. Returns 0, MPROC_ENOENT,
- * MPROC_EEXIST (path is not a FIFO: nothing is removed), -errno.
+ * MPROC_EISDIR (path is a directory), MPROC_EBADOBJ (path is not a FIFO,
+ * a symlink to one included: nothing is removed), MPROC_EINVAL (NULL
+ * path), -errno. The same answers as mproc_fifo_open for the same path.
  * Open ends keep working.
  */
 MPROC_API int mproc_fifo_unlink(const char *path);
