@@ -409,6 +409,86 @@ END_TEST
 /* Garbage in a ring (what a broken peer sharing the memory could write):
  * the receiver gets MPROC_EPROTO, and since a pipe cannot be shut down,
  * the ring tells every sender, also one asleep waiting for room. */
+/* Writes bytes to a socket with n fds attached (copies of an eventfd). */
+static void send_raw_with_fds(int sock, const void *b, size_t len, int n)
+{
+    int ev = eventfd(0, EFD_CLOEXEC);
+    ck_assert_int_ge(ev, 0);
+    int fds[16];
+    ck_assert_int_le(n, 16);
+    for (int i = 0; i < n; i++)
+        fds[i] = ev;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * 16)];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec v = {(void *)b, len};
+    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
+    m.msg_control = ctl.buf;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+    ck_assert_int_eq(sendmsg(sock, &m, MSG_NOSIGNAL), (ssize_t)len);
+    close(ev);
+}
+
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+START_TEST(more_fds_than_a_message_carries_is_eproto)
+{
+    int base = open_fds();
+    unsigned char frame[MPROC__FRAME_HDR + 3];
+    mproc__frame_put_header(frame, 3, 0);
+    memcpy(frame + MPROC__FRAME_HDR, "abc", 3);
+    /* Nine fds on one plain message: more than any frame carries (and
+     * more than one read takes). */
+    int sv[2];
+    mproc_conn *b;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(mproc_conn_from_fd(&b, sv[0], MPROC_CONN_MESSAGES), 0);
+    send_raw_with_fds(sv[1], frame, sizeof frame, 9);
+    char buf[8];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    mproc_conn_close(b);
+    close(sv[1]);
+    /* Fds on plain messages, beyond what the receiver holds for later
+     * fd messages (8): the first message is fine, the second one not. */
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(mproc_conn_from_fd(&b, sv[0], MPROC_CONN_MESSAGES), 0);
+    send_raw_with_fds(sv[1], frame, sizeof frame, 5);
+    send_raw_with_fds(sv[1], frame, sizeof frame, 5);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_mem_eq(buf, "abc", 3);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    mproc_conn_close(b);
+    close(sv[1]);
+    /* On a ring's doorbell: three fds on one bell, where a token carries
+     * two at most. */
+    mproc_conn *a;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    send_raw_with_fds(mproc_conn_fd(a), "", 1, 3);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+    ck_assert_int_eq(open_fds(), base); /* every fd that came is closed */
+}
+END_TEST
+
 START_TEST(garbage_in_a_ring_stops_its_senders_too)
 {
     mproc_conn *r, *w;
@@ -1694,6 +1774,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, one_read_delivers_many_small_messages);
     TEST_ADD(s, send_batch_arrives_as_separate_messages);
     TEST_ADD(s, garbage_from_a_peer_is_eproto_and_closes_the_connection);
+    TEST_ADD(s, more_fds_than_a_message_carries_is_eproto);
     TEST_ADD(s, garbage_in_a_ring_stops_its_senders_too);
     TEST_ADD(s, orphan_fds_of_a_dead_ring_sender_are_skipped);
     TEST_ADD(s, sender_killed_before_ringing_strands_nothing);

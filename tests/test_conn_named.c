@@ -317,6 +317,44 @@ START_TEST(fifo_writer_open_times_out_without_a_reader)
 }
 END_TEST
 
+/* A reader that opens 50 ms after its writer started to wait. */
+static int late_reader(const char *path)
+{
+    usleep(50 * 1000);
+    mproc_conn *r;
+    if (mproc_fifo_open(&r, path, MPROC_FIFO_READ, NULL, 0) != 0)
+        return 2;
+    char buf[8];
+    size_t n;
+    int rc = mproc_conn_recv(r, buf, sizeof buf, &n, 10000);
+    mproc_conn_close(r);
+    return rc == 0 && n == 4 ? 0 : 3;
+}
+
+START_TEST(fifo_writer_open_goes_through_soon_after_a_late_reader)
+{
+    char path[256];
+    test_path(path, sizeof path, "late");
+    ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(late_reader(path));
+    /* The writer opens first and retries until the reader is there:
+     * often enough (every 20 ms at most) to follow it closely. */
+    int64_t t0 = test_now_ms();
+    mproc_conn *w;
+    ck_assert_int_eq(mproc_fifo_open(&w, path, MPROC_FIFO_WRITE, NULL, 10000),
+                     0);
+    int64_t took = test_now_ms() - t0;
+    ck_assert_int_eq(mproc_conn_send(w, "late", 4, 10000), 0);
+    mproc_conn_close(w);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    ck_assert_int_ge(took, 45);
+    ck_assert_int_lt(took, test_ms(700));
+    ck_assert_int_eq(mproc_fifo_unlink(path), 0);
+}
+END_TEST
+
 START_TEST(fifo_reader_waits_for_a_first_writer)
 {
     char path[256];
@@ -604,6 +642,17 @@ static int client_hello(const char *path)
     return rc == 0 && n == 2 && memcmp(buf, "hi", 2) == 0 ? 0 : 5;
 }
 
+/* The listener's side of client_hello: takes "hello", answers "hi". */
+static void answer_hello(mproc_conn *c)
+{
+    char buf[8];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(c, buf, sizeof buf, &n, 10000), 0);
+    ck_assert_uint_eq(n, 5);
+    ck_assert_mem_eq(buf, "hello", 5);
+    ck_assert_int_eq(mproc_conn_send(c, "hi", 2, 10000), 0);
+}
+
 START_TEST(listener_accepts_a_client_and_learns_its_credentials)
 {
     char path[256];
@@ -626,11 +675,7 @@ START_TEST(listener_accepts_a_client_and_learns_its_credentials)
     ck_assert_int_eq(peer.pid, pid);
     ck_assert_int_eq(peer.uid, geteuid());
     ck_assert_int_eq(peer.gid, getegid());
-    char buf[8];
-    size_t n;
-    ck_assert_int_eq(mproc_conn_recv(c, buf, sizeof buf, &n, 10000), 0);
-    ck_assert_mem_eq(buf, "hello", 5);
-    ck_assert_int_eq(mproc_conn_send(c, "hi", 2, 10000), 0);
+    answer_hello(c);
     ck_assert_int_eq(test_wait_status(pid), 0);
     mproc_conn_close(c);
     /* The path is taken while the listener lives. */
@@ -706,11 +751,7 @@ START_TEST(listener_accepts_another_uid_only_when_its_access_lists_it)
             ck_assert_int_eq(test_wait_status(pid), 4);
         } else {
             ck_assert_int_eq(rc, 0);
-            char buf[8];
-            size_t n;
-            ck_assert_int_eq(mproc_conn_recv(c, buf, sizeof buf, &n, 10000), 0);
-            ck_assert_mem_eq(buf, "hello", 5);
-            ck_assert_int_eq(mproc_conn_send(c, "hi", 2, 10000), 0);
+            answer_hello(c);
             ck_assert_int_eq(test_wait_status(pid), 0);
             mproc_conn_close(c);
         }
@@ -730,6 +771,46 @@ START_TEST(listener_accepts_another_uid_only_when_its_access_lists_it)
     mproc_listener *l = NULL;
     ck_assert_int_eq(mproc_listener_open(&l, path, &bad), MPROC_EINVAL);
     ck_assert_ptr_null(l);
+}
+END_TEST
+
+/* A listener that opens 50 ms after its client started to wait. */
+static int late_listener(const char *path)
+{
+    usleep(50 * 1000);
+    mproc_listener *l;
+    if (mproc_listener_open(&l, path, NULL) != 0)
+        return 2;
+    mproc_conn *c;
+    int rc = mproc_listener_accept(l, &c, NULL, 10000);
+    if (rc == 0) {
+        char buf[8];
+        size_t n;
+        rc = mproc_conn_recv(c, buf, sizeof buf, &n, 10000);
+        mproc_conn_close(c);
+    }
+    mproc_listener_close(l);
+    return rc == 0 ? 0 : 3;
+}
+
+START_TEST(client_open_goes_through_soon_after_a_late_listener)
+{
+    char path[256];
+    test_path(path, sizeof path, "latesock");
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(late_listener(path));
+    /* The client retries until the listener is there: often enough (every
+     * 20 ms at most) to follow it closely. */
+    int64_t t0 = test_now_ms();
+    mproc_conn *c;
+    ck_assert_int_eq(mproc_client_open(&c, path, 10000), 0);
+    int64_t took = test_now_ms() - t0;
+    ck_assert_int_eq(mproc_conn_send(c, "late", 4, 10000), 0);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    mproc_conn_close(c);
+    ck_assert_int_ge(took, 45);
+    ck_assert_int_lt(took, test_ms(700));
 }
 END_TEST
 
@@ -792,11 +873,7 @@ START_TEST(listener_on_an_abstract_name_makes_no_file)
     mproc_peer peer;
     ck_assert_int_eq(mproc_listener_accept(l, &c, &peer, 10000), 0);
     ck_assert_int_eq(peer.pid, pid);
-    char buf[8];
-    size_t n;
-    ck_assert_int_eq(mproc_conn_recv(c, buf, sizeof buf, &n, 10000), 0);
-    ck_assert_mem_eq(buf, "hello", 5);
-    ck_assert_int_eq(mproc_conn_send(c, "hi", 2, 10000), 0);
+    answer_hello(c);
     ck_assert_int_eq(test_wait_status(pid), 0);
     mproc_conn_close(c);
     /* No file mode guards it: only the credentials check does. */
@@ -885,6 +962,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, fifo_open_refuses_a_fifo_others_may_write_unless_shared_write);
     TEST_ADD(s, fifo_open_refuses_another_users_fifo_unless_listed);
     TEST_ADD(s, fifo_writer_open_times_out_without_a_reader);
+    TEST_ADD(s, fifo_writer_open_goes_through_soon_after_a_late_reader);
     TEST_ADD(s, fifo_reader_waits_for_a_first_writer);
     TEST_ADD(s, fifo_reader_waiting_for_writers_outlasts_the_last_one);
     TEST_ADD(s, fifo_carries_messages_between_unrelated_processes);
@@ -896,6 +974,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, listener_path_survives_a_child_closing_its_copy);
     TEST_ADD(s, listener_accepts_another_uid_only_when_its_access_lists_it);
     TEST_ADD(s, listener_on_an_abstract_name_makes_no_file);
+    TEST_ADD(s, client_open_goes_through_soon_after_a_late_listener);
     TEST_ADD(s, client_open_times_out_when_no_listener_is_reached);
     TEST_ADD(s, connection_end_passes_to_another_process);
     return s;
