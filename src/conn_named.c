@@ -100,11 +100,14 @@ static bool listed(const uid_t *uids, size_t nu, const gid_t *gids, size_t ng,
     return false;
 }
 
-/* Whether a file may be used by the rules of a: owned by this euid or by a
- * listed uid, or of a listed group; and writable by its owner alone unless
- * a allows shared write. MPROC_EDENIED otherwise. */
+/* Whether a file may be used by the rules of a (mproc/named.h): owned by
+ * this euid or by a listed uid, or of a listed group; writable by its
+ * owner alone unless a allows shared write; no setuid, setgid or sticky
+ * bit (never set by mproc). MPROC_EDENIED otherwise. */
 static int file_allowed(const struct stat *st, const mproc_access *a)
 {
+    if ((st->st_mode & 07000) != 0)
+        return MPROC_EDENIED;
     if (st->st_uid != geteuid() &&
         !listed(a->uids, a->n_uids, a->gids, a->n_gids, st->st_uid, st->st_gid))
         return MPROC_EDENIED;
@@ -113,13 +116,11 @@ static int file_allowed(const struct stat *st, const mproc_access *a)
     return 0;
 }
 
-/* What a FIFO path names (by lstat or fstat): MPROC_EISDIR, MPROC_EBADOBJ
- * for anything else that is not a FIFO (a symlink too), then the access
- * rules. */
+/* What a FIFO path names (by lstat or fstat): MPROC_EBADOBJ for anything
+ * that is not a FIFO (a directory, a symlink, a file), as for every named
+ * object; then the access rules. */
 static int fifo_check(const struct stat *st, const mproc_access *a)
 {
-    if (S_ISDIR(st->st_mode))
-        return MPROC_EISDIR;
     if (!S_ISFIFO(st->st_mode))
         return MPROC_EBADOBJ;
     return a != NULL ? file_allowed(st, a) : 0;

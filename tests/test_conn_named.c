@@ -102,12 +102,12 @@ START_TEST(fifo_refuses_a_path_that_is_something_else)
     ck_assert_int_eq(mproc_fifo_create(file, 0), MPROC_EEXIST);
     /* Unlink and open give the same answer for the same path. */
     ck_assert_int_eq(mproc_fifo_unlink(file), MPROC_EBADOBJ);
-    ck_assert_int_eq(mproc_fifo_unlink(dir), MPROC_EISDIR);
+    ck_assert_int_eq(mproc_fifo_unlink(dir), MPROC_EBADOBJ);
     mproc_conn *c = NULL;
     ck_assert_int_eq(mproc_fifo_open(&c, dir, MPROC_FIFO_READ, NULL, 0),
-                     MPROC_EISDIR);
+                     MPROC_EBADOBJ);
     ck_assert_int_eq(mproc_fifo_open(&c, dir, MPROC_FIFO_WRITE, NULL, 0),
-                     MPROC_EISDIR);
+                     MPROC_EBADOBJ);
     ck_assert_int_eq(mproc_fifo_open(&c, file, MPROC_FIFO_READ, NULL, 0),
                      MPROC_EBADOBJ);
     ck_assert_ptr_null(c);
@@ -165,6 +165,15 @@ START_TEST(fifo_open_refuses_a_fifo_others_may_write_unless_shared_write)
     ck_assert_int_eq(mproc_fifo_create(path, 0), 0);
     mproc_conn *r = NULL, *w = NULL;
     static const mode_t wide[] = {0620, 0602, 0666, 0622};
+    /* The bits mproc never sets refuse a FIFO even with shared_write. */
+    mproc_fifo_opts all = MPROC_FIFO_OPTS_INIT;
+    all.access.shared_write = true;
+    static const mode_t odd[] = {04600, 02600, 01600};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        ck_assert_int_eq(chmod(path, odd[i]), 0);
+        ck_assert_int_eq(mproc_fifo_open(&r, path, MPROC_FIFO_READ, &all, 0),
+                         MPROC_EDENIED);
+    }
     for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) {
         ck_assert_int_eq(chmod(path, wide[i]), 0);
         ck_assert_int_eq(mproc_fifo_open(&r, path, MPROC_FIFO_READ, NULL, 0),

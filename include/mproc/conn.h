@@ -361,10 +361,10 @@ MPROC_API int mproc_fifo_create(const char *path, unsigned mode);
 
 /*
  * mproc_fifo_unlink: removes the FIFO at path. Returns 0, MPROC_ENOENT,
- * MPROC_EISDIR (path is a directory), MPROC_EBADOBJ (path is not a FIFO,
- * a symlink to one included: nothing is removed), MPROC_EINVAL (NULL
- * path), -errno. The same answers as mproc_fifo_open for the same path.
- * Open ends keep working.
+ * MPROC_EBADOBJ (path is not a FIFO: a file, a directory, a symlink even
+ * to a FIFO; nothing is removed), MPROC_EINVAL (NULL path), -errno: the
+ * same answers as mproc_fifo_open for the same path. Open ends keep
+ * working.
  */
 MPROC_API int mproc_fifo_unlink(const char *path);
 
@@ -423,13 +423,13 @@ typedef struct mproc_fifo_opts {
  * opts.wait_for_writers it waits for the next writer (see
  * mproc_fifo_opts).
  * Returns 0, MPROC_ETIMEDOUT (no reader appeared), MPROC_ENOENT,
- * MPROC_EISDIR (path is a directory), MPROC_EBADOBJ (path is not a FIFO:
- * a file, a socket, a symlink even to a FIFO), MPROC_EDENIED (a FIFO that
- * opts.access does not accept: another owner, or writable by its group or
- * others), MPROC_EINVAL (NULL path or out, bad how, an access list with a
- * count and no array, bad timeout), MPROC_EACCES (the file's mode does not
- * let this process open it), MPROC_ENOMEM, -errno. *out (close with
- * mproc_conn_close) is written only on success. Other processes may open
+ * MPROC_EBADOBJ (path is not a FIFO: a file, a directory, a socket, a
+ * symlink even to a FIFO), MPROC_EDENIED (a FIFO that opts.access does not
+ * accept: another owner, writable by its group or others, or with a
+ * setuid, setgid or sticky bit), MPROC_EINVAL (NULL path or out, bad how, an
+ * access list with a count and no array, bad timeout), MPROC_EACCES (the file's
+ * mode does not let this process open it), MPROC_ENOMEM, -errno. *out (close
+ * with mproc_conn_close) is written only on success. Other processes may open
  * the same FIFO; see opts.single_writer for several writers.
  */
 MPROC_API int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
