@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal/access.h"
 #include "internal/conn.h"
 #include "internal/ring.h"
 #include "internal/deadline.h"
@@ -80,43 +81,6 @@ int mproc_fifo_create(const char *path, unsigned mode)
 
 /* ----- access rules (mproc/named.h) ----- */
 
-static int access_valid(const mproc_access *a)
-{
-    return (a->n_uids > 0 && a->uids == NULL) ||
-                   (a->n_gids > 0 && a->gids == NULL)
-               ? MPROC_EINVAL
-               : 0;
-}
-
-/* True when uid is among uids or gid among gids. */
-static bool listed(const uid_t *uids, size_t nu, const gid_t *gids, size_t ng,
-                   uid_t uid, gid_t gid)
-{
-    for (size_t i = 0; i < nu; i++)
-        if (uids[i] == uid)
-            return true;
-    for (size_t i = 0; i < ng; i++)
-        if (gids[i] == gid)
-            return true;
-    return false;
-}
-
-/* Whether a file may be used by the rules of a (mproc/named.h): owned by
- * this euid or by a listed uid, or of a listed group; writable by its
- * owner alone unless a allows shared write; no setuid, setgid or sticky
- * bit (never set by mproc). MPROC_EDENIED otherwise. */
-static int file_allowed(const struct stat *st, const mproc_access *a)
-{
-    if ((st->st_mode & 07000) != 0)
-        return MPROC_EDENIED;
-    if (st->st_uid != geteuid() &&
-        !listed(a->uids, a->n_uids, a->gids, a->n_gids, st->st_uid, st->st_gid))
-        return MPROC_EDENIED;
-    if (!a->shared_write && (st->st_mode & (S_IWGRP | S_IWOTH)) != 0)
-        return MPROC_EDENIED;
-    return 0;
-}
-
 /* What a FIFO path names (by lstat or fstat): MPROC_EBADOBJ for anything
  * that is not a FIFO (a directory, a symlink, a file), as for every named
  * object; then the access rules. */
@@ -124,7 +88,7 @@ static int fifo_check(const struct stat *st, const mproc_access *a)
 {
     if (!S_ISFIFO(st->st_mode))
         return MPROC_EBADOBJ;
-    return a != NULL ? file_allowed(st, a) : 0;
+    return a != NULL ? mproc__access_check_file(st, a) : 0;
 }
 
 /* open(2) of a FIFO path that must not be a symlink (O_NOFOLLOW), retrying
@@ -188,7 +152,7 @@ int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
     mproc__deadline d;
     int rc = mproc__deadline_init(&d, timeout_ms);
     if (rc == 0)
-        rc = access_valid(&opts->access);
+        rc = mproc__access_valid(&opts->access) ? 0 : MPROC_EINVAL;
     if (rc < 0)
         return rc;
     /* Look before opening: opening some other special file could block or
@@ -246,11 +210,9 @@ struct mproc_listener {
     pid_t owner; /* the process that made the path; only it removes it */
     dev_t dev;
     ino_t ino;
-    uid_t euid;  /* always allowed */
-    uid_t *uids; /* and peers of these uids ... */
-    gid_t *gids; /* ... or of these groups (opts.access) */
-    size_t nuids, ngids;
-    bool abstract; /* no file: nothing to remove */
+    uid_t euid;          /* always allowed */
+    mproc_access access; /* and these (a copy of opts.access) */
+    bool abstract;       /* no file: nothing to remove */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     mproc__reg_node reg; /* in the registry of ends (internal/registry.h) */
 };
@@ -303,7 +265,7 @@ int mproc_listener_open(mproc_listener **out, const char *path,
     if (opts == NULL)
         opts = &def;
     if (path == NULL || out == NULL || opts->mode > 0777 || opts->backlog < 0 ||
-        access_valid(&opts->access) < 0)
+        !mproc__access_valid(&opts->access))
         return MPROC_EINVAL;
     struct sockaddr_un a;
     socklen_t alen;
@@ -317,20 +279,22 @@ int mproc_listener_open(mproc_listener **out, const char *path,
     const mproc_access *acc = &opts->access;
     l->fd = -1;
     l->euid = geteuid();
-    l->nuids = acc->n_uids;
-    l->ngids = acc->n_gids;
-    l->uids = malloc((acc->n_uids + 1) * sizeof(uid_t));
-    l->gids = malloc((acc->n_gids + 1) * sizeof(gid_t));
+    uid_t *uids = malloc((acc->n_uids + 1) * sizeof(uid_t));
+    gid_t *gids = malloc((acc->n_gids + 1) * sizeof(gid_t));
+    l->access.uids = uids;
+    l->access.n_uids = acc->n_uids;
+    l->access.gids = gids;
+    l->access.n_gids = acc->n_gids;
     bool bound = false;
     struct stat st;
-    if (l->uids == NULL || l->gids == NULL) {
+    if (uids == NULL || gids == NULL) {
         rc = MPROC_ENOMEM;
         goto fail;
     }
     if (acc->n_uids > 0)
-        memcpy(l->uids, acc->uids, acc->n_uids * sizeof(uid_t));
+        memcpy(uids, acc->uids, acc->n_uids * sizeof(uid_t));
     if (acc->n_gids > 0)
-        memcpy(l->gids, acc->gids, acc->n_gids * sizeof(gid_t));
+        memcpy(gids, acc->gids, acc->n_gids * sizeof(gid_t));
     l->abstract = path[0] == '@';
     memcpy(l->path, a.sun_path, sizeof l->path);
     l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -365,8 +329,8 @@ fail:
     if (bound)
         unlink(path);
     mproc__os_close(l->fd);
-    free(l->uids);
-    free(l->gids);
+    free((void *)l->access.uids);
+    free((void *)l->access.gids);
     free(l);
     return rc;
 }
@@ -405,8 +369,7 @@ int mproc_listener_accept(mproc_listener *l, mproc_conn **out, mproc_peer *peer,
         peer->uid = cr.uid;
         peer->gid = cr.gid;
     }
-    if (cr.uid != l->euid &&
-        !listed(l->uids, l->nuids, l->gids, l->ngids, cr.uid, cr.gid)) {
+    if (cr.uid != l->euid && !mproc__access_lists(&l->access, cr.uid, cr.gid)) {
         mproc__os_close(fd);
         return MPROC_EDENIED;
     }
@@ -438,8 +401,8 @@ void mproc_listener_close(mproc_listener *l)
         st.st_dev == l->dev && st.st_ino == l->ino)
         unlink(l->path);
     mproc__os_close(l->fd);
-    free(l->uids);
-    free(l->gids);
+    free((void *)l->access.uids);
+    free((void *)l->access.gids);
     free(l);
 }
 

@@ -16,16 +16,10 @@
 #include "mproc.h"
 #include "testlib.h"
 
-#define NOBODY 65534
+#define NOBODY TEST_NOBODY
 
 /* In a forked child: becomes uid and gid NOBODY with no supplementary
  * groups. False when it could not. */
-static bool become_nobody(void)
-{
-    return setgroups(0, NULL) == 0 && setresgid(NOBODY, NOBODY, NOBODY) == 0 &&
-           setresuid(NOBODY, NOBODY, NOBODY) == 0;
-}
-
 /* Lets other users reach the names in this run's directory (the one that
  * holds path; search permission only), or no longer. */
 static void share_test_dir(const char *path, bool on)
@@ -213,7 +207,7 @@ END_TEST
 static int nobody_opens(const char *path, unsigned how, bool list_uid,
                         bool list_gid, bool shared)
 {
-    if (!become_nobody())
+    if (!test_become_nobody())
         return 9;
     uid_t root = 0;
     gid_t root_group = 0;
@@ -746,7 +740,7 @@ START_TEST(listener_accepts_another_uid_only_when_its_access_lists_it)
         ck_assert_int_eq(mproc_listener_open(&l, path, &o), 0);
         pid_t pid = fork();
         if (pid == 0)
-            _exit(become_nobody() ? client_hello(path) : 9);
+            _exit(test_become_nobody() ? client_hello(path) : 9);
         mproc_conn *c = NULL;
         mproc_peer peer = {0, 0, 0};
         int rc = mproc_listener_accept(l, &c, &peer, 10000);
@@ -889,7 +883,7 @@ START_TEST(listener_on_an_abstract_name_makes_no_file)
     if (geteuid() == 0) {
         pid = fork();
         if (pid == 0)
-            _exit(become_nobody() ? client_hello(name) : 9);
+            _exit(test_become_nobody() ? client_hello(name) : 9);
         ck_assert_int_eq(mproc_listener_accept(l, &c, &peer, 10000),
                          MPROC_EDENIED);
         ck_assert_int_eq(peer.uid, NOBODY);
