@@ -54,6 +54,7 @@ _Static_assert(PASS_LEN_RING == PASS_LEN + 8u, "fd frame payload");
 
 struct mproc_conn {
     int fd;
+    int hold_fd; /* a FIFO reader's own write end, or -1 (mproc_fifo_opts) */
     unsigned io; /* MPROC__IO_* */
     bool bytes, can_send, can_recv, multi_writer;
     pthread_mutex_t smu; /* serializes senders */
@@ -105,6 +106,7 @@ static size_t conn_fds(const mproc__reg_node *n, int *out, size_t cap)
     size_t k = 0;
     put_fd(out, cap, &k, c->fd);
     put_fd(out, cap, &k, c->memfd);
+    put_fd(out, cap, &k, c->hold_fd);
     for (int i = 0; i < c->nfdq; i++)
         put_fd(out, cap, &k, c->fdq[i]);
     for (int i = 0; x->r != NULL && x->tok_have >= 0 && i < x->tok.n; i++)
@@ -130,7 +132,8 @@ static void conn_sever(mproc__reg_node *n)
         mproc__os_close(c->memfd);
     }
     mproc__os_close(c->fd);
-    c->fd = c->memfd = -1;
+    mproc__os_close(c->hold_fd);
+    c->fd = c->memfd = c->hold_fd = -1;
     c->nfdq = 0;
     c->rings = NULL;
     c->rin.r = c->rout.r = NULL;
@@ -146,6 +149,7 @@ int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
     if (c == NULL)
         return MPROC_ENOMEM;
     c->fd = fd;
+    c->hold_fd = -1;
     c->io = io;
     c->bytes = bytes;
     c->can_send = can_send;
@@ -164,6 +168,11 @@ int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
 void mproc__conn_set_multi_writer(mproc_conn *c, bool multi)
 {
     c->multi_writer = multi;
+}
+
+void mproc__conn_hold_writer(mproc_conn *c, int fd)
+{
+    c->hold_fd = fd;
 }
 
 /* Takes m before the deadline (MPROC_ETIMEDOUT otherwise): a call with a
@@ -339,6 +348,7 @@ void mproc_conn_close(mproc_conn *c)
         mproc__os_close(c->memfd);
     }
     mproc__os_close(c->fd);
+    mproc__os_close(c->hold_fd);
     free(c->rbuf);
     free(c->pbuf);
     pthread_mutex_destroy(&c->smu);
@@ -1150,12 +1160,15 @@ static int recv_with_fds(mproc_conn *c, int fds[MPROC__IO_MAX_PASS], int *nfd,
         rc = take_payload(c, pay, ringed(c) ? PASS_LEN_RING : PASS_LEN, false,
                           &d);
     int got = 0;
+    bool lost = false;
     if (rc == 0 && ringed(c)) {
         /* Over a ring the fds went ahead on the socket, on a token that
          * carries this frame's number. */
         rc = mproc__ring_take_fds(&c->rin, mproc__le_get(pay + PASS_LEN, 8),
                                   fds, &got);
-        if (rc == 0 && got != pay[2])
+        for (int i = 0; rc == 0 && i < got; i++)
+            lost |= fds[i] == MPROC__IO_FD_LOST;
+        if (rc == 0 && !lost && got != pay[2])
             rc = MPROC_EPROTO;
     }
     while (rc == 0 && !ringed(c) && got < pay[2]) {
@@ -1163,10 +1176,19 @@ static int recv_with_fds(mproc_conn *c, int fds[MPROC__IO_MAX_PASS], int *nfd,
             rc = MPROC_EPROTO;
             break;
         }
-        fds[got++] = c->fdq[0];
+        int fd = c->fdq[0];
         c->nfdq--;
         memmove(c->fdq, c->fdq + 1, (size_t)c->nfdq * sizeof(int));
+        if (fd == MPROC__IO_FD_LOST) {
+            lost = true; /* the frame's other fds never came */
+            break;
+        }
+        fds[got++] = fd;
     }
+    /* The kernel could not give this process the fds: the frame is taken,
+     * its fds are gone, and the stream goes on at the next frame. */
+    if (rc == 0 && lost)
+        rc = MPROC_EMFILE;
     if (rc < 0)
         close_fds(fds, got);
     if (rc == MPROC_EPROTO)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal/access.h"
 #include "internal/conn.h"
 #include "internal/ring.h"
 #include "internal/deadline.h"
@@ -77,6 +79,31 @@ int mproc_fifo_create(const char *path, unsigned mode)
     return 0;
 }
 
+/* ----- access rules (mproc/named.h) ----- */
+
+/* What a FIFO path names (by lstat or fstat): MPROC_EBADOBJ for anything
+ * that is not a FIFO (a directory, a symlink, a file), as for every named
+ * object; then the access rules. */
+static int fifo_check(const struct stat *st, const mproc_access *a)
+{
+    if (!S_ISFIFO(st->st_mode))
+        return MPROC_EBADOBJ;
+    return a != NULL ? mproc__access_check_file(st, a) : 0;
+}
+
+/* open(2) of a FIFO path that must not be a symlink (O_NOFOLLOW), retrying
+ * EINTR: the fd, or -errno (MPROC_EBADOBJ for a symlink). */
+static int open_fifo(const char *path, int flags)
+{
+    int fd;
+    do
+        fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno == ELOOP ? MPROC_EBADOBJ : -errno;
+    return fd;
+}
+
 int mproc_fifo_unlink(const char *path)
 {
     if (path == NULL)
@@ -84,18 +111,33 @@ int mproc_fifo_unlink(const char *path)
     struct stat st;
     if (lstat(path, &st) < 0)
         return -errno;
-    if (!S_ISFIFO(st.st_mode))
-        return MPROC_EEXIST;
+    int rc = fifo_check(&st, NULL);
+    if (rc < 0)
+        return rc;
     if (unlink(path) < 0)
         return -errno;
     return 0;
 }
 
-static int fifo_kind(const struct stat *st)
+/* Opens a write end of the FIFO a reader has open (rst: the reader's
+ * fstat), for the reader to hold: the FIFO then always has a writer, so the
+ * reader never sees EOF and waits for the next writer instead. The path is
+ * opened again and must still name the same FIFO. */
+static int hold_writer(const char *path, const struct stat *rst, int *out)
 {
-    if (S_ISDIR(st->st_mode))
-        return MPROC_EISDIR;
-    return S_ISFIFO(st->st_mode) ? 0 : MPROC_EBADOBJ;
+    int fd = open_fifo(path, O_WRONLY | O_NONBLOCK);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    if (rc == 0 && (st.st_dev != rst->st_dev || st.st_ino != rst->st_ino))
+        rc = MPROC_EBADOBJ; /* the path was replaced meanwhile */
+    if (rc < 0) {
+        mproc__os_close(fd);
+        return rc;
+    }
+    *out = fd;
+    return 0;
 }
 
 int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
@@ -109,35 +151,32 @@ int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
         return MPROC_EINVAL;
     mproc__deadline d;
     int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc == 0)
+        rc = mproc__access_valid(&opts->access) ? 0 : MPROC_EINVAL;
     if (rc < 0)
         return rc;
     /* Look before opening: opening some other special file could block or
-     * have effects of its own. */
+     * have effects of its own, and opening a FIFO another user may write
+     * lets that user's waiting writer in. */
     struct stat st;
-    if (stat(path, &st) < 0)
+    if (lstat(path, &st) < 0)
         return -errno;
-    rc = fifo_kind(&st);
+    rc = fifo_check(&st, &opts->access);
     if (rc < 0)
         return rc;
-    int flags =
-        (how == MPROC_FIFO_READ ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC;
+    int flags = (how == MPROC_FIFO_READ ? O_RDONLY : O_WRONLY) | O_NONBLOCK;
     int fd, step = 1;
-    for (;;) {
-        fd = open(path, flags);
-        if (fd >= 0)
-            break;
-        if (errno == EINTR)
-            continue;
-        /* ENXIO: a write end with no reader yet. Try again until the
-         * deadline; the kernel's blocking open would not be bounded. */
-        if (errno != ENXIO)
-            return -errno;
+    /* ENXIO: a write end with no reader yet. Try again until the deadline;
+     * the kernel's blocking open would not be bounded. */
+    while ((fd = open_fifo(path, flags)) == -ENXIO) {
         if (mproc__deadline_expired(&d))
             return MPROC_ETIMEDOUT;
         backoff(&step, &d);
     }
-    /* The path may have been replaced between stat and open. */
-    if (fstat(fd, &st) < 0 || (rc = fifo_kind(&st)) < 0 ||
+    if (fd < 0)
+        return fd;
+    /* The path may have been replaced between lstat and open. */
+    if (fstat(fd, &st) < 0 || (rc = fifo_check(&st, &opts->access)) < 0 ||
         (rc = clear_nonblock(fd)) < 0) {
         if (rc == 0)
             rc = -errno;
@@ -145,12 +184,19 @@ int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
         return rc;
     }
     bool rd = how == MPROC_FIFO_READ;
+    int hold = -1;
     mproc_conn *c;
-    rc = mproc__conn_new(fd, rd ? MPROC__IO_FIFO : 0, opts->bytes, !rd, rd, &c);
+    if (rd && opts->wait_for_writers)
+        rc = hold_writer(path, &st, &hold);
+    if (rc == 0)
+        rc = mproc__conn_new(fd, rd ? MPROC__IO_FIFO : 0, opts->bytes, !rd, rd,
+                             &c);
     if (rc < 0) {
+        mproc__os_close(hold);
         mproc__os_close(fd);
         return rc;
     }
+    mproc__conn_hold_writer(c, hold);
     if (!rd && !opts->bytes)
         mproc__conn_set_multi_writer(c, !opts->single_writer);
     *out = c;
@@ -164,8 +210,9 @@ struct mproc_listener {
     pid_t owner; /* the process that made the path; only it removes it */
     dev_t dev;
     ino_t ino;
-    uid_t *uids;
-    size_t nuids;
+    uid_t euid;          /* always allowed */
+    mproc_access access; /* and these (a copy of opts.access) */
+    bool abstract;       /* no file: nothing to remove */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     mproc__reg_node reg; /* in the registry of ends (internal/registry.h) */
 };
@@ -188,16 +235,26 @@ static void listener_sever(mproc__reg_node *n)
 
 static const mproc__reg_ops listener_reg_ops = {listener_fds, listener_sever};
 
-static int make_addr(const char *path, struct sockaddr_un *a)
+/* The socket address of path, and its length (*len). "@name" is name in
+ * Linux's abstract namespace: sun_path holds a NUL byte, then name, and
+ * the length says where it ends (no NUL after it). */
+static int make_addr(const char *path, struct sockaddr_un *a, socklen_t *len)
 {
     memset(a, 0, sizeof *a);
     a->sun_family = AF_UNIX;
     size_t n = strlen(path);
-    if (n == 0)
+    bool abstract = path[0] == '@';
+    if (n == 0 || (abstract && n == 1))
         return MPROC_EINVAL;
-    if (n >= sizeof a->sun_path)
+    if (n >= sizeof a->sun_path + (abstract ? 1 : 0))
         return MPROC_ENAMETOOLONG;
-    memcpy(a->sun_path, path, n + 1);
+    if (abstract) {
+        memcpy(a->sun_path + 1, path + 1, n - 1);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    } else {
+        memcpy(a->sun_path, path, n + 1);
+        *len = (socklen_t)sizeof *a;
+    }
     return 0;
 }
 
@@ -207,32 +264,39 @@ int mproc_listener_open(mproc_listener **out, const char *path,
     mproc_listener_opts def = MPROC_LISTENER_OPTS_INIT;
     if (opts == NULL)
         opts = &def;
-    if (path == NULL || out == NULL || opts->mode > 0777 ||
-        (opts->n_allowed_uids > 0 && opts->allowed_uids == NULL) ||
-        opts->backlog < 0)
+    if (path == NULL || out == NULL || opts->mode > 0777 || opts->backlog < 0 ||
+        !mproc__access_valid(&opts->access))
         return MPROC_EINVAL;
     struct sockaddr_un a;
-    int rc = make_addr(path, &a);
+    socklen_t alen;
+    int rc = make_addr(path, &a, &alen);
     if (rc < 0)
         return rc;
     mode_t mode = opts->mode != 0 ? (mode_t)opts->mode : 0600;
     mproc_listener *l = calloc(1, sizeof *l);
     if (l == NULL)
         return MPROC_ENOMEM;
-    size_t nu = opts->n_allowed_uids > 0 ? opts->n_allowed_uids : 1;
-    l->uids = malloc(nu * sizeof(uid_t));
-    if (l->uids == NULL) {
-        free(l);
-        return MPROC_ENOMEM;
-    }
-    if (opts->n_allowed_uids > 0)
-        memcpy(l->uids, opts->allowed_uids, nu * sizeof(uid_t));
-    else
-        l->uids[0] = geteuid();
-    l->nuids = nu;
-    memcpy(l->path, a.sun_path, sizeof l->path);
+    const mproc_access *acc = &opts->access;
+    l->fd = -1;
+    l->euid = geteuid();
+    uid_t *uids = malloc((acc->n_uids + 1) * sizeof(uid_t));
+    gid_t *gids = malloc((acc->n_gids + 1) * sizeof(gid_t));
+    l->access.uids = uids;
+    l->access.n_uids = acc->n_uids;
+    l->access.gids = gids;
+    l->access.n_gids = acc->n_gids;
     bool bound = false;
     struct stat st;
+    if (uids == NULL || gids == NULL) {
+        rc = MPROC_ENOMEM;
+        goto fail;
+    }
+    if (acc->n_uids > 0)
+        memcpy(uids, acc->uids, acc->n_uids * sizeof(uid_t));
+    if (acc->n_gids > 0)
+        memcpy(gids, acc->gids, acc->n_gids * sizeof(gid_t));
+    l->abstract = path[0] == '@';
+    memcpy(l->path, a.sun_path, sizeof l->path);
     l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l->fd < 0) {
         rc = -errno;
@@ -240,20 +304,23 @@ int mproc_listener_open(mproc_listener **out, const char *path,
     }
     /* The socket file takes the socket inode's mode at bind: set it first
      * so the path is never reachable with a wider mode, then again on the
-     * path for filesystems that ignore it. */
-    if (fchmod(l->fd, mode) < 0 ||
-        bind(l->fd, (struct sockaddr *)&a, sizeof a) < 0) {
+     * path for filesystems that ignore it. An abstract name has no file
+     * and no mode. */
+    if ((!l->abstract && fchmod(l->fd, mode) < 0) ||
+        bind(l->fd, (struct sockaddr *)&a, alen) < 0) {
         rc = -errno;
         goto fail;
     }
-    bound = true;
-    if (chmod(path, mode) < 0 || stat(path, &st) < 0 ||
+    bound = !l->abstract;
+    if ((bound && (chmod(path, mode) < 0 || stat(path, &st) < 0)) ||
         listen(l->fd, opts->backlog > 0 ? opts->backlog : 64) < 0) {
         rc = -errno;
         goto fail;
     }
-    l->dev = st.st_dev;
-    l->ino = st.st_ino;
+    if (bound) {
+        l->dev = st.st_dev;
+        l->ino = st.st_ino;
+    }
     l->owner = getpid();
     mproc__reg_add(&l->reg, &listener_reg_ops, l);
     *out = l;
@@ -262,17 +329,10 @@ fail:
     if (bound)
         unlink(path);
     mproc__os_close(l->fd);
-    free(l->uids);
+    free((void *)l->access.uids);
+    free((void *)l->access.gids);
     free(l);
     return rc;
-}
-
-static bool uid_allowed(const mproc_listener *l, uid_t uid)
-{
-    for (size_t i = 0; i < l->nuids; i++)
-        if (l->uids[i] == uid)
-            return true;
-    return false;
 }
 
 int mproc_listener_accept(mproc_listener *l, mproc_conn **out, mproc_peer *peer,
@@ -309,7 +369,7 @@ int mproc_listener_accept(mproc_listener *l, mproc_conn **out, mproc_peer *peer,
         peer->uid = cr.uid;
         peer->gid = cr.gid;
     }
-    if (!uid_allowed(l, cr.uid)) {
+    if (cr.uid != l->euid && !mproc__access_lists(&l->access, cr.uid, cr.gid)) {
         mproc__os_close(fd);
         return MPROC_EDENIED;
     }
@@ -337,11 +397,12 @@ void mproc_listener_close(mproc_listener *l)
     /* Remove the path only if it is still our socket, not one a later
      * listener put there, and only in the process that made it: a forked
      * child closing its inherited copy leaves the parent's path alone. */
-    if (l->owner == getpid() && stat(l->path, &st) == 0 &&
+    if (!l->abstract && l->owner == getpid() && stat(l->path, &st) == 0 &&
         st.st_dev == l->dev && st.st_ino == l->ino)
         unlink(l->path);
     mproc__os_close(l->fd);
-    free(l->uids);
+    free((void *)l->access.uids);
+    free((void *)l->access.gids);
     free(l);
 }
 
@@ -354,7 +415,8 @@ int mproc_client_open(mproc_conn **out, const char *path, int64_t timeout_ms)
     if (rc < 0)
         return rc;
     struct sockaddr_un a;
-    rc = make_addr(path, &a);
+    socklen_t alen;
+    rc = make_addr(path, &a, &alen);
     if (rc < 0)
         return rc;
     int step = 1;
@@ -364,7 +426,7 @@ int mproc_client_open(mproc_conn **out, const char *path, int64_t timeout_ms)
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
             return -errno;
-        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        if (connect(fd, (struct sockaddr *)&a, alen) == 0) {
             mproc_conn *c;
             rc = clear_nonblock(fd);
             if (rc == 0)
@@ -384,7 +446,7 @@ int mproc_client_open(mproc_conn **out, const char *path, int64_t timeout_ms)
             rc != MPROC_EAGAIN)
             return rc;
         if (mproc__deadline_expired(&d))
-            return rc == MPROC_EAGAIN ? MPROC_ETIMEDOUT : rc;
+            return MPROC_ETIMEDOUT;
         backoff(&step, &d);
     }
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -408,6 +409,86 @@ END_TEST
 /* Garbage in a ring (what a broken peer sharing the memory could write):
  * the receiver gets MPROC_EPROTO, and since a pipe cannot be shut down,
  * the ring tells every sender, also one asleep waiting for room. */
+/* Writes bytes to a socket with n fds attached (copies of an eventfd). */
+static void send_raw_with_fds(int sock, const void *b, size_t len, int n)
+{
+    int ev = eventfd(0, EFD_CLOEXEC);
+    ck_assert_int_ge(ev, 0);
+    int fds[16];
+    ck_assert_int_le(n, 16);
+    for (int i = 0; i < n; i++)
+        fds[i] = ev;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * 16)];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec v = {(void *)b, len};
+    struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
+    m.msg_control = ctl.buf;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+    ck_assert_int_eq(sendmsg(sock, &m, MSG_NOSIGNAL), (ssize_t)len);
+    close(ev);
+}
+
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+START_TEST(more_fds_than_a_message_carries_is_eproto)
+{
+    int base = open_fds();
+    unsigned char frame[MPROC__FRAME_HDR + 3];
+    mproc__frame_put_header(frame, 3, 0);
+    memcpy(frame + MPROC__FRAME_HDR, "abc", 3);
+    /* Nine fds on one plain message: more than any frame carries (and
+     * more than one read takes). */
+    int sv[2];
+    mproc_conn *b;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(mproc_conn_from_fd(&b, sv[0], MPROC_CONN_MESSAGES), 0);
+    send_raw_with_fds(sv[1], frame, sizeof frame, 9);
+    char buf[8];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    mproc_conn_close(b);
+    close(sv[1]);
+    /* Fds on plain messages, beyond what the receiver holds for later
+     * fd messages (8): the first message is fine, the second one not. */
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(mproc_conn_from_fd(&b, sv[0], MPROC_CONN_MESSAGES), 0);
+    send_raw_with_fds(sv[1], frame, sizeof frame, 5);
+    send_raw_with_fds(sv[1], frame, sizeof frame, 5);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_mem_eq(buf, "abc", 3);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    mproc_conn_close(b);
+    close(sv[1]);
+    /* On a ring's doorbell: three fds on one bell, where a token carries
+     * two at most. */
+    mproc_conn *a;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    send_raw_with_fds(mproc_conn_fd(a), "", 1, 3);
+    ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000),
+                     MPROC_EPROTO);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+    ck_assert_int_eq(open_fds(), base); /* every fd that came is closed */
+}
+END_TEST
+
 START_TEST(garbage_in_a_ring_stops_its_senders_too)
 {
     mproc_conn *r, *w;
@@ -1447,6 +1528,111 @@ END_TEST
 
 /* ----- waiting on many ----- */
 
+/* The child side of recv_without_a_free_fd_*: b receives. Fills its fd
+ * table, then takes what the parent sends: fds that cannot arrive are
+ * MPROC_EMFILE and the stream goes on. 0, or the step that failed. */
+static int recv_with_a_full_fd_table(mproc_conn *b)
+{
+    struct rlimit rl = {64, 64};
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 10;
+    int last = -1, fd;
+    while ((fd = fcntl(mproc_conn_fd(b), F_DUPFD_CLOEXEC, 0)) >= 0)
+        last = fd;
+    if (errno != EMFILE || last < 0)
+        return 11;
+    char buf[16];
+    size_t n;
+    mproc_conn *e = NULL;
+    if (mproc_conn_send(b, "full", 4, 10000) != 0)
+        return 12;
+    if (mproc_conn_recv_fd(b, &fd, 10000) != MPROC_EMFILE)
+        return 13;
+    if (mproc_conn_recv(b, buf, sizeof buf, &n, 10000) != 0 || n != 5 ||
+        memcmp(buf, "after", 5) != 0)
+        return 14;
+    if (mproc_conn_recv_conn(b, &e, 10000) != MPROC_EMFILE || e != NULL)
+        return 15;
+    if (mproc_conn_recv(b, buf, sizeof buf, &n, 10000) != 0 || n != 6 ||
+        memcmp(buf, "after2", 6) != 0)
+        return 16;
+    /* One free fd: an end that needs two (its fd and its memory file)
+     * still cannot arrive, and the one that did is not leaked. */
+    close(last);
+    if (mproc_conn_send(b, "one", 3, 10000) != 0)
+        return 17;
+    if (mproc_conn_recv_conn(b, &e, 10000) != MPROC_EMFILE || e != NULL)
+        return 18;
+    if (mproc_conn_recv(b, buf, sizeof buf, &n, 10000) != 0 || n != 6 ||
+        memcmp(buf, "after3", 6) != 0)
+        return 19;
+    if ((fd = fcntl(mproc_conn_fd(b), F_DUPFD_CLOEXEC, 0)) != last)
+        return 20;
+    close(fd);
+    /* With that fd free, the next fd arrives and works. */
+    if (mproc_conn_send(b, "free", 4, 10000) != 0)
+        return 21;
+    if (mproc_conn_recv_fd(b, &fd, 10000) != 0 || write(fd, "y", 1) != 1)
+        return 22;
+    close(fd);
+    return 0;
+}
+
+/* The parent side: a sends to the child, which receives on b. */
+static void send_to_a_full_fd_table(mproc_conn *a, mproc_conn *b)
+{
+    int p[2];
+    mproc_conn *r, *w;
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        mproc_conn_close(a);
+        _exit(recv_with_a_full_fd_table(b));
+    }
+    mproc_conn_close(b);
+    char buf[16];
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(a, buf, sizeof buf, &n, 10000), 0);
+    ck_assert_mem_eq(buf, "full", 4);
+    ck_assert_int_eq(mproc_conn_send_fd(a, p[1], 10000), 0);
+    ck_assert_int_eq(mproc_conn_send(a, "after", 5, 10000), 0);
+    ck_assert_int_eq(mproc_conn_send_conn(a, w, 10000), 0);
+    ck_assert_int_eq(mproc_conn_send(a, "after2", 6, 10000), 0);
+    ck_assert_int_eq(mproc_conn_recv(a, buf, sizeof buf, &n, 10000), 0);
+    ck_assert_mem_eq(buf, "one", 3);
+    ck_assert_int_eq(mproc_conn_send_conn(a, w, 10000), 0);
+    ck_assert_int_eq(mproc_conn_send(a, "after3", 6, 10000), 0);
+    /* The connection survived: both ways. */
+    ck_assert_int_eq(mproc_conn_recv(a, buf, sizeof buf, &n, 10000), 0);
+    ck_assert_mem_eq(buf, "free", 4);
+    ck_assert_int_eq(mproc_conn_send_fd(a, p[1], 10000), 0);
+    ck_assert_int_eq(test_wait_status(pid), 0);
+    ck_assert_int_eq(read(p[0], buf, 1), 1);
+    ck_assert_int_eq(buf[0], 'y');
+    close(p[0]);
+    close(p[1]);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+    mproc_conn_close(a);
+}
+
+START_TEST(recv_fd_without_a_free_fd_is_emfile_and_keeps_a_kernel_end)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe_kernel(&a, &b, true), 0);
+    send_to_a_full_fd_table(a, b);
+}
+END_TEST
+
+START_TEST(recv_fd_without_a_free_fd_is_emfile_and_keeps_a_ring_end)
+{
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    send_to_a_full_fd_table(a, b);
+}
+END_TEST
+
 START_TEST(wait_reports_which_are_ready)
 {
     mproc_conn *a, *b, *c, *d;
@@ -1588,6 +1774,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, one_read_delivers_many_small_messages);
     TEST_ADD(s, send_batch_arrives_as_separate_messages);
     TEST_ADD(s, garbage_from_a_peer_is_eproto_and_closes_the_connection);
+    TEST_ADD(s, more_fds_than_a_message_carries_is_eproto);
     TEST_ADD(s, garbage_in_a_ring_stops_its_senders_too);
     TEST_ADD(s, orphan_fds_of_a_dead_ring_sender_are_skipped);
     TEST_ADD(s, sender_killed_before_ringing_strands_nothing);
@@ -1609,6 +1796,8 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, frame_send_and_recv_alloc_round_trip);
     TEST_ADD(s, frame_header_round_trips_48_bit_lengths);
     TEST_ADD(s, fds_and_connection_ends_pass_over_a_connection);
+    TEST_ADD(s, recv_fd_without_a_free_fd_is_emfile_and_keeps_a_kernel_end);
+    TEST_ADD(s, recv_fd_without_a_free_fd_is_emfile_and_keeps_a_ring_end);
     TEST_ADD(s, wait_reports_which_are_ready);
     TEST_ADD(s, wait_sees_a_process_exit_through_its_pidfd);
     TEST_ADD(s, wait_mixes_connections_processes_and_event_fds);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -733,6 +734,99 @@ START_TEST(sender_dead_holding_the_lock_between_messages_loses_nothing)
 END_TEST
 
 /* ----- the doorbell and readiness ----- */
+
+/* ----- the doorbell's ordering ----- */
+
+#define PINGS 200000u
+#define STOP UINT32_MAX
+/* The receiver arms this long after its go; the sender publishes from
+ * 1.5 us before to 0.5 us after that (the nanosecond it aims at varies
+ * from one message to the next). Most messages are there before the arm,
+ * so the receiver need not sleep for them, and only those close to it can
+ * show a reordering. */
+#define ARM_NS 3000
+#define EARLY_NS 1500
+#define SWEEP_NS 2000u
+
+/* The sender of publish_and_arm_never_lose_a_wake_up: for each message it
+ * waits (spinning) for the receiver's go, lets a delay pass that differs
+ * from one message to the next, then sends. While it waits it reads the
+ * receiver's `armed` word, as its previous send did: each side then holds
+ * in its cache the word the other is about to write, which is when a
+ * store-load reordering shows. */
+static int send_on_go(mproc_conn *w, _Atomic uint32_t *go)
+{
+    _Atomic uint32_t *armed = &mproc__conn_ringio(w, true)->r->armed;
+    for (uint32_t i = 1; i <= PINGS; i++) {
+        int64_t until = test_now_ms() + 10000;
+        uint32_t g;
+        while ((g = atomic_load(go)) != i)
+            if (g == STOP || test_now_ms() > until)
+                return 2;
+        int64_t t0 = mproc__os_monotonic_ns();
+        int64_t delay = ARM_NS - EARLY_NS + i * 7919u % SWEEP_NS;
+        while (mproc__os_monotonic_ns() - t0 < delay)
+            (void)atomic_load_explicit(armed, memory_order_relaxed);
+        if (mproc_conn_send(w, &i, sizeof i, 10000) != 0)
+            return 3;
+    }
+    return 0;
+}
+
+/* A receiver that arms the doorbell before each message (and sleeps when
+ * it is not there yet), and a sender whose publish falls at every moment
+ * around that arm. The
+ * sender's publish and its look at `armed`, and the receiver's arm and its
+ * look at `head`, are ordered (sequentially consistent) so that one of
+ * the two always sees the other; without that, a store-load reordering
+ * (real on x86) loses the wake-up and only the receiver's sleep slice
+ * (50 ms) ends its wait. The library counts such slices; none may happen.
+ * (Timing alone would not show it on a loaded machine.) */
+START_TEST(publish_and_arm_never_lose_a_wake_up)
+{
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+        test_skip("one CPU: the two sides never run at the same time");
+        return;
+    }
+    _Atomic uint32_t *go = mmap(NULL, sizeof *go, PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(go, MAP_FAILED);
+    atomic_store(go, 0);
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        mproc_conn_close(r);
+        _exit(send_on_go(w, go));
+    }
+    mproc_conn_close(w);
+    /* The receiver arms at a set time after its go, reading `head` until
+     * then as its spin would: not after a spin whose end varies by
+     * microseconds. */
+    mproc__ring_set_recv_spin(0);
+    _Atomic uint64_t *head = &mproc__conn_ringio(r, false)->r->head;
+    uint64_t before = mproc__ring_rescued();
+    uint32_t i;
+    for (i = 1; i <= PINGS && mproc__ring_rescued() == before; i++) {
+        atomic_store(go, i);
+        int64_t t0 = mproc__os_monotonic_ns();
+        while (mproc__os_monotonic_ns() - t0 < ARM_NS)
+            (void)atomic_load_explicit(head, memory_order_relaxed);
+        uint32_t got = 0;
+        size_t n;
+        ck_assert_int_eq(mproc_conn_recv(r, &got, sizeof got, &n, 10000), 0);
+        ck_assert_uint_eq(got, i);
+    }
+    mproc__ring_set_recv_spin(-1);
+    atomic_store(go, STOP);
+    int status = test_wait_status(pid);
+    ck_assert_msg(mproc__ring_rescued() == before,
+                  "message %u: a wake-up was lost", i - 1);
+    ck_assert_int_eq(status, 0);
+    mproc_conn_close(r);
+    munmap((void *)go, sizeof *go);
+}
+END_TEST
 
 START_TEST(leftover_doorbell_byte_is_not_readiness)
 {
@@ -1755,6 +1849,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, send_timed_out_inside_a_large_message_tears_it);
     TEST_ADD(s, send_that_times_out_before_any_byte_changes_nothing);
     TEST_ADD(s, sender_dead_holding_the_lock_between_messages_loses_nothing);
+    TEST_ADD(s, publish_and_arm_never_lose_a_wake_up);
     TEST_ADD(s, leftover_doorbell_byte_is_not_readiness);
     TEST_ADD(s, fd_becomes_readable_after_recv_zero_times_out);
     TEST_ADD(s, garbage_in_the_ring_is_eproto);

@@ -17,6 +17,24 @@ START_TEST(strerror_names_every_library_code)
 }
 END_TEST
 
+/* Each text must be true wherever its code is returned: a message refused
+ * by a size limit (a FIFO's atomic write), a FIFO path that is not a FIFO
+ * (no mproc object at all), a refused FIFO owner, a join from a process
+ * that did not start the child, a log's full sink table, a transfer cut
+ * off by a timeout, the next message being of the other kind. */
+START_TEST(texts_fit_every_place_their_code_is_returned)
+{
+    ck_assert_ptr_nonnull(strstr(mproc_strerror(MPROC_EMSGSIZE), "limit"));
+    ck_assert_ptr_null(strstr(mproc_strerror(MPROC_EBADOBJ), "mproc"));
+    ck_assert_ptr_nonnull(strstr(mproc_strerror(MPROC_EDENIED), "owner"));
+    ck_assert_ptr_nonnull(strstr(mproc_strerror(MPROC_ENOTOWNER), "own it"));
+    ck_assert_ptr_nonnull(strstr(mproc_strerror(MPROC_ENOSPC), "table"));
+    ck_assert_ptr_nonnull(strstr(mproc_strerror(MPROC_EBROKEN), "cut off"));
+    ck_assert_ptr_nonnull(strstr(mproc_strerror(MPROC_ESTATE), "message"));
+    ck_assert_ptr_nonnull(strstr(mproc_strerror(MPROC_EPROTO), "cut-off"));
+}
+END_TEST
+
 START_TEST(system_codes_are_negative_errno)
 {
     ck_assert_int_eq(MPROC_ETIMEDOUT, -ETIMEDOUT);
@@ -81,6 +99,7 @@ Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("error");
     TEST_ADD(s, strerror_names_every_library_code);
+    TEST_ADD(s, texts_fit_every_place_their_code_is_returned);
     TEST_ADD(s, system_codes_are_negative_errno);
     TEST_ADD(s, strerror_answers_unknown_codes);
     TEST_ADD(s, deadline_rejects_negative_timeouts);

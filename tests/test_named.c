@@ -18,7 +18,7 @@
 #include "mproc.h"
 #include "testlib.h"
 
-#define NOBODY 65534
+#define NOBODY TEST_NOBODY
 /* The exit code of a child that could not become NOBODY. */
 #define CANNOT_DROP 99
 
@@ -162,8 +162,7 @@ static pid_t start_as_nobody(int (*fn)(void *), void *arg)
     pid_t p = fork();
     ck_assert_int_ge(p, 0);
     if (p == 0) {
-        if (setgroups(0, NULL) != 0 || setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
-            setresuid(NOBODY, NOBODY, NOBODY) != 0)
+        if (!test_become_nobody())
             _exit(CANNOT_DROP);
         _exit(fn(arg));
     }

@@ -333,6 +333,17 @@ START_TEST(tool_lists_and_unlinks_a_damaged_object)
 }
 END_TEST
 
+START_TEST(tool_shm_unlink_says_a_name_starts_with_a_slash)
+{
+    char out[256], err[1024];
+    ck_assert_int_eq(tool_exec(out, sizeof out, err, sizeof err, "shm",
+                               "unlink", "foreign", (char *)NULL),
+                     1);
+    ck_assert_msg(strstr(err, "a name starts with '/'") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "/foreign") != NULL, "%s", err);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("tool");
@@ -346,5 +357,6 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, tool_run_kills_a_program_past_its_timeout);
     TEST_ADD(s, tool_list_shows_each_creator_and_whether_it_runs);
     TEST_ADD(s, tool_lists_and_unlinks_a_damaged_object);
+    TEST_ADD(s, tool_shm_unlink_says_a_name_starts_with_a_slash);
     return s;
 }

@@ -5,6 +5,7 @@
 #include "testlib.h"
 
 #include <dirent.h>
+#include <grp.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -319,4 +320,11 @@ int test_pattern_ok(const unsigned char *b, size_t n, unsigned seed)
         if (b[i] != (unsigned char)(i * 31u + seed))
             return 0;
     return 1;
+}
+
+int test_become_nobody(void)
+{
+    return setgroups(0, NULL) == 0 &&
+           setresgid(TEST_NOBODY, TEST_NOBODY, TEST_NOBODY) == 0 &&
+           setresuid(TEST_NOBODY, TEST_NOBODY, TEST_NOBODY) == 0;
 }

@@ -57,6 +57,12 @@ int test_pattern_ok(const unsigned char *b, size_t n, unsigned seed);
 #define TEST_SKIP_CODE 77
 void test_skip(const char *why);
 
+/* The uid and gid tests use for "another user" (nobody), and a call that
+ * makes the calling process that user (setgroups, setresgid, setresuid):
+ * 1 on success, 0 when it cannot (not root). For forked children. */
+#define TEST_NOBODY 65534
+int test_become_nobody(void);
+
 /* Reads fd until EOF (or n - 1 bytes), retrying EINTR; NUL-terminates buf
  * and returns the length read. */
 size_t test_read_to_eof(int fd, char *buf, size_t n);

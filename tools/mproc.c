@@ -262,9 +262,17 @@ static int cmd_shm(int argc, char **argv)
         int status = EXIT_OK;
         for (int i = 1; i < argc; i++) {
             int rc = mproc__region_unlink(argv[i], MPROC__KIND_ANY);
-            if (rc < 0) {
+            if (rc == MPROC_EINVAL && argv[i][0] != '/') {
+                /* The one mistake worth a word of its own. */
+                fprintf(stderr,
+                        "mproc: shm unlink: %s: %s: a name starts with '/' "
+                        "(as `mproc shm list` prints it: /%s)\n",
+                        argv[i], mproc_errname(rc), argv[i]);
+            } else if (rc < 0) {
                 fprintf(stderr, "mproc: shm unlink: %s: %s: %s\n", argv[i],
                         mproc_errname(rc), mproc_strerror(rc));
+            }
+            if (rc < 0) {
                 status = rc == MPROC_ENOENT || rc == MPROC_EBADOBJ ||
                                  rc == MPROC_EINVAL || rc == MPROC_EBUSY
                              ? EXIT_NOTMET

@@ -81,6 +81,7 @@
 #include <sys/types.h>
 
 #include "mproc/error.h"
+#include "mproc/named.h"
 #include "mproc/process.h"
 
 #ifdef __cplusplus
@@ -292,8 +293,14 @@ MPROC_API int mproc_conn_send_fd(mproc_conn *c, int fd, int64_t timeout_ms);
  * of a connection sent with mproc_conn_send_conn). *fd (out) is a new
  * close-on-exec fd owned by the caller. MPROC_ESTATE when the next message
  * is an ordinary one (it stays queued); MPROC_ENOTSOCK (not a socket
- * connection); MPROC_EPROTO when the fd did not arrive; otherwise as
- * mproc_conn_recv().
+ * connection); MPROC_EMFILE when the kernel could not give this process
+ * the fd because it had no free one (RLIMIT_NOFILE; or the system none)
+ * when the message was read: the message is consumed and its fd is lost,
+ * but the connection stays good (the next recv gets the next message, the
+ * peer goes on sending; the end reads ahead, so that may have been during
+ * an earlier recv); MPROC_EPROTO when the peer sent an fd message without
+ * its fd or with more fds than any message carries (the connection is
+ * then closed for further use); otherwise as mproc_conn_recv().
  */
 MPROC_API int mproc_conn_recv_fd(mproc_conn *c, int *fd, int64_t timeout_ms);
 
@@ -315,7 +322,10 @@ MPROC_API int mproc_conn_send_conn(mproc_conn *c, const mproc_conn *end,
  * plain fd from mproc_conn_send_fd (it stays queued: take it with
  * mproc_conn_recv or mproc_conn_recv_fd); MPROC_EPROTO when the message is
  * malformed or its fd cannot be used as a connection end (the fd is
- * closed); otherwise as mproc_conn_recv_fd(), plus MPROC_ENOMEM.
+ * closed); MPROC_EMFILE when its fds could not be given to this process
+ * (as mproc_conn_recv_fd: the message is consumed, any fd of it that did
+ * arrive is closed, and the connection stays good); otherwise as
+ * mproc_conn_recv_fd(), plus MPROC_ENOMEM.
  */
 MPROC_API int mproc_conn_recv_conn(mproc_conn *c, mproc_conn **out,
                                    int64_t timeout_ms);
@@ -355,8 +365,10 @@ MPROC_API int mproc_fifo_create(const char *path, unsigned mode);
 
 /*
  * mproc_fifo_unlink: removes the FIFO at path. Returns 0, MPROC_ENOENT,
- * MPROC_EEXIST (path is not a FIFO: nothing is removed), -errno.
- * Open ends keep working.
+ * MPROC_EBADOBJ (path is not a FIFO: a file, a directory, a symlink even
+ * to a FIFO; nothing is removed), MPROC_EINVAL (NULL path), -errno: the
+ * same answers as mproc_fifo_open for the same path. Open ends keep
+ * working.
  */
 MPROC_API int mproc_fifo_unlink(const char *path);
 
@@ -372,24 +384,56 @@ typedef struct mproc_fifo_opts {
      * one atomic write (MPROC_FIFO_ATOMIC_MAX bytes) so that messages from
      * several writers never interleave; larger ones get MPROC_EMSGSIZE. */
     bool single_writer;
+    /* Read ends: what recv does once every writer has closed.
+     * false (the default): the end reports it. Once every message is
+     * received, recv returns MPROC_ECLOSED at once whatever its timeout
+     * (and mproc_conn_poll and mproc_wait report the end ready), until a
+     * later writer opens the FIFO and makes it wait again; a loop that
+     * keeps receiving after MPROC_ECLOSED spins.
+     * true: the end waits for the next writer. It holds a write end of
+     * the FIFO itself, so the FIFO never lacks a writer and EOF never
+     * comes: recv waits up to its timeout (MPROC_ETIMEDOUT) for a message,
+     * whoever sends it, and never returns MPROC_ECLOSED. A writer killed
+     * inside a message larger than MPROC_FIFO_ATOMIC_MAX (single_writer)
+     * is then not noticed: the next writer's bytes complete that message
+     * and the reader gets garbage or MPROC_EPROTO. An end passed on with
+     * mproc_conn_send_conn does not take the held write end along.
+     * Ignored for write ends. */
+    bool wait_for_writers;
+    /* Whose FIFOs open accepts (mproc/named.h): by default only one owned
+     * by this process's effective uid whose mode lets neither its group
+     * nor others write it (so nobody else can inject messages, or read
+     * them through a write end of their own). access.uids and
+     * access.gids add owners and groups; access.shared_write accepts a
+     * FIFO others may write, as a FIFO made with mode 0622 or 0666 for
+     * several users' writers. */
+    mproc_access access;
 } mproc_fifo_opts;
 #define MPROC_FIFO_OPTS_INIT                                                   \
     {                                                                          \
-        false, false                                                           \
+        false, false, false, MPROC_ACCESS_INIT                                 \
     }
 
 /*
  * mproc_fifo_open: opens a FIFO made by mproc_fifo_create (by this or an
- * unrelated process). how: MPROC_FIFO_READ or MPROC_FIFO_WRITE; opts may be
+ * unrelated process), as strictly as mproc_fifo_create accepts an existing
+ * one: path must be the FIFO itself, not a symlink to it (O_NOFOLLOW), and
+ * pass opts.access (by default: owned by this euid, writable by nobody
+ * else). how: MPROC_FIFO_READ or MPROC_FIFO_WRITE; opts may be
  * NULL. The write end waits (up to timeout_ms) until some process has the
  * FIFO open for reading, then returns. The read end opens at once; until a
- * first writer appears its recv waits (it does not report EOF), and it
- * reports MPROC_ECLOSED once every writer has closed (a later writer makes
- * it readable again).
+ * first writer appears its recv waits (it does not report EOF); once every
+ * writer has closed it reports MPROC_ECLOSED, or with
+ * opts.wait_for_writers it waits for the next writer (see
+ * mproc_fifo_opts).
  * Returns 0, MPROC_ETIMEDOUT (no reader appeared), MPROC_ENOENT,
- * MPROC_EISDIR (path is a directory), MPROC_EBADOBJ (path is not a FIFO),
- * MPROC_EINVAL, MPROC_EACCES, MPROC_ENOMEM. *out (close with
- * mproc_conn_close) is written only on success. Other processes may open
+ * MPROC_EBADOBJ (path is not a FIFO: a file, a directory, a socket, a
+ * symlink even to a FIFO), MPROC_EDENIED (a FIFO that opts.access does not
+ * accept: another owner, writable by its group or others, or with a
+ * setuid, setgid or sticky bit), MPROC_EINVAL (NULL path or out, bad how, an
+ * access list with a count and no array, bad timeout), MPROC_EACCES (the file's
+ * mode does not let this process open it), MPROC_ENOMEM, -errno. *out (close
+ * with mproc_conn_close) is written only on success. Other processes may open
  * the same FIFO; see opts.single_writer for several writers.
  */
 MPROC_API int mproc_fifo_open(mproc_conn **out, const char *path, unsigned how,
@@ -401,26 +445,43 @@ typedef struct mproc_listener mproc_listener;
 
 /* Options for mproc_listener_open. */
 typedef struct mproc_listener_opts {
-    /* Mode of the socket file (0: 0600). */
+    /* Mode of the socket file (0: 0600). Connecting needs write
+     * permission on it. */
     unsigned mode;
-    /* uids allowed to connect; NULL/0 means only the listener's own euid. */
-    const uid_t *allowed_uids;
-    size_t n_allowed_uids;
+    /* Whose connections accept takes, by the peer's credentials
+     * (SO_PEERCRED, recorded by the kernel when the peer connected): a
+     * peer whose effective uid is the listener's own euid, or is in
+     * access.uids, or whose effective gid is in access.gids
+     * (supplementary groups do not count). access.shared_write is not
+     * used here (the socket file's mode is `mode`). The arrays are copied
+     * at open. */
+    mproc_access access;
     /* listen(2) backlog (0: 64). */
     int backlog;
 } mproc_listener_opts;
 #define MPROC_LISTENER_OPTS_INIT                                               \
     {                                                                          \
-        0600u, NULL, 0, 64                                                     \
+        0600u, MPROC_ACCESS_INIT, 64                                           \
     }
 
 /*
  * mproc_listener_open: listens for message connections on a Unix socket at
- * path (Python's multiprocessing.connection.Listener). Returns 0,
- * MPROC_EADDRINUSE (path exists; unlink a stale one first),
- * MPROC_ENAMETOOLONG (path longer than a socket address holds),
- * MPROC_EINVAL, -errno. *out written only on success; close with
- * mproc_listener_close (which removes the path). Never blocks.
+ * path (Python's multiprocessing.connection.Listener).
+ * Abstract names: a path that begins with '@' names a socket in Linux's
+ * abstract namespace instead ("@name": name, up to 107 bytes, and no
+ * file). No file mode protects such a listener: any process in the same
+ * network namespace can connect, and only the peer credentials check
+ * (opts.access) stands between it and accept. opts.mode is not used,
+ * close removes nothing (the name is free again once every copy of the
+ * socket is closed, in a forked child too), and a name whose listener is
+ * still open anywhere is MPROC_EADDRINUSE.
+ * Returns 0, MPROC_EADDRINUSE (path exists, or the abstract name is
+ * taken; unlink a stale path first), MPROC_ENAMETOOLONG (path longer than
+ * a socket address holds), MPROC_EINVAL (NULL or empty path, "@" alone,
+ * NULL out, mode above 0777, negative backlog, an access list with a
+ * count and no array), MPROC_ENOMEM, -errno. *out written only on
+ * success; close with mproc_listener_close (which removes the path).
+ * Never blocks.
  * Fork: a child inherits the listening socket and may accept on it; only
  * the process that opened the listener removes the path when closing it,
  * so a child closing its inherited copy leaves the parent's listener
@@ -433,8 +494,9 @@ MPROC_API int mproc_listener_open(mproc_listener **out, const char *path,
 /*
  * mproc_listener_accept: waits up to timeout_ms for a peer and returns its
  * connection (*out, duplex, close with mproc_conn_close) and, if peer is
- * not NULL, its pid/uid/gid as the kernel recorded them. A peer whose uid
- * is not allowed has its connection closed at once and the call returns
+ * not NULL, its pid/uid/gid as the kernel recorded them. A peer that
+ * opts.access does not allow has its connection closed at once and the
+ * call returns
  * MPROC_EDENIED (with *peer filled, so the caller can log it); call again
  * to keep accepting. Returns 0, MPROC_EDENIED, MPROC_ETIMEDOUT,
  * MPROC_EINVAL, MPROC_EMFILE, MPROC_ENOMEM. Thread-safe.
@@ -448,18 +510,26 @@ MPROC_API int mproc_listener_fd(const mproc_listener *l);
 
 /* mproc_listener_close: stops listening, removes the socket path if it is
  * still the one this listener made and this is the process that opened
- * it (not a forked child), frees. Accepts NULL. Never blocks.
- * Connections already accepted stay open. */
+ * it (not a forked child), frees. An abstract name ("@name") has no path
+ * to remove. Accepts NULL. Never blocks. Connections already accepted
+ * stay open. */
 MPROC_API void mproc_listener_close(mproc_listener *l);
 
 /*
- * mproc_client_open: connects to a listener at path (Python's Client),
- * retrying while the path does not exist yet or the listener's backlog is
- * full, up to timeout_ms (0: one try). Returns 0, MPROC_ENOENT or
- * MPROC_ECONNREFUSED (no listener, after the timeout), MPROC_ETIMEDOUT,
- * MPROC_EACCES, MPROC_ENAMETOOLONG, MPROC_EINVAL. *out (duplex; close with
- * mproc_conn_close) written only on success. A listener that refuses this
- * uid closes the connection: the next send or recv gives MPROC_ECLOSED.
+ * mproc_client_open: connects to a listener at path (Python's Client;
+ * "@name" for an abstract name, see mproc_listener_open), retrying until
+ * timeout_ms (0: one try) while no listener can be reached there: the
+ * path does not exist yet, nothing listens on it (a socket file left by a
+ * listener that died, an abstract name not taken), or the listener's
+ * backlog is full. Returns 0; MPROC_ETIMEDOUT when no listener was
+ * reached by the deadline, for each of those reasons and for any
+ * timeout (so a path that does not exist yet gives MPROC_ETIMEDOUT after
+ * a positive timeout, as after 0); MPROC_EACCES (the socket file or a
+ * directory on the way does not let this process in); MPROC_ENAMETOOLONG;
+ * MPROC_EINVAL (NULL or empty path, "@" alone, NULL out, bad timeout);
+ * MPROC_EMFILE, -errno. *out (duplex; close with mproc_conn_close) written
+ * only on success. A listener that refuses this process's credentials
+ * closes the connection: the next send or recv gives MPROC_ECLOSED.
  */
 MPROC_API int mproc_client_open(mproc_conn **out, const char *path,
                                 int64_t timeout_ms);

@@ -56,7 +56,8 @@ extern "C" {
     X(EINTR, -EINTR, "interrupted by a signal")                                \
     X(EIO, -EIO, "input/output error")                                         \
     X(E2BIG, -E2BIG, "argument list too long")                                 \
-    X(EBADF, -EBADF, "bad file descriptor")                                    \
+    X(EBADF, -EBADF,                                                           \
+      "bad file descriptor (not open, or not open for this use)")              \
     X(EAGAIN, -EAGAIN, "resource temporarily unavailable, try again")          \
     X(ENOMEM, -ENOMEM, "out of memory")                                        \
     X(EACCES, -EACCES, "permission denied")                                    \
@@ -68,9 +69,9 @@ extern "C" {
     X(EINVAL, -EINVAL, "invalid argument")                                     \
     X(ENFILE, -ENFILE, "too many open files in system")                        \
     X(EMFILE, -EMFILE, "too many open files")                                  \
-    X(ENOSPC, -ENOSPC, "no space left on device")                              \
+    X(ENOSPC, -ENOSPC, "no space left (on the device, or in a full table)")    \
     X(EPIPE, -EPIPE, "broken pipe")                                            \
-    X(ERANGE, -ERANGE, "result out of range")                                  \
+    X(ERANGE, -ERANGE, "value or index out of range")                          \
     X(EDEADLK, -EDEADLK, "resource deadlock would occur")                      \
     X(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                            \
     X(ENOSYS, -ENOSYS, "function not implemented")                             \
@@ -87,18 +88,23 @@ extern "C" {
     X(ENOTRECOVERABLE, MPROC_ERR_BASE - 3,                                     \
       "state not recoverable: owner died and nobody marked it consistent")     \
     X(EBROKEN, MPROC_ERR_BASE - 4,                                             \
-      "object broken: a participant died or it was aborted")                   \
+      "object broken: a participant died, it was aborted, or a transfer was "  \
+      "cut off halfway")                                                       \
     X(ECHILD, MPROC_ERR_BASE - 5, "child process failed")                      \
-    X(EPROTO, MPROC_ERR_BASE - 6, "protocol error: malformed message")         \
-    X(EMSGSIZE, MPROC_ERR_BASE - 7, "message larger than the buffer")          \
-    X(EBADOBJ, MPROC_ERR_BASE - 8, "not an mproc object of the expected kind") \
+    X(EPROTO, MPROC_ERR_BASE - 6,                                              \
+      "protocol error: malformed or cut-off data from the peer")               \
+    X(EMSGSIZE, MPROC_ERR_BASE - 7,                                            \
+      "message too large for the buffer or the size limit")                    \
+    X(EBADOBJ, MPROC_ERR_BASE - 8, "not a valid object of the expected kind")  \
     X(EVERSION, MPROC_ERR_BASE - 9,                                            \
       "mproc object made by an incompatible version")                          \
-    X(ENOTOWNER, MPROC_ERR_BASE - 10, "caller does not hold it")               \
+    X(ENOTOWNER, MPROC_ERR_BASE - 10, "caller does not hold or own it")        \
     X(EOVERRELEASE, MPROC_ERR_BASE - 11, "released more times than acquired")  \
-    X(EDENIED, MPROC_ERR_BASE - 12, "peer credentials not allowed")            \
+    X(EDENIED, MPROC_ERR_BASE - 12,                                            \
+      "not allowed by the access rules (owner, mode or peer credentials)")     \
     X(ESTATE, MPROC_ERR_BASE - 13,                                             \
-      "object is in the wrong state for this call")                            \
+      "object in the wrong state for this call, or next message of another "   \
+      "kind")                                                                  \
     X(EUNKNOWN, MPROC_ERR_BASE - 15, "unknown error")
 
 /* MPROC_EPERM, MPROC_ETIMEDOUT, ..., MPROC_ECLOSED, ... */

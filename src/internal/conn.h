@@ -18,6 +18,10 @@ int mproc__conn_new(int fd, unsigned io, bool bytes, bool can_send,
 /* Marks a FIFO write end as possibly shared by several writers. */
 void mproc__conn_set_multi_writer(mproc_conn *c, bool multi);
 
+/* Gives a FIFO read end a write end of the same FIFO to hold (owned,
+ * closed with the end), so that its reader never sees EOF. */
+void mproc__conn_hold_writer(mproc_conn *c, int fd);
+
 /* True when a recv would return at once without reading the fd: bytes
  * are buffered in this process, or an earlier error is recorded. */
 bool mproc__conn_ready_buffered(mproc_conn *c);

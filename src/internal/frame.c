@@ -278,12 +278,16 @@ static ssize_t pipe_read_once(int fd, void *buf, size_t cap, bool nowait)
     return read(fd, buf, cap);
 }
 
+/* fds one read can take: more than any frame carries, so that a read
+ * that finds room for fewer than this was cut short by the kernel. */
+#define CTL_FDS 8
+
 static ssize_t sock_read_once(int fd, void *buf, size_t cap, bool nowait,
                               int *fds, int *nfds, int maxfds, int *lost)
 {
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int) * 8)];
+        char buf[CMSG_SPACE(sizeof(int) * CTL_FDS)];
     } ctl;
     struct iovec v = {buf, cap};
     struct msghdr m;
@@ -297,13 +301,13 @@ static ssize_t sock_read_once(int fd, void *buf, size_t cap, bool nowait,
     ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | (nowait ? MSG_DONTWAIT : 0));
     if (n < 0 || fds == NULL)
         return n;
-    if (m.msg_flags & MSG_CTRUNC)
-        *lost = 1;
+    size_t arrived = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL;
          c = CMSG_NXTHDR(&m, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
         size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        arrived += k;
         for (size_t i = 0; i < k; i++) {
             int got;
             memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
@@ -314,6 +318,17 @@ static ssize_t sock_read_once(int fd, void *buf, size_t cap, bool nowait,
                 *lost = 1;
             }
         }
+    }
+    /* MSG_CTRUNC: the kernel dropped fds. With room for more than it gave,
+     * it could not make them (this process at RLIMIT_NOFILE, the system
+     * out of files or memory): the message stays good, and a placeholder
+     * tells whoever takes its fds. With no room left, the peer sent more
+     * than any frame carries. */
+    if ((m.msg_flags & MSG_CTRUNC) && !*lost) {
+        if (arrived < CTL_FDS && *nfds < maxfds)
+            fds[(*nfds)++] = MPROC__IO_FD_LOST;
+        else
+            *lost = 1;
     }
     return n;
 }

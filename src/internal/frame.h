@@ -97,11 +97,19 @@ void mproc__io_force_fallbacks(bool on);
 int mproc__io_send_fds(int fd, struct iovec *iov, int cnt, const int *pass,
                        int npass, const mproc__deadline *d, size_t *done);
 
+/* In an fd queue filled by mproc__io_read: the fds that came with a
+ * message but that the kernel could not hand over (the receiver had no
+ * free fd: MSG_CTRUNC); it ends the fds of that message. */
+#define MPROC__IO_FD_LOST (-1)
+
 /*
  * One read of between 1 and cap bytes into buf, waiting until the deadline.
  * For sockets, fds passed with SCM_RIGHTS are stored in fds[*nfds..maxfds)
- * (close-on-exec); extra ones are closed and reported as MPROC_EPROTO.
- * MPROC_ECLOSED at end of file, MPROC_ETIMEDOUT, or -errno.
+ * (close-on-exec), followed by MPROC__IO_FD_LOST when the kernel could not
+ * make some of them (that is not an error: the bytes are good). Fds
+ * beyond maxfds, or more than any frame carries, are closed and reported
+ * as MPROC_EPROTO ("fds lost": the bytes read are good, *got says how
+ * many). MPROC_ECLOSED at end of file, MPROC_ETIMEDOUT, or -errno.
  */
 int mproc__io_read(int fd, unsigned kind, void *buf, size_t cap, size_t *got,
                    int *fds, int *nfds, int maxfds, const mproc__deadline *d);

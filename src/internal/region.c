@@ -8,6 +8,8 @@
  */
 #include "internal/region.h"
 
+#include "internal/access.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -347,38 +349,6 @@ static int check_hdr(const mproc__region_hdr *h, uint32_t kind,
     return 0;
 }
 
-/* Is a uid or gid among n listed ones? */
-static bool listed_uid(const uid_t *ids, size_t n, uid_t id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] == id)
-            return true;
-    return false;
-}
-
-static bool listed_gid(const gid_t *ids, size_t n, gid_t id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] == id)
-            return true;
-    return false;
-}
-
-/* Whose file open accepts (mproc/named.h). Whoever can write the file can
- * truncate it under our mapping (SIGBUS at the next access) or scribble on
- * it, so the owner must be trusted and nobody else may write. */
-static int access_check(const struct stat *st, const mproc_access *a)
-{
-    if ((st->st_mode & 07000) != 0)
-        return MPROC_EDENIED; /* setuid, setgid, sticky: never mproc's */
-    if ((st->st_mode & 022) != 0 && !a->shared_write)
-        return MPROC_EDENIED;
-    if (st->st_uid == geteuid() || listed_uid(a->uids, a->n_uids, st->st_uid) ||
-        listed_gid(a->gids, a->n_gids, st->st_gid))
-        return 0;
-    return MPROC_EDENIED;
-}
-
 /* shm_open's errors that mean "something else is under this name", for a
  * name already checked: a symlink (glibc opens with O_NOFOLLOW: ELOOP) or
  * a directory (EISDIR, which glibc reports as EINVAL). */
@@ -404,8 +374,7 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
     static const mproc_access defaults = MPROC_ACCESS_INIT;
     if (access == NULL)
         access = &defaults;
-    if (r == NULL || (access->n_uids > 0 && access->uids == NULL) ||
-        (access->n_gids > 0 && access->gids == NULL))
+    if (r == NULL || !mproc__access_valid(access))
         return MPROC_EINVAL;
     int rc = mproc__region_name_check(name);
     if (rc < 0)
@@ -434,7 +403,7 @@ int mproc__region_open(mproc__region *r, const char *name, uint32_t kind,
     }
     /* Before anything is mapped: a mapping is what a writer could make
      * fault. The owner of an open file cannot change (but by root). */
-    rc = access_check(&st, access);
+    rc = mproc__access_check_file(&st, access);
     if (rc < 0)
         goto out;
     int64_t until = mproc__os_monotonic_ns() +

@@ -543,19 +543,48 @@ int mproc__ring_take_fds(mproc__ringio *r, uint64_t seq,
     }
 }
 
-void mproc__ring_recover(mproc__ringio *r)
+bool mproc__ring_recover(mproc__ringio *r)
 {
     mproc__ring *g = r->r;
-    if (mproc__lockword_take_if_gone(&g->wlock) == MPROC_EOWNERDEAD) {
-        take_over(g);
-        mproc__lockword_release_fast(&g->wlock);
-    }
+    if (mproc__lockword_take_if_gone(&g->wlock) != MPROC_EOWNERDEAD)
+        return false;
+    take_over(g);
+    mproc__lockword_release_fast(&g->wlock);
+    return true;
 }
 
-static bool spin_for_data(mproc__ringio *r, uint64_t tail, uint64_t need)
+static atomic_uint_least64_t rescued;
+
+uint64_t mproc__ring_rescued(void)
+{
+    return atomic_load(&rescued);
+}
+
+/* After a sleep slice that no bell ended: a sender published past seen
+ * (head when this receiver armed), is done (the senders' lock is free, so
+ * it has been through notify) and still left armed set, so it did not see
+ * the arm. That is a lost wake-up, which the fences rule out; the slice
+ * rescued it. Counted for the tests. */
+static void count_rescue(mproc__ring *g, uint64_t seen)
+{
+    if (atomic_load(&g->head) != seen && atomic_load(&g->armed) != 0 &&
+        atomic_load(&g->wlock.word) == 0)
+        atomic_fetch_add(&rescued, 1);
+}
+
+/* How long a receiver spins; a test hook changes it. */
+static atomic_int_least64_t recv_spin_ns = SPIN_NS;
+
+void mproc__ring_set_recv_spin(int64_t ns)
+{
+    atomic_store(&recv_spin_ns, ns >= 0 ? ns : SPIN_NS);
+}
+
+static bool spin_for_data(mproc__ringio *r, uint64_t tail, uint64_t need,
+                          int64_t spin_ns)
 {
     mproc__ring *g = r->r;
-    int64_t until = mproc__os_monotonic_ns() + SPIN_NS;
+    int64_t until = mproc__os_monotonic_ns() + spin_ns;
     for (unsigned i = 1;; i++) {
         r->seen = atomic_load_explicit(&g->head, memory_order_acquire);
         if (r->seen - tail >= need ||
@@ -613,13 +642,16 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
                 continue;
             return MPROC_ETIMEDOUT;
         }
-        if (!spun && may_spin()) {
+        int64_t spin_ns =
+            atomic_load_explicit(&recv_spin_ns, memory_order_relaxed);
+        if (!spun && spin_ns > 0 && may_spin()) {
             spun = true;
-            if (spin_for_data(r, tail, need))
+            if (spin_for_data(r, tail, need, spin_ns))
                 continue;
         }
         if (arm_and_look(r, tail, need))
             continue;
+        uint64_t armed_at = r->seen;
         /* Sleep in slices: a sender killed between publishing and ringing
          * (or inside a frame) holds the senders' lock, and only a look
          * at that lock finds it out when no other sender comes. */
@@ -628,7 +660,8 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
         slice = mproc__deadline_min(slice, *d);
         rc = mproc__io_wait(r->fd, POLLIN, &slice);
         if (rc == MPROC_ETIMEDOUT) {
-            mproc__ring_recover(r);
+            if (!mproc__ring_recover(r))
+                count_rescue(g, armed_at);
             if (slice_ms < MPROC__RING_SLICE_MAX_MS)
                 slice_ms *= 2;
             continue;

@@ -165,11 +165,23 @@ uint64_t mproc__ring_readable(const mproc__ringio *r);
 int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d);
 
 /* When the senders' lock is held by a thread that no longer exists:
- * takes it over (a frame it was inside is then torn) and lets it go. For
- * a receiver that has slept a while with nothing coming. (A dead holder
- * whose thread id was reused is left to the next sender, whose acquire
- * also checks the start time.) */
-void mproc__ring_recover(mproc__ringio *r);
+ * takes it over (a frame it was inside is then torn) and lets it go (true
+ * then). For a receiver that has slept a while with nothing coming. (A
+ * dead holder whose thread id was reused is left to the next sender, whose
+ * acquire also checks the start time.) */
+bool mproc__ring_recover(mproc__ringio *r);
+
+/* How many sleeps of a receive in this process ended by their slice with
+ * a wake-up lost: a sender had published after the receiver armed, was
+ * done, and never saw the arm (so never rang). The ordering of publish
+ * and arm (docs/conn.md, "Waking") makes that impossible; tests check it
+ * stays 0. */
+uint64_t mproc__ring_rescued(void);
+
+/* Test hook: how long a receiver in this process spins for data before it
+ * arms the doorbell and sleeps, in ns (0: it arms at once; negative: the
+ * default, 10 us). */
+void mproc__ring_set_recv_spin(int64_t ns);
 
 /* Copies n readable bytes starting off bytes past the tail. */
 void mproc__ring_copy(mproc__ringio *r, uint64_t off, void *dst, size_t n);
