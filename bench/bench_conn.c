@@ -267,8 +267,8 @@ static int md_mine;
 
 static int mc_make(void)
 {
-    return mproc_pipe(&mc[UP][0], &mc[UP][1], false) |
-           mproc_pipe(&mc[DOWN][0], &mc[DOWN][1], false);
+    return mproc_pipe(&mc[UP][0], &mc[UP][1], false, NULL) |
+           mproc_pipe(&mc[DOWN][0], &mc[DOWN][1], false, NULL);
 }
 
 /* The same ends over the kernel path (mproc_pipe_kernel). */
@@ -337,7 +337,7 @@ static void mcb_tx(int ch, const void *b, size_t n)
 
 static int md_make(void)
 {
-    return mproc_pipe(&md[0], &md[1], true);
+    return mproc_pipe(&md[0], &md[1], true, NULL);
 }
 
 static void md_start(int child)

@@ -933,12 +933,16 @@ static int wait_data(mproc_queue *q, const mproc__deadline *d)
         h = atomic_load(&s->head); /* after the flag: see wake_consumers */
         if (pos_of(h) != r || atomic_load(&s->closed) != 0)
             continue;
+        int64_t slept_at = mproc__os_monotonic_ns();
         int rc =
             mproc__waitword_sleep(lo32(&s->head), pos_of(h), d, check_data, q);
-        if (rc == 0 && pos_of(atomic_load(&s->head)) != r)
-            mproc__spin_note_wake(
-                atomic_load_explicit(&s->wake_ns, memory_order_relaxed),
-                mproc__os_monotonic_ns());
+        if (rc == 0 && pos_of(atomic_load(&s->head)) != r) {
+            /* Woken by a producer that stamped after we slept: what a
+             * wake-up costs here, for the spin budget. */
+            int64_t w = atomic_load_explicit(&s->wake_ns, memory_order_relaxed);
+            if (w >= slept_at)
+                mproc__spin_note_wake(w, mproc__os_monotonic_ns());
+        }
         if (rc < 0 && rc != MPROC_ETIMEDOUT)
             return rc;
     }
