@@ -90,6 +90,7 @@ typedef struct qshared {
     alignas(128) mproc__lockword plock;
     /* Consumers: rd under clock; tail by compare-and-swap. */
     alignas(128) _Atomic uint64_t rd; /* takes << 32 | position */
+    _Atomic uint32_t borrows; /* borrowed records not yet released (or more) */
     alignas(128) mproc__lockword clock;
     alignas(128) _Atomic uint32_t tail; /* memory free before this */
     _Atomic uint32_t space_wait;        /* a producer sleeps on space_seq */
@@ -127,6 +128,12 @@ struct mproc_queue {
     /* The shared constants as checked at create/open, never read again. */
     uint32_t cap, mask, maxsize, nslots;
     bool joinable, no_stream;
+    /* What this handle last saw of the other side, so that a put or get
+     * that finds room or data there reads no line the other side writes:
+     * tail and takes for producers, head for consumers. Stale values only
+     * ever understate room and data (the words only grow), and are read
+     * again before waiting. */
+    uint32_t p_tail, p_takes, c_head;
     /* This process's slot (-1: none yet), valid in slot_pid only. */
     int slot;
     pid_t slot_pid;
@@ -225,12 +232,12 @@ static uint32_t qcount(uint64_t head, uint64_t rd)
     return cnt_of(head) - cnt_of(rd);
 }
 
-/* After taking or freeing: wakes a producer that waits for what is now
- * there (bytes or a message slot). */
-static void wake_producer(mproc_queue *q)
+/* After taking or freeing, and a sequentially consistent fence (which
+ * pairs with the sleeper's store of its flag): wakes a producer that waits
+ * for what is now there (bytes or a message slot). */
+static void wake_producer_fenced(mproc_queue *q)
 {
     qshared *s = q->s;
-    atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&s->space_wait, memory_order_relaxed) == 0)
         return;
     uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
@@ -247,10 +254,19 @@ static void wake_producer(mproc_queue *q)
     }
 }
 
-/* After a take: wakes an fd helper waiting for the queue to empty. */
-static void wake_emptied(qshared *s)
+static void wake_producer(mproc_queue *q)
 {
     atomic_thread_fence(memory_order_seq_cst);
+    wake_producer_fenced(q);
+}
+
+/* After a take: wakes a producer waiting for room and an fd helper waiting
+ * for the queue to empty, with one fence for both. */
+static void wake_after_take(mproc_queue *q)
+{
+    qshared *s = q->s;
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_producer_fenced(q);
     if (atomic_load_explicit(&s->empty_wait, memory_order_relaxed) != 0 &&
         qcount(atomic_load(&s->head), atomic_load(&s->rd)) == 0 &&
         atomic_exchange(&s->empty_wait, 0) != 0)
@@ -350,9 +366,11 @@ static void write_off(mproc_queue *q, uint32_t n)
 static void settle_dead(mproc_queue *q, qslot *sl)
 {
     uint64_t b = atomic_exchange(&sl->borrow, BORROW_NONE);
-    if (b != BORROW_NONE)
+    if (b != BORROW_NONE) {
         atomic_store_explicit(&rec_at(q, (uint32_t)b)->state, 0,
                               memory_order_release);
+        atomic_fetch_sub(&q->s->borrows, 1);
+    }
     write_off(q, atomic_exchange(&sl->outstanding, 0));
 }
 
@@ -456,10 +474,8 @@ static void advance_tail(mproc_queue *q, bool reap)
         }
         if (nt == t)
             return;
-        if (atomic_compare_exchange_strong(&s->tail, &t, nt)) {
-            wake_producer(q);
-            return;
-        }
+        if (atomic_compare_exchange_strong(&s->tail, &t, nt))
+            return; /* the caller wakes a producer waiting for room */
     }
 }
 
@@ -512,16 +528,28 @@ static int wait_room(mproc_queue *q, uint32_t need, bool slot,
                      const mproc__deadline *d)
 {
     qshared *s = q->s;
+    uint64_t h0 = atomic_load_explicit(&s->head, memory_order_relaxed);
+    uint32_t used0 = pos_of(h0) - q->p_tail, n0 = cnt_of(h0) - q->p_takes;
+    if (used0 <= q->cap && q->cap - used0 >= need &&
+        (!slot ||
+         ((q->maxsize == 0 || n0 < q->maxsize) &&
+          n0 < MPROC_QUEUE_MAXSIZE_MAX &&
+          atomic_load_explicit(&s->closed, memory_order_relaxed) == 0)))
+        return 0; /* by what we saw last: no look at the consumers' lines */
     bool spun = false;
     for (;;) {
         uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
         uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+        q->p_tail = t;
         uint32_t used = pos_of(h) - t;
         if (used > q->cap)
             return MPROC_EPROTO;
-        uint32_t n =
-            slot ? qcount(h, atomic_load_explicit(&s->rd, memory_order_acquire))
-                 : 0;
+        uint32_t n = 0;
+        if (slot) {
+            uint64_t r = atomic_load_explicit(&s->rd, memory_order_acquire);
+            q->p_takes = cnt_of(r);
+            n = qcount(h, r);
+        }
         bool count_ok = !slot || ((q->maxsize == 0 || n < q->maxsize) &&
                                   n < MPROC_QUEUE_MAXSIZE_MAX);
         /* Shutdown refuses new messages; the pieces of one already begun
@@ -914,9 +942,12 @@ static int wait_data(mproc_queue *q, const mproc__deadline *d)
 {
     qshared *s = q->s;
     uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
+    if (q->c_head - r - 1u < q->cap)
+        return 0; /* published when we last looked, and not taken since */
     bool spun = false;
     for (;;) {
         uint64_t h = atomic_load_explicit(&s->head, memory_order_acquire);
+        q->c_head = pos_of(h);
         if (pos_of(h) != r)
             return 0;
         if (atomic_load_explicit(&s->closed, memory_order_acquire) != 0 &&
@@ -957,11 +988,20 @@ static int clock_take(mproc_queue *q, const mproc__deadline *d)
                  ? 0
                  : mproc__lockword_acquire(&s->clock, d);
     if (rc == MPROC_EOWNERDEAD) {
+        /* A holder killed inside a borrow, before its rd store: the record
+         * at rd was not taken. Its mark, and the slot naming it (set
+         * before the mark, after borrows was counted up), go. */
         uint64_t r = atomic_load(&s->rd);
         uint64_t h = atomic_load(&s->head);
         if (pos_of(h) != pos_of(r) && pos_of(h) - pos_of(r) <= q->cap) {
             qrec *rec = rec_at(q, pos_of(r));
             atomic_store(&rec->state, 0);
+            for (uint32_t i = 0; i < q->nslots; i++) {
+                uint64_t b = pos_of(r);
+                if (atomic_compare_exchange_strong(&s->slots[i].borrow, &b,
+                                                   BORROW_NONE))
+                    atomic_fetch_sub(&s->borrows, 1);
+            }
         }
         mproc__lockword_consistent(&s->clock);
         rc = 0;
@@ -983,6 +1023,22 @@ static void consume(mproc_queue *q, uint32_t size, uint32_t takes)
     uint64_t r = atomic_load_explicit(&s->rd, memory_order_relaxed);
     atomic_store_explicit(&s->rd, pack(cnt_of(r) + takes, pos_of(r) + size),
                           memory_order_release);
+}
+
+/* Under clock, after moving rd: frees the records taken. With no record
+ * borrowed, everything before rd is free, and one store says so (a
+ * producer's reaping compare-and-swap can only have moved tail less far);
+ * otherwise tail moves record by record up to the first borrowed one. */
+static void free_taken(mproc_queue *q)
+{
+    qshared *s = q->s;
+    if (atomic_load_explicit(&s->borrows, memory_order_acquire) == 0)
+        atomic_store_explicit(
+            &s->tail,
+            pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed)),
+            memory_order_release);
+    else
+        advance_tail(q, false);
 }
 
 /* For a JoinableQueue: counts one task this process got (before the take
@@ -1026,9 +1082,7 @@ static int next_msg(mproc_queue *q, const mproc__deadline *d, found *f)
         if (rc < 0)
             return rc;
         uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
-        uint32_t h =
-            pos_of(atomic_load_explicit(&s->head, memory_order_acquire));
-        uint32_t avail = h - r;
+        uint32_t avail = q->c_head - r; /* head as wait_data saw it */
         if (avail > q->cap)
             return MPROC_EPROTO;
         uint32_t size = rec_size(q, r, avail, &f->kind, &f->len);
@@ -1040,7 +1094,7 @@ static int next_msg(mproc_queue *q, const mproc__deadline *d, found *f)
             return 0;
         /* PAD, or MID/LAST/ABORT of a message whose reader died. */
         consume(q, size, 0);
-        advance_tail(q, false);
+        free_taken(q);
     }
 }
 
@@ -1075,12 +1129,12 @@ static int read_stream(mproc_queue *q, unsigned char *dst, uint64_t total,
             return MPROC_EPROTO;
         if (kind == REC_PAD) {
             consume(q, size, 0);
-            advance_tail(q, false);
+            free_taken(q);
             continue;
         }
         if (kind == REC_ABORT) {
             consume(q, size, 0);
-            advance_tail(q, false);
+            free_taken(q);
             return MPROC_ECANCELED;
         }
         if ((kind != REC_MID && kind != REC_LAST) || len > total - *got ||
@@ -1089,7 +1143,8 @@ static int read_stream(mproc_queue *q, unsigned char *dst, uint64_t total,
         memcpy(dst + *got, rec_at(q, r) + 1, len);
         *got += len;
         consume(q, size, 0);
-        advance_tail(q, false);
+        free_taken(q);
+        wake_producer(q); /* the streaming producer waits for this room */
     }
     return 0;
 }
@@ -1181,8 +1236,7 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
     if (have_stream(q)) {
         rc = resume_stream(q, k, &d);
         if (rc == 0) {
-            wake_producer(q);
-            wake_emptied(q->s);
+            wake_after_take(q);
         }
         if (rc != MPROC_ECANCELED)
             return rc;
@@ -1252,7 +1306,7 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
         uint64_t got = f.len - 8u;
         memcpy(dst, (unsigned char *)(rec_at(q, f.pos) + 1) + 8, (size_t)got);
         consume(q, f.size, 1);
-        advance_tail(q, false);
+        free_taken(q);
         wake_producer(q);
         rc = read_stream(q, dst, total, &got, &d);
         if (rc == 0) {
@@ -1293,12 +1347,11 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
     if (rc == 0 || rc == MPROC_ETIMEDOUT || rc == MPROC_ECLOSED ||
         rc == MPROC_EMSGSIZE || rc == MPROC_ENOMEM || rc == MPROC_EAGAIN ||
         rc == MPROC_EPROTO) {
-        advance_tail(q, false);
+        free_taken(q);
     }
     clock_drop(q);
     if (rc == 0) {
-        wake_producer(q);
-        wake_emptied(q->s);
+        wake_after_take(q);
     }
     return rc;
 }
@@ -1360,11 +1413,10 @@ int mproc_queue_get_batch(mproc_queue *q, void *buf, size_t cap, size_t *lens,
             consume(q, size, 1);
             takes++;
         }
-        advance_tail(q, false);
+        free_taken(q);
         clock_drop(q);
         if (takes > 0) {
-            wake_producer(q);
-            wake_emptied(s);
+            wake_after_take(q);
         }
     }
     *got = k;
@@ -1402,10 +1454,13 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
         atomic_fetch_add(&sl->outstanding, 1);
     if (rc == 0) {
         qrec *rec = rec_at(q, f.pos);
-        /* Marked first: a consumer killed between the two leaves a mark the
-         * next holder of the lock clears (clock_take). */
-        atomic_store(&rec->state, REC_BORROWED);
+        /* Counted, named in the slot, marked, then taken: a consumer killed
+         * before the take leaves a mark and a slot the next holder of the
+         * lock clears (clock_take), and a count too high at worst (which
+         * only costs the fast path of free_taken). */
+        atomic_fetch_add(&q->s->borrows, 1);
         atomic_store(&sl->borrow, f.pos);
+        atomic_store(&rec->state, REC_BORROWED);
         consume(q, f.size, 1);
         q->borrowed = true;
         q->borrow_pid = self_pid();
@@ -1413,10 +1468,10 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
         *data = rec + 1;
         *len = f.len;
     }
-    advance_tail(q, false);
+    free_taken(q);
     clock_drop(q);
     if (rc == 0)
-        wake_emptied(q->s);
+        wake_after_take(q);
     return rc;
 }
 
@@ -1433,11 +1488,14 @@ int mproc_queue_release(mproc_queue *q)
     if (my_slot(q, &sl) == 0) {
         uint64_t b = q->borrow_pos;
         /* Only if the slot still says so: a reaper may have taken it. */
-        if (atomic_compare_exchange_strong(&sl->borrow, &b, BORROW_NONE))
+        if (atomic_compare_exchange_strong(&sl->borrow, &b, BORROW_NONE)) {
             atomic_store_explicit(&rec_at(q, q->borrow_pos)->state, 0,
                                   memory_order_release);
+            atomic_fetch_sub(&q->s->borrows, 1);
+        }
     }
     advance_tail(q, false);
+    wake_producer(q);
     return 0;
 }
 
