@@ -235,8 +235,9 @@ static void mc_make(size_t size, int mpmc)
 {
     (void)size;
     (void)mpmc;
-    check_mproc(mproc_pipe(&mc[UP][0], &mc[UP][1], false), "mproc_pipe");
-    check_mproc(mproc_pipe(&mc[DOWN][0], &mc[DOWN][1], false), "mproc_pipe");
+    check_mproc(mproc_pipe(&mc[UP][0], &mc[UP][1], false, NULL), "mproc_pipe");
+    check_mproc(mproc_pipe(&mc[DOWN][0], &mc[DOWN][1], false, NULL),
+                "mproc_pipe");
 }
 
 static void mc_start(int role, int idx)
