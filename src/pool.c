@@ -50,10 +50,11 @@
 #define CHUNKS_MAX 1024        /* chunks queued per worker at most */
 #define DEATH_CHECK_NS 2000000 /* pidfds looked at this often when busy */
 #define NOPIDFD_POLL_MS 20 /* the sleep's bound when a worker has no pidfd */
-#define QCAP_MIN ((size_t)64 << 10) /* so that a scratch area holds a record   \
-                                     */
+/* The smallest queues, so that a scratch area holds a few records. */
+#define QCAP_MIN ((size_t)64 << 10)
 #define SCRATCH_MAX ((size_t)64 << 10) /* each worker's scratch area */
-#define GROUP_AGE_NS 1000000 /* results wait at most about this long */
+#define GROUP_AGE_NS 1000000 /* tiny tasks' results wait about this long */
+#define TINY_NS 5000         /* a task shorter than this on average is tiny */
 
 /* One cache line per worker, written by the worker and read by the pool
  * thread only after the worker died:
@@ -397,6 +398,7 @@ typedef struct group {
     uint32_t count;
     uint64_t seq0;
     int64_t t0;
+    bool tiny; /* the last group's tasks took < TINY_NS each on average */
 } group;
 
 static unsigned char *scratch_of(core *c, unsigned idx)
@@ -409,8 +411,9 @@ static int group_flush(group *g)
 {
     if (g->count == 0)
         return 0;
-    ghdr h = {RES_GROUP, g->count, g->seq0,
-              (uint64_t)(mproc__os_monotonic_ns() - g->t0), 0};
+    int64_t ns = mproc__os_monotonic_ns() - g->t0;
+    ghdr h = {RES_GROUP, g->count, g->seq0, (uint64_t)ns, 0};
+    g->tiny = ns < (int64_t)g->count * TINY_NS;
     memcpy(g->area, &h, sizeof h);
     int rc =
         mproc_queue_put(g->w->rq, g->area, sizeof h + g->off, MPROC_FOREVER);
@@ -499,7 +502,10 @@ static int task_grouped(group *g, mproc_pool_fn fn, void *arg, const void *in,
     atomic_store_explicit(&g->slot->glen, (uint32_t)g->off,
                           memory_order_relaxed);
     atomic_store_explicit(&g->slot->gcount, g->count, memory_order_release);
-    if (mproc__os_monotonic_coarse_ns() - g->t0 >= GROUP_AGE_NS)
+    /* Results of tasks that are not tiny go at once; those of tiny ones
+     * in groups (when the area is full, the task queue empty, or about
+     * GROUP_AGE_NS after the first). */
+    if (!g->tiny || mproc__os_monotonic_coarse_ns() - g->t0 >= GROUP_AGE_NS)
         return group_flush(g);
     return 0;
 }
@@ -557,15 +563,11 @@ static int worker_main(void *arg)
     if (rc < 0)
         return rc;
     ring(c);
-    group g = {c,
-               w,
-               &c->sh->slots[w->idx],
-               scratch_of(c, w->idx),
-               c->scratch - sizeof(ghdr),
-               0,
-               0,
-               0,
-               0};
+    group g = {.c = c,
+               .w = w,
+               .slot = &c->sh->slots[w->idx],
+               .area = scratch_of(c, w->idx),
+               .cap = c->scratch - sizeof(ghdr)};
     uint64_t done = 0, limit = c->o.max_tasks_per_worker;
     for (;;) {
         size_t waiting = 0;
@@ -1262,7 +1264,7 @@ static void on_death(core *c, worker *w)
         made.message = msg;
         pf = &made;
     }
-    int err = pf->from_child && pf->error != 0 ? pf->error : MPROC_ECHILD;
+    int err = pf->from_child && pf->error < 0 ? pf->error : MPROC_ECHILD;
     /* The task in hand: the first of w's tasks without a result, if the
      * worker had begun it (its slot names it). */
     uint64_t cur = atomic_load(&c->sh->slots[w->idx].cur);

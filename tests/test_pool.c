@@ -1120,6 +1120,45 @@ START_TEST(imap_returns_in_order_and_takes_input_lazily)
 }
 END_TEST
 
+/* Input 0 is quick, input 1 sleeps 1.5 s, both in one chunk: the first
+ * result must not wait for the second task. */
+static int slow_after_first(void *ctx, size_t index, const void **data,
+                            size_t *len)
+{
+    int64_t *v = ctx;
+    if (index >= 2)
+        return 0;
+    *v = index == 0 ? 0 : 1500;
+    *data = v;
+    *len = sizeof *v;
+    return 1;
+}
+
+START_TEST(imap_result_does_not_wait_for_the_next_task)
+{
+    mproc_pool *p = make_pool(1);
+    int64_t v;
+    mproc_pool_iter *it;
+    mproc_pool_call_opts co = MPROC_POOL_CALL_OPTS_INIT;
+    co.chunksize = 2;
+    co.out_max = 8; /* small outputs: the path that sends results in groups */
+    ck_assert_int_eq(
+        mproc_pool_imap(&it, p, t_sleep_ms, NULL, slow_after_first, &v, &co),
+        0);
+    int64_t t0 = test_now_ms();
+    size_t idx;
+    ck_assert_int_eq(mproc_pool_iter_next(it, &idx, NULL, NULL, test_ms(10000)),
+                     0);
+    ck_assert_uint_eq(idx, 0);
+    ck_assert_int_lt(test_now_ms() - t0, 1000);
+    ck_assert_int_eq(mproc_pool_iter_next(it, &idx, NULL, NULL, test_ms(10000)),
+                     0);
+    ck_assert_uint_eq(idx, 1);
+    mproc_pool_iter_destroy(it);
+    end_pool(p);
+}
+END_TEST
+
 START_TEST(imap_unordered_returns_every_result_once)
 {
     mproc_pool *p = make_pool(3);
@@ -1327,6 +1366,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, progress_callback_sees_every_task_end);
     TEST_ADD(s, blocking_calls_from_a_callback_are_refused);
     TEST_ADD(s, imap_returns_in_order_and_takes_input_lazily);
+    TEST_ADD(s, imap_result_does_not_wait_for_the_next_task);
     TEST_ADD(s, imap_unordered_returns_every_result_once);
     TEST_ADD(s, imap_input_error_comes_after_the_results_before_it);
     TEST_ADD(s, open_iterator_keeps_a_closed_pool_running_until_destroyed);

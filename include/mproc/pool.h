@@ -144,10 +144,11 @@ typedef struct mproc_pool_input {
  *   workers      how many workers; 0: the CPUs this process may run on
  *                (sched_getaffinity). At most MPROC_POOL_WORKERS_MAX.
  *   initializer  NULL, or run once in each worker (replacements too) before
- *                its first task, with initarg. A non-zero return (or
- *                mproc_fail, or a death) makes mproc_pool_create() fail
- *                with that error; in a replacement, that worker is not
- *                replaced again (never a loop of respawns).
+ *                its first task, with initarg; 0 means success. A
+ *                failure (a non-zero return, mproc_fail, or the worker's
+ *                death before the initializer returned) makes
+ *                mproc_pool_create() fail; in a replacement, that worker
+ *                is not replaced again (never a loop of respawns).
  *   max_tasks_per_worker
  *                0: none; else a worker runs exactly that many tasks, then
  *                exits and is replaced (Python's maxtasksperchild, counted
@@ -232,9 +233,9 @@ typedef struct mproc_pool_call_opts {
  * opts  NULL for defaults.
  * Errors: MPROC_EINVAL (out NULL, workers above MPROC_POOL_WORKERS_MAX, a
  * terminate_timeout_ms outside 0..600000, out_max larger than the queues
- * can carry); the initializer's error (its non-zero return value or
- * mproc_fail code) when it failed in any worker, or MPROC_ECHILD when a
- * worker died during it (killed, or exit()); MPROC_ENOMEM, MPROC_EAGAIN
+ * can carry); the initializer's error when it failed in any worker: its
+ * negative return value or mproc_fail code, else MPROC_ECHILD (a positive
+ * return, a worker killed or exiting during it); MPROC_ENOMEM, MPROC_EAGAIN
  * (fork: too many processes; a thread), MPROC_EMFILE and other -errno of
  * the queues, pidfds or fork. On failure every worker started is ended and
  * reaped and nothing is left.
