@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Reads RESULT lines on stdin and prints, per bench and metric, every impl
 with its value and how many times faster or slower the mproc impl measured
-in the same run is. Metrics ending in _us or _ns, starting with ns_, or
-naming a latency are lower-better; the others higher-better."""
+in the same run is. Metrics ending in _us or _ns, starting with ns_ or
+us_per_, named ms, or naming a latency are lower-better; the others
+higher-better."""
 import re
 import sys
 from collections import OrderedDict
@@ -11,7 +12,8 @@ LINE = re.compile(r"^RESULT bench=(\S+) impl=(\S+) metric=(\S+) value=(\S+)$")
 
 
 def lower_is_better(metric):
-    return metric.endswith("_us") or metric.endswith("_ns") or metric.startswith("ns_") or "latency" in metric
+    return (metric.endswith("_us") or metric.endswith("_ns") or metric.startswith("ns_")
+            or metric.startswith("us_per_") or metric == "ms" or "latency" in metric)
 
 
 def main():
