@@ -1664,6 +1664,7 @@ int mproc_pool_create(mproc_pool **out, const mproc_pool_opts *opts)
     c->max_out = inplace - sizeof(ghdr) - sizeof(trec);
     if (c->max_input > c->max_out)
         c->max_input = c->max_out;
+    c->max_out = c->max_input; /* one limit to document: max_input */
     c->scratch = inplace < SCRATCH_MAX ? inplace & ~(size_t)7 : SCRATCH_MAX;
     if (o.out_max == 0)
         c->o.out_max =

@@ -158,9 +158,10 @@ typedef struct mproc_pool_input {
  *   queue_capacity
  *                bytes of each worker's task queue and of its result queue
  *                (mproc/queue.h capacity, rounded up to a power of two);
- *                0: 1 MiB. One task's input, and one task's output bound,
- *                must fit in half of it (minus 64 bytes of header):
- *                see mproc_pool_max_input().
+ *                0: 1 MiB; at least 64 KiB (smaller values are raised).
+ *                One task's input, and one task's output bound, must fit
+ *                in one message of such a queue (half of it, less some
+ *                headers): see mproc_pool_max_input().
  *   terminate_timeout_ms
  *                how long terminate (and destroy) waits after SIGTERM
  *                before it sends SIGKILL; 0: 1000; at most 600000.
@@ -232,8 +233,8 @@ typedef struct mproc_pool_call_opts {
  * out   (out) the pool, written only on success.
  * opts  NULL for defaults.
  * Errors: MPROC_EINVAL (out NULL, workers above MPROC_POOL_WORKERS_MAX, a
- * terminate_timeout_ms outside 0..600000, out_max larger than the queues
- * can carry); the initializer's error when it failed in any worker: its
+ * terminate_timeout_ms outside 0..600000, queue_capacity above
+ * MPROC_QUEUE_CAPACITY_MAX, out_max larger than the queues can carry); the initializer's error when it failed in any worker: its
  * negative return value or mproc_fail code, else MPROC_ECHILD (a positive
  * return, a worker killed or exiting during it); MPROC_ENOMEM, MPROC_EAGAIN
  * (fork: too many processes; a thread), MPROC_EMFILE and other -errno of
