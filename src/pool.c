@@ -34,6 +34,7 @@
 #define SH_MAGIC 0x4c4f4f50u /* "POOL" */
 #define SH_VERSION 1u
 #define TASK_MAGIC 0x4b534154u /* "TASK" */
+#define STOP_MAGIC 0x504f5453u /* "STOP": the worker exits */
 #define RES_READY 1u
 #define RES_GROUP 2u
 
@@ -224,7 +225,8 @@ typedef struct worker {
                       numbered without gaps) */
     int64_t ewma_ns;
     bool have_ewma;
-    bool bad; /* sent something malformed: killed */
+    bool bad;       /* sent something malformed: killed */
+    bool stop_sent; /* told to exit */
 } worker;
 
 struct core {
@@ -586,6 +588,10 @@ static int worker_main(void *arg)
         if (len < sizeof h)
             return MPROC_EPROTO;
         memcpy(&h, m, sizeof h);
+        if (h.magic == STOP_MAGIC) {
+            mproc_queue_release(w->tq);
+            return group_flush(&g);
+        }
         if (h.magic != TASK_MAGIC || h.out_max > c->max_out)
             return MPROC_EPROTO;
         mproc_pool_fn fn;
@@ -951,6 +957,7 @@ static int start_worker(core *c, worker *w)
     w->sent = 0;
     w->have_ewma = false;
     w->bad = false;
+    w->stop_sent = false;
     snprintf(w->name, sizeof w->name, "PoolWorker-%u",
              atomic_fetch_add(&worker_counter, 1) + 1);
     mproc_process_opts po = MPROC_PROCESS_OPTS_INIT;
@@ -1062,6 +1069,18 @@ static int send_chunk(core *c, worker *w)
         free(r);
     }
     return 1;
+}
+
+/* Under mu, on the pool thread: tells an idle worker to exit, with a STOP
+ * message rather than mproc_queue_shutdown(), whose wake-up a consumer
+ * about to sleep can miss (a put always moves the word it sleeps on). */
+static void send_stop(worker *w)
+{
+    if (w->stop_sent || w->tq == NULL)
+        return;
+    thdr h = {STOP_MAGIC, 0, 0, 0, {0}, {0}, 0};
+    if (mproc_queue_put(w->tq, &h, sizeof h, 0) == 0)
+        w->stop_sent = true;
 }
 
 static void kill_worker(worker *w)
@@ -1553,17 +1572,15 @@ static void *pool_thread(void *arg)
         if (dispatch(c))
             progress = true;
         if (c->closed && !c->stopping && c->pend_head == NULL &&
-            c->active_jobs == 0 && all_idle(c)) {
+            c->active_jobs == 0 && all_idle(c))
             c->stopping = true;
-            for (unsigned k = 0; k < c->nworkers; k++)
-                if (c->w[k].tq != NULL)
-                    (void)mproc_queue_shutdown(c->w[k].tq);
-        }
         if (c->stopping) {
             bool any = false;
             for (unsigned k = 0; k < c->nworkers; k++)
-                if (c->w[k].proc != NULL)
+                if (c->w[k].proc != NULL) {
                     any = true;
+                    send_stop(&c->w[k]);
+                }
             if (!any)
                 break;
         }
