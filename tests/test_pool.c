@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal/process.h"
 #include "mproc.h"
 #include "testlib.h"
 
@@ -669,6 +670,41 @@ START_TEST(killed_worker_fails_only_the_task_it_held)
         0);
     ck_assert_int_eq(y, 81);
     end_pool(p);
+    munmap((void *)count, NCOUNT * sizeof(_Atomic int));
+}
+END_TEST
+
+/* Where there is no pidfd (old kernels, some sandboxes), deaths are found
+ * by looking: the same outcome, and terminate still ends the pool. */
+START_TEST(killed_worker_is_found_without_pidfds)
+{
+    _Atomic int *count = shared_counts();
+    count[NCOUNT - 1] = 4;
+    mproc__process_test_no_pidfd = true;
+    mproc_pool *p = make_pool(2);
+    mproc__process_test_no_pidfd = false; /* replacements: as it comes */
+    int64_t in[10], out[10];
+    for (int i = 0; i < 10; i++)
+        in[i] = i;
+    mproc_pool_result *r;
+    ck_assert_int_eq(mproc_pool_map_async(&r, p, t_count_kill, (void *)count,
+                                          in, 8, 10, out, 8, NULL),
+                     0);
+    ck_assert_int_eq(mproc_pool_result_get(r, test_ms(10000)), MPROC_ECHILD);
+    for (size_t i = 0; i < 10; i++) {
+        ck_assert_int_eq(count[i], 1);
+        const mproc_failure *f = mproc_pool_result_error(r, i);
+        if (i == 4) {
+            ck_assert_ptr_nonnull(f);
+            ck_assert_int_eq(f->signal, SIGKILL);
+        } else {
+            ck_assert_ptr_null(f);
+            ck_assert_int_eq(out[i], (int64_t)i);
+        }
+    }
+    mproc_pool_result_destroy(r);
+    ck_assert_int_eq(mproc_pool_terminate(p), 0);
+    mproc_pool_destroy(p);
     munmap((void *)count, NCOUNT * sizeof(_Atomic int));
 }
 END_TEST
@@ -1351,6 +1387,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(
         s, mproc_fail_in_a_task_reaches_its_result_and_the_worker_is_replaced);
     TEST_ADD(s, killed_worker_fails_only_the_task_it_held);
+    TEST_ADD(s, killed_worker_is_found_without_pidfds);
     TEST_ADD(s, worker_exiting_inside_a_task_fails_that_task_with_its_status);
     TEST_ADD(s, failing_initializer_fails_create_with_its_error);
     TEST_ADD(s, initializer_runs_in_every_worker_with_its_argument);
