@@ -1796,6 +1796,30 @@ static int job_start(core *c, mproc_pool_result *j, size_t n)
     return 0;
 }
 
+/* Submits j (tasks [0, n)) unless the pool refuses new work; frees j on
+ * failure. */
+static int job_submit(core *c, mproc_pool_result *j, size_t n)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = can_submit(c);
+    if (rc == 0)
+        rc = job_start(c, j, n);
+    pthread_mutex_unlock(&c->mu);
+    if (rc < 0) {
+        job_free(j);
+        return rc;
+    }
+    if (n > 0)
+        kick(c);
+    return 0;
+}
+
+/* The output bound of a call without an output array. */
+static size_t bound_of(const core *c, const mproc_pool_call_opts *opts)
+{
+    return opts != NULL && opts->out_max != 0 ? opts->out_max : c->o.out_max;
+}
+
 static int submit_map(mproc_pool_result **res, mproc_pool *pool,
                       mproc_pool_fn fn, void *arg, const void *in,
                       size_t in_size, size_t n, void *out, size_t out_size,
@@ -1807,9 +1831,7 @@ static int submit_map(mproc_pool_result **res, mproc_pool *pool,
         return rc;
     if (fn == NULL || (in == NULL && n > 0) || (out == NULL) != (out_size == 0))
         return MPROC_EINVAL;
-    size_t bound = out != NULL                          ? out_size
-                   : opts != NULL && opts->out_max != 0 ? opts->out_max
-                                                        : c->o.out_max;
+    size_t bound = out != NULL ? out_size : bound_of(c, opts);
     if (bound > c->max_out)
         return MPROC_EMSGSIZE;
     if (in_size > c->max_input)
@@ -1853,16 +1875,8 @@ static int submit_map(mproc_pool_result **res, mproc_pool *pool,
             return MPROC_ENOMEM;
         }
     }
-    pthread_mutex_lock(&c->mu);
-    rc = can_submit(c);
-    if (rc == 0)
-        rc = job_start(c, j, n);
-    pthread_mutex_unlock(&c->mu);
-    if (rc < 0) {
-        job_free(j);
+    if ((rc = job_submit(c, j, n)) < 0)
         return rc;
-    }
-    kick(c);
     *res = j;
     return 0;
 }
@@ -1933,9 +1947,7 @@ static int submit_apply(mproc_pool_result **res, mproc_pool *pool,
     if (fn == NULL || (in == NULL && in_len > 0) ||
         (out == NULL && out_cap > 0))
         return MPROC_EINVAL;
-    size_t bound = !copy                                ? out_cap
-                   : opts != NULL && opts->out_max != 0 ? opts->out_max
-                                                        : c->o.out_max;
+    size_t bound = !copy ? out_cap : bound_of(c, opts);
     if (bound > c->max_out || in_len > c->max_input)
         return MPROC_EMSGSIZE;
     mproc_pool_result *j = job_new(c, J_APPLY, fn, arg, opts);
@@ -1966,16 +1978,8 @@ static int submit_apply(mproc_pool_result **res, mproc_pool *pool,
         job_free(j);
         return MPROC_ENOMEM;
     }
-    pthread_mutex_lock(&c->mu);
-    rc = can_submit(c);
-    if (rc == 0)
-        rc = job_start(c, j, 1);
-    pthread_mutex_unlock(&c->mu);
-    if (rc < 0) {
-        job_free(j);
+    if ((rc = job_submit(c, j, 1)) < 0)
         return rc;
-    }
-    kick(c);
     *res = j;
     return 0;
 }
@@ -2166,8 +2170,7 @@ static int submit_imap(mproc_pool_iter **it, mproc_pool *pool, mproc_pool_fn fn,
         return rc;
     if (fn == NULL || next == NULL)
         return MPROC_EINVAL;
-    size_t bound =
-        opts != NULL && opts->out_max != 0 ? opts->out_max : c->o.out_max;
+    size_t bound = bound_of(c, opts);
     if (bound > c->max_out)
         return MPROC_EMSGSIZE;
     mproc_pool_iter *iter = malloc(sizeof *iter);
@@ -2198,13 +2201,7 @@ static int submit_imap(mproc_pool_iter **it, mproc_pool *pool, mproc_pool_fn fn,
         free(iter);
         return MPROC_ENOMEM;
     }
-    pthread_mutex_lock(&c->mu);
-    rc = can_submit(c);
-    if (rc == 0)
-        rc = job_start(c, j, 0);
-    pthread_mutex_unlock(&c->mu);
-    if (rc < 0) {
-        job_free(j);
+    if ((rc = job_submit(c, j, 0)) < 0) {
         free(iter);
         return rc;
     }

@@ -229,13 +229,18 @@ static int init_mproc_fails(void *arg)
 
 /* ----- helpers ----- */
 
+static mproc_pool *make_pool_with(const mproc_pool_opts *o)
+{
+    mproc_pool *p = NULL;
+    ck_assert_int_eq(mproc_pool_create(&p, o), 0);
+    return p;
+}
+
 static mproc_pool *make_pool(unsigned workers)
 {
     mproc_pool_opts o = MPROC_POOL_OPTS_INIT;
     o.workers = workers;
-    mproc_pool *p = NULL;
-    ck_assert_int_eq(mproc_pool_create(&p, &o), 0);
-    return p;
+    return make_pool_with(&o);
 }
 
 static void end_pool(mproc_pool *p)
@@ -243,6 +248,18 @@ static void end_pool(mproc_pool *p)
     ck_assert_int_eq(mproc_pool_close(p), 0);
     ck_assert_int_eq(mproc_pool_join(p, test_ms(10000)), 0);
     mproc_pool_destroy(p);
+}
+
+/* The pool still runs a task right (after whatever the test did), then
+ * ends cleanly. */
+static void works_then_end(mproc_pool *p, int64_t x)
+{
+    int64_t y = 0;
+    ck_assert_int_eq(
+        mproc_pool_apply(p, t_square, NULL, &x, 8, &y, 8, NULL, test_ms(10000)),
+        0);
+    ck_assert_int_eq(y, x * x);
+    end_pool(p);
 }
 
 /* ----- map ----- */
@@ -664,12 +681,7 @@ START_TEST(killed_worker_fails_only_the_task_it_held)
     }
     mproc_pool_result_destroy(r);
     /* The pool goes on with a replacement. */
-    int64_t x = 9, y = 0;
-    ck_assert_int_eq(
-        mproc_pool_apply(p, t_square, NULL, &x, 8, &y, 8, NULL, test_ms(10000)),
-        0);
-    ck_assert_int_eq(y, 81);
-    end_pool(p);
+    works_then_end(p, 9);
     munmap((void *)count, NCOUNT * sizeof(_Atomic int));
 }
 END_TEST
@@ -761,8 +773,7 @@ START_TEST(initializer_runs_in_every_worker_with_its_argument)
     o.initializer = init_sets;
     o.initarg = (void *)(intptr_t)77;
     o.max_tasks_per_worker = 2; /* replacements run it too */
-    mproc_pool *p;
-    ck_assert_int_eq(mproc_pool_create(&p, &o), 0);
+    mproc_pool *p = make_pool_with(&o);
     int64_t in[12] = {0};
     int out[12];
     ck_assert_int_eq(mproc_pool_map(p, t_init_value, NULL, in, 8, 12, out,
@@ -780,8 +791,7 @@ START_TEST(max_tasks_per_worker_replaces_each_worker_after_that_many)
     mproc_pool_opts o = MPROC_POOL_OPTS_INIT;
     o.workers = 2;
     o.max_tasks_per_worker = 3;
-    mproc_pool *p;
-    ck_assert_int_eq(mproc_pool_create(&p, &o), 0);
+    mproc_pool *p = make_pool_with(&o);
     enum { N = 30 };
     int64_t in[N] = {0};
     pid_t out[N];
@@ -934,12 +944,7 @@ START_TEST(destroyed_result_writes_nothing_more_to_its_array)
     ck_assert_int_eq(memcmp(snap, out, sizeof out), 0);
     ck_assert_int_eq(out[N - 1], -1);
     /* and the pool goes on */
-    int64_t x = 4, y;
-    ck_assert_int_eq(
-        mproc_pool_apply(p, t_square, NULL, &x, 8, &y, 8, NULL, test_ms(10000)),
-        0);
-    ck_assert_int_eq(y, 16);
-    end_pool(p);
+    works_then_end(p, 4);
 }
 END_TEST
 
@@ -1022,11 +1027,7 @@ START_TEST(failing_callback_is_recorded_and_never_stops_the_pool)
         ck_assert_int_eq(out[i], in[i] * in[i]);
     mproc_pool_result_destroy(r);
     /* The pool still works, and join does not hang. */
-    int64_t x = 5, y;
-    ck_assert_int_eq(
-        mproc_pool_apply(p, t_square, NULL, &x, 8, &y, 8, NULL, test_ms(10000)),
-        0);
-    end_pool(p);
+    works_then_end(p, 5);
 }
 END_TEST
 
@@ -1281,8 +1282,7 @@ START_TEST(terminate_ends_a_task_that_never_returns_within_its_timeout)
     mproc_pool_opts o = MPROC_POOL_OPTS_INIT;
     o.workers = 2;
     o.terminate_timeout_ms = 300;
-    mproc_pool *p;
-    ck_assert_int_eq(mproc_pool_create(&p, &o), 0);
+    mproc_pool *p = make_pool_with(&o);
     int64_t x = 0;
     mproc_pool_result *a, *b;
     ck_assert_int_eq(
@@ -1338,12 +1338,7 @@ START_TEST(calls_from_a_forked_child_are_refused)
         _exit(rc == MPROC_ENOTOWNER && rc2 == MPROC_ENOTOWNER ? 0 : 1);
     }
     ck_assert_int_eq(test_wait_status(pid), 0);
-    int64_t x = 6, y;
-    ck_assert_int_eq(
-        mproc_pool_apply(p, t_square, NULL, &x, 8, &y, 8, NULL, test_ms(10000)),
-        0);
-    ck_assert_int_eq(y, 36);
-    end_pool(p);
+    works_then_end(p, 6);
 }
 END_TEST
 
