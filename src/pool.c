@@ -8,6 +8,7 @@
  */
 #include "mproc/pool.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -169,7 +170,7 @@ struct mproc_pool_result {
     mproc_pool_call_opts o;
     int cb_err;
     size_t cb_index;
-    bool keep_lens, keep_outs;
+    bool keep_outs;
     bool active;    /* the pool holds a reference: tasks not all ended */
     bool abandoned; /* the caller gave it up */
     bool finished;
@@ -840,7 +841,7 @@ static void task_end(core *c, mproc_pool_result *j, size_t i, const void *data,
     }
     j->settled++;
     if (live && calls) {
-        if (j->failed > 0 && f != NULL && j->o.on_error != NULL)
+        if (f != NULL && j->o.on_error != NULL)
             callback(c, j, 1, i, NULL, j->o.on_error, NULL, NULL, 0, f, 0, 0);
         else if (f == NULL && j->o.on_success != NULL)
             callback(c, j, 1, i, j->o.on_success, NULL, NULL, data, len, NULL,
@@ -975,11 +976,6 @@ static int start_worker(core *c, worker *w)
     return 0;
 }
 
-static size_t chunk_of(const mproc_pool_result *j)
-{
-    return j->chunk;
-}
-
 static bool has_credit(const core *c, const worker *w)
 {
     if (w->state != W_READY || w->proc == NULL || w->bad)
@@ -1001,7 +997,7 @@ static int send_chunk(core *c, worker *w)
 {
     range *r = c->pend_head;
     mproc_pool_result *j = r->j;
-    size_t count = chunk_of(j);
+    size_t count = j->chunk;
     if (count > r->count)
         count = r->count;
     uint64_t limit = c->o.max_tasks_per_worker;
@@ -1020,8 +1016,9 @@ static int send_chunk(core *c, worker *w)
             break;
         size += need;
     }
-    if (k == 0)
-        k = 1, size = 8 + round8(c->max_input); /* cannot happen: checked */
+    /* Every input was checked against max_input when it was submitted, so
+     * the first always fits. */
+    assert(k > 0);
     count = k;
     void *buf;
     int rc = mproc_queue_reserve(w->tq, &buf, sizeof(thdr) + size, 0);
@@ -1864,7 +1861,6 @@ static int submit_map(mproc_pool_result **res, mproc_pool *pool,
             j->chunk = 1;
     }
     if (keep && n > 0) {
-        j->keep_lens = true;
         j->lens = calloc(n, sizeof *j->lens);
         if (out == NULL) {
             j->keep_outs = true;
@@ -1959,7 +1955,6 @@ static int submit_apply(mproc_pool_result **res, mproc_pool *pool,
     j->in = in;
     j->in_size = in_len;
     j->lens = calloc(1, sizeof *j->lens);
-    j->keep_lens = true;
     if (out != NULL) {
         j->out = out;
         j->out_size = out_cap;
