@@ -234,12 +234,12 @@ typedef struct mproc_pool_call_opts {
  * opts  NULL for defaults.
  * Errors: MPROC_EINVAL (out NULL, workers above MPROC_POOL_WORKERS_MAX, a
  * terminate_timeout_ms outside 0..600000, queue_capacity above
- * MPROC_QUEUE_CAPACITY_MAX, out_max larger than the queues can carry); the initializer's error when it failed in any worker: its
- * negative return value or mproc_fail code, else MPROC_ECHILD (a positive
- * return, a worker killed or exiting during it); MPROC_ENOMEM, MPROC_EAGAIN
- * (fork: too many processes; a thread), MPROC_EMFILE and other -errno of
- * the queues, pidfds or fork. On failure every worker started is ended and
- * reaped and nothing is left.
+ * MPROC_QUEUE_CAPACITY_MAX, out_max larger than the queues can carry); the
+ * initializer's error when it failed in any worker: its negative return value
+ * or mproc_fail code, else MPROC_ECHILD (a positive return, a worker killed or
+ * exiting during it); MPROC_ENOMEM, MPROC_EAGAIN (fork: too many processes; a
+ * thread), MPROC_EMFILE and other -errno of the queues, pidfds or fork. On
+ * failure every worker started is ended and reaped and nothing is left.
  * Ownership: end the pool with close + join, or terminate, then
  * mproc_pool_destroy(). Blocking: until every worker is ready (forks and
  * initializers; no timeout: an initializer that never returns blocks it).
