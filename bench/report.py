@@ -3,10 +3,10 @@
 with its value and how many times faster or slower the reference measured
 in the same run is: the first impl of that bench and metric whose name
 starts with mproc (every other impl, other mproc ones too, gets a ratio
-against it). Metrics ending in _us or _ns, starting with ns_, or naming a
-latency are lower-better; the others higher-better. LEFTOUT lines
-(LEFTOUT bench=<bench> impl=<impl> reason=<text>) say which impl sat a
-bench out and why; they are listed after that bench's rows."""
+against it). Metrics ending in _us or _ns, starting with ns_ or us_per_,
+named ms, or naming a latency are lower-better; the others higher-better.
+LEFTOUT lines (LEFTOUT bench=<bench> impl=<impl> reason=<text>) say which
+impl sat a bench out and why; they are listed after that bench's rows."""
 import re
 import sys
 from collections import OrderedDict
@@ -17,7 +17,8 @@ ROW = "%-34s %-18s %-20s %14s %12s"
 
 
 def lower_is_better(metric):
-    return metric.endswith("_us") or metric.endswith("_ns") or metric.startswith("ns_") or "latency" in metric
+    return (metric.endswith("_us") or metric.endswith("_ns") or metric.startswith("ns_")
+            or metric.startswith("us_per_") or metric == "ms" or "latency" in metric)
 
 
 def ratio(metric, ours, value):

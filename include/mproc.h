@@ -9,6 +9,7 @@
 #include "mproc/error.h"
 #include "mproc/log.h"
 #include "mproc/named.h"
+#include "mproc/pool.h"
 #include "mproc/process.h"
 #include "mproc/queue.h"
 #include "mproc/shm.h"
