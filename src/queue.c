@@ -77,33 +77,44 @@ typedef struct qslot {
  * 2^32 (the ring is at most 2^30 bytes, so differences are exact); head
  * and rd carry a message counter in their high halves, so that a count
  * and a position change with one store and qsize is exact whatever
- * instruction a process dies at. */
+ * instruction a process dies at. Each group of words that one side writes
+ * sits on a 128-byte line of its own; the padding is explicit (not
+ * alignas) because the layout starts 64 bytes into its region, so the
+ * struct may ask for no more than 8-byte alignment. */
 typedef struct qshared {
     uint32_t magic, version;
     uint32_t cap, maxsize, flags, nslots;
     uint64_t data_off; /* from the start of this struct */
+    unsigned char pad0[128 - 32];
     /* Producers: written under plock. */
-    alignas(128) _Atomic uint64_t head; /* puts << 32 | position */
+    _Atomic uint64_t head;    /* puts << 32 | position */
     _Atomic uint32_t pinside; /* a streamed message was begun and not ended */
     _Atomic uint32_t closed;
-    alignas(128) mproc__lockword plock;
+    unsigned char pad1[256 - 144];
+    mproc__lockword plock;
+    unsigned char pad2[384 - 256 - sizeof(mproc__lockword)];
     /* Consumers: rd under clock; tail by compare-and-swap. */
-    alignas(128) _Atomic uint64_t rd; /* takes << 32 | position */
-    alignas(128) mproc__lockword clock;
-    alignas(128) _Atomic uint32_t tail; /* memory free before this */
-    _Atomic uint32_t space_wait;        /* a producer sleeps on space_seq */
+    _Atomic uint64_t rd; /* takes << 32 | position */
+    unsigned char pad3[512 - 392];
+    mproc__lockword clock;
+    unsigned char pad4[640 - 512 - sizeof(mproc__lockword)];
+    _Atomic uint32_t tail;       /* memory free before this */
+    _Atomic uint32_t space_wait; /* a producer sleeps on space_seq */
     _Atomic uint32_t space_seq;
     _Atomic uint32_t space_need; /* the bytes it waits for */
+    unsigned char pad5[768 - 656];
     /* Wake flags: set by a sleeper, cleared by the waker that wakes it. */
-    alignas(128) _Atomic uint32_t data_wait; /* someone sleeps on head */
+    _Atomic uint32_t data_wait;  /* someone sleeps on head */
     _Atomic uint32_t empty_wait; /* an fd helper sleeps on rd until empty */
     _Atomic int64_t wake_ns;     /* when a producer last woke sleepers */
+    unsigned char pad6[896 - 784];
     /* JoinableQueue. */
-    alignas(128) _Atomic uint32_t done; /* task_done calls, modulo 2^32 */
-    _Atomic uint32_t lost;              /* tasks written off */
+    _Atomic uint32_t done; /* task_done calls, modulo 2^32 */
+    _Atomic uint32_t lost; /* tasks written off */
     _Atomic uint32_t join_wait;
     _Atomic uint32_t join_seq;
-    alignas(128) qslot slots[];
+    unsigned char pad7[1024 - 912];
+    qslot slots[];
 } qshared;
 
 _Static_assert(sizeof(qrec) == REC_HDR, "record header");
@@ -116,6 +127,7 @@ _Static_assert(offsetof(qshared, tail) == 640, "queue layout");
 _Static_assert(offsetof(qshared, data_wait) == 768, "queue layout");
 _Static_assert(offsetof(qshared, done) == 896, "queue layout");
 _Static_assert(offsetof(qshared, slots) == 1024, "queue layout");
+_Static_assert(alignof(qshared) <= MPROC__REGION_HDR, "queue layout");
 
 /* Per-handle state that lives across calls (a reservation, a borrowed
  * message, a streamed message half read), valid only in owner_pid. */
