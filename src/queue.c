@@ -1357,7 +1357,8 @@ int mproc_queue_get_batch(mproc_queue *q, void *buf, size_t cap, size_t *lens,
             }
             if (len > cap - used || count_task(q) < 0)
                 break;
-            memcpy((unsigned char *)buf + used, rec_at(q, r) + 1, len);
+            if (len > 0) /* buf may be NULL (cap 0) */
+                memcpy((unsigned char *)buf + used, rec_at(q, r) + 1, len);
             lens[k++] = len;
             used += len;
             consume(q, size, 1);
