@@ -494,8 +494,13 @@ static int plock_take(mproc_queue *q, const mproc__deadline *d)
     if (rc < 0)
         return rc == MPROC_ENOTRECOVERABLE ? MPROC_EPROTO : rc;
     if (atomic_load_explicit(&s->pinside, memory_order_relaxed) != 0) {
-        rc = write_abort(q, d);
-        if (rc < 0) {
+        /* After shutdown the caller's call fails whatever happens here:
+         * one try, and a consumer writes the abort if there is no room. */
+        bool closed = atomic_load(&s->closed) != 0;
+        mproc__deadline now;
+        mproc__deadline_init(&now, 0);
+        rc = write_abort(q, closed ? &now : d);
+        if (rc < 0 && !closed) {
             mproc__lockword_release_fast(&s->plock);
             return rc;
         }
@@ -516,13 +521,21 @@ static int check_room(void *arg)
     return 0;
 }
 
+/* What a producer waits for besides bytes. */
+enum {
+    ROOM_SLOT = 1,   /* a message slot too (fewer than maxsize messages) */
+    ROOM_CLOSED = 2, /* even after shutdown: the ABORT a stream owes */
+};
+
 /* Under plock: waits until need bytes after the producers' position are
- * free and, when slot is set, fewer than maxsize messages are in the
- * queue. 0, MPROC_ETIMEDOUT, MPROC_ECLOSED, MPROC_EPROTO. */
-static int wait_room(mproc_queue *q, uint32_t need, bool slot,
+ * free and, with ROOM_SLOT, fewer than maxsize messages are in the queue.
+ * 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (not with ROOM_CLOSED), MPROC_EPROTO. */
+static int wait_room(mproc_queue *q, uint32_t need, unsigned how,
                      const mproc__deadline *d)
 {
     qshared *s = q->s;
+    bool slot = (how & ROOM_SLOT) != 0;
+    bool refuse_closed = (how & ROOM_CLOSED) == 0;
     bool spun = false;
     for (;;) {
         uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
@@ -535,7 +548,8 @@ static int wait_room(mproc_queue *q, uint32_t need, bool slot,
                  : 0;
         bool count_ok = !slot || ((q->maxsize == 0 || n < q->maxsize) &&
                                   n < MPROC_QUEUE_MAXSIZE_MAX);
-        if (atomic_load_explicit(&s->closed, memory_order_acquire) != 0)
+        if (refuse_closed &&
+            atomic_load_explicit(&s->closed, memory_order_acquire) != 0)
             return MPROC_ECLOSED;
         if (count_ok && q->cap - used >= need)
             return 0;
@@ -559,7 +573,7 @@ static int wait_room(mproc_queue *q, uint32_t need, bool slot,
         count_ok = !slot || ((q->maxsize == 0 || n < q->maxsize) &&
                              n < MPROC_QUEUE_MAXSIZE_MAX);
         if ((count_ok && q->cap - (pos_of(h) - t) >= need) ||
-            atomic_load(&s->closed) != 0)
+            (refuse_closed && atomic_load(&s->closed) != 0))
             continue;
         int rc = mproc__waitword_sleep(&s->space_seq, seq, d, check_room, q);
         if (rc < 0 && rc != MPROC_ETIMEDOUT)
@@ -568,17 +582,17 @@ static int wait_room(mproc_queue *q, uint32_t need, bool slot,
 }
 
 /* Under plock: makes room for a record of size bytes at the producers'
- * position, with a PAD record first when it would cross the end of the
- * ring. *pos (out) is where the record goes; *padded is the PAD's size
- * (written, not yet published). */
-static int place(mproc_queue *q, uint32_t size, bool slot,
+ * position (waiting as wait_room with how), with a PAD record first when
+ * it would cross the end of the ring (written, not yet published). *pos
+ * (out) is where the record goes, written only on success. */
+static int place(mproc_queue *q, uint32_t size, unsigned how,
                  const mproc__deadline *d, uint32_t *pos)
 {
     qshared *s = q->s;
     uint32_t h = pos_of(atomic_load_explicit(&s->head, memory_order_relaxed));
     uint32_t to_end = q->cap - (h & q->mask);
     uint32_t pad = size > to_end ? to_end : 0;
-    int rc = wait_room(q, pad + size, slot, d);
+    int rc = wait_room(q, pad + size, how, d);
     if (rc < 0)
         return rc;
     if (pad != 0) {
@@ -613,9 +627,8 @@ static void publish(mproc_queue *q, uint32_t pos, uint32_t dputs)
 static int write_abort(mproc_queue *q, const mproc__deadline *d)
 {
     uint32_t pos;
-    int rc = place(q, REC_HDR, false, d, &pos);
-    if (rc == MPROC_ECLOSED) /* the abort is owed even after shutdown */
-        rc = place(q, REC_HDR, false, d, &pos) == MPROC_ECLOSED ? 0 : rc;
+    /* The abort is owed even after shutdown: consumers drain up to it. */
+    int rc = place(q, REC_HDR, ROOM_CLOSED, d, &pos);
     if (rc < 0)
         return rc;
     put_rec(q, pos, REC_ABORT, 0);
@@ -631,7 +644,7 @@ static int put_whole(mproc_queue *q, const void *buf, size_t len,
 {
     uint32_t size = REC_HDR + round8(len);
     uint32_t pos;
-    int rc = place(q, size, true, d, &pos);
+    int rc = place(q, size, ROOM_SLOT, d, &pos);
     if (rc < 0)
         return rc;
     put_rec(q, pos, REC_MSG, (uint32_t)len);
@@ -658,7 +671,7 @@ static int put_stream(mproc_queue *q, const void *buf, size_t len,
         uint32_t plen = first ? n + 8u : n;
         uint32_t size = REC_HDR + round8(plen);
         uint32_t pos;
-        rc = place(q, size, first, d, &pos);
+        rc = place(q, size, first ? ROOM_SLOT : 0u, d, &pos);
         if (rc < 0)
             break;
         uint32_t kind =
@@ -833,7 +846,7 @@ int mproc_queue_reserve(mproc_queue *q, void **buf, size_t len,
     if ((rc = plock_take(q, &d)) < 0)
         return rc;
     uint32_t pos;
-    rc = place(q, REC_HDR + round8(len), true, &d, &pos);
+    rc = place(q, REC_HDR + round8(len), ROOM_SLOT, &d, &pos);
     if (rc < 0) {
         plock_drop(q);
         return rc;

@@ -924,6 +924,30 @@ START_TEST(queue_shutdown_wakes_sleeping_producers_and_consumers)
 }
 END_TEST
 
+/* A streamed put waiting for room when the queue is shut down: it fails,
+ * and no consumer ever sees a part of its message. */
+START_TEST(queue_shutdown_inside_a_streamed_put_drops_the_message_whole)
+{
+    mproc_queue *q = new_queue(4096, 0, false);
+    put_pattern(q, 30, 1);
+    put_job j = {q, 50000, 2, test_ms(30000), NULL};
+    pid_t p = spawn(child_put, &j);
+    ck_assert(wait_qsize(q, 2, 5000));
+    ck_assert(test_wait_asleep(p, "futex", 5000));
+    ck_assert_int_eq(mproc_queue_shutdown(q), 0);
+    ck_assert_int_eq(test_wait_status(p), code_of(MPROC_ECLOSED));
+    get_pattern(q, 30, 1, 0);
+    unsigned char *b = malloc(50000);
+    ck_assert_ptr_nonnull(b);
+    size_t len = 0;
+    int rc = mproc_queue_get(q, b, 50000, &len, test_ms(2000));
+    ck_assert_msg(rc == MPROC_ECLOSED, "after the cut stream: %s (%zu bytes)",
+                  mproc_errname(rc), len);
+    free(b);
+    mproc_queue_close(q);
+}
+END_TEST
+
 START_TEST(queue_commit_after_shutdown_puts_nothing)
 {
     mproc_queue *q = new_queue(4096, 0, false);
@@ -2583,6 +2607,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_shutdown_refuses_puts_and_lets_consumers_drain);
     TEST_ADD(s, queue_shutdown_is_seen_by_every_process);
     TEST_ADD(s, queue_shutdown_wakes_sleeping_producers_and_consumers);
+    TEST_ADD(s, queue_shutdown_inside_a_streamed_put_drops_the_message_whole);
     TEST_ADD(s, queue_commit_after_shutdown_puts_nothing);
     TEST_ADD(s, queue_put_batch_puts_messages_in_order);
     TEST_ADD(s, queue_put_batch_stops_at_the_bound_and_says_how_many_went);
