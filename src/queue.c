@@ -513,19 +513,48 @@ static void plock_drop(mproc_queue *q)
     mproc__lockword_release_fast(&q->s->plock);
 }
 
-/* While a producer sleeps for room: frees what dead consumers hold. */
-static int check_room(void *arg)
-{
-    mproc_queue *q = arg;
-    advance_tail(q, true);
-    return 0;
-}
-
 /* What a producer waits for besides bytes. */
 enum {
     ROOM_SLOT = 1,   /* a message slot too (fewer than maxsize messages) */
     ROOM_CLOSED = 2, /* even after shutdown: the ABORT a stream owes */
 };
+
+/* Whether need bytes after the producers' position h are free (and, with
+ * slot, a message slot): 1, 0, or MPROC_EPROTO for words that make no
+ * sense. */
+static int room_for(mproc_queue *q, uint64_t h, uint32_t need, bool slot)
+{
+    qshared *s = q->s;
+    uint32_t used = pos_of(h) - atomic_load(&s->tail);
+    if (used > q->cap)
+        return MPROC_EPROTO;
+    if (slot) {
+        uint32_t n = qcount(h, atomic_load(&s->rd));
+        if ((q->maxsize != 0 && n >= q->maxsize) ||
+            n >= MPROC_QUEUE_MAXSIZE_MAX)
+            return 0;
+    }
+    return q->cap - used >= need;
+}
+
+/* A producer asleep for room (see check_room). */
+typedef struct room_wait {
+    mproc_queue *q;
+    uint64_t head; /* ours: plock is held */
+    uint32_t need;
+    bool slot;
+} room_wait;
+
+/* While a producer sleeps for room: frees what dead consumers hold, and
+ * ends the sleep once the room is there. Consumers wake it only when a
+ * quarter of the ring is free (wait_room), which may never happen: a
+ * consumer that takes one message and stops may free just enough. */
+static int check_room(void *arg)
+{
+    room_wait *w = arg;
+    advance_tail(w->q, true);
+    return room_for(w->q, w->head, w->need, w->slot) != 0 ? 1 : 0;
+}
 
 /* Under plock: waits until need bytes after the producers' position are
  * free and, with ROOM_SLOT, fewer than maxsize messages are in the queue.
@@ -540,18 +569,13 @@ static int wait_room(mproc_queue *q, uint32_t need, unsigned how,
     for (;;) {
         uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
         uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
-        uint32_t used = pos_of(h) - t;
-        if (used > q->cap)
-            return MPROC_EPROTO;
-        uint32_t n =
-            slot ? qcount(h, atomic_load_explicit(&s->rd, memory_order_acquire))
-                 : 0;
-        bool count_ok = !slot || ((q->maxsize == 0 || n < q->maxsize) &&
-                                  n < MPROC_QUEUE_MAXSIZE_MAX);
+        int room = room_for(q, h, need, slot);
+        if (room < 0)
+            return room;
         if (refuse_closed &&
             atomic_load_explicit(&s->closed, memory_order_acquire) != 0)
             return MPROC_ECLOSED;
-        if (count_ok && q->cap - used >= need)
+        if (room)
             return 0;
         if (mproc__deadline_expired(d))
             return MPROC_ETIMEDOUT;
@@ -568,14 +592,11 @@ static int wait_room(mproc_queue *q, uint32_t need, unsigned how,
         atomic_store(&s->space_wait, 1);
         /* Looked at again after the flag (sequentially consistent): a
          * consumer that freed room before it saw the flag is seen here. */
-        t = atomic_load(&s->tail);
-        n = slot ? qcount(h, atomic_load(&s->rd)) : 0;
-        count_ok = !slot || ((q->maxsize == 0 || n < q->maxsize) &&
-                             n < MPROC_QUEUE_MAXSIZE_MAX);
-        if ((count_ok && q->cap - (pos_of(h) - t) >= need) ||
+        if (room_for(q, h, need, slot) != 0 ||
             (refuse_closed && atomic_load(&s->closed) != 0))
             continue;
-        int rc = mproc__waitword_sleep(&s->space_seq, seq, d, check_room, q);
+        room_wait w = {q, h, need, slot};
+        int rc = mproc__waitword_sleep(&s->space_seq, seq, d, check_room, &w);
         if (rc < 0 && rc != MPROC_ETIMEDOUT)
             return rc;
     }

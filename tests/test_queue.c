@@ -414,6 +414,33 @@ START_TEST(queue_capacity_bounds_bytes_with_an_8_byte_header_per_message)
 }
 END_TEST
 
+/* A producer that waits for room goes on once its message fits, even when
+ * no more room than that comes. */
+START_TEST(queue_put_goes_on_once_its_message_fits)
+{
+    mproc_queue *q = new_queue(4096, 0, false);
+    /* 512 + 2048 + 1024 + 256 bytes: 256 left. */
+    put_pattern(q, 504, 1);
+    put_pattern(q, 2040, 2);
+    put_pattern(q, 1016, 3);
+    put_pattern(q, 248, 4);
+    ck_assert_int_eq(mproc_queue_put(q, NULL, 504, 0), MPROC_EINVAL);
+    put_job j = {q, 504, 5, test_ms(5000), NULL};
+    pid_t p = spawn(child_put, &j);
+    ck_assert(test_wait_asleep(p, "futex", 5000));
+    /* Frees 512 bytes: 768, enough for the child's 512, and no more. */
+    get_pattern(q, 504, 1, 0);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(test_wait_status(p), 0);
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(2000));
+    get_pattern(q, 2040, 2, 0);
+    get_pattern(q, 1016, 3, 0);
+    get_pattern(q, 248, 4, 0);
+    get_pattern(q, 504, 5, 0);
+    mproc_queue_close(q);
+}
+END_TEST
+
 START_TEST(queue_get_times_out_on_time)
 {
     mproc_queue *q = new_queue(4096, 0, false);
@@ -2595,6 +2622,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_put_times_out_while_maxsize_messages_wait);
     TEST_ADD(s, queue_get_lets_a_put_blocked_on_maxsize_go_on);
     TEST_ADD(s, queue_capacity_bounds_bytes_with_an_8_byte_header_per_message);
+    TEST_ADD(s, queue_put_goes_on_once_its_message_fits);
     TEST_ADD(s, queue_get_times_out_on_time);
     TEST_ADD(s, queue_get_wakes_when_a_message_comes);
     TEST_ADD(s, queue_get_into_a_small_buffer_keeps_a_whole_message);
