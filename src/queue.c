@@ -1192,15 +1192,17 @@ static int resume_stream(mproc_queue *q, sink *k, const mproc__deadline *d)
         return rc;
     }
     *k->len = (size_t)total;
-    if (k->alloc) {
-        *k->out = b; /* allocated with room for the NUL */
-        b[total] = 0;
-    } else if (total > k->cap) {
-        /* Keep it for a call with a larger buffer. */
+    if (total > k->cap) {
+        /* Larger than the buffer or get_alloc's guard: kept for a call
+         * that takes it. */
         q->st_active = true;
         q->st_buf = b;
         q->st_got = total;
         return MPROC_EMSGSIZE;
+    }
+    if (k->alloc) {
+        *k->out = b; /* allocated with room for the NUL */
+        b[total] = 0;
     } else {
         memcpy(k->buf, b, (size_t)total);
         free(b);

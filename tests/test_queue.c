@@ -805,6 +805,44 @@ START_TEST(queue_threads_of_one_process_share_a_handle)
 }
 END_TEST
 
+/* A get that times out inside a streamed message keeps what it read; the
+ * next get on the handle finishes it, and keeps the get_alloc guard. */
+START_TEST(queue_get_that_times_out_inside_a_stream_resumes_it)
+{
+    mproc_queue *q = new_queue(4096, 0, false);
+    put_job j = {q, 30000, 12, test_ms(20000), NULL};
+    pid_t p = spawn(child_put, &j);
+    ck_assert(wait_qsize(q, 1, 5000));
+    ck_assert(test_wait_asleep(p, "futex", 5000));
+    kill(p, SIGSTOP);
+    unsigned char *b = malloc(30000);
+    ck_assert_ptr_nonnull(b);
+    size_t len = 0;
+    ck_assert_int_eq(mproc_queue_get(q, b, 30000, &len, 100), MPROC_ETIMEDOUT);
+    kill(p, SIGCONT);
+    /* The guard still holds for the resumed message. */
+    void *m = NULL;
+    ck_assert_int_eq(mproc_queue_get_alloc(q, &m, &len, 1000, test_ms(5000)),
+                     MPROC_EMSGSIZE);
+    ck_assert_uint_eq(len, 30000);
+    ck_assert_ptr_null(m);
+    /* A buffer too small keeps it too. */
+    ck_assert_int_eq(mproc_queue_get(q, b, 100, &len, test_ms(5000)),
+                     MPROC_EMSGSIZE);
+    ck_assert_uint_eq(len, 30000);
+    ck_assert_int_eq(mproc_queue_get_alloc(q, &m, &len, SIZE_MAX, 0), 0);
+    ck_assert_uint_eq(len, 30000);
+    ck_assert(test_pattern_ok(m, 30000, 12));
+    free(m);
+    ck_assert_int_eq(test_wait_status(p), 0);
+    /* The consumers' side is free again. */
+    ck_assert_int_eq(mproc_queue_put(q, "y", 1, 0), 0);
+    ck_assert_int_eq(mproc_queue_get(q, b, 1, &len, 0), 0);
+    free(b);
+    mproc_queue_close(q);
+}
+END_TEST
+
 #define GIB ((size_t)1 << 30)
 
 /* Every 4 KiB block of the big message starts with its index, so that a
@@ -2631,6 +2669,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_no_stream_refuses_messages_above_max_inplace);
     TEST_ADD(s, queue_many_producers_and_consumers_pass_every_message_once);
     TEST_ADD(s, queue_threads_of_one_process_share_a_handle);
+    TEST_ADD(s, queue_get_that_times_out_inside_a_stream_resumes_it);
     TEST_ADD(s, queue_streams_a_1gib_message_between_processes);
     TEST_ADD(s, queue_shutdown_refuses_puts_and_lets_consumers_drain);
     TEST_ADD(s, queue_shutdown_is_seen_by_every_process);
