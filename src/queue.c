@@ -151,8 +151,9 @@ struct mproc_queue {
     bool borrowed;
     pid_t borrow_pid;
     uint32_t borrow_pos;
-    /* A streamed message half read: the consumers' lock stays held. */
-    bool st_active;
+    /* A streamed message half read by thread st_tid of process st_pid
+     * (st_tid 0: none), which keeps the consumers' lock meanwhile. */
+    _Atomic pid_t st_tid;
     pid_t st_pid;
     unsigned char *st_buf; /* owned: total bytes */
     uint64_t st_total, st_got;
@@ -1135,18 +1136,34 @@ static int read_stream(mproc_queue *q, unsigned char *dst, uint64_t total,
     return 0;
 }
 
+/* Records that this thread keeps a half-read stream (and the consumers'
+ * lock) in the handle; stream_forget undoes it. */
+static void stream_keep(mproc_queue *q)
+{
+    q->st_pid = self_pid();
+    atomic_store(&q->st_tid, mproc__os_self_tid());
+}
+
+static void stream_forget(mproc_queue *q)
+{
+    atomic_store(&q->st_tid, 0);
+}
+
 /* A streamed message this thread was reading when an earlier get timed
- * out: true when it holds one (and the consumers' lock with it). */
+ * out: true when it holds one (and the consumers' lock with it). Another
+ * thread's is not ours to finish: it holds the consumers' lock, and this
+ * thread waits for that like any other consumer. */
 static bool have_stream(mproc_queue *q)
 {
-    if (!q->st_active)
+    pid_t tid = atomic_load(&q->st_tid);
+    if (tid == 0)
         return false;
     if (q->st_pid != self_pid()) { /* a forked child's copy */
-        q->st_active = false;
+        stream_forget(q);
         q->st_buf = NULL; /* the parent's; not freed here */
         return false;
     }
-    return true;
+    return tid == mproc__os_self_tid();
 }
 
 /* The stream was dropped (aborted): the task it counted is done. */
@@ -1179,7 +1196,7 @@ static int resume_stream(mproc_queue *q, sink *k, const mproc__deadline *d)
         return rc; /* still ours, lock still held */
     unsigned char *b = q->st_buf;
     uint64_t total = q->st_total;
-    q->st_active = false;
+    stream_forget(q);
     q->st_buf = NULL;
     if (rc == MPROC_ECANCELED) {
         free(b);
@@ -1195,9 +1212,9 @@ static int resume_stream(mproc_queue *q, sink *k, const mproc__deadline *d)
     if (total > k->cap) {
         /* Larger than the buffer or get_alloc's guard: kept for a call
          * that takes it. */
-        q->st_active = true;
         q->st_buf = b;
         q->st_got = total;
+        stream_keep(q);
         return MPROC_EMSGSIZE;
     }
     if (k->alloc) {
@@ -1314,11 +1331,10 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
                 }
                 memcpy(keep, dst, (size_t)got);
             }
-            q->st_active = true;
-            q->st_pid = self_pid();
             q->st_buf = keep;
             q->st_total = total;
             q->st_got = got;
+            stream_keep(q);
             return MPROC_ETIMEDOUT;
         }
         if (k->alloc)
@@ -1760,9 +1776,12 @@ void mproc_queue_close(mproc_queue *q)
         (void)mproc_queue_cancel(q);
     if (q->borrowed && q->borrow_pid == self_pid())
         (void)mproc_queue_release(q);
-    if (have_stream(q)) {
+    /* A half-read stream of this process (its consumers' lock is
+     * released here if this is the thread that holds it, else when that
+     * thread ends: not while another thread uses the handle). */
+    if (atomic_load(&q->st_tid) != 0 && q->st_pid == self_pid()) {
         free(q->st_buf);
-        q->st_active = false;
+        stream_forget(q);
         q->st_buf = NULL;
         stream_dropped(q);
         clock_drop(q);

@@ -805,6 +805,61 @@ START_TEST(queue_threads_of_one_process_share_a_handle)
 }
 END_TEST
 
+/* Two threads on one handle, a streamed message and a get that times out
+ * inside it: the other thread's get waits (the consumers' side is held) and
+ * does not take the message over; the first thread finishes it. */
+typedef struct steal_job {
+    mproc_queue *q;
+    int rc;
+    int64_t took;
+} steal_job;
+
+static void *thread_get_100ms(void *p)
+{
+    steal_job *j = p;
+    unsigned char b[64];
+    size_t len;
+    int64_t t0 = test_now_ms();
+    j->rc = mproc_queue_get(j->q, b, sizeof b, &len, 100);
+    j->took = test_now_ms() - t0;
+    return NULL;
+}
+
+START_TEST(queue_stream_half_read_by_one_thread_is_not_taken_by_another)
+{
+    mproc_queue *q = new_queue(4096, 0, false);
+    put_job j = {q, 30000, 11, test_ms(20000), NULL};
+    pid_t p = spawn(child_put, &j);
+    ck_assert(wait_qsize(q, 1, 5000));
+    ck_assert(test_wait_asleep(p, "futex", 5000));
+    kill(p, SIGSTOP);
+    unsigned char *b = malloc(30000);
+    ck_assert_ptr_nonnull(b);
+    size_t len;
+    ck_assert_int_eq(mproc_queue_get(q, b, 30000, &len, 200), MPROC_ETIMEDOUT);
+    /* Another thread of this process: it waits for the consumers' side. */
+    steal_job sj = {q, 0, 0};
+    pthread_t t;
+    kill(p, SIGCONT);
+    ck_assert_int_eq(pthread_create(&t, NULL, thread_get_100ms, &sj), 0);
+    pthread_join(t, NULL);
+    ck_assert_msg(sj.rc == MPROC_ETIMEDOUT, "the other thread's get: %s",
+                  mproc_errname(sj.rc));
+    /* This thread finishes the message. */
+    ck_assert_int_eq(mproc_queue_get(q, b, 30000, &len, test_ms(5000)), 0);
+    ck_assert_uint_eq(len, 30000);
+    ck_assert(test_pattern_ok(b, 30000, 11));
+    ck_assert_int_eq(test_wait_status(p), 0);
+    /* Nothing is held: a get from another thread works again. */
+    ck_assert_int_eq(mproc_queue_put(q, "z", 1, 0), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, thread_get_100ms, &sj), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(sj.rc, 0);
+    free(b);
+    mproc_queue_close(q);
+}
+END_TEST
+
 /* A get that times out inside a streamed message keeps what it read; the
  * next get on the handle finishes it, and keeps the get_alloc guard. */
 START_TEST(queue_get_that_times_out_inside_a_stream_resumes_it)
@@ -2669,6 +2724,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_no_stream_refuses_messages_above_max_inplace);
     TEST_ADD(s, queue_many_producers_and_consumers_pass_every_message_once);
     TEST_ADD(s, queue_threads_of_one_process_share_a_handle);
+    TEST_ADD(s, queue_stream_half_read_by_one_thread_is_not_taken_by_another);
     TEST_ADD(s, queue_get_that_times_out_inside_a_stream_resumes_it);
     TEST_ADD(s, queue_streams_a_1gib_message_between_processes);
     TEST_ADD(s, queue_shutdown_refuses_puts_and_lets_consumers_drain);
