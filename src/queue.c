@@ -320,6 +320,14 @@ static uint32_t rec_size(const mproc_queue *q, uint32_t pos, uint32_t avail,
     return size;
 }
 
+/* Whether the consumers may read from r up to h: both 8-aligned (every
+ * position the queue writes is) and at most a ring apart. False only for
+ * words scribbled on. */
+static bool span_ok(const mproc_queue *q, uint32_t r, uint32_t h)
+{
+    return ((r | h) & 7u) == 0 && h - r <= q->cap;
+}
+
 /* ------------------------------------------------------------- slots */
 
 static int proc_start(pid_t pid, uint64_t *start)
@@ -448,7 +456,7 @@ static void advance_tail(mproc_queue *q, bool reap)
         uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
         uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_acquire));
         uint32_t nt = t;
-        if (r - t > q->cap)
+        if (!span_ok(q, t, r))
             return; /* scribbled words: the callers report it */
         bool reaped = false;
         while (nt != r) {
@@ -526,8 +534,10 @@ enum {
 static int room_for(mproc_queue *q, uint64_t h, uint32_t need, bool slot)
 {
     qshared *s = q->s;
-    uint32_t used = pos_of(h) - atomic_load(&s->tail);
-    if (used > q->cap)
+    uint32_t t = atomic_load(&s->tail);
+    uint32_t used = pos_of(h) - t;
+    /* tail <= rd <= head, all 8-aligned, within a ring. */
+    if (!span_ok(q, t, pos_of(h)) || pos_of(atomic_load(&s->rd)) - t > used)
         return MPROC_EPROTO;
     if (slot) {
         uint32_t n = qcount(h, atomic_load(&s->rd));
@@ -815,8 +825,12 @@ int mproc_queue_put_batch(mproc_queue *q, const mproc_queue_msg *msgs, size_t n,
         uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
         uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
         uint32_t used = pos - t;
-        uint32_t nq = qcount(h, atomic_load(&s->rd)) + pending;
-        bool fits = used <= q->cap && q->cap - used >= pad + size &&
+        uint64_t r = atomic_load(&s->rd); /* after tail: see room_for */
+        uint32_t nq = qcount(h, r) + pending;
+        /* Anything odd (words scribbled on) goes the slow way, which
+         * reports it. */
+        bool fits = span_ok(q, t, pos) && pos_of(r) - t <= used &&
+                    q->cap - used >= pad + size &&
                     (q->maxsize == 0 || nq < q->maxsize) &&
                     nq < MPROC_QUEUE_MAXSIZE_MAX &&
                     atomic_load(&s->closed) == 0;
@@ -1001,7 +1015,7 @@ static int clock_take(mproc_queue *q, const mproc__deadline *d)
     if (rc == MPROC_EOWNERDEAD) {
         uint64_t r = atomic_load(&s->rd);
         uint64_t h = atomic_load(&s->head);
-        if (pos_of(h) != pos_of(r) && pos_of(h) - pos_of(r) <= q->cap) {
+        if (pos_of(h) != pos_of(r) && span_ok(q, pos_of(r), pos_of(h))) {
             qrec *rec = rec_at(q, pos_of(r));
             atomic_store(&rec->state, 0);
         }
@@ -1071,7 +1085,7 @@ static int next_msg(mproc_queue *q, const mproc__deadline *d, found *f)
         uint32_t h =
             pos_of(atomic_load_explicit(&s->head, memory_order_acquire));
         uint32_t avail = h - r;
-        if (avail > q->cap)
+        if (!span_ok(q, r, h))
             return MPROC_EPROTO;
         uint32_t size = rec_size(q, r, avail, &f->kind, &f->len);
         if (size == 0)
@@ -1112,7 +1126,7 @@ static int read_stream(mproc_queue *q, unsigned char *dst, uint64_t total,
             pos_of(atomic_load_explicit(&s->head, memory_order_acquire));
         uint32_t kind, len;
         uint32_t size =
-            h - r <= q->cap ? rec_size(q, r, h - r, &kind, &len) : 0;
+            span_ok(q, r, h) ? rec_size(q, r, h - r, &kind, &len) : 0;
         if (size == 0)
             return MPROC_EPROTO;
         if (kind == REC_PAD) {
@@ -1397,7 +1411,7 @@ int mproc_queue_get_batch(mproc_queue *q, void *buf, size_t cap, size_t *lens,
                 pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
             uint32_t h =
                 pos_of(atomic_load_explicit(&s->head, memory_order_acquire));
-            if (h == r || h - r > q->cap)
+            if (h == r || !span_ok(q, r, h))
                 break;
             uint32_t kind, len;
             uint32_t size = rec_size(q, r, h - r, &kind, &len);

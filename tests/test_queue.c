@@ -2491,6 +2491,67 @@ typedef struct word_case {
     const char *what;
 } word_case;
 
+START_TEST(queue_calls_report_scribbled_positions_as_eproto)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "qwords");
+    const word_case cases[] = {
+        {F_HEAD, 4096 + 8, true, true, "head a ring ahead"},
+        {F_HEAD, 3, true, true, "head misaligned"},
+        {F_HEAD, -48 - 8, true, true, "head behind rd"},
+        {F_RD, 8, false, true, "rd past head"},
+        {F_RD, 3, false, true, "rd misaligned"},
+        {F_RD, -4096, false, true, "rd a ring behind"},
+        {F_TAIL, 8, true, false, "tail past rd"},
+        {F_TAIL, 5, true, false, "tail misaligned"},
+        {F_TAIL, -4096 - 8, true, false, "tail more than a ring behind"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const word_case *c = &cases[i];
+        mproc_queue *q = named_queue(name, 4096);
+        /* Some traffic first, so that positions are not all 0. */
+        for (unsigned k = 0; k < 10; k++) {
+            put_pattern(q, 500, k);
+            get_pattern(q, 500, k, 0);
+        }
+        put_pattern(q, 40, 99);
+        qfile f = qfile_map(name);
+        uint64_t w = rd64(&f, c->off);
+        wr64(&f, c->off,
+             (w & ~(uint64_t)0xffffffffu) |
+                 (uint32_t)((uint32_t)w + (uint32_t)c->delta));
+        unsigned char b[4096];
+        size_t len = 0;
+        int rc = mproc_queue_put(q, b, 16, 50);
+        ck_assert_msg(rc == MPROC_EPROTO || (!c->put_eproto && rc == 0),
+                      "%s: put gave %s", c->what, mproc_errname(rc));
+        if (c->get_eproto) {
+            for (unsigned k = 0; k < 2; k++) {
+                rc = mproc_queue_get(q, b, sizeof b, &len, 50);
+                ck_assert_msg(rc == MPROC_EPROTO,
+                              "%s: get %u gave %s (%zu bytes)", c->what, k,
+                              mproc_errname(rc), len);
+            }
+            const void *d;
+            rc = mproc_queue_borrow(q, &d, &len, 50);
+            ck_assert_msg(rc == MPROC_EPROTO, "%s: borrow gave %s", c->what,
+                          mproc_errname(rc));
+        } else {
+            /* What is there is the message put: nothing else. */
+            rc = mproc_queue_get(q, b, sizeof b, &len, 50);
+            ck_assert_msg(rc == 0 && len == 40 && test_pattern_ok(b, 40, 99),
+                          "%s: get gave %s (%zu bytes)", c->what,
+                          mproc_errname(rc), len);
+        }
+        size_t n;
+        ck_assert_int_eq(mproc_queue_qsize(q, &n), 0);
+        munmap(f.p, f.size);
+        mproc_queue_close(q);
+        ck_assert_int_eq(mproc_queue_unlink(name), 0);
+    }
+}
+END_TEST
+
 /* A record header scribbled on: get says MPROC_EPROTO, every time. */
 typedef struct rec_case {
     unsigned kind;
@@ -2769,6 +2830,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_calls_refuse_null_and_bad_arguments);
     TEST_ADD(s, simple_queue_offers_put_get_and_empty);
     TEST_ADD(s, queue_open_refuses_a_scribbled_header);
+    TEST_ADD(s, queue_calls_report_scribbled_positions_as_eproto);
     TEST_ADD(s, queue_get_reports_a_scribbled_record_as_eproto);
     TEST_ADD(s, queue_lock_words_scribbled_on_are_recovered_or_refused);
     TEST_ADD(s, queue_consumer_killed_inside_a_streamed_message_loses_only_it);
