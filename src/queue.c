@@ -52,14 +52,17 @@ enum {
     REC_ABORT = 6  /* the streamed message being read is dropped */
 };
 /* state byte of a record: 0 while unread or once free to reuse,
- * BORROWED while a consumer holds it in place. */
+ * BORROWED once a consumer took it in place. The mark holds the memory only
+ * while the slot named by owner (the borrower's) names the record too: a
+ * borrower killed inside its release, or a dead one whose slot was
+ * settled, leaves a mark that holds nothing (see borrow_held). */
 #define REC_BORROWED 1u
 
 typedef struct qrec {
     uint32_t len;
     uint8_t kind;
     _Atomic uint8_t state;
-    uint16_t reserved;
+    uint16_t owner; /* BORROWED: the borrower's slot; written before state */
 } qrec;
 
 #define BORROW_NONE UINT64_MAX
@@ -366,13 +369,13 @@ static void write_off(mproc_queue *q, uint32_t n)
 
 /* Settles the slot of a dead process that this caller now owns (its pid
  * was changed from the dead one's by compare-and-swap): its borrowed
- * record is freed (the message is lost), its tasks are written off. */
+ * record is freed (the message is lost: its mark now holds nothing), its
+ * tasks are written off. Nothing is written into the ring: the position
+ * in a dead slot may be stale (a borrower killed before it took the
+ * record, which went to the next consumer) or scribbled on. */
 static void settle_dead(mproc_queue *q, qslot *sl)
 {
-    uint64_t b = atomic_exchange(&sl->borrow, BORROW_NONE);
-    if (b != BORROW_NONE)
-        atomic_store_explicit(&rec_at(q, (uint32_t)b)->state, 0,
-                              memory_order_release);
+    atomic_store(&sl->borrow, BORROW_NONE);
     write_off(q, atomic_exchange(&sl->outstanding, 0));
 }
 
@@ -446,6 +449,16 @@ static int my_slot(mproc_queue *q, qslot **out)
 
 /* ------------------------------------------------------------- tail */
 
+/* Whether the record at pos, marked borrowed, holds its memory: its
+ * borrower's slot still names it. */
+static bool borrow_held(mproc_queue *q, uint32_t pos, const qrec *rec)
+{
+    uint32_t i = rec->owner;
+    if (i >= q->nslots)
+        return false; /* scribbled on: holds nothing */
+    return atomic_load(&q->s->slots[i].borrow) == (uint64_t)pos;
+}
+
 /* Frees the records before rd that nobody holds: advances tail over them
  * by compare-and-swap (any consumer may, at any time). A borrowed record
  * stops it, unless reap is set and its borrower is dead. */
@@ -466,7 +479,8 @@ static void advance_tail(mproc_queue *q, bool reap)
                 break; /* torn under us (tail moved on): the CAS fails */
             qrec *rec = rec_at(q, nt);
             if (atomic_load_explicit(&rec->state, memory_order_acquire) ==
-                REC_BORROWED) {
+                    REC_BORROWED &&
+                borrow_held(q, nt, rec)) {
                 if (!reap || reaped || !reap_slots(q))
                     break;
                 reaped = true;
@@ -632,7 +646,7 @@ static int place(mproc_queue *q, uint32_t size, unsigned how,
         r->len = pad - REC_HDR;
         r->kind = REC_PAD;
         atomic_store_explicit(&r->state, 0, memory_order_relaxed);
-        r->reserved = 0;
+        r->owner = 0;
     }
     *pos = h + pad;
     return 0;
@@ -644,7 +658,7 @@ static void put_rec(mproc_queue *q, uint32_t pos, uint32_t kind, uint32_t len)
     r->len = len;
     r->kind = (uint8_t)kind;
     atomic_store_explicit(&r->state, 0, memory_order_relaxed);
-    r->reserved = 0;
+    r->owner = 0;
 }
 
 /* Publishes everything written up to pos, with dputs more messages. */
@@ -1472,8 +1486,11 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
         atomic_fetch_add(&sl->outstanding, 1);
     if (rc == 0) {
         qrec *rec = rec_at(q, f.pos);
-        /* Marked first: a consumer killed between the two leaves a mark the
-         * next holder of the lock clears (clock_take). */
+        /* Marked first: a consumer killed before it took the record leaves
+         * a mark the next holder of the lock clears (clock_take), and a
+         * slot naming a record that went to someone else (settle_dead
+         * leaves the ring alone; the owner field decides). */
+        rec->owner = (uint16_t)q->slot;
         atomic_store(&rec->state, REC_BORROWED);
         atomic_store(&sl->borrow, f.pos);
         consume(q, f.size, 1);

@@ -2608,6 +2608,58 @@ START_TEST(queue_get_reports_a_scribbled_record_as_eproto)
 }
 END_TEST
 
+/* Slots scribbled on (a borrowed position anywhere, tasks by the billion,
+ * an owner long dead): the ring is never written outside a record and
+ * the queue goes on. */
+START_TEST(queue_survives_scribbled_consumer_slots)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "qslots");
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    o.capacity = 4096;
+    o.joinable = true;
+    o.max_consumers = 4;
+    mproc_queue *q;
+    ck_assert_int_eq(mproc_queue_create(&q, name, &o), 0);
+    qfile f = qfile_map(name);
+    /* Slots owned by a pid that does not exist (above PID_MAX_LIMIT),
+     * claiming borrowed records at odd places and open tasks. */
+    for (unsigned i = 0; i < 4; i++) {
+        size_t s = F_SLOTS + i * SLOT_SIZE;
+        wr32(&f, s + SLOT_PID, 0x7ffffff0u + i);
+        wr64(&f, s + SLOT_BORROW,
+             i == 0   ? 3
+             : i == 1 ? 0xfffffff9u
+             : i == 2 ? 4096 + 13
+                      : 64);
+        wr32(&f, s + SLOT_OUTSTANDING, i == 3 ? 0xffffffffu : 5);
+    }
+    /* Messages in the ring, so that a wrong write would show. */
+    for (unsigned k = 0; k < 6; k++)
+        put_pattern(q, 500, k);
+    const void *d;
+    size_t len;
+    /* A borrow needs a slot: the dead ones are reaped. */
+    ck_assert_int_eq(mproc_queue_borrow(q, &d, &len, 0), 0);
+    ck_assert(test_pattern_ok(d, 500, 0));
+    ck_assert_int_eq(mproc_queue_release(q), 0);
+    for (unsigned k = 1; k < 6; k++)
+        get_pattern(q, 500, k, 0);
+    /* Write-offs never exceed the tasks there are. */
+    int rc = mproc_queue_join(q, test_ms(2000));
+    ck_assert_msg(rc == 0 || rc == MPROC_EOWNERDEAD || rc == MPROC_ETIMEDOUT,
+                  "join: %s", mproc_errname(rc));
+    /* The ring works across its whole length. */
+    for (unsigned k = 0; k < 20; k++) {
+        put_pattern(q, 1500, k);
+        get_pattern(q, 1500, k, 0);
+    }
+    munmap(f.p, f.size);
+    mproc_queue_close(q);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
+}
+END_TEST
+
 /* The producers' lock word names a task that does not exist: the next
  * producer takes it over; made unrecoverable: MPROC_EPROTO. */
 START_TEST(queue_lock_words_scribbled_on_are_recovered_or_refused)
@@ -2629,6 +2681,123 @@ START_TEST(queue_lock_words_scribbled_on_are_recovered_or_refused)
     wr32(&f, F_CLOCK, 0x3fffffffu);
     ck_assert_int_eq(mproc_queue_get(q, &c, 1, &len, 100), MPROC_EPROTO);
     munmap(f.p, f.size);
+    mproc_queue_close(q);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
+}
+END_TEST
+
+/* The slot of process pid in a queue file: its offset, or 0. */
+static size_t slot_of(const qfile *f, pid_t pid)
+{
+    uint32_t n = rd32(f, F_NSLOTS);
+    for (uint32_t i = 0; i < n; i++) {
+        size_t at = F_SLOTS + i * SLOT_SIZE;
+        if (rd32(f, at + SLOT_PID) == (uint32_t)pid)
+            return at;
+    }
+    return 0;
+}
+
+/* A borrower killed inside its release, after giving up its claim and
+ * before unmarking the record, leaves a mark nobody claims: it stops no
+ * one. */
+START_TEST(queue_borrower_killed_inside_its_release_wedges_no_one)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "qrel");
+    mproc_queue *q = named_queue(name, 4096);
+    _Atomic int *flag = shared_mem(4096);
+    put_pattern(q, 1000, 1);
+    g_q = q;
+    pid_t p = spawn(child_borrows_and_sleeps, (void *)flag);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (atomic_load(flag) == 0 && test_now_ms() < until)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(flag), 1);
+    qfile f = qfile_map(name);
+    size_t sl = slot_of(&f, p);
+    ck_assert_uint_ne(sl, 0);
+    ck_assert_uint_ne(rd64(&f, sl + SLOT_BORROW), UINT64_MAX);
+    wr64(&f, sl + SLOT_BORROW, UINT64_MAX); /* the release's first step */
+    kill_and_reap(p);
+    for (unsigned k = 0; k < 10; k++) {
+        unsigned char *m = msg_new(1500, k);
+        int rc = mproc_queue_put(q, m, 1500, test_ms(2000));
+        ck_assert_msg(rc == 0, "put %u: %s", k, mproc_errname(rc));
+        free(m);
+        get_pattern(q, 1500, k, 0);
+    }
+    munmap(f.p, f.size);
+    munmap((void *)flag, 4096);
+    mproc_queue_close(q);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
+}
+END_TEST
+
+/* A consumer killed inside a borrow, after naming the record in its slot
+ * and before taking it, leaves the record to the next consumer and a
+ * stale claim in its slot: settling the dead slot later frees nothing
+ * another consumer holds. */
+static int child_borrows_releases_and_sleeps(void *arg)
+{
+    _Atomic int *flag = arg;
+    const void *d;
+    size_t len;
+    int rc = mproc_queue_borrow(g_q, &d, &len, test_ms(10000));
+    if (rc == 0)
+        rc = mproc_queue_release(g_q);
+    atomic_store(flag, rc == 0 ? 1 : 2);
+    if (rc != 0)
+        return code_of(rc);
+    pause();
+    return 0;
+}
+
+START_TEST(queue_dead_borrowers_stale_claim_frees_no_one_elses_message)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "qclaim");
+    mproc_queue *q = named_queue(name, 4096);
+    _Atomic int *flag = shared_mem(4096);
+    put_pattern(q, 100, 1);
+    put_pattern(q, 1500, 2);
+    g_q = q;
+    pid_t p = spawn(child_borrows_releases_and_sleeps, (void *)flag);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (atomic_load(flag) == 0 && test_now_ms() < until)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(flag), 1);
+    qfile f = qfile_map(name);
+    size_t sl = slot_of(&f, p);
+    ck_assert_uint_ne(sl, 0);
+    /* Message 2's record, still in the queue, named as the child's. */
+    wr64(&f, sl + SLOT_BORROW, (uint32_t)rd64(&f, F_RD));
+    kill_and_reap(p);
+    const void *d;
+    size_t len;
+    ck_assert_int_eq(mproc_queue_borrow(q, &d, &len, 0), 0);
+    ck_assert_uint_eq(len, 1500);
+    ck_assert(test_pattern_ok(d, 1500, 2));
+    /* Producers short of room settle the dead slot; the ring fills up to
+     * our borrowed record and never over it. */
+    for (unsigned round = 0; round < 4; round++) {
+        unsigned n = 0;
+        while (mproc_queue_put(q, "0123456789abcdef", 16, 20) == 0)
+            n++;
+        ck_assert_msg(test_pattern_ok(d, 1500, 2),
+                      "round %u: the borrowed message was written over", round);
+        char b[16];
+        for (unsigned i = 0; i < n; i++)
+            ck_assert_int_eq(mproc_queue_get(q, b, sizeof b, &len, 0), 0);
+    }
+    ck_assert_int_eq(mproc_queue_release(q), 0);
+    /* The whole ring is free again: the largest message, round it. */
+    for (unsigned k = 0; k < 4; k++) {
+        put_pattern(q, 2040, k);
+        get_pattern(q, 2040, k, 0);
+    }
+    munmap(f.p, f.size);
+    munmap((void *)flag, 4096);
     mproc_queue_close(q);
     ck_assert_int_eq(mproc_queue_unlink(name), 0);
 }
@@ -2832,7 +3001,10 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_open_refuses_a_scribbled_header);
     TEST_ADD(s, queue_calls_report_scribbled_positions_as_eproto);
     TEST_ADD(s, queue_get_reports_a_scribbled_record_as_eproto);
+    TEST_ADD(s, queue_survives_scribbled_consumer_slots);
     TEST_ADD(s, queue_lock_words_scribbled_on_are_recovered_or_refused);
+    TEST_ADD(s, queue_borrower_killed_inside_its_release_wedges_no_one);
+    TEST_ADD(s, queue_dead_borrowers_stale_claim_frees_no_one_elses_message);
     TEST_ADD(s, queue_consumer_killed_inside_a_streamed_message_loses_only_it);
     TEST_ADD(
         s, queue_producer_killed_inside_a_streamed_message_delivers_none_of_it);
