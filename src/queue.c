@@ -72,9 +72,14 @@ typedef struct qslot {
     uint32_t reserved;
     _Atomic uint64_t start;       /* its start time (0: unknown) */
     _Atomic uint64_t borrow;      /* BORROW_NONE, or the borrowed position */
-    _Atomic uint32_t outstanding; /* tasks it got and did not mark done */
-    uint32_t reserved2;
+    _Atomic uint32_t outstanding; /* tasks it got and did not mark done,
+                                     TAKING while a take is under way */
+    _Atomic uint32_t take_cnt;    /* TAKING: rd's count before that take */
 } qslot;
+
+/* In a slot's outstanding: its process is taking a message (under clock)
+ * and has not yet counted it; see take_begin. */
+#define TAKING 0x80000000u
 
 /* The shared layout (docs/queue.md). Positions are byte counters modulo
  * 2^32 (the ring is at most 2^30 bytes, so differences are exact); head
@@ -376,7 +381,16 @@ static void write_off(mproc_queue *q, uint32_t n)
 static void settle_dead(mproc_queue *q, qslot *sl)
 {
     atomic_store(&sl->borrow, BORROW_NONE);
-    write_off(q, atomic_exchange(&sl->outstanding, 0));
+    /* A take cut short (see take_begin): rd read before the exchange. If
+     * the exchange still finds TAKING, nobody has taken the consumers'
+     * lock over from the dead process yet (that resolves TAKING first),
+     * so rd is as it left it. */
+    uint64_t r = atomic_load(&q->s->rd);
+    uint32_t o = atomic_exchange(&sl->outstanding, 0);
+    uint32_t n = o & ~TAKING;
+    if ((o & TAKING) != 0 && cnt_of(r) != atomic_load(&sl->take_cnt))
+        n++;
+    write_off(q, n);
 }
 
 /* Frees the slots of dead processes. True when one was freed. */
@@ -1018,8 +1032,29 @@ static int wait_data(mproc_queue *q, const mproc__deadline *d)
     }
 }
 
+/* After the consumers' lock was taken over from a dead holder, before rd
+ * moves again: the take it had begun (take_begin) is counted as its task
+ * if rd shows it went through, else forgotten (the message is still
+ * there, and its task goes with it to the next consumer). Only a holder
+ * of the lock sets TAKING, so the mark found is the dead holder's. */
+static void resolve_take(mproc_queue *q, uint64_t r)
+{
+    for (uint32_t i = 0; i < q->nslots; i++) {
+        qslot *sl = &q->s->slots[i];
+        uint32_t o = atomic_load(&sl->outstanding);
+        while ((o & TAKING) != 0) {
+            uint32_t n = o & ~TAKING;
+            if (cnt_of(r) != atomic_load(&sl->take_cnt))
+                n++;
+            if (atomic_compare_exchange_weak(&sl->outstanding, &o, n))
+                break;
+        }
+    }
+}
+
 /* Takes the consumers' lock; after a dead holder, a record it had marked
- * borrowed without moving rd is unmarked (it is delivered again). */
+ * borrowed without moving rd is unmarked (it is delivered again), and the
+ * take it had begun is settled (resolve_take). */
 static int clock_take(mproc_queue *q, const mproc__deadline *d)
 {
     qshared *s = q->s;
@@ -1033,6 +1068,8 @@ static int clock_take(mproc_queue *q, const mproc__deadline *d)
             qrec *rec = rec_at(q, pos_of(r));
             atomic_store(&rec->state, 0);
         }
+        if (q->joinable)
+            resolve_take(q, r);
         mproc__lockword_consistent(&s->clock);
         rc = 0;
     }
@@ -1055,19 +1092,34 @@ static void consume(mproc_queue *q, uint32_t size, uint32_t takes)
                           memory_order_release);
 }
 
-/* For a JoinableQueue: counts one task this process got (before the take
- * is published, so that a consumer killed between the two is written off
- * rather than leaving a task nobody marks done). */
-static int count_task(mproc_queue *q)
+/* For a JoinableQueue, the task of a take is counted around the store
+ * that publishes the take (consume), under clock: take_begin marks this
+ * process's slot TAKING with rd's count before it, take_end counts the
+ * task and clears the mark in one step. A process killed between the two
+ * leaves the mark, and whoever settles it (resolve_take, settle_dead)
+ * compares that count with rd's: moved on, the message went with the dead
+ * process (a task to write off); not, it is still in the queue and its
+ * task goes to the next consumer. *out is the slot (NULL: not joinable). */
+static int take_begin(mproc_queue *q, qslot **out)
 {
+    *out = NULL;
     if (!q->joinable)
         return 0;
     qslot *sl;
     int rc = my_slot(q, &sl);
     if (rc < 0)
         return rc;
-    atomic_fetch_add(&sl->outstanding, 1);
+    atomic_store(&sl->take_cnt, cnt_of(atomic_load(&q->s->rd)));
+    atomic_fetch_or(&sl->outstanding, TAKING);
+    *out = sl;
     return 0;
+}
+
+static void take_end(qslot *sl)
+{
+    /* (o | TAKING) + 1 - TAKING, modulo 2^32: o + 1. */
+    if (sl != NULL)
+        atomic_fetch_add(&sl->outstanding, 1u - TAKING);
 }
 
 static void uncount_task(mproc_queue *q)
@@ -1075,7 +1127,7 @@ static void uncount_task(mproc_queue *q)
     qslot *sl;
     if (q->joinable && my_slot(q, &sl) == 0) {
         uint32_t o = atomic_load(&sl->outstanding);
-        while (o > 0 &&
+        while ((o & ~TAKING) > 0 &&
                !atomic_compare_exchange_weak(&sl->outstanding, &o, o - 1)) {
         }
     }
@@ -1300,7 +1352,8 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
                 }
                 dst = k->buf;
             }
-            if ((rc = count_task(q)) < 0) {
+            qslot *ts;
+            if ((rc = take_begin(q, &ts)) < 0) {
                 if (k->alloc)
                     free(dst);
                 break;
@@ -1308,6 +1361,7 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
             if (f.len > 0)
                 memcpy(dst, rec_at(q, f.pos) + 1, f.len);
             consume(q, f.size, 1);
+            take_end(ts);
             if (k->alloc)
                 *k->out = dst;
             break;
@@ -1328,7 +1382,8 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
             rc = MPROC_ENOMEM;
             break;
         }
-        if ((rc = count_task(q)) < 0) {
+        qslot *ts;
+        if ((rc = take_begin(q, &ts)) < 0) {
             if (k->alloc)
                 free(dst);
             break;
@@ -1336,6 +1391,7 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
         uint64_t got = f.len - 8u;
         memcpy(dst, (unsigned char *)(rec_at(q, f.pos) + 1) + 8, (size_t)got);
         consume(q, f.size, 1);
+        take_end(ts);
         advance_tail(q, false);
         wake_producer(q);
         rc = read_stream(q, dst, total, &got, &d);
@@ -1435,13 +1491,15 @@ int mproc_queue_get_batch(mproc_queue *q, void *buf, size_t cap, size_t *lens,
                 consume(q, size, 0);
                 continue;
             }
-            if (len > cap - used || count_task(q) < 0)
+            qslot *ts;
+            if (len > cap - used || take_begin(q, &ts) < 0)
                 break;
             if (len > 0) /* buf may be NULL (cap 0) */
                 memcpy((unsigned char *)buf + used, rec_at(q, r) + 1, len);
             lens[k++] = len;
             used += len;
             consume(q, size, 1);
+            take_end(ts);
             takes++;
         }
         advance_tail(q, false);
@@ -1482,8 +1540,9 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
         *len = (size_t)stream_total(q, &f);
         rc = MPROC_EMSGSIZE;
     }
-    if (rc == 0 && q->joinable)
-        atomic_fetch_add(&sl->outstanding, 1);
+    qslot *ts = NULL;
+    if (rc == 0)
+        rc = take_begin(q, &ts);
     if (rc == 0) {
         qrec *rec = rec_at(q, f.pos);
         /* Marked first: a consumer killed before it took the record leaves
@@ -1494,6 +1553,7 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
         atomic_store(&rec->state, REC_BORROWED);
         atomic_store(&sl->borrow, f.pos);
         consume(q, f.size, 1);
+        take_end(ts);
         q->borrowed = true;
         q->borrow_pid = self_pid();
         q->borrow_pos = f.pos;

@@ -2933,6 +2933,73 @@ START_TEST(queue_stream_cut_by_its_timeout_is_dropped_whole)
 }
 END_TEST
 
+/* A JoinableQueue consumer killed inside a get, before it took the
+ * message (here, in the middle of copying a large one out): the message
+ * stays for the next consumer, and so does its task; nothing is written
+ * off and join waits for the task_done of whoever gets it. */
+#define BIG_CAP ((size_t)128 << 20)
+
+typedef struct slow_get {
+    mproc_queue *q;
+    unsigned char *dst; /* shared with the parent, which watches it */
+    size_t size;
+    _Atomic int *flag;
+} slow_get;
+
+static int child_gets_into_shared(void *arg)
+{
+    slow_get *g = arg;
+    size_t len;
+    atomic_store(g->flag, 1);
+    return code_of(
+        mproc_queue_get(g->q, g->dst, g->size, &len, test_ms(20000)));
+}
+
+/* RUN_SERIAL jqueue_consumer_killed_inside_a_get_leaves_its_task_to_the_next */
+START_TEST(jqueue_consumer_killed_inside_a_get_leaves_its_task_to_the_next)
+{
+    bool hit = false;
+    for (int attempt = 0; attempt < 6 && !hit; attempt++) {
+        mproc_queue *q = new_queue(BIG_CAP, 0, true);
+        size_t size = mproc_queue_max_inplace(q);
+        unsigned char *src = malloc(size);
+        ck_assert_ptr_nonnull(src);
+        test_pattern(src, size, 0x5a);
+        ck_assert_int_eq(mproc_queue_put(q, src, size, 0), 0);
+        slow_get g = {q, shared_mem(size), size, shared_mem(4096)};
+        pid_t p = spawn(child_gets_into_shared, &g);
+        int64_t until = test_now_ms() + test_ms(10000);
+        volatile unsigned char *first = g.dst, *last = g.dst + size - 1;
+        /* Copying has begun and not ended: kill it there. */
+        while (*first == 0 && test_now_ms() < until)
+            ;
+        if (*last == 0)
+            kill(p, SIGKILL);
+        int code = test_wait_status(p);
+        ck_assert(code == 128 + SIGKILL || code == 0);
+        if (code == 128 + SIGKILL && qsize(q) == 1) {
+            hit = true;
+            get_pattern(q, size, 0x5a, 0);
+            ck_assert_int_eq(mproc_queue_join(q, test_ms(300)),
+                             MPROC_ETIMEDOUT);
+            ck_assert_int_eq(mproc_queue_task_done(q), 0);
+            ck_assert_int_eq(mproc_queue_join(q, 0), 0);
+        } else if (code == 128 + SIGKILL) {
+            /* Killed after the take: the message went with it, and its
+             * task is written off. */
+            ck_assert_int_eq(mproc_queue_join(q, test_ms(3000)),
+                             MPROC_EOWNERDEAD);
+        }
+        free(src);
+        munmap(g.dst, size);
+        munmap((void *)g.flag, 4096);
+        mproc_queue_close(q);
+    }
+    if (!hit)
+        test_skip("no kill landed inside the copy of the message");
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -3010,5 +3077,7 @@ Suite *mproc_test_suite(void)
         s, queue_producer_killed_inside_a_streamed_message_delivers_none_of_it);
     TEST_ADD(s, queue_consumer_reading_a_stream_whose_producer_dies_goes_on);
     TEST_ADD(s, queue_stream_cut_by_its_timeout_is_dropped_whole);
+    TEST_ADD(s,
+             jqueue_consumer_killed_inside_a_get_leaves_its_task_to_the_next);
     return s;
 }
