@@ -68,8 +68,8 @@ typedef struct qrec {
 #define BORROW_NONE UINT64_MAX
 
 typedef struct qslot {
-    _Atomic uint32_t pid; /* the owner process; 0: free */
-    uint32_t reserved;
+    _Atomic uint32_t pid;         /* the owner process; 0: free */
+    _Atomic uint32_t extra;       /* 1: a borrow of another handle of pid's */
     _Atomic uint64_t start;       /* its start time (0: unknown) */
     _Atomic uint64_t borrow;      /* BORROW_NONE, or the borrowed position */
     _Atomic uint32_t outstanding; /* tasks it got and did not mark done,
@@ -159,6 +159,8 @@ struct mproc_queue {
     bool borrowed;
     pid_t borrow_pid;
     uint32_t borrow_pos;
+    int borrow_slot;   /* the slot that names it */
+    bool borrow_extra; /* that slot is an extra one, freed at release */
     /* A streamed message half read by thread st_tid of process st_pid
      * (st_tid 0: none), which keeps the consumers' lock meanwhile. */
     _Atomic pid_t st_tid;
@@ -410,14 +412,42 @@ static bool reap_slots(mproc_queue *q)
             continue;
         settle_dead(q, sl);
         atomic_store(&sl->start, 0);
+        atomic_store(&sl->extra, 0);
         atomic_store(&sl->pid, 0);
         any = true;
     }
     return any;
 }
 
-/* This process's slot, claimed on first use: 0, or MPROC_EAGAIN when
- * every slot belongs to a live process. */
+/* Claims a free slot for this process (start: its start time), reaping
+ * dead processes' slots when none is free: its index, or MPROC_EAGAIN
+ * when every slot belongs to a live process. */
+static int claim_slot(mproc_queue *q, uint64_t start, bool extra)
+{
+    uint32_t me = (uint32_t)self_pid();
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < q->nslots; i++) {
+            qslot *sl = &q->s->slots[i];
+            uint32_t free_pid = 0;
+            if (atomic_load_explicit(&sl->pid, memory_order_relaxed) != 0)
+                continue;
+            if (atomic_compare_exchange_strong(&sl->pid, &free_pid, me)) {
+                atomic_store(&sl->extra, extra ? 1u : 0u);
+                atomic_store(&sl->borrow, BORROW_NONE);
+                atomic_store(&sl->outstanding, 0);
+                atomic_store(&sl->start, start);
+                return (int)i;
+            }
+        }
+        if (!reap_slots(q))
+            break;
+    }
+    return MPROC_EAGAIN;
+}
+
+/* This process's slot, claimed on first use and shared by its handles
+ * (tasks count per process): 0, or MPROC_EAGAIN when every slot belongs
+ * to a live process. */
 static int my_slot(mproc_queue *q, qslot **out)
 {
     pid_t me = self_pid();
@@ -428,37 +458,27 @@ static int my_slot(mproc_queue *q, qslot **out)
     uint64_t start = 0;
     (void)proc_start(me, &start);
     /* One slot per process: another handle of ours may have claimed it. */
-    for (uint32_t i = 0; i < q->nslots; i++) {
+    int idx = -1;
+    for (uint32_t i = 0; i < q->nslots && idx < 0; i++) {
         qslot *sl = &q->s->slots[i];
         if (atomic_load(&sl->pid) == (uint32_t)me &&
-            atomic_load(&sl->start) == start) {
-            q->slot = (int)i;
-            q->slot_pid = me;
-            *out = sl;
-            return 0;
-        }
+            atomic_load(&sl->start) == start && atomic_load(&sl->extra) == 0)
+            idx = (int)i;
     }
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t i = 0; i < q->nslots; i++) {
-            qslot *sl = &q->s->slots[i];
-            uint32_t free_pid = 0;
-            if (atomic_load_explicit(&sl->pid, memory_order_relaxed) != 0)
-                continue;
-            if (atomic_compare_exchange_strong(&sl->pid, &free_pid,
-                                               (uint32_t)me)) {
-                atomic_store(&sl->borrow, BORROW_NONE);
-                atomic_store(&sl->outstanding, 0);
-                atomic_store(&sl->start, start);
-                q->slot = (int)i;
-                q->slot_pid = me;
-                *out = sl;
-                return 0;
-            }
-        }
-        if (!reap_slots(q))
-            break;
-    }
-    return MPROC_EAGAIN;
+    if (idx < 0 && (idx = claim_slot(q, start, false)) < 0)
+        return idx;
+    q->slot = idx;
+    q->slot_pid = me;
+    *out = &q->s->slots[idx];
+    return 0;
+}
+
+/* Frees an extra slot of this process (its borrow released). */
+static void drop_extra_slot(qslot *sl)
+{
+    atomic_store(&sl->start, 0);
+    atomic_store(&sl->extra, 0);
+    atomic_store(&sl->pid, 0);
 }
 
 /* ------------------------------------------------------------- tail */
@@ -1521,19 +1541,28 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
     if (q->borrowed && q->borrow_pid == self_pid())
         return MPROC_EINVAL;
     q->borrowed = false;
-    qslot *sl;
-    int rc = my_slot(q, &sl);
-    if (rc < 0)
-        return rc;
-    if (atomic_load(&sl->borrow) != BORROW_NONE)
-        return MPROC_EINVAL; /* another handle of this process holds one */
     mproc__deadline d;
-    if ((rc = mproc__deadline_init(&d, timeout_ms)) < 0)
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
         return rc;
     if (have_stream(q))
         return MPROC_EINVAL; /* finish the streamed message first */
-    if ((rc = clock_take(q, &d)) < 0)
+    qslot *sl;
+    if ((rc = my_slot(q, &sl)) < 0)
         return rc;
+    /* The process's slot names one borrowed message; another handle of
+     * this process that holds one already (a thread's own handle) borrows
+     * through an extra slot of its own, freed at its release. */
+    int bidx = q->slot;
+    bool extra = atomic_load(&sl->borrow) != BORROW_NONE;
+    if (extra && (bidx = claim_slot(q, atomic_load(&sl->start), true)) < 0)
+        return bidx;
+    qslot *bs = &q->s->slots[bidx];
+    if ((rc = clock_take(q, &d)) < 0) {
+        if (extra)
+            drop_extra_slot(bs);
+        return rc;
+    }
     found f;
     rc = next_msg(q, &d, &f);
     if (rc == 0 && f.kind == REC_FIRST) {
@@ -1549,14 +1578,16 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
          * a mark the next holder of the lock clears (clock_take), and a
          * slot naming a record that went to someone else (settle_dead
          * leaves the ring alone; the owner field decides). */
-        rec->owner = (uint16_t)q->slot;
+        rec->owner = (uint16_t)bidx;
         atomic_store(&rec->state, REC_BORROWED);
-        atomic_store(&sl->borrow, f.pos);
+        atomic_store(&bs->borrow, f.pos);
         consume(q, f.size, 1);
         take_end(ts);
         q->borrowed = true;
         q->borrow_pid = self_pid();
         q->borrow_pos = f.pos;
+        q->borrow_slot = bidx;
+        q->borrow_extra = extra;
         *data = rec + 1;
         *len = f.len;
     }
@@ -1564,6 +1595,8 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
     clock_drop(q);
     if (rc == 0)
         wake_emptied(q->s);
+    else if (extra)
+        drop_extra_slot(bs);
     return rc;
 }
 
@@ -1575,15 +1608,16 @@ int mproc_queue_release(mproc_queue *q)
         q->borrowed = false;
         return MPROC_ESTATE;
     }
-    qslot *sl;
     q->borrowed = false;
-    if (my_slot(q, &sl) == 0) {
-        uint64_t b = q->borrow_pos;
-        /* Only if the slot still says so: a reaper may have taken it. */
-        if (atomic_compare_exchange_strong(&sl->borrow, &b, BORROW_NONE))
-            atomic_store_explicit(&rec_at(q, q->borrow_pos)->state, 0,
-                                  memory_order_release);
-    }
+    qslot *sl = &q->s->slots[q->borrow_slot];
+    uint64_t b = q->borrow_pos;
+    /* The slot first, then the mark (a mark no slot names holds nothing:
+     * borrow_held), so that a release cut anywhere frees the record. */
+    if (atomic_compare_exchange_strong(&sl->borrow, &b, BORROW_NONE))
+        atomic_store_explicit(&rec_at(q, q->borrow_pos)->state, 0,
+                              memory_order_release);
+    if (q->borrow_extra)
+        drop_extra_slot(sl);
     advance_tail(q, false);
     return 0;
 }

@@ -1623,6 +1623,52 @@ START_TEST(queue_max_consumers_bounds_borrowers_and_reuses_dead_places)
 }
 END_TEST
 
+/* Threads that each want a borrowed message use a handle each. */
+START_TEST(queue_two_handles_of_one_process_each_borrow_a_message)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "q2h");
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    o.capacity = 4096;
+    mproc_queue *a, *b;
+    ck_assert_int_eq(mproc_queue_create(&a, name, &o), 0);
+    ck_assert_int_eq(mproc_queue_open(&b, name, NULL), 0);
+    put_pattern(a, 10, 1);
+    put_pattern(a, 20, 2);
+    const void *da, *db;
+    size_t la, lb;
+    ck_assert_int_eq(mproc_queue_borrow(a, &da, &la, 0), 0);
+    int rc = mproc_queue_borrow(b, &db, &lb, 0);
+    ck_assert_msg(rc == 0, "second handle's borrow: %s", mproc_errname(rc));
+    ck_assert(test_pattern_ok(da, 10, 1));
+    ck_assert(test_pattern_ok(db, 20, 2));
+    const void *d3;
+    size_t l3;
+    ck_assert_int_eq(mproc_queue_borrow(b, &d3, &l3, 0), MPROC_EINVAL);
+    /* Both hold their memory while the rest of the ring fills. */
+    unsigned n = 0;
+    while (mproc_queue_put(a, "0123456789abcdef", 16, 0) == 0)
+        n++;
+    ck_assert_uint_eq(n, (4096 - 24 - 32) / 24);
+    char m[16];
+    for (unsigned k = 0; k < n; k++)
+        ck_assert_int_eq(mproc_queue_get(b, m, sizeof m, &lb, 0), 0);
+    ck_assert(test_pattern_ok(da, 10, 1));
+    ck_assert(test_pattern_ok(db, 20, 2));
+    ck_assert_int_eq(mproc_queue_release(b), 0);
+    ck_assert_int_eq(mproc_queue_release(a), 0);
+    ck_assert_int_eq(mproc_queue_release(b), MPROC_ESTATE);
+    /* Both records are free: the largest message, round the ring. */
+    for (unsigned k = 0; k < 4; k++) {
+        put_pattern(a, 2040, k);
+        get_pattern(b, 2040, k, 0);
+    }
+    mproc_queue_close(b);
+    mproc_queue_close(a);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
+}
+END_TEST
+
 /* close cancels a reservation and releases a borrowed message. */
 START_TEST(queue_close_cancels_a_reservation_and_releases_a_borrow)
 {
@@ -3045,6 +3091,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_message_borrowed_by_a_killed_consumer_is_lost_not_wedged);
     TEST_ADD(s, queue_borrowed_message_stays_in_the_parent_across_fork);
     TEST_ADD(s, queue_max_consumers_bounds_borrowers_and_reuses_dead_places);
+    TEST_ADD(s, queue_two_handles_of_one_process_each_borrow_a_message);
     TEST_ADD(s, queue_close_cancels_a_reservation_and_releases_a_borrow);
     TEST_ADD(s, jqueue_join_returns_once_every_task_is_done);
     TEST_ADD(s, jqueue_join_times_out_while_tasks_are_open);
