@@ -898,6 +898,58 @@ START_TEST(queue_get_that_times_out_inside_a_stream_resumes_it)
 }
 END_TEST
 
+/* A half-read stream holds the consumers' side: another consumer waits;
+ * closing the handle drops the message (and, in a JoinableQueue, its
+ * task), and the other consumer goes on with the next message. */
+START_TEST(queue_closing_a_handle_drops_its_half_read_stream)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "qhalf");
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    o.capacity = 4096;
+    o.joinable = true;
+    mproc_queue *a, *b;
+    ck_assert_int_eq(mproc_queue_create(&a, name, &o), 0);
+    ck_assert_int_eq(mproc_queue_open(&b, name, NULL), 0);
+    put_job j = {a, 30000, 13, test_ms(20000), NULL};
+    pid_t p = spawn(child_put, &j);
+    ck_assert(wait_qsize(a, 1, 5000));
+    ck_assert(test_wait_asleep(p, "futex", 5000));
+    kill(p, SIGSTOP);
+    unsigned char *m = malloc(30000);
+    ck_assert_ptr_nonnull(m);
+    size_t len;
+    ck_assert_int_eq(mproc_queue_get(a, m, 30000, &len, 100), MPROC_ETIMEDOUT);
+    kill(p, SIGCONT);
+    /* Another consumer waits for the consumers' side. */
+    get_job g = {b, 0, 0, 100};
+    pid_t c = spawn(child_get, &g);
+    ck_assert_int_eq(test_wait_status(c), code_of(MPROC_ETIMEDOUT));
+    mproc_queue_close(a);
+    /* The producer finishes; its message is not delivered. */
+    int code = -1;
+    int64_t until = test_now_ms() + test_ms(10000);
+    while (code < 0 && test_now_ms() < until) {
+        int rc = mproc_queue_get(b, m, 30000, &len, 20);
+        ck_assert_msg(rc == MPROC_ETIMEDOUT, "got %s (%zu bytes)",
+                      mproc_errname(rc), len);
+        int st;
+        if (waitpid(p, &st, WNOHANG) == p)
+            code = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    }
+    ck_assert_int_eq(code, 0);
+    put_pattern(b, 40, 14);
+    get_pattern(b, 40, 14, test_ms(2000));
+    /* The dropped message's task was counted done. */
+    ck_assert_int_eq(mproc_queue_join(b, 0), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_queue_task_done(b), 0);
+    ck_assert_int_eq(mproc_queue_join(b, 0), 0);
+    free(m);
+    mproc_queue_close(b);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
+}
+END_TEST
+
 #define GIB ((size_t)1 << 30)
 
 /* Every 4 KiB block of the big message starts with its index, so that a
@@ -1908,6 +1960,38 @@ START_TEST(jqueue_worker_that_finished_its_tasks_leaves_join_clean)
 }
 END_TEST
 
+/* max_consumers bounds the processes that hold tasks too: a get beyond
+ * it is MPROC_EAGAIN and takes nothing; a dead worker's place is reused. */
+START_TEST(jqueue_max_consumers_bounds_processes_holding_tasks)
+{
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    o.capacity = 4096;
+    o.joinable = true;
+    o.max_consumers = 1;
+    mproc_queue *q;
+    ck_assert_int_eq(mproc_queue_create(&q, NULL, &o), 0);
+    _Atomic int *flag = shared_mem(4096);
+    put_pattern(q, 10, 1);
+    put_pattern(q, 10, 2);
+    g_q = q;
+    pid_t p = spawn(child_gets_and_sleeps, (void *)flag);
+    int64_t until = test_now_ms() + test_ms(5000);
+    while (atomic_load(flag) == 0 && test_now_ms() < until)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(flag), 1);
+    unsigned char b[64];
+    size_t len;
+    ck_assert_int_eq(mproc_queue_get(q, b, sizeof b, &len, 0), MPROC_EAGAIN);
+    ck_assert_uint_eq(qsize(q), 1);
+    kill_and_reap(p);
+    get_pattern(q, 10, 2, 0);
+    ck_assert_int_eq(mproc_queue_task_done(q), 0);
+    ck_assert_int_eq(mproc_queue_join(q, test_ms(2000)), MPROC_EOWNERDEAD);
+    munmap((void *)flag, 4096);
+    mproc_queue_close(q);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ fd */
 
 /* Polls fd for POLLIN for up to ms: 1 when readable, 0 when not. */
@@ -2215,6 +2299,29 @@ START_TEST(queue_bad_names_are_refused_and_leave_nothing)
     o.mode = 01000;
     ck_assert_int_eq(mproc_queue_create(&q, name, &o), MPROC_EINVAL);
     ck_assert_int_eq(mproc_queue_open(&q, name, NULL), MPROC_ENOENT);
+}
+END_TEST
+
+START_TEST(queue_named_mode_sets_the_file_permissions)
+{
+    char name[64], path[128];
+    test_shm_name(name, sizeof name, "qmode");
+    snprintf(path, sizeof path, "/dev/shm%s", name);
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    o.capacity = 4096;
+    mproc_queue *q;
+    ck_assert_int_eq(mproc_queue_create(&q, name, &o), 0);
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq((int)(sb.st_mode & 0777), 0600);
+    mproc_queue_close(q);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
+    o.mode = 0640;
+    ck_assert_int_eq(mproc_queue_create(&q, name, &o), 0);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq((int)(sb.st_mode & 0777), 0640);
+    mproc_queue_close(q);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
 }
 END_TEST
 
@@ -3069,6 +3176,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_threads_of_one_process_share_a_handle);
     TEST_ADD(s, queue_stream_half_read_by_one_thread_is_not_taken_by_another);
     TEST_ADD(s, queue_get_that_times_out_inside_a_stream_resumes_it);
+    TEST_ADD(s, queue_closing_a_handle_drops_its_half_read_stream);
     TEST_ADD(s, queue_streams_a_1gib_message_between_processes);
     TEST_ADD(s, queue_shutdown_refuses_puts_and_lets_consumers_drain);
     TEST_ADD(s, queue_shutdown_is_seen_by_every_process);
@@ -3100,6 +3208,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, jqueue_every_way_of_taking_makes_a_task);
     TEST_ADD(s, jqueue_worker_killed_before_task_done_gives_ownerdead_once);
     TEST_ADD(s, jqueue_worker_that_finished_its_tasks_leaves_join_clean);
+    TEST_ADD(s, jqueue_max_consumers_bounds_processes_holding_tasks);
     TEST_ADD(s, queue_fd_is_readable_while_a_message_waits);
     TEST_ADD(s, queue_fd_follows_puts_from_another_process);
     TEST_ADD(s, queue_fd_waits_in_mproc_wait_beside_a_connection);
@@ -3109,6 +3218,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_named_joinable_and_simple_open_as_their_kind);
     TEST_ADD(s, queue_name_of_another_kind_is_refused);
     TEST_ADD(s, queue_bad_names_are_refused_and_leave_nothing);
+    TEST_ADD(s, queue_named_mode_sets_the_file_permissions);
     TEST_ADD(s, queue_create_refuses_absurd_options);
     TEST_ADD(s, queue_calls_refuse_null_and_bad_arguments);
     TEST_ADD(s, simple_queue_offers_put_get_and_empty);
