@@ -1917,6 +1917,26 @@ void mproc_queue_close(mproc_queue *q)
 
 /* ---------------------------------------------------------- pollable fd */
 
+/* The fd helper's sleep on *w while it holds v: in slices of 50 ms that
+ * double up to a second while nothing wakes it, because a process killed
+ * between changing the queue and waking sleepers wakes no one; a wake-up
+ * starts over at 50 ms. */
+#define HELPER_SLICE_MIN_MS 50
+#define HELPER_SLICE_MAX_MS 1000
+
+static void helper_sleep(_Atomic uint32_t *w, uint32_t v, int64_t *slice_ms)
+{
+    mproc__deadline d;
+    mproc__deadline_init(&d, *slice_ms);
+    struct timespec ts = mproc__deadline_abs(&d);
+    if (mproc__os_futex_wait((const uint32_t *)w, v, &ts) == -ETIMEDOUT) {
+        if (*slice_ms < HELPER_SLICE_MAX_MS)
+            *slice_ms *= 2;
+    } else {
+        *slice_ms = HELPER_SLICE_MIN_MS;
+    }
+}
+
 /* The helper thread: keeps the eventfd readable exactly while a message is
  * in the queue (or it is shut down), sleeping on head while it is empty and
  * on rd while it is not. */
@@ -1925,6 +1945,7 @@ static void *fd_helper(void *arg)
     mproc_queue *q = arg;
     qshared *s = q->s;
     bool readable = false;
+    int64_t slice_ms = HELPER_SLICE_MIN_MS;
     atomic_store(&q->up, 1);
     mproc__os_futex_wake((const uint32_t *)&q->up, 1);
     while (atomic_load(&q->stop) == 0) {
@@ -1937,6 +1958,7 @@ static void *fd_helper(void *arg)
                 ready ? write(q->fd, &v, sizeof v) : read(q->fd, &v, sizeof v);
             (void)n; /* the eventfd is ours: neither can fail but EINTR */
             readable = ready;
+            slice_ms = HELPER_SLICE_MIN_MS;
             continue;
         }
         if (closed) {
@@ -1946,16 +1968,14 @@ static void *fd_helper(void *arg)
             r = atomic_load(&s->rd);
             if (qcount(atomic_load(&s->head), r) == 0)
                 continue;
-            mproc__os_futex_wait((const uint32_t *)lo32(&s->rd), pos_of(r),
-                                 NULL);
+            helper_sleep(lo32(&s->rd), pos_of(r), &slice_ms);
         } else {
             atomic_store(&s->data_wait, 1);
             h = atomic_load(&s->head);
             if (qcount(h, atomic_load(&s->rd)) > 0 ||
                 atomic_load(&s->closed) != 0)
                 continue;
-            mproc__os_futex_wait((const uint32_t *)lo32(&s->head), pos_of(h),
-                                 NULL);
+            helper_sleep(lo32(&s->head), pos_of(h), &slice_ms);
         }
     }
     return NULL;

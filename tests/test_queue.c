@@ -3,6 +3,7 @@
  * batches, zero copy, tasks, the fd, names), bad input, a queue file a peer
  * scribbled on, and processes killed at chosen points. Forked helpers only
  * _exit; the parent checks. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -2989,6 +2990,68 @@ START_TEST(queue_dead_borrowers_stale_claim_frees_no_one_elses_message)
 }
 END_TEST
 
+/* Waits until every thread of this process but the caller sleeps in a
+ * futex wait (the queue's fd helper), up to ms. */
+static int helpers_asleep(int64_t ms)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)getpid());
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    int ok = 1;
+    while ((e = readdir(d)) != NULL) {
+        int tid = atoi(e->d_name);
+        if (tid > 0 && tid != (int)getpid() &&
+            !test_wait_asleep(tid, "futex", ms))
+            ok = 0;
+    }
+    closedir(d);
+    return ok;
+}
+
+/* A producer killed between publishing a message and waking the sleepers
+ * (or a consumer between taking the last message and waking): the fd
+ * still follows the queue, within a slice of its helper's sleep. */
+START_TEST(queue_fd_follows_a_change_whose_wake_up_never_came)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "qfdwake");
+    mproc_queue *q = named_queue(name, 4096);
+    int fd = mproc_queue_fd(q);
+    ck_assert_int_ge(fd, 0);
+    ck_assert(!readable_within(fd, 20));
+    ck_assert(helpers_asleep(2000));
+    /* A put's publish without its wake-up: a record, then head. */
+    qfile f = qfile_map(name);
+    uint64_t h = rd64(&f, F_HEAD);
+    size_t r = rec_off(&f, (uint32_t)h);
+    wr32(&f, r, 5);
+    f.p[r + REC_KIND] = 1;
+    f.p[r + REC_STATE] = 0;
+    memcpy(f.p + r + 8, "hello", 5);
+    __atomic_store_n((uint64_t *)(void *)(f.p + F_HEAD),
+                     h + ((uint64_t)1 << 32) + 16, __ATOMIC_SEQ_CST);
+    ck_assert_msg(readable_within(fd, test_ms(3000)),
+                  "the fd missed a message published without a wake-up");
+    ck_assert(helpers_asleep(2000));
+    /* A get's take without its wake-up. */
+    uint64_t rdw = rd64(&f, F_RD);
+    __atomic_store_n((uint64_t *)(void *)(f.p + F_RD),
+                     rdw + ((uint64_t)1 << 32) + 16, __ATOMIC_SEQ_CST);
+    ck_assert_msg(unreadable_within(fd, test_ms(3000)),
+                  "the fd stays readable on a queue emptied without a "
+                  "wake-up");
+    /* The queue goes on. */
+    put_pattern(q, 30, 1);
+    ck_assert(readable_within(fd, test_ms(2000)));
+    get_pattern(q, 30, 1, 0);
+    munmap(f.p, f.size);
+    mproc_queue_close(q);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
+}
+END_TEST
+
 /* ---------------------------------------------------- killed mid-call */
 
 /* A consumer killed inside a streamed message loses it; the next
@@ -3260,6 +3323,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_get_reports_a_scribbled_record_as_eproto);
     TEST_ADD(s, queue_survives_scribbled_consumer_slots);
     TEST_ADD(s, queue_lock_words_scribbled_on_are_recovered_or_refused);
+    TEST_ADD(s, queue_fd_follows_a_change_whose_wake_up_never_came);
     TEST_ADD(s, queue_borrower_killed_inside_its_release_wedges_no_one);
     TEST_ADD(s, queue_dead_borrowers_stale_claim_frees_no_one_elses_message);
     TEST_ADD(s, queue_consumer_killed_inside_a_streamed_message_loses_only_it);
