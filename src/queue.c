@@ -1039,7 +1039,13 @@ static int wait_data(mproc_queue *q, const mproc__deadline *d)
         }
         atomic_store(&s->data_wait, 1);
         h = atomic_load(&s->head); /* after the flag: see wake_consumers */
-        if (pos_of(h) != r || atomic_load(&s->closed) != 0)
+        if (pos_of(h) != r)
+            continue;
+        /* Shut down: done, unless a streamed message's end is still owed.
+         * Then sleep like any other wait: its producer writes the ABORT
+         * (publishing wakes us), or check_data does once it is dead; a
+         * loop here would never call check_data. */
+        if (atomic_load(&s->closed) != 0 && atomic_load(&s->pinside) == 0)
             continue;
         int rc =
             mproc__waitword_sleep(lo32(&s->head), pos_of(h), d, check_data, q);

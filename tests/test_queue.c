@@ -1134,6 +1134,32 @@ START_TEST(queue_shutdown_inside_a_streamed_put_drops_the_message_whole)
 }
 END_TEST
 
+/* A producer killed inside a streamed message, then shutdown: consumers
+ * drop what went of it and drain to MPROC_ECLOSED, on time. */
+START_TEST(queue_shutdown_after_a_producer_died_inside_a_stream_drains)
+{
+    mproc_queue *q = new_queue(4096, 0, false);
+    put_pattern(q, 30, 1);
+    put_job j = {q, 50000, 2, test_ms(30000), NULL};
+    pid_t p = spawn(child_put, &j);
+    ck_assert(wait_qsize(q, 2, 5000));
+    ck_assert(test_wait_asleep(p, "futex", 5000));
+    kill_and_reap(p);
+    ck_assert_int_eq(mproc_queue_shutdown(q), 0);
+    get_pattern(q, 30, 1, 0);
+    unsigned char *b = malloc(50000);
+    ck_assert_ptr_nonnull(b);
+    size_t len = 0;
+    int64_t t0 = test_now_ms();
+    int rc = mproc_queue_get(q, b, 50000, &len, test_ms(3000));
+    ck_assert_msg(rc == MPROC_ECLOSED, "after the cut stream: %s (%zu bytes)",
+                  mproc_errname(rc), len);
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(2000));
+    free(b);
+    mproc_queue_close(q);
+}
+END_TEST
+
 START_TEST(queue_commit_after_shutdown_puts_nothing)
 {
     mproc_queue *q = new_queue(4096, 0, false);
@@ -3278,6 +3304,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_shutdown_is_seen_by_every_process);
     TEST_ADD(s, queue_shutdown_wakes_sleeping_producers_and_consumers);
     TEST_ADD(s, queue_shutdown_inside_a_streamed_put_drops_the_message_whole);
+    TEST_ADD(s, queue_shutdown_after_a_producer_died_inside_a_stream_drains);
     TEST_ADD(s, queue_commit_after_shutdown_puts_nothing);
     TEST_ADD(s, queue_put_batch_puts_messages_in_order);
     TEST_ADD(s, queue_put_batch_stops_at_the_bound_and_says_how_many_went);
