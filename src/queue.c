@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -345,12 +346,19 @@ static int proc_start(pid_t pid, uint64_t *start)
     return mproc__os_task_start(pid, start);
 }
 
+/* In a slot's pid while a reaper settles it: the reaper's pid with this
+ * bit (pids are below 2^22). */
+#define SLOT_SETTLING 0x80000000u
+
 static bool slot_dead(qslot *sl, uint32_t *pid_out)
 {
     uint32_t pid = atomic_load(&sl->pid);
     *pid_out = pid;
     if (pid == 0)
         return false;
+    /* Being settled: dead only if its reaper died at it. */
+    if ((pid & SLOT_SETTLING) != 0)
+        return mproc__os_task_alive((pid_t)(pid & ~SLOT_SETTLING), 0) == 0;
     return mproc__os_task_alive((pid_t)pid, atomic_load(&sl->start)) == 0;
 }
 
@@ -404,10 +412,12 @@ static bool reap_slots(mproc_queue *q)
         uint32_t pid;
         if (!slot_dead(sl, &pid))
             continue;
-        /* Claimed by us for the time of the settling: a marker no live
-         * process has (pid 0 means free, so use our own pid and start
-         * time only after settling). */
-        uint32_t me = (uint32_t)self_pid();
+        /* Claimed by us for the time of the settling, with a marker that
+         * no slot owner has. Not our plain pid: beside the dead one's
+         * start time it would look dead, and a second reaper would settle
+         * the slot again after we freed it and someone else took it
+         * (writing off that live process's tasks). */
+        uint32_t me = (uint32_t)self_pid() | SLOT_SETTLING;
         if (!atomic_compare_exchange_strong(&sl->pid, &pid, me))
             continue;
         settle_dead(q, sl);
@@ -419,13 +429,32 @@ static bool reap_slots(mproc_queue *q)
     return any;
 }
 
+/* Whether a live reaper is settling a slot (it will be free in a moment). */
+static bool settling_now(mproc_queue *q)
+{
+    for (uint32_t i = 0; i < q->nslots; i++) {
+        uint32_t pid;
+        if ((atomic_load(&q->s->slots[i].pid) & SLOT_SETTLING) != 0 &&
+            !slot_dead(&q->s->slots[i], &pid))
+            return true;
+    }
+    return false;
+}
+
+/* How long a claim waits for a slot that a live reaper settles: a few
+ * stores, unless the reaper is preempted in the middle of them. */
+#define SETTLING_WAIT_NS 1000000000
+
 /* Claims a free slot for this process (start: its start time), reaping
  * dead processes' slots when none is free: its index, or MPROC_EAGAIN
- * when every slot belongs to a live process. */
+ * when every slot belongs to a live process. A slot another process is
+ * settling at the time counts as free: the claim waits for it, as it
+ * would otherwise fail beside a dead process's place. */
 static int claim_slot(mproc_queue *q, uint64_t start, bool extra)
 {
     uint32_t me = (uint32_t)self_pid();
-    for (int pass = 0; pass < 2; pass++) {
+    int64_t give_up = 0;
+    for (;;) {
         for (uint32_t i = 0; i < q->nslots; i++) {
             qslot *sl = &q->s->slots[i];
             uint32_t free_pid = 0;
@@ -439,8 +468,16 @@ static int claim_slot(mproc_queue *q, uint64_t start, bool extra)
                 return (int)i;
             }
         }
-        if (!reap_slots(q))
+        if (reap_slots(q))
+            continue;
+        if (!settling_now(q))
             break;
+        int64_t now = mproc__os_monotonic_ns();
+        if (give_up == 0)
+            give_up = now + SETTLING_WAIT_NS;
+        else if (now > give_up)
+            break;
+        sched_yield();
     }
     return MPROC_EAGAIN;
 }
