@@ -1028,13 +1028,16 @@ int mproc_queue_cancel(mproc_queue *q)
 
 /* While a consumer sleeps for data: a producer that died inside a
  * streamed message owes an ABORT; if its lock is free now (or its holder
- * is gone), write it. */
+ * is gone), write it. And a shutdown ends the sleep (1: look again):
+ * shutdown wakes the sleepers but changes no word they sleep on, so one
+ * that looked at the flag just before it and slept just after would
+ * otherwise sleep to its deadline. */
 static int check_data(void *arg)
 {
     mproc_queue *q = arg;
     qshared *s = q->s;
     if (atomic_load(&s->pinside) == 0)
-        return 0;
+        return atomic_load(&s->closed) != 0 ? 1 : 0;
     int got = 0;
     if (mproc__lockword_try_fast(&s->plock))
         got = 1;

@@ -2553,6 +2553,7 @@ END_TEST
 #define F_NSLOTS (F_PAYLOAD + 20u)
 #define F_DATA_OFF (F_PAYLOAD + 24u)
 #define F_HEAD (F_PAYLOAD + 128u)
+#define F_CLOSED (F_PAYLOAD + 140u)
 #define F_PLOCK (F_PAYLOAD + 256u)
 #define F_RD (F_PAYLOAD + 384u)
 #define F_CLOCK (F_PAYLOAD + 512u)
@@ -3078,6 +3079,31 @@ START_TEST(queue_fd_follows_a_change_whose_wake_up_never_came)
 }
 END_TEST
 
+/* A consumer that looked at the shutdown flag just before a shutdown, and
+ * slept after its wake-up went by (shutdown wakes, but changes no word the
+ * sleeper sleeps on): it still sees the shutdown, within a slice of its
+ * sleep, not at its timeout. Here: the flag set with no wake-up at all. */
+START_TEST(queue_get_asleep_sees_a_shutdown_whose_wake_up_it_missed)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "qmissed");
+    mproc_queue *q = named_queue(name, 4096);
+    get_job g = {q, 0, 0, test_ms(10000)};
+    pid_t p = spawn(child_get, &g);
+    ck_assert(test_wait_asleep(p, "futex", 5000));
+    qfile f = qfile_map(name);
+    __atomic_store_n((uint32_t *)(void *)(f.p + F_CLOSED), 1u,
+                     __ATOMIC_SEQ_CST);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(test_wait_status(p), code_of(MPROC_ECLOSED));
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(2000));
+    ck_assert_int_eq(mproc_queue_is_shutdown(q), 1);
+    munmap(f.p, f.size);
+    mproc_queue_close(q);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
+}
+END_TEST
+
 /* ---------------------------------------------------- killed mid-call */
 
 /* A consumer killed inside a streamed message loses it; the next
@@ -3351,6 +3377,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_survives_scribbled_consumer_slots);
     TEST_ADD(s, queue_lock_words_scribbled_on_are_recovered_or_refused);
     TEST_ADD(s, queue_fd_follows_a_change_whose_wake_up_never_came);
+    TEST_ADD(s, queue_get_asleep_sees_a_shutdown_whose_wake_up_it_missed);
     TEST_ADD(s, queue_borrower_killed_inside_its_release_wedges_no_one);
     TEST_ADD(s, queue_dead_borrowers_stale_claim_frees_no_one_elses_message);
     TEST_ADD(s, queue_consumer_killed_inside_a_streamed_message_loses_only_it);
