@@ -1181,7 +1181,6 @@ END_TEST
 START_TEST(queue_put_batch_puts_messages_in_order)
 {
     mproc_queue *q = new_queue(4096, 0, false);
-    size_t max = mproc_queue_max_inplace(q);
     unsigned char *b[5];
     size_t sizes[5] = {0, 1, 13, 300, 1000};
     mproc_queue_msg ms[5];
@@ -1202,6 +1201,13 @@ START_TEST(queue_put_batch_puts_messages_in_order)
     ck_assert_uint_eq(qsize(q), 2);
     get_pattern(q, 0, 0, 0);
     get_pattern(q, 1, 1, 0);
+    /* The largest whole message, in a batch of one. */
+    unsigned char *big = msg_new(2040, 9);
+    mproc_queue_msg one[1] = {{big, 2040}};
+    ck_assert_int_eq(mproc_queue_put_batch(q, one, 1, &sent, 0), 0);
+    ck_assert_uint_eq(sent, 1);
+    get_pattern(q, 2040, 9, 0);
+    free(big);
     /* Wrapping the ring several times in batches. */
     for (unsigned r = 0; r < 30; r++) {
         ck_assert_int_eq(mproc_queue_put_batch(q, ms + 2, 3, &sent, 0), 0);
@@ -1210,7 +1216,6 @@ START_TEST(queue_put_batch_puts_messages_in_order)
     }
     for (unsigned i = 0; i < 5; i++)
         free(b[i]);
-    (void)max;
     mproc_queue_close(q);
 }
 END_TEST
