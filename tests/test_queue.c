@@ -2549,6 +2549,8 @@ END_TEST
 
 /* The shared layout, as src/queue.c's static asserts fix it: offsets from
  * the start of the file (a 64-byte region header, then the queue's). */
+#define R_VERSION 12u /* the region header's version and kind */
+#define R_KIND 16u
 #define F_PAYLOAD 64u
 #define F_MAGIC (F_PAYLOAD + 0u)
 #define F_VERSION (F_PAYLOAD + 4u)
@@ -2666,6 +2668,9 @@ START_TEST(queue_open_refuses_a_scribbled_header)
         {F_DATA_OFF, 8, off + 8, "data offset moved"},
         {F_DATA_OFF, 8, 0, "data offset 0"},
         {F_DATA_OFF, 8, UINT64_MAX - 4095, "data offset huge"},
+        {R_VERSION, 4, 2, "region version 2"},
+        {R_KIND, 4, 4, "region of a Lock"},
+        {R_KIND, 4, 63, "region of an unknown kind"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const field_case *c = &cases[i];
@@ -3022,8 +3027,29 @@ START_TEST(queue_dead_borrowers_stale_claim_frees_no_one_elses_message)
 }
 END_TEST
 
-/* Waits until every thread of this process but the caller sleeps in a
- * futex wait (the queue's fd helper), up to ms. */
+/* Whether thread tid of this process sleeps (state S) within ms. */
+static int thread_sleeps(int tid, int64_t ms)
+{
+    int64_t until = test_now_ms() + test_ms(ms);
+    char path[96], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)getpid(), tid);
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        size_t n = f != NULL ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        buf[n] = '\0';
+        char *rp = strrchr(buf, ')');
+        if (rp != NULL && rp[1] == ' ' && rp[2] == 'S')
+            return 1;
+        if (test_now_ms() > until)
+            return 0;
+        usleep(1000);
+    }
+}
+
+/* Waits until every thread of this process but the caller sleeps (the
+ * queue's fd helper, and a sanitizer's own thread if any), up to ms. */
 static int helpers_asleep(int64_t ms)
 {
     char path[64];
@@ -3034,8 +3060,7 @@ static int helpers_asleep(int64_t ms)
     int ok = 1;
     while ((e = readdir(d)) != NULL) {
         int tid = atoi(e->d_name);
-        if (tid > 0 && tid != (int)getpid() &&
-            !test_wait_asleep(tid, "futex", ms))
+        if (tid > 0 && tid != (int)getpid() && !thread_sleeps(tid, ms))
             ok = 0;
     }
     closedir(d);
