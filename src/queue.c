@@ -449,11 +449,14 @@ static bool settling_now(mproc_queue *q)
  * dead processes' slots when none is free: its index, or MPROC_EAGAIN
  * when every slot belongs to a live process. A slot another process is
  * settling at the time counts as free: the claim waits for it, as it
- * would otherwise fail beside a dead process's place. */
+ * would otherwise fail beside a dead process's place; and it looks once
+ * more before it gives up, for slots that such a reaper (having won the
+ * race for them) freed since its scan. */
 static int claim_slot(mproc_queue *q, uint64_t start, bool extra)
 {
     uint32_t me = (uint32_t)self_pid();
     int64_t give_up = 0;
+    bool last_look = false;
     for (;;) {
         for (uint32_t i = 0; i < q->nslots; i++) {
             qslot *sl = &q->s->slots[i];
@@ -470,8 +473,13 @@ static int claim_slot(mproc_queue *q, uint64_t start, bool extra)
         }
         if (reap_slots(q))
             continue;
-        if (!settling_now(q))
-            break;
+        if (!settling_now(q)) {
+            if (last_look)
+                break;
+            last_look = true;
+            continue;
+        }
+        last_look = false;
         int64_t now = mproc__os_monotonic_ns();
         if (give_up == 0)
             give_up = now + SETTLING_WAIT_NS;
