@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -53,59 +54,78 @@ enum {
     REC_ABORT = 6  /* the streamed message being read is dropped */
 };
 /* state byte of a record: 0 while unread or once free to reuse,
- * BORROWED while a consumer holds it in place. */
+ * BORROWED once a consumer took it in place. The mark holds the memory only
+ * while the slot named by owner (the borrower's) names the record too: a
+ * borrower killed inside its release, or a dead one whose slot was
+ * settled, leaves a mark that holds nothing (see borrow_held). */
 #define REC_BORROWED 1u
 
 typedef struct qrec {
     uint32_t len;
     uint8_t kind;
     _Atomic uint8_t state;
-    uint16_t reserved;
+    uint16_t owner; /* BORROWED: the borrower's slot; written before state */
 } qrec;
 
 #define BORROW_NONE UINT64_MAX
 
 typedef struct qslot {
-    _Atomic uint32_t pid; /* the owner process; 0: free */
-    uint32_t reserved;
+    _Atomic uint32_t pid;         /* the owner process; 0: free */
+    _Atomic uint32_t extra;       /* 1: a borrow of another handle of pid's */
     _Atomic uint64_t start;       /* its start time (0: unknown) */
     _Atomic uint64_t borrow;      /* BORROW_NONE, or the borrowed position */
-    _Atomic uint32_t outstanding; /* tasks it got and did not mark done */
-    uint32_t reserved2;
+    _Atomic uint32_t outstanding; /* tasks it got and did not mark done,
+                                     TAKING while a take is under way */
+    _Atomic uint32_t take_cnt;    /* TAKING: rd's count before that take */
 } qslot;
+
+/* In a slot's outstanding: its process is taking a message (under clock)
+ * and has not yet counted it; see take_begin. */
+#define TAKING 0x80000000u
 
 /* The shared layout (docs/queue.md). Positions are byte counters modulo
  * 2^32 (the ring is at most 2^30 bytes, so differences are exact); head
  * and rd carry a message counter in their high halves, so that a count
  * and a position change with one store and qsize is exact whatever
- * instruction a process dies at. */
+ * instruction a process dies at. Each group of words that one side writes
+ * sits on a 128-byte line of its own; the padding is explicit (not
+ * alignas) because the layout starts 64 bytes into its region, so the
+ * struct may ask for no more than 8-byte alignment. */
 typedef struct qshared {
     uint32_t magic, version;
     uint32_t cap, maxsize, flags, nslots;
     uint64_t data_off; /* from the start of this struct */
+    unsigned char pad0[128 - 32];
     /* Producers: written under plock. */
-    alignas(128) _Atomic uint64_t head; /* puts << 32 | position */
+    _Atomic uint64_t head;    /* puts << 32 | position */
     _Atomic uint32_t pinside; /* a streamed message was begun and not ended */
     _Atomic uint32_t closed;
-    alignas(128) mproc__lockword plock;
+    unsigned char pad1[256 - 144];
+    mproc__lockword plock;
+    unsigned char pad2[384 - 256 - sizeof(mproc__lockword)];
     /* Consumers: rd under clock; tail by compare-and-swap. */
-    alignas(128) _Atomic uint64_t rd; /* takes << 32 | position */
-    _Atomic uint32_t borrows; /* borrowed records not yet released (or more) */
-    alignas(128) mproc__lockword clock;
-    alignas(128) _Atomic uint32_t tail; /* memory free before this */
-    _Atomic uint32_t space_wait;        /* a producer sleeps on space_seq */
+    _Atomic uint64_t rd; /* takes << 32 | position */
+    unsigned char pad3[512 - 392];
+    mproc__lockword clock;
+    unsigned char pad4[640 - 512 - sizeof(mproc__lockword)];
+    _Atomic uint32_t tail;       /* memory free before this */
+    _Atomic uint32_t space_wait; /* a producer sleeps on space_seq */
     _Atomic uint32_t space_seq;
     _Atomic uint32_t space_need; /* the bytes it waits for */
+    unsigned char pad5[768 - 656];
     /* Wake flags: set by a sleeper, cleared by the waker that wakes it. */
-    alignas(128) _Atomic uint32_t data_wait; /* someone sleeps on head */
+    _Atomic uint32_t data_wait;  /* someone sleeps on head (a raise token) */
     _Atomic uint32_t empty_wait; /* an fd helper sleeps on rd until empty */
     _Atomic int64_t wake_ns;     /* when a producer last woke sleepers */
+    _Atomic uint32_t raises;     /* counts raises: tokens are odd, never 0 */
+    unsigned char pad6[896 - 788];
     /* JoinableQueue. */
-    alignas(128) _Atomic uint32_t done; /* task_done calls, modulo 2^32 */
-    _Atomic uint32_t lost;              /* tasks written off */
+    _Atomic uint32_t done; /* task_done calls, modulo 2^32 */
+    _Atomic uint32_t lost; /* tasks written off */
     _Atomic uint32_t join_wait;
     _Atomic uint32_t join_seq;
-    alignas(128) qslot slots[];
+    unsigned char pad7[1024 - 912];
+    qslot slots[];
 } qshared;
 
 _Static_assert(sizeof(qrec) == REC_HDR, "record header");
@@ -118,6 +138,7 @@ _Static_assert(offsetof(qshared, tail) == 640, "queue layout");
 _Static_assert(offsetof(qshared, data_wait) == 768, "queue layout");
 _Static_assert(offsetof(qshared, done) == 896, "queue layout");
 _Static_assert(offsetof(qshared, slots) == 1024, "queue layout");
+_Static_assert(alignof(qshared) <= MPROC__REGION_HDR, "queue layout");
 
 /* Per-handle state that lives across calls (a reservation, a borrowed
  * message, a streamed message half read), valid only in owner_pid. */
@@ -129,10 +150,14 @@ struct mproc_queue {
     uint32_t cap, mask, maxsize, nslots;
     bool joinable, no_stream;
     /* What this handle last saw of the other side, so that a put or get
-     * that finds room or data there reads no line the other side writes:
-     * tail and takes for producers, head for consumers. Stale values only
-     * ever understate room and data (the words only grow), and are read
-     * again before waiting. */
+     * that finds room or data by it reads no line the other side writes.
+     * Valid only while nobody on this handle's own side moved since: a
+     * producer's p_tail and p_takes while head is still p_head (it was the
+     * last to publish, or looked then), a consumer's c_head while rd is
+     * still c_rd. Within that, stale values only understate room and data
+     * (the words only grow), and the words are read again before any
+     * wait. */
+    uint64_t p_head, c_rd;
     uint32_t p_tail, p_takes, c_head;
     /* This process's slot (-1: none yet), valid in slot_pid only. */
     int slot;
@@ -147,8 +172,11 @@ struct mproc_queue {
     bool borrowed;
     pid_t borrow_pid;
     uint32_t borrow_pos;
-    /* A streamed message half read: the consumers' lock stays held. */
-    bool st_active;
+    int borrow_slot;   /* the slot that names it */
+    bool borrow_extra; /* that slot is an extra one, freed at release */
+    /* A streamed message half read by thread st_tid of process st_pid
+     * (st_tid 0: none), which keeps the consumers' lock meanwhile. */
+    _Atomic pid_t st_tid;
     pid_t st_pid;
     unsigned char *st_buf; /* owned: total bytes */
     uint64_t st_total, st_got;
@@ -215,12 +243,31 @@ static void wake_all(_Atomic uint32_t *w)
     mproc__os_futex_wake((const uint32_t *)w, INT_MAX);
 }
 
+/*
+ * Wake flags. A sleeper raises its flag with a token no raise before it
+ * used, and a waker clears only the token it saw (compare-and-swap), then
+ * wakes. A waker that saw a flag and was delayed therefore cannot clear a
+ * later raise of the same sleeper (which would leave it asleep with its
+ * flag down, and the next waker silent); it clears its own, or nothing.
+ */
+static void raise_flag(qshared *s, _Atomic uint32_t *flag)
+{
+    atomic_store(flag, (atomic_fetch_add(&s->raises, 1) << 1) | 1u);
+}
+
+/* After a sequentially consistent fence: true when a sleeper's flag was
+ * up and this caller took it down (and so must wake it). */
+static bool take_flag(_Atomic uint32_t *flag)
+{
+    uint32_t tok = atomic_load_explicit(flag, memory_order_relaxed);
+    return tok != 0 && atomic_compare_exchange_strong(flag, &tok, 0);
+}
+
 /* After publishing: wakes whoever sleeps on head (a consumer, fd helpers). */
 static void wake_consumers(qshared *s)
 {
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&s->data_wait, memory_order_relaxed) != 0 &&
-        atomic_exchange(&s->data_wait, 0) != 0) {
+    if (take_flag(&s->data_wait)) {
         atomic_store_explicit(&s->wake_ns, mproc__os_monotonic_ns(),
                               memory_order_relaxed);
         wake_all(lo32(&s->head));
@@ -232,14 +279,21 @@ static uint32_t qcount(uint64_t head, uint64_t rd)
     return cnt_of(head) - cnt_of(rd);
 }
 
+/* After taking or freeing: wakes a producer that waits for what is now
+ * there (bytes or a message slot). */
 /* After taking or freeing, and a sequentially consistent fence (which
  * pairs with the sleeper's store of its flag): wakes a producer that waits
  * for what is now there (bytes or a message slot). */
+static void advance_tail(mproc_queue *q, bool reap);
+
 static void wake_producer_fenced(mproc_queue *q)
 {
     qshared *s = q->s;
     if (atomic_load_explicit(&s->space_wait, memory_order_relaxed) == 0)
         return;
+    /* Consumers free lazily (lazy_free): what the sleeper waits for may
+     * be taken and not yet freed. */
+    advance_tail(q, false);
     uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
     uint32_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
     uint32_t need = atomic_load_explicit(&s->space_need, memory_order_relaxed);
@@ -260,17 +314,27 @@ static void wake_producer(mproc_queue *q)
     wake_producer_fenced(q);
 }
 
-/* After a take: wakes a producer waiting for room and an fd helper waiting
- * for the queue to empty, with one fence for both. */
-static void wake_after_take(mproc_queue *q)
+/* After a take: wakes an fd helper waiting for the queue to empty. */
+static void wake_emptied_fenced(qshared *s)
 {
-    qshared *s = q->s;
-    atomic_thread_fence(memory_order_seq_cst);
-    wake_producer_fenced(q);
     if (atomic_load_explicit(&s->empty_wait, memory_order_relaxed) != 0 &&
         qcount(atomic_load(&s->head), atomic_load(&s->rd)) == 0 &&
-        atomic_exchange(&s->empty_wait, 0) != 0)
+        take_flag(&s->empty_wait))
         wake_all(lo32(&s->rd));
+}
+
+static void wake_emptied(qshared *s)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_emptied_fenced(s);
+}
+
+/* After a take: both of the above with one fence. */
+static void wake_after_take(mproc_queue *q)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_producer_fenced(q);
+    wake_emptied_fenced(q->s);
 }
 
 static void wake_joiners(qshared *s)
@@ -324,6 +388,14 @@ static uint32_t rec_size(const mproc_queue *q, uint32_t pos, uint32_t avail,
     return size;
 }
 
+/* Whether the consumers may read from r up to h: both 8-aligned (every
+ * position the queue writes is) and at most a ring apart. False only for
+ * words scribbled on. */
+static bool span_ok(const mproc_queue *q, uint32_t r, uint32_t h)
+{
+    return ((r | h) & 7u) == 0 && h - r <= q->cap;
+}
+
 /* ------------------------------------------------------------- slots */
 
 static int proc_start(pid_t pid, uint64_t *start)
@@ -331,12 +403,19 @@ static int proc_start(pid_t pid, uint64_t *start)
     return mproc__os_task_start(pid, start);
 }
 
+/* In a slot's pid while a reaper settles it: the reaper's pid with this
+ * bit (pids are below 2^22). */
+#define SLOT_SETTLING 0x80000000u
+
 static bool slot_dead(qslot *sl, uint32_t *pid_out)
 {
     uint32_t pid = atomic_load(&sl->pid);
     *pid_out = pid;
     if (pid == 0)
         return false;
+    /* Being settled: dead only if its reaper died at it. */
+    if ((pid & SLOT_SETTLING) != 0)
+        return mproc__os_task_alive((pid_t)(pid & ~SLOT_SETTLING), 0) == 0;
     return mproc__os_task_alive((pid_t)pid, atomic_load(&sl->start)) == 0;
 }
 
@@ -362,16 +441,23 @@ static void write_off(mproc_queue *q, uint32_t n)
 
 /* Settles the slot of a dead process that this caller now owns (its pid
  * was changed from the dead one's by compare-and-swap): its borrowed
- * record is freed (the message is lost), its tasks are written off. */
+ * record is freed (the message is lost: its mark now holds nothing), its
+ * tasks are written off. Nothing is written into the ring: the position
+ * in a dead slot may be stale (a borrower killed before it took the
+ * record, which went to the next consumer) or scribbled on. */
 static void settle_dead(mproc_queue *q, qslot *sl)
 {
-    uint64_t b = atomic_exchange(&sl->borrow, BORROW_NONE);
-    if (b != BORROW_NONE) {
-        atomic_store_explicit(&rec_at(q, (uint32_t)b)->state, 0,
-                              memory_order_release);
-        atomic_fetch_sub(&q->s->borrows, 1);
-    }
-    write_off(q, atomic_exchange(&sl->outstanding, 0));
+    atomic_store(&sl->borrow, BORROW_NONE);
+    /* A take cut short (see take_begin): rd read before the exchange. If
+     * the exchange still finds TAKING, nobody has taken the consumers'
+     * lock over from the dead process yet (that resolves TAKING first),
+     * so rd is as it left it. */
+    uint64_t r = atomic_load(&q->s->rd);
+    uint32_t o = atomic_exchange(&sl->outstanding, 0);
+    uint32_t n = o & ~TAKING;
+    if ((o & TAKING) != 0 && cnt_of(r) != atomic_load(&sl->take_cnt))
+        n++;
+    write_off(q, n);
 }
 
 /* Frees the slots of dead processes. True when one was freed. */
@@ -383,22 +469,87 @@ static bool reap_slots(mproc_queue *q)
         uint32_t pid;
         if (!slot_dead(sl, &pid))
             continue;
-        /* Claimed by us for the time of the settling: a marker no live
-         * process has (pid 0 means free, so use our own pid and start
-         * time only after settling). */
-        uint32_t me = (uint32_t)self_pid();
+        /* Claimed by us for the time of the settling, with a marker that
+         * no slot owner has. Not our plain pid: beside the dead one's
+         * start time it would look dead, and a second reaper would settle
+         * the slot again after we freed it and someone else took it
+         * (writing off that live process's tasks). */
+        uint32_t me = (uint32_t)self_pid() | SLOT_SETTLING;
         if (!atomic_compare_exchange_strong(&sl->pid, &pid, me))
             continue;
         settle_dead(q, sl);
         atomic_store(&sl->start, 0);
+        atomic_store(&sl->extra, 0);
         atomic_store(&sl->pid, 0);
         any = true;
     }
     return any;
 }
 
-/* This process's slot, claimed on first use: 0, or MPROC_EAGAIN when
- * every slot belongs to a live process. */
+/* Whether a live reaper is settling a slot (it will be free in a moment). */
+static bool settling_now(mproc_queue *q)
+{
+    for (uint32_t i = 0; i < q->nslots; i++) {
+        uint32_t pid;
+        if ((atomic_load(&q->s->slots[i].pid) & SLOT_SETTLING) != 0 &&
+            !slot_dead(&q->s->slots[i], &pid))
+            return true;
+    }
+    return false;
+}
+
+/* How long a claim waits for a slot that a live reaper settles: a few
+ * stores, unless the reaper is preempted in the middle of them. */
+#define SETTLING_WAIT_NS 1000000000
+
+/* Claims a free slot for this process (start: its start time), reaping
+ * dead processes' slots when none is free: its index, or MPROC_EAGAIN
+ * when every slot belongs to a live process. A slot another process is
+ * settling at the time counts as free: the claim waits for it, as it
+ * would otherwise fail beside a dead process's place; and it looks once
+ * more before it gives up, for slots that such a reaper (having won the
+ * race for them) freed since its scan. */
+static int claim_slot(mproc_queue *q, uint64_t start, bool extra)
+{
+    uint32_t me = (uint32_t)self_pid();
+    int64_t give_up = 0;
+    bool last_look = false;
+    for (;;) {
+        for (uint32_t i = 0; i < q->nslots; i++) {
+            qslot *sl = &q->s->slots[i];
+            uint32_t free_pid = 0;
+            if (atomic_load_explicit(&sl->pid, memory_order_relaxed) != 0)
+                continue;
+            if (atomic_compare_exchange_strong(&sl->pid, &free_pid, me)) {
+                atomic_store(&sl->extra, extra ? 1u : 0u);
+                atomic_store(&sl->borrow, BORROW_NONE);
+                atomic_store(&sl->outstanding, 0);
+                atomic_store(&sl->start, start);
+                return (int)i;
+            }
+        }
+        if (reap_slots(q))
+            continue;
+        if (!settling_now(q)) {
+            if (last_look)
+                break;
+            last_look = true;
+            continue;
+        }
+        last_look = false;
+        int64_t now = mproc__os_monotonic_ns();
+        if (give_up == 0)
+            give_up = now + SETTLING_WAIT_NS;
+        else if (now > give_up)
+            break;
+        sched_yield();
+    }
+    return MPROC_EAGAIN;
+}
+
+/* This process's slot, claimed on first use and shared by its handles
+ * (tasks count per process): 0, or MPROC_EAGAIN when every slot belongs
+ * to a live process. */
 static int my_slot(mproc_queue *q, qslot **out)
 {
     pid_t me = self_pid();
@@ -409,40 +560,40 @@ static int my_slot(mproc_queue *q, qslot **out)
     uint64_t start = 0;
     (void)proc_start(me, &start);
     /* One slot per process: another handle of ours may have claimed it. */
-    for (uint32_t i = 0; i < q->nslots; i++) {
+    int idx = -1;
+    for (uint32_t i = 0; i < q->nslots && idx < 0; i++) {
         qslot *sl = &q->s->slots[i];
         if (atomic_load(&sl->pid) == (uint32_t)me &&
-            atomic_load(&sl->start) == start) {
-            q->slot = (int)i;
-            q->slot_pid = me;
-            *out = sl;
-            return 0;
-        }
+            atomic_load(&sl->start) == start && atomic_load(&sl->extra) == 0)
+            idx = (int)i;
     }
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t i = 0; i < q->nslots; i++) {
-            qslot *sl = &q->s->slots[i];
-            uint32_t free_pid = 0;
-            if (atomic_load_explicit(&sl->pid, memory_order_relaxed) != 0)
-                continue;
-            if (atomic_compare_exchange_strong(&sl->pid, &free_pid,
-                                               (uint32_t)me)) {
-                atomic_store(&sl->borrow, BORROW_NONE);
-                atomic_store(&sl->outstanding, 0);
-                atomic_store(&sl->start, start);
-                q->slot = (int)i;
-                q->slot_pid = me;
-                *out = sl;
-                return 0;
-            }
-        }
-        if (!reap_slots(q))
-            break;
-    }
-    return MPROC_EAGAIN;
+    if (idx < 0 && (idx = claim_slot(q, start, false)) < 0)
+        return idx;
+    q->slot = idx;
+    q->slot_pid = me;
+    *out = &q->s->slots[idx];
+    return 0;
+}
+
+/* Frees an extra slot of this process (its borrow released). */
+static void drop_extra_slot(qslot *sl)
+{
+    atomic_store(&sl->start, 0);
+    atomic_store(&sl->extra, 0);
+    atomic_store(&sl->pid, 0);
 }
 
 /* ------------------------------------------------------------- tail */
+
+/* Whether the record at pos, marked borrowed, holds its memory: its
+ * borrower's slot still names it. */
+static bool borrow_held(mproc_queue *q, uint32_t pos, const qrec *rec)
+{
+    uint32_t i = rec->owner;
+    if (i >= q->nslots)
+        return false; /* scribbled on: holds nothing */
+    return atomic_load(&q->s->slots[i].borrow) == (uint64_t)pos;
+}
 
 /* Frees the records before rd that nobody holds: advances tail over them
  * by compare-and-swap (any consumer may, at any time). A borrowed record
@@ -454,7 +605,7 @@ static void advance_tail(mproc_queue *q, bool reap)
         uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
         uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_acquire));
         uint32_t nt = t;
-        if (r - t > q->cap)
+        if (!span_ok(q, t, r))
             return; /* scribbled words: the callers report it */
         bool reaped = false;
         while (nt != r) {
@@ -464,7 +615,8 @@ static void advance_tail(mproc_queue *q, bool reap)
                 break; /* torn under us (tail moved on): the CAS fails */
             qrec *rec = rec_at(q, nt);
             if (atomic_load_explicit(&rec->state, memory_order_acquire) ==
-                REC_BORROWED) {
+                    REC_BORROWED &&
+                borrow_held(q, nt, rec)) {
                 if (!reap || reaped || !reap_slots(q))
                     break;
                 reaped = true;
@@ -474,8 +626,10 @@ static void advance_tail(mproc_queue *q, bool reap)
         }
         if (nt == t)
             return;
-        if (atomic_compare_exchange_strong(&s->tail, &t, nt))
-            return; /* the caller wakes a producer waiting for room */
+        if (atomic_compare_exchange_strong(&s->tail, &t, nt)) {
+            wake_producer(q);
+            return;
+        }
     }
 }
 
@@ -499,8 +653,13 @@ static int plock_take(mproc_queue *q, const mproc__deadline *d)
     if (rc < 0)
         return rc == MPROC_ENOTRECOVERABLE ? MPROC_EPROTO : rc;
     if (atomic_load_explicit(&s->pinside, memory_order_relaxed) != 0) {
-        rc = write_abort(q, d);
-        if (rc < 0) {
+        /* After shutdown the caller's call fails whatever happens here:
+         * one try, and a consumer writes the abort if there is no room. */
+        bool closed = atomic_load(&s->closed) != 0;
+        mproc__deadline now;
+        mproc__deadline_init(&now, 0);
+        rc = write_abort(q, closed ? &now : d);
+        if (rc < 0 && !closed) {
             mproc__lockword_release_fast(&s->plock);
             return rc;
         }
@@ -513,56 +672,98 @@ static void plock_drop(mproc_queue *q)
     mproc__lockword_release_fast(&q->s->plock);
 }
 
-/* While a producer sleeps for room: frees what dead consumers hold. */
+/* What a producer waits for besides bytes. */
+enum {
+    ROOM_SLOT = 1,   /* a message slot too (fewer than maxsize messages) */
+    ROOM_CLOSED = 2, /* even after shutdown: the ABORT a stream owes */
+};
+
+/* Whether need bytes after the producers' position h are free (and, with
+ * slot, a message slot): 1, 0, or MPROC_EPROTO for words that make no
+ * sense. */
+static int room_for(mproc_queue *q, uint64_t h, uint32_t need, bool slot)
+{
+    qshared *s = q->s;
+    uint32_t t = atomic_load(&s->tail);
+    uint32_t used = pos_of(h) - t;
+    /* tail <= rd <= head, all 8-aligned, within a ring. */
+    if (!span_ok(q, t, pos_of(h)) || pos_of(atomic_load(&s->rd)) - t > used)
+        return MPROC_EPROTO;
+    if (slot) {
+        uint32_t n = qcount(h, atomic_load(&s->rd));
+        if ((q->maxsize != 0 && n >= q->maxsize) ||
+            n >= MPROC_QUEUE_MAXSIZE_MAX)
+            return 0;
+    }
+    return q->cap - used >= need;
+}
+
+/* A producer asleep for room (see check_room). */
+typedef struct room_wait {
+    mproc_queue *q;
+    uint64_t head; /* ours: plock is held */
+    uint32_t need;
+    bool slot;
+} room_wait;
+
+/* While a producer sleeps for room: frees what dead consumers hold, and
+ * ends the sleep once the room is there. Consumers wake it only when a
+ * quarter of the ring is free (wait_room), which may never happen: a
+ * consumer that takes one message and stops may free just enough. */
 static int check_room(void *arg)
 {
-    mproc_queue *q = arg;
-    advance_tail(q, true);
-    return 0;
+    room_wait *w = arg;
+    advance_tail(w->q, true);
+    return room_for(w->q, w->head, w->need, w->slot) != 0 ? 1 : 0;
 }
 
 /* Under plock: waits until need bytes after the producers' position are
- * free and, when slot is set, fewer than maxsize messages are in the
- * queue. 0, MPROC_ETIMEDOUT, MPROC_ECLOSED, MPROC_EPROTO. */
-static int wait_room(mproc_queue *q, uint32_t need, bool slot,
+ * free and, with ROOM_SLOT, fewer than maxsize messages are in the queue.
+ * 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (not with ROOM_CLOSED), MPROC_EPROTO. */
+static int wait_room(mproc_queue *q, uint32_t need, unsigned how,
                      const mproc__deadline *d)
 {
     qshared *s = q->s;
+    bool slot = (how & ROOM_SLOT) != 0;
+    bool refuse_closed = (how & ROOM_CLOSED) == 0;
     uint64_t h0 = atomic_load_explicit(&s->head, memory_order_relaxed);
-    uint32_t used0 = pos_of(h0) - q->p_tail, n0 = cnt_of(h0) - q->p_takes;
-    if (used0 <= q->cap && q->cap - used0 >= need &&
-        (!slot ||
-         ((q->maxsize == 0 || n0 < q->maxsize) &&
-          n0 < MPROC_QUEUE_MAXSIZE_MAX &&
-          atomic_load_explicit(&s->closed, memory_order_relaxed) == 0)))
-        return 0; /* by what we saw last: no look at the consumers' lines */
+    if (h0 == q->p_head) {
+        /* By what this handle saw last (see p_head): no look at the
+         * consumers' lines. */
+        uint32_t used = pos_of(h0) - q->p_tail, n = cnt_of(h0) - q->p_takes;
+        if (used <= q->cap && q->cap - used >= need &&
+            (!slot || ((q->maxsize == 0 || n < q->maxsize) &&
+                       n < MPROC_QUEUE_MAXSIZE_MAX)) &&
+            !(refuse_closed &&
+              atomic_load_explicit(&s->closed, memory_order_relaxed) != 0))
+            return 0;
+    }
     bool spun = false;
     for (;;) {
         uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
         uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+        int room = room_for(q, h, need, slot);
+        if (room < 0)
+            return room;
+        /* Checked sane by room_for: what the fast path above uses next. */
+        q->p_head = h;
         q->p_tail = t;
-        uint32_t used = pos_of(h) - t;
-        if (used > q->cap)
-            return MPROC_EPROTO;
-        uint32_t n = 0;
-        if (slot) {
-            uint64_t r = atomic_load_explicit(&s->rd, memory_order_acquire);
-            q->p_takes = cnt_of(r);
-            n = qcount(h, r);
-        }
-        bool count_ok = !slot || ((q->maxsize == 0 || n < q->maxsize) &&
-                                  n < MPROC_QUEUE_MAXSIZE_MAX);
-        /* Shutdown refuses new messages; the pieces of one already begun
-         * (and an ABORT owed) still go, so that consumers can drain. */
-        if (slot && atomic_load_explicit(&s->closed, memory_order_acquire) != 0)
+        q->p_takes = cnt_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
+        if (refuse_closed &&
+            atomic_load_explicit(&s->closed, memory_order_acquire) != 0)
             return MPROC_ECLOSED;
-        if (count_ok && q->cap - used >= need)
+        if (room)
             return 0;
         if (mproc__deadline_expired(d))
             return MPROC_ETIMEDOUT;
+        /* Consumers free lazily: free what they took before waiting. */
+        advance_tail(q, false);
+        if (atomic_load(&s->tail) != t)
+            continue;
         if (!spun) {
+            /* For consumers to take: they free lazily, this side frees. */
             spun = true;
-            if (spin_while(&s->tail, t))
+            if (spin_while(lo32(&s->rd), pos_of(atomic_load(&s->rd))))
                 continue;
         }
         /* Wake early enough to keep the ring busy, late enough that one
@@ -573,31 +774,28 @@ static int wait_room(mproc_queue *q, uint32_t need, bool slot,
         atomic_store(&s->space_wait, 1);
         /* Looked at again after the flag (sequentially consistent): a
          * consumer that freed room before it saw the flag is seen here. */
-        t = atomic_load(&s->tail);
-        n = slot ? qcount(h, atomic_load(&s->rd)) : 0;
-        count_ok = !slot || ((q->maxsize == 0 || n < q->maxsize) &&
-                             n < MPROC_QUEUE_MAXSIZE_MAX);
-        if ((count_ok && q->cap - (pos_of(h) - t) >= need) ||
-            (slot && atomic_load(&s->closed) != 0))
+        if (room_for(q, h, need, slot) != 0 ||
+            (refuse_closed && atomic_load(&s->closed) != 0))
             continue;
-        int rc = mproc__waitword_sleep(&s->space_seq, seq, d, check_room, q);
+        room_wait w = {q, h, need, slot};
+        int rc = mproc__waitword_sleep(&s->space_seq, seq, d, check_room, &w);
         if (rc < 0 && rc != MPROC_ETIMEDOUT)
             return rc;
     }
 }
 
 /* Under plock: makes room for a record of size bytes at the producers'
- * position, with a PAD record first when it would cross the end of the
- * ring. *pos (out) is where the record goes; *padded is the PAD's size
- * (written, not yet published). */
-static int place(mproc_queue *q, uint32_t size, bool slot,
+ * position (waiting as wait_room with how), with a PAD record first when
+ * it would cross the end of the ring (written, not yet published). *pos
+ * (out) is where the record goes, written only on success. */
+static int place(mproc_queue *q, uint32_t size, unsigned how,
                  const mproc__deadline *d, uint32_t *pos)
 {
     qshared *s = q->s;
     uint32_t h = pos_of(atomic_load_explicit(&s->head, memory_order_relaxed));
     uint32_t to_end = q->cap - (h & q->mask);
     uint32_t pad = size > to_end ? to_end : 0;
-    int rc = wait_room(q, pad + size, slot, d);
+    int rc = wait_room(q, pad + size, how, d);
     if (rc < 0)
         return rc;
     if (pad != 0) {
@@ -605,7 +803,7 @@ static int place(mproc_queue *q, uint32_t size, bool slot,
         r->len = pad - REC_HDR;
         r->kind = REC_PAD;
         atomic_store_explicit(&r->state, 0, memory_order_relaxed);
-        r->reserved = 0;
+        r->owner = 0;
     }
     *pos = h + pad;
     return 0;
@@ -617,7 +815,7 @@ static void put_rec(mproc_queue *q, uint32_t pos, uint32_t kind, uint32_t len)
     r->len = len;
     r->kind = (uint8_t)kind;
     atomic_store_explicit(&r->state, 0, memory_order_relaxed);
-    r->reserved = 0;
+    r->owner = 0;
 }
 
 /* Publishes everything written up to pos, with dputs more messages. */
@@ -625,14 +823,15 @@ static void publish(mproc_queue *q, uint32_t pos, uint32_t dputs)
 {
     qshared *s = q->s;
     uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
-    atomic_store_explicit(&s->head, pack(cnt_of(h) + dputs, pos),
-                          memory_order_release);
+    q->p_head = pack(cnt_of(h) + dputs, pos);
+    atomic_store_explicit(&s->head, q->p_head, memory_order_release);
 }
 
 static int write_abort(mproc_queue *q, const mproc__deadline *d)
 {
     uint32_t pos;
-    int rc = place(q, REC_HDR, false, d, &pos);
+    /* The abort is owed even after shutdown: consumers drain up to it. */
+    int rc = place(q, REC_HDR, ROOM_CLOSED, d, &pos);
     if (rc < 0)
         return rc;
     put_rec(q, pos, REC_ABORT, 0);
@@ -648,7 +847,7 @@ static int put_whole(mproc_queue *q, const void *buf, size_t len,
 {
     uint32_t size = REC_HDR + round8(len);
     uint32_t pos;
-    int rc = place(q, size, true, d, &pos);
+    int rc = place(q, size, ROOM_SLOT, d, &pos);
     if (rc < 0)
         return rc;
     put_rec(q, pos, REC_MSG, (uint32_t)len);
@@ -675,7 +874,7 @@ static int put_stream(mproc_queue *q, const void *buf, size_t len,
         uint32_t plen = first ? n + 8u : n;
         uint32_t size = REC_HDR + round8(plen);
         uint32_t pos;
-        rc = place(q, size, first, d, &pos);
+        rc = place(q, size, first ? ROOM_SLOT : 0u, d, &pos);
         if (rc < 0)
             break;
         uint32_t kind =
@@ -797,8 +996,12 @@ int mproc_queue_put_batch(mproc_queue *q, const mproc_queue_msg *msgs, size_t n,
         uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
         uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
         uint32_t used = pos - t;
-        uint32_t nq = qcount(h, atomic_load(&s->rd)) + pending;
-        bool fits = used <= q->cap && q->cap - used >= pad + size &&
+        uint64_t r = atomic_load(&s->rd); /* after tail: see room_for */
+        uint32_t nq = qcount(h, r) + pending;
+        /* Anything odd (words scribbled on) goes the slow way, which
+         * reports it. */
+        bool fits = span_ok(q, t, pos) && pos_of(r) - t <= used &&
+                    q->cap - used >= pad + size &&
                     (q->maxsize == 0 || nq < q->maxsize) &&
                     nq < MPROC_QUEUE_MAXSIZE_MAX &&
                     atomic_load(&s->closed) == 0;
@@ -850,7 +1053,7 @@ int mproc_queue_reserve(mproc_queue *q, void **buf, size_t len,
     if ((rc = plock_take(q, &d)) < 0)
         return rc;
     uint32_t pos;
-    rc = place(q, REC_HDR + round8(len), true, &d, &pos);
+    rc = place(q, REC_HDR + round8(len), ROOM_SLOT, &d, &pos);
     if (rc < 0) {
         plock_drop(q);
         return rc;
@@ -911,13 +1114,16 @@ int mproc_queue_cancel(mproc_queue *q)
 
 /* While a consumer sleeps for data: a producer that died inside a
  * streamed message owes an ABORT; if its lock is free now (or its holder
- * is gone), write it. */
+ * is gone), write it. And a shutdown ends the sleep (1: look again):
+ * shutdown wakes the sleepers but changes no word they sleep on, so one
+ * that looked at the flag just before it and slept just after would
+ * otherwise sleep to its deadline. */
 static int check_data(void *arg)
 {
     mproc_queue *q = arg;
     qshared *s = q->s;
     if (atomic_load(&s->pinside) == 0)
-        return 0;
+        return atomic_load(&s->closed) != 0 ? 1 : 0;
     int got = 0;
     if (mproc__lockword_try_fast(&s->plock))
         got = 1;
@@ -941,13 +1147,15 @@ static int check_data(void *arg)
 static int wait_data(mproc_queue *q, const mproc__deadline *d)
 {
     qshared *s = q->s;
-    uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
-    if (q->c_head - r - 1u < q->cap)
-        return 0; /* published when we last looked, and not taken since */
+    uint64_t rd = atomic_load_explicit(&s->rd, memory_order_relaxed);
+    uint32_t r = pos_of(rd);
+    if (rd == q->c_rd && q->c_head != r && span_ok(q, r, q->c_head))
+        return 0; /* published when this handle last looked (see c_rd) */
     bool spun = false;
     for (;;) {
         uint64_t h = atomic_load_explicit(&s->head, memory_order_acquire);
         q->c_head = pos_of(h);
+        q->c_rd = rd;
         if (pos_of(h) != r)
             return 0;
         if (atomic_load_explicit(&s->closed, memory_order_acquire) != 0 &&
@@ -960,9 +1168,15 @@ static int wait_data(mproc_queue *q, const mproc__deadline *d)
             if (spin_while(lo32(&s->head), pos_of(h)))
                 continue;
         }
-        atomic_store(&s->data_wait, 1);
+        raise_flag(s, &s->data_wait);
         h = atomic_load(&s->head); /* after the flag: see wake_consumers */
-        if (pos_of(h) != r || atomic_load(&s->closed) != 0)
+        if (pos_of(h) != r)
+            continue;
+        /* Shut down: done, unless a streamed message's end is still owed.
+         * Then sleep like any other wait: its producer writes the ABORT
+         * (publishing wakes us), or check_data does once it is dead; a
+         * loop here would never call check_data. */
+        if (atomic_load(&s->closed) != 0 && atomic_load(&s->pinside) == 0)
             continue;
         int64_t slept_at = mproc__os_monotonic_ns();
         int rc =
@@ -979,8 +1193,29 @@ static int wait_data(mproc_queue *q, const mproc__deadline *d)
     }
 }
 
+/* After the consumers' lock was taken over from a dead holder, before rd
+ * moves again: the take it had begun (take_begin) is counted as its task
+ * if rd shows it went through, else forgotten (the message is still
+ * there, and its task goes with it to the next consumer). Only a holder
+ * of the lock sets TAKING, so the mark found is the dead holder's. */
+static void resolve_take(mproc_queue *q, uint64_t r)
+{
+    for (uint32_t i = 0; i < q->nslots; i++) {
+        qslot *sl = &q->s->slots[i];
+        uint32_t o = atomic_load(&sl->outstanding);
+        while ((o & TAKING) != 0) {
+            uint32_t n = o & ~TAKING;
+            if (cnt_of(r) != atomic_load(&sl->take_cnt))
+                n++;
+            if (atomic_compare_exchange_weak(&sl->outstanding, &o, n))
+                break;
+        }
+    }
+}
+
 /* Takes the consumers' lock; after a dead holder, a record it had marked
- * borrowed without moving rd is unmarked (it is delivered again). */
+ * borrowed without moving rd is unmarked (it is delivered again), and the
+ * take it had begun is settled (resolve_take). */
 static int clock_take(mproc_queue *q, const mproc__deadline *d)
 {
     qshared *s = q->s;
@@ -988,21 +1223,14 @@ static int clock_take(mproc_queue *q, const mproc__deadline *d)
                  ? 0
                  : mproc__lockword_acquire(&s->clock, d);
     if (rc == MPROC_EOWNERDEAD) {
-        /* A holder killed inside a borrow, before its rd store: the record
-         * at rd was not taken. Its mark, and the slot naming it (set
-         * before the mark, after borrows was counted up), go. */
         uint64_t r = atomic_load(&s->rd);
         uint64_t h = atomic_load(&s->head);
-        if (pos_of(h) != pos_of(r) && pos_of(h) - pos_of(r) <= q->cap) {
+        if (pos_of(h) != pos_of(r) && span_ok(q, pos_of(r), pos_of(h))) {
             qrec *rec = rec_at(q, pos_of(r));
             atomic_store(&rec->state, 0);
-            for (uint32_t i = 0; i < q->nslots; i++) {
-                uint64_t b = pos_of(r);
-                if (atomic_compare_exchange_strong(&s->slots[i].borrow, &b,
-                                                   BORROW_NONE))
-                    atomic_fetch_sub(&s->borrows, 1);
-            }
         }
+        if (q->joinable)
+            resolve_take(q, r);
         mproc__lockword_consistent(&s->clock);
         rc = 0;
     }
@@ -1021,39 +1249,51 @@ static void consume(mproc_queue *q, uint32_t size, uint32_t takes)
 {
     qshared *s = q->s;
     uint64_t r = atomic_load_explicit(&s->rd, memory_order_relaxed);
-    atomic_store_explicit(&s->rd, pack(cnt_of(r) + takes, pos_of(r) + size),
-                          memory_order_release);
+    q->c_rd = pack(cnt_of(r) + takes, pos_of(r) + size);
+    atomic_store_explicit(&s->rd, q->c_rd, memory_order_release);
 }
 
-/* Under clock, after moving rd: frees the records taken. With no record
- * borrowed, everything before rd is free, and one store says so (a
- * producer's reaping compare-and-swap can only have moved tail less far);
- * otherwise tail moves record by record up to the first borrowed one. */
-static void free_taken(mproc_queue *q)
+/* Under clock, after moving rd: frees what was taken, lazily. Moving tail
+ * after every take costs a compare-and-swap on a line producers read, so
+ * a consumer frees only once an eighth of the ring is waiting to be freed;
+ * a producer short of room frees for itself (wait_room), and a producer
+ * asleep for room is freed for before it is woken (wake_producer). */
+static void lazy_free(mproc_queue *q)
 {
     qshared *s = q->s;
-    if (atomic_load_explicit(&s->borrows, memory_order_acquire) == 0)
-        atomic_store_explicit(
-            &s->tail,
-            pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed)),
-            memory_order_release);
-    else
+    uint32_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    if (pos_of(q->c_rd) - t >= q->cap / 8u)
         advance_tail(q, false);
 }
 
-/* For a JoinableQueue: counts one task this process got (before the take
- * is published, so that a consumer killed between the two is written off
- * rather than leaving a task nobody marks done). */
-static int count_task(mproc_queue *q)
+/* For a JoinableQueue, the task of a take is counted around the store
+ * that publishes the take (consume), under clock: take_begin marks this
+ * process's slot TAKING with rd's count before it, take_end counts the
+ * task and clears the mark in one step. A process killed between the two
+ * leaves the mark, and whoever settles it (resolve_take, settle_dead)
+ * compares that count with rd's: moved on, the message went with the dead
+ * process (a task to write off); not, it is still in the queue and its
+ * task goes to the next consumer. *out is the slot (NULL: not joinable). */
+static int take_begin(mproc_queue *q, qslot **out)
 {
+    *out = NULL;
     if (!q->joinable)
         return 0;
     qslot *sl;
     int rc = my_slot(q, &sl);
     if (rc < 0)
         return rc;
-    atomic_fetch_add(&sl->outstanding, 1);
+    atomic_store(&sl->take_cnt, cnt_of(atomic_load(&q->s->rd)));
+    atomic_fetch_or(&sl->outstanding, TAKING);
+    *out = sl;
     return 0;
+}
+
+static void take_end(qslot *sl)
+{
+    /* (o | TAKING) + 1 - TAKING, modulo 2^32: o + 1. */
+    if (sl != NULL)
+        atomic_fetch_add(&sl->outstanding, 1u - TAKING);
 }
 
 static void uncount_task(mproc_queue *q)
@@ -1061,7 +1301,7 @@ static void uncount_task(mproc_queue *q)
     qslot *sl;
     if (q->joinable && my_slot(q, &sl) == 0) {
         uint32_t o = atomic_load(&sl->outstanding);
-        while (o > 0 &&
+        while ((o & ~TAKING) > 0 &&
                !atomic_compare_exchange_weak(&sl->outstanding, &o, o - 1)) {
         }
     }
@@ -1082,8 +1322,9 @@ static int next_msg(mproc_queue *q, const mproc__deadline *d, found *f)
         if (rc < 0)
             return rc;
         uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
-        uint32_t avail = q->c_head - r; /* head as wait_data saw it */
-        if (avail > q->cap)
+        uint32_t h = q->c_head; /* head as wait_data saw it */
+        uint32_t avail = h - r;
+        if (!span_ok(q, r, h))
             return MPROC_EPROTO;
         uint32_t size = rec_size(q, r, avail, &f->kind, &f->len);
         if (size == 0)
@@ -1094,7 +1335,7 @@ static int next_msg(mproc_queue *q, const mproc__deadline *d, found *f)
             return 0;
         /* PAD, or MID/LAST/ABORT of a message whose reader died. */
         consume(q, size, 0);
-        free_taken(q);
+        lazy_free(q);
     }
 }
 
@@ -1124,17 +1365,17 @@ static int read_stream(mproc_queue *q, unsigned char *dst, uint64_t total,
             pos_of(atomic_load_explicit(&s->head, memory_order_acquire));
         uint32_t kind, len;
         uint32_t size =
-            h - r <= q->cap ? rec_size(q, r, h - r, &kind, &len) : 0;
+            span_ok(q, r, h) ? rec_size(q, r, h - r, &kind, &len) : 0;
         if (size == 0)
             return MPROC_EPROTO;
         if (kind == REC_PAD) {
             consume(q, size, 0);
-            free_taken(q);
+            lazy_free(q);
             continue;
         }
         if (kind == REC_ABORT) {
             consume(q, size, 0);
-            free_taken(q);
+            lazy_free(q);
             return MPROC_ECANCELED;
         }
         if ((kind != REC_MID && kind != REC_LAST) || len > total - *got ||
@@ -1143,24 +1384,40 @@ static int read_stream(mproc_queue *q, unsigned char *dst, uint64_t total,
         memcpy(dst + *got, rec_at(q, r) + 1, len);
         *got += len;
         consume(q, size, 0);
-        free_taken(q);
+        lazy_free(q);
         wake_producer(q); /* the streaming producer waits for this room */
     }
     return 0;
 }
 
+/* Records that this thread keeps a half-read stream (and the consumers'
+ * lock) in the handle; stream_forget undoes it. */
+static void stream_keep(mproc_queue *q)
+{
+    q->st_pid = self_pid();
+    atomic_store(&q->st_tid, mproc__os_self_tid());
+}
+
+static void stream_forget(mproc_queue *q)
+{
+    atomic_store(&q->st_tid, 0);
+}
+
 /* A streamed message this thread was reading when an earlier get timed
- * out: true when it holds one (and the consumers' lock with it). */
+ * out: true when it holds one (and the consumers' lock with it). Another
+ * thread's is not ours to finish: it holds the consumers' lock, and this
+ * thread waits for that like any other consumer. */
 static bool have_stream(mproc_queue *q)
 {
-    if (!q->st_active)
+    pid_t tid = atomic_load(&q->st_tid);
+    if (tid == 0)
         return false;
     if (q->st_pid != self_pid()) { /* a forked child's copy */
-        q->st_active = false;
+        stream_forget(q);
         q->st_buf = NULL; /* the parent's; not freed here */
         return false;
     }
-    return true;
+    return tid == mproc__os_self_tid();
 }
 
 /* The stream was dropped (aborted): the task it counted is done. */
@@ -1193,7 +1450,7 @@ static int resume_stream(mproc_queue *q, sink *k, const mproc__deadline *d)
         return rc; /* still ours, lock still held */
     unsigned char *b = q->st_buf;
     uint64_t total = q->st_total;
-    q->st_active = false;
+    stream_forget(q);
     q->st_buf = NULL;
     if (rc == MPROC_ECANCELED) {
         free(b);
@@ -1206,15 +1463,17 @@ static int resume_stream(mproc_queue *q, sink *k, const mproc__deadline *d)
         return rc;
     }
     *k->len = (size_t)total;
+    if (total > k->cap) {
+        /* Larger than the buffer or get_alloc's guard: kept for a call
+         * that takes it. */
+        q->st_buf = b;
+        q->st_got = total;
+        stream_keep(q);
+        return MPROC_EMSGSIZE;
+    }
     if (k->alloc) {
         *k->out = b; /* allocated with room for the NUL */
         b[total] = 0;
-    } else if (total > k->cap) {
-        /* Keep it for a call with a larger buffer. */
-        q->st_active = true;
-        q->st_buf = b;
-        q->st_got = total;
-        return MPROC_EMSGSIZE;
     } else {
         memcpy(k->buf, b, (size_t)total);
         free(b);
@@ -1235,9 +1494,6 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
         return rc;
     if (have_stream(q)) {
         rc = resume_stream(q, k, &d);
-        if (rc == 0) {
-            wake_after_take(q);
-        }
         if (rc != MPROC_ECANCELED)
             return rc;
         /* The message was dropped: go on with the next (lock held). */
@@ -1270,7 +1526,8 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
                 }
                 dst = k->buf;
             }
-            if ((rc = count_task(q)) < 0) {
+            qslot *ts;
+            if ((rc = take_begin(q, &ts)) < 0) {
                 if (k->alloc)
                     free(dst);
                 break;
@@ -1278,6 +1535,7 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
             if (f.len > 0)
                 memcpy(dst, rec_at(q, f.pos) + 1, f.len);
             consume(q, f.size, 1);
+            take_end(ts);
             if (k->alloc)
                 *k->out = dst;
             break;
@@ -1298,7 +1556,8 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
             rc = MPROC_ENOMEM;
             break;
         }
-        if ((rc = count_task(q)) < 0) {
+        qslot *ts;
+        if ((rc = take_begin(q, &ts)) < 0) {
             if (k->alloc)
                 free(dst);
             break;
@@ -1306,7 +1565,8 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
         uint64_t got = f.len - 8u;
         memcpy(dst, (unsigned char *)(rec_at(q, f.pos) + 1) + 8, (size_t)got);
         consume(q, f.size, 1);
-        free_taken(q);
+        take_end(ts);
+        lazy_free(q);
         wake_producer(q);
         rc = read_stream(q, dst, total, &got, &d);
         if (rc == 0) {
@@ -1329,11 +1589,10 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
                 }
                 memcpy(keep, dst, (size_t)got);
             }
-            q->st_active = true;
-            q->st_pid = self_pid();
             q->st_buf = keep;
             q->st_total = total;
             q->st_got = got;
+            stream_keep(q);
             return MPROC_ETIMEDOUT;
         }
         if (k->alloc)
@@ -1347,12 +1606,11 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
     if (rc == 0 || rc == MPROC_ETIMEDOUT || rc == MPROC_ECLOSED ||
         rc == MPROC_EMSGSIZE || rc == MPROC_ENOMEM || rc == MPROC_EAGAIN ||
         rc == MPROC_EPROTO) {
-        free_taken(q);
+        lazy_free(q);
     }
     clock_drop(q);
-    if (rc == 0) {
+    if (rc == 0)
         wake_after_take(q);
-    }
     return rc;
 }
 
@@ -1395,7 +1653,7 @@ int mproc_queue_get_batch(mproc_queue *q, void *buf, size_t cap, size_t *lens,
                 pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
             uint32_t h =
                 pos_of(atomic_load_explicit(&s->head, memory_order_acquire));
-            if (h == r || h - r > q->cap)
+            if (h == r || !span_ok(q, r, h))
                 break;
             uint32_t kind, len;
             uint32_t size = rec_size(q, r, h - r, &kind, &len);
@@ -1405,19 +1663,21 @@ int mproc_queue_get_batch(mproc_queue *q, void *buf, size_t cap, size_t *lens,
                 consume(q, size, 0);
                 continue;
             }
-            if (len > cap - used || count_task(q) < 0)
+            qslot *ts;
+            if (len > cap - used || take_begin(q, &ts) < 0)
                 break;
-            memcpy((unsigned char *)buf + used, rec_at(q, r) + 1, len);
+            if (len > 0) /* buf may be NULL (cap 0) */
+                memcpy((unsigned char *)buf + used, rec_at(q, r) + 1, len);
             lens[k++] = len;
             used += len;
             consume(q, size, 1);
+            take_end(ts);
             takes++;
         }
-        free_taken(q);
+        lazy_free(q);
         clock_drop(q);
-        if (takes > 0) {
+        if (takes > 0)
             wake_after_take(q);
-        }
     }
     *got = k;
     return 0;
@@ -1431,47 +1691,62 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
     if (q->borrowed && q->borrow_pid == self_pid())
         return MPROC_EINVAL;
     q->borrowed = false;
-    qslot *sl;
-    int rc = my_slot(q, &sl);
-    if (rc < 0)
-        return rc;
-    if (atomic_load(&sl->borrow) != BORROW_NONE)
-        return MPROC_EINVAL; /* another handle of this process holds one */
     mproc__deadline d;
-    if ((rc = mproc__deadline_init(&d, timeout_ms)) < 0)
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
         return rc;
     if (have_stream(q))
         return MPROC_EINVAL; /* finish the streamed message first */
-    if ((rc = clock_take(q, &d)) < 0)
+    qslot *sl;
+    if ((rc = my_slot(q, &sl)) < 0)
         return rc;
+    /* The process's slot names one borrowed message; another handle of
+     * this process that holds one already (a thread's own handle) borrows
+     * through an extra slot of its own, freed at its release. */
+    int bidx = q->slot;
+    bool extra = atomic_load(&sl->borrow) != BORROW_NONE;
+    if (extra && (bidx = claim_slot(q, atomic_load(&sl->start), true)) < 0)
+        return bidx;
+    qslot *bs = &q->s->slots[bidx];
+    if ((rc = clock_take(q, &d)) < 0) {
+        if (extra)
+            drop_extra_slot(bs);
+        return rc;
+    }
     found f;
     rc = next_msg(q, &d, &f);
     if (rc == 0 && f.kind == REC_FIRST) {
         *len = (size_t)stream_total(q, &f);
         rc = MPROC_EMSGSIZE;
     }
-    if (rc == 0 && q->joinable)
-        atomic_fetch_add(&sl->outstanding, 1);
+    qslot *ts = NULL;
+    if (rc == 0)
+        rc = take_begin(q, &ts);
     if (rc == 0) {
         qrec *rec = rec_at(q, f.pos);
-        /* Counted, named in the slot, marked, then taken: a consumer killed
-         * before the take leaves a mark and a slot the next holder of the
-         * lock clears (clock_take), and a count too high at worst (which
-         * only costs the fast path of free_taken). */
-        atomic_fetch_add(&q->s->borrows, 1);
-        atomic_store(&sl->borrow, f.pos);
+        /* Marked first: a consumer killed before it took the record leaves
+         * a mark the next holder of the lock clears (clock_take), and a
+         * slot naming a record that went to someone else (settle_dead
+         * leaves the ring alone; the owner field decides). */
+        rec->owner = (uint16_t)bidx;
         atomic_store(&rec->state, REC_BORROWED);
+        atomic_store(&bs->borrow, f.pos);
         consume(q, f.size, 1);
+        take_end(ts);
         q->borrowed = true;
         q->borrow_pid = self_pid();
         q->borrow_pos = f.pos;
+        q->borrow_slot = bidx;
+        q->borrow_extra = extra;
         *data = rec + 1;
         *len = f.len;
     }
-    free_taken(q);
+    advance_tail(q, false);
     clock_drop(q);
     if (rc == 0)
-        wake_after_take(q);
+        wake_emptied(q->s);
+    else if (extra)
+        drop_extra_slot(bs);
     return rc;
 }
 
@@ -1483,19 +1758,17 @@ int mproc_queue_release(mproc_queue *q)
         q->borrowed = false;
         return MPROC_ESTATE;
     }
-    qslot *sl;
     q->borrowed = false;
-    if (my_slot(q, &sl) == 0) {
-        uint64_t b = q->borrow_pos;
-        /* Only if the slot still says so: a reaper may have taken it. */
-        if (atomic_compare_exchange_strong(&sl->borrow, &b, BORROW_NONE)) {
-            atomic_store_explicit(&rec_at(q, q->borrow_pos)->state, 0,
-                                  memory_order_release);
-            atomic_fetch_sub(&q->s->borrows, 1);
-        }
-    }
+    qslot *sl = &q->s->slots[q->borrow_slot];
+    uint64_t b = q->borrow_pos;
+    /* The slot first, then the mark (a mark no slot names holds nothing:
+     * borrow_held), so that a release cut anywhere frees the record. */
+    if (atomic_compare_exchange_strong(&sl->borrow, &b, BORROW_NONE))
+        atomic_store_explicit(&rec_at(q, q->borrow_pos)->state, 0,
+                              memory_order_release);
+    if (q->borrow_extra)
+        drop_extra_slot(sl);
     advance_tail(q, false);
-    wake_producer(q);
     return 0;
 }
 
@@ -1777,9 +2050,12 @@ void mproc_queue_close(mproc_queue *q)
         (void)mproc_queue_cancel(q);
     if (q->borrowed && q->borrow_pid == self_pid())
         (void)mproc_queue_release(q);
-    if (have_stream(q)) {
+    /* A half-read stream of this process (its consumers' lock is
+     * released here if this is the thread that holds it, else when that
+     * thread ends: not while another thread uses the handle). */
+    if (atomic_load(&q->st_tid) != 0 && q->st_pid == self_pid()) {
         free(q->st_buf);
-        q->st_active = false;
+        stream_forget(q);
         q->st_buf = NULL;
         stream_dropped(q);
         clock_drop(q);
@@ -1790,6 +2066,26 @@ void mproc_queue_close(mproc_queue *q)
 
 /* ---------------------------------------------------------- pollable fd */
 
+/* The fd helper's sleep on *w while it holds v: in slices of 50 ms that
+ * double up to a second while nothing wakes it, because a process killed
+ * between changing the queue and waking sleepers wakes no one; a wake-up
+ * starts over at 50 ms. */
+#define HELPER_SLICE_MIN_MS 50
+#define HELPER_SLICE_MAX_MS 1000
+
+static void helper_sleep(_Atomic uint32_t *w, uint32_t v, int64_t *slice_ms)
+{
+    mproc__deadline d;
+    mproc__deadline_init(&d, *slice_ms);
+    struct timespec ts = mproc__deadline_abs(&d);
+    if (mproc__os_futex_wait((const uint32_t *)w, v, &ts) == -ETIMEDOUT) {
+        if (*slice_ms < HELPER_SLICE_MAX_MS)
+            *slice_ms *= 2;
+    } else {
+        *slice_ms = HELPER_SLICE_MIN_MS;
+    }
+}
+
 /* The helper thread: keeps the eventfd readable exactly while a message is
  * in the queue (or it is shut down), sleeping on head while it is empty and
  * on rd while it is not. */
@@ -1798,6 +2094,7 @@ static void *fd_helper(void *arg)
     mproc_queue *q = arg;
     qshared *s = q->s;
     bool readable = false;
+    int64_t slice_ms = HELPER_SLICE_MIN_MS;
     atomic_store(&q->up, 1);
     mproc__os_futex_wake((const uint32_t *)&q->up, 1);
     while (atomic_load(&q->stop) == 0) {
@@ -1810,25 +2107,24 @@ static void *fd_helper(void *arg)
                 ready ? write(q->fd, &v, sizeof v) : read(q->fd, &v, sizeof v);
             (void)n; /* the eventfd is ours: neither can fail but EINTR */
             readable = ready;
+            slice_ms = HELPER_SLICE_MIN_MS;
             continue;
         }
         if (closed) {
             mproc__os_futex_wait((const uint32_t *)&q->stop, 0, NULL);
         } else if (ready) {
-            atomic_store(&s->empty_wait, 1);
+            raise_flag(s, &s->empty_wait);
             r = atomic_load(&s->rd);
             if (qcount(atomic_load(&s->head), r) == 0)
                 continue;
-            mproc__os_futex_wait((const uint32_t *)lo32(&s->rd), pos_of(r),
-                                 NULL);
+            helper_sleep(lo32(&s->rd), pos_of(r), &slice_ms);
         } else {
-            atomic_store(&s->data_wait, 1);
+            raise_flag(s, &s->data_wait);
             h = atomic_load(&s->head);
             if (qcount(h, atomic_load(&s->rd)) > 0 ||
                 atomic_load(&s->closed) != 0)
                 continue;
-            mproc__os_futex_wait((const uint32_t *)lo32(&s->head), pos_of(h),
-                                 NULL);
+            helper_sleep(lo32(&s->head), pos_of(h), &slice_ms);
         }
     }
     return NULL;
