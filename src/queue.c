@@ -112,7 +112,8 @@ typedef struct qshared {
     _Atomic uint32_t space_wait; /* a producer sleeps on space_seq */
     _Atomic uint32_t space_seq;
     _Atomic uint32_t space_need; /* the bytes it waits for */
-    unsigned char pad5[768 - 656];
+    mproc__lockword tlock;       /* whoever moves tail (advance_tail) */
+    unsigned char pad5[768 - 656 - sizeof(mproc__lockword)];
     /* Wake flags: set by a sleeper, cleared by the waker that wakes it. */
     _Atomic uint32_t data_wait;  /* someone sleeps on head (a raise token) */
     _Atomic uint32_t empty_wait; /* an fd helper sleeps on rd until empty */
@@ -601,18 +602,32 @@ static bool borrow_held(mproc_queue *q, uint32_t pos, const qrec *rec)
 static void advance_tail(mproc_queue *q, bool reap)
 {
     qshared *s = q->s;
-    for (;;) {
-        uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
-        uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_acquire));
-        uint32_t nt = t;
-        if (!span_ok(q, t, r))
-            return; /* scribbled words: the callers report it */
+    /* One mover at a time (and a busy lock means another is moving it, so
+     * this one need not): a mover reads record headers between tail and
+     * rd, which a producer may overwrite as soon as tail has passed them,
+     * so tail must not move under a reader. A mover killed holding the
+     * lock is taken over by the next (nothing to repair: tail is one
+     * store). */
+    mproc__deadline now;
+    mproc__deadline_init(&now, 0);
+    int rc = mproc__lockword_try_fast(&s->tlock)
+                 ? 0
+                 : mproc__lockword_acquire(&s->tlock, &now);
+    if (rc == MPROC_EOWNERDEAD)
+        rc = mproc__lockword_consistent(&s->tlock);
+    if (rc != 0)
+        return;
+    uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+    uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_acquire));
+    uint32_t nt = t;
+    bool moved = false;
+    if (span_ok(q, t, r)) { /* else scribbled words: the callers report it */
         bool reaped = false;
         while (nt != r) {
             uint32_t kind, len;
             uint32_t size = rec_size(q, nt, r - nt, &kind, &len);
             if (size == 0)
-                break; /* torn under us (tail moved on): the CAS fails */
+                break; /* scribbled: the consumers report it */
             qrec *rec = rec_at(q, nt);
             if (atomic_load_explicit(&rec->state, memory_order_acquire) ==
                     REC_BORROWED &&
@@ -624,13 +639,14 @@ static void advance_tail(mproc_queue *q, bool reap)
             }
             nt += size;
         }
-        if (nt == t)
-            return;
-        if (atomic_compare_exchange_strong(&s->tail, &t, nt)) {
-            wake_producer(q);
-            return;
+        if (nt != t) {
+            atomic_store_explicit(&s->tail, nt, memory_order_release);
+            moved = true;
         }
     }
+    mproc__lockword_release_fast(&s->tlock);
+    if (moved)
+        wake_producer(q);
 }
 
 /* ---------------------------------------------------------- producers */
@@ -1989,6 +2005,7 @@ int mproc_queue_create(mproc_queue **out, const char *name,
     s->data_off = off;
     mproc__lockword_init(&s->plock, false);
     mproc__lockword_init(&s->clock, false);
+    mproc__lockword_init(&s->tlock, false);
     for (uint32_t i = 0; i < nslots; i++)
         atomic_init(&s->slots[i].borrow, BORROW_NONE);
     rc = adopt(q, kind);
