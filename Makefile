@@ -2,6 +2,8 @@
 #   make demo    install what is missing, build the library and the examples,
 #                run the examples with notes
 #   make test    install what is missing, build, run the whole test suite
+#   make stress  build, run the stress suites (kill -9 at random points) in
+#                their long form (MPROC_STRESS_LONG=1: 200 kills and more)
 #   make bench   build and run the benchmarks (ONLY=<group> QUICK=1)
 #   make fuzz    build and run the fuzz targets for FUZZ_SECONDS each
 #   make install build, then install under PREFIX (default /usr/local), staged
@@ -13,7 +15,7 @@ QUICK ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all setup build demo test bench fuzz install clean
+.PHONY: all setup build demo test stress bench fuzz install clean
 
 all: build
 
@@ -34,6 +36,10 @@ demo: setup
 
 test: build
 	cd build/default && ctest -j2 --output-on-failure --no-tests=error
+
+stress: build
+	cd build/default && MPROC_STRESS_LONG=1 ctest -j2 --output-on-failure \
+	  --no-tests=error -R '_stress\.'
 
 bench: setup
 	cmake --preset default -DMPROC_BUILD_BENCH=ON

@@ -9,11 +9,14 @@
  * over mproc_pipe_kernel), mproc_conn_duplex (one duplex mproc pipe),
  * mproc_conn_batch (mproc_conn_send_batch of 32, one way only), raw_pipe (one
  * write/read per message), raw_socketpair, posix_mq, zeromq (PUSH/PULL over
- * ipc://).
+ * ipc://), spsc_ring_futex (bench/spsc.h, the ceiling of a ring between
+ * two processes: 1024 slots of 64 bytes; for 1 MiB, 4 slots of 64 KiB that
+ * carry it in fragments). The child's and the parent's CPUs are checked.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +30,7 @@
 
 #include "common.h"
 #include "mproc.h"
+#include "spsc.h"
 #ifdef MPROC_BENCH_HAVE_ZMQ
 #include <zmq.h>
 #endif
@@ -267,8 +271,8 @@ static int md_mine;
 
 static int mc_make(void)
 {
-    return mproc_pipe(&mc[UP][0], &mc[UP][1], false) |
-           mproc_pipe(&mc[DOWN][0], &mc[DOWN][1], false);
+    return mproc_pipe(&mc[UP][0], &mc[UP][1], false, NULL) |
+           mproc_pipe(&mc[DOWN][0], &mc[DOWN][1], false, NULL);
 }
 
 /* The same ends over the kernel path (mproc_pipe_kernel). */
@@ -337,7 +341,7 @@ static void mcb_tx(int ch, const void *b, size_t n)
 
 static int md_make(void)
 {
-    return mproc_pipe(&md[0], &md[1], true);
+    return mproc_pipe(&md[0], &md[1], true, NULL);
 }
 
 static void md_start(int child)
@@ -368,6 +372,47 @@ static void md_finish(int child)
     mproc_conn_close(md[child ? 1 : 0]);
 }
 
+/* ----- the SPSC ring (bench/spsc.h): the ceiling ----- */
+
+static spsc *rings[2];
+static size_t msg_size; /* of the measurement about to start */
+
+static int ring_make(void)
+{
+    uint32_t nslots = msg_size > SMALL ? 4 : 1024;
+    uint32_t slot = msg_size > SMALL ? 65536 : SMALL;
+    for (int i = 0; i < 2; i++)
+        if ((rings[i] = spsc_create(nslots, slot, SPSC_FUTEX)) == NULL)
+            return -1;
+    return 0;
+}
+
+static void ring_start(int child)
+{
+    (void)child;
+}
+
+static void ring_tx(int ch, const void *b, size_t n)
+{
+    spsc_send(rings[ch], b, n);
+}
+
+static void ring_rx(int ch, void *b, size_t n)
+{
+    size_t got = spsc_recv(rings[ch], b, n);
+    if (got != n)
+        bench_die("spsc_recv: %zu bytes", got);
+}
+
+static void ring_finish(int child)
+{
+    (void)child;
+    for (int i = 0; i < 2; i++) {
+        spsc_destroy(rings[i]);
+        rings[i] = NULL;
+    }
+}
+
 static const struct impl impls[] = {
     {"mproc_conn", 1, 1, mc_make, mc_start, mc_tx, mc_rx, NULL, mc_finish},
     {"mproc_conn_kernel", 1, 1, mck_make, mc_start, mc_tx, mc_rx, NULL,
@@ -384,15 +429,33 @@ static const struct impl impls[] = {
 #ifdef MPROC_BENCH_HAVE_ZMQ
     {"zeromq", 1, 1, zmq_make, zmq_start, zmq_tx, zmq_rx, NULL, zmq_finish},
 #endif
+    {"spsc_ring_futex", 1, 1, ring_make, ring_start, ring_tx, ring_rx, NULL,
+     ring_finish},
 };
 
 /* ----- the measurements ----- */
 
 struct shared {
     atomic_int stop;
+    atomic_int child_cpu;
 };
 
 static struct shared *sh;
+static int ncpu_start; /* CPUs this program may use */
+
+/* Pins the caller to cpu (bench_pin_cpu) and returns the CPU it now runs
+ * on, the single CPU of its affinity; -1 when it is not pinned to one. */
+static int pin(int cpu)
+{
+    bench_pin_cpu(cpu);
+    cpu_set_t s;
+    if (sched_getaffinity(0, sizeof s, &s) != 0 || CPU_COUNT(&s) != 1)
+        return -1;
+    int c = sched_getcpu();
+    return c >= 0 && CPU_ISSET(c, &s) ? c : -1;
+}
+
+static int parent_cpu;
 
 /* Runs fn in a forked child on CPU 0 while the parent is on CPU 1. */
 static pid_t spawn(const struct impl *im, void (*fn)(const struct impl *))
@@ -404,13 +467,13 @@ static pid_t spawn(const struct impl *im, void (*fn)(const struct impl *))
     if (pid < 0)
         bench_die("fork: %s", strerror(errno));
     if (pid == 0) {
-        bench_pin_cpu(0);
+        atomic_store(&sh->child_cpu, pin(0));
         im->start(1);
         fn(im);
         im->finish(1);
         _exit(0);
     }
-    bench_pin_cpu(1);
+    parent_cpu = pin(1);
     im->start(0);
     return pid;
 }
@@ -423,9 +486,11 @@ static void reap(const struct impl *im, pid_t pid)
         ;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         bench_die("%s: the child failed", im->name);
+    int c = atomic_load(&sh->child_cpu);
+    if (ncpu_start >= 2 && (c < 0 || parent_cpu < 0 || c == parent_cpu))
+        bench_die("%s: child on CPU %d, parent on CPU %d", im->name, c,
+                  parent_cpu);
 }
-
-static size_t msg_size;
 
 static void producer(const struct impl *im)
 {
@@ -493,6 +558,7 @@ static void ping_pong(const struct impl *im, double secs, double *p50,
                       double *p99)
 {
     unsigned char out[SMALL], in[SMALL];
+    msg_size = SMALL;
     pid_t pid = spawn(im, echoer);
     size_t n = 0;
     double t0 = bench_now_s();
@@ -583,6 +649,9 @@ static double median(double *v, int n)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* raw peers only; mproc never needs it */
+    cpu_set_t avail;
+    if (sched_getaffinity(0, sizeof avail, &avail) == 0)
+        ncpu_start = CPU_COUNT(&avail);
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     samples = malloc(MAX_SAMPLES * sizeof *samples);

@@ -15,7 +15,7 @@
 int main(void)
 {
     mproc_conn *a, *b;
-    if (mproc_pipe(&a, &b, true) != 0)
+    if (mproc_pipe(&a, &b, true, NULL) != 0)
         return 1;
     pid_t pid = fork();
     if (pid == 0) {

@@ -40,7 +40,7 @@ static int child_work(mproc_conn *errs)
 int main(void)
 {
     mproc_conn *r, *w;
-    if (mproc_pipe(&r, &w, false) != 0)
+    if (mproc_pipe(&r, &w, false, NULL) != 0)
         return 1;
     pid_t pid = fork();
     if (pid == 0) {

@@ -1,11 +1,11 @@
 /*
  * Several workers report into one pipe: four processes started with
  * mproc_process_start send results of different sizes (some larger than
- * the pipe's 64 KiB ring) on the same send end; the parent receives them
- * all, whole and never interleaved, and learns the end of the stream once
- * every worker has exited and it closed its own copy of the send end. The
- * workers are started with inherit_only: each keeps the send end only, so
- * no worker holds a copy of the parent's receiving end.
+ * the pipe's ring, made small here: 64 KiB) on the same send end; the parent
+ * receives them all, whole and never interleaved, and learns the end of the
+ * stream once every worker has exited and it closed its own copy of the send
+ * end. The workers are started with inherit_only: each keeps the send end only,
+ * so no worker holds a copy of the parent's receiving end.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -39,7 +39,10 @@ static int worker(void *arg)
 
 int main(void)
 {
-    int rc = mproc_pipe(&r, &w, false);
+    /* A small ring, so that the larger results stream through it. */
+    mproc_pipe_opts po = MPROC_PIPE_OPTS_INIT;
+    po.ring_size = 64 * 1024;
+    int rc = mproc_pipe(&r, &w, false, &po);
     if (rc != 0) {
         fprintf(stderr, "mproc_pipe: %s\n", mproc_strerror(rc));
         return 1;

@@ -34,7 +34,7 @@ int main(void)
     mproc_conn *r[WORKERS], *w[WORKERS];
     mproc_process *p[WORKERS];
     for (int i = 0; i < WORKERS; i++) {
-        int rc = mproc_pipe(&r[i], &w[i], false);
+        int rc = mproc_pipe(&r[i], &w[i], false, NULL);
         mproc_process_opts o = MPROC_PROCESS_OPTS_INIT;
         o.inherit_only = true; /* the worker keeps r[i] and nothing else */
         o.keep = &r[i];

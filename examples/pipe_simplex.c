@@ -16,7 +16,7 @@
 int main(void)
 {
     mproc_conn *r, *w;
-    int rc = mproc_pipe(&r, &w, false);
+    int rc = mproc_pipe(&r, &w, false, NULL);
     if (rc != 0) {
         fprintf(stderr, "mproc_pipe: %s\n", mproc_strerror(rc));
         return 1;

@@ -77,6 +77,7 @@ struct mproc_conn {
      * state is guarded by rmu; rout's by the ring's senders' lock. */
     mproc__ring *rings;
     int nrings, memfd;
+    uint32_t ring_size; /* data bytes per ring, as created or attached */
     bool side_b;
     mproc__ringio rin, rout;
     mproc__reg_node reg; /* in the registry of ends (internal/registry.h) */
@@ -128,7 +129,7 @@ static void conn_sever(mproc__reg_node *n)
     if (ringed(c)) {
         if (c->rin.r != NULL)
             mproc__ringio_fini(&c->rin);
-        mproc__ring_unmap(c->rings, c->nrings);
+        mproc__ring_unmap(c->rings, c->nrings, c->ring_size);
         mproc__os_close(c->memfd);
     }
     mproc__os_close(c->fd);
@@ -205,42 +206,47 @@ static int make_pair(int fds[2], unsigned io, bool bytes, bool duplex,
 
 /* Gives c the rings of its pair: side a receives from ring 0 and sends to
  * ring 1 (duplex only); side b the other way round. */
-static void set_rings(mproc_conn *c, mproc__ring *rings, int n, int memfd,
-                      bool side_b)
+static void set_rings(mproc_conn *c, mproc__ring *rings, int n, uint32_t size,
+                      int memfd, bool side_b)
 {
     c->rings = rings;
     c->nrings = n;
+    c->ring_size = size;
     c->memfd = memfd;
     c->side_b = side_b;
-    mproc__ring *in = side_b ? (n == 2 ? &rings[1] : NULL) : &rings[0];
-    mproc__ring *out = side_b ? &rings[0] : (n == 2 ? &rings[1] : NULL);
+    mproc__ring *r0 = mproc__ring_nth(rings, 0, size);
+    mproc__ring *r1 = n == 2 ? mproc__ring_nth(rings, 1, size) : NULL;
+    mproc__ring *in = side_b ? r1 : r0;
+    mproc__ring *out = side_b ? r0 : r1;
     if (c->can_recv && in != NULL)
-        mproc__ringio_init(&c->rin, in, c->fd, c->io);
+        mproc__ringio_init(&c->rin, in, size, c->fd, c->io);
     if (c->can_send && out != NULL)
-        mproc__ringio_init(&c->rout, out, c->fd, c->io);
+        mproc__ringio_init(&c->rout, out, size, c->fd, c->io);
 }
 
-static int add_rings(mproc_conn *x, mproc_conn *y, bool duplex)
+static int add_rings(mproc_conn *x, mproc_conn *y, bool duplex, uint32_t size)
 {
     int n = duplex ? 2 : 1, mx, my;
     mproc__ring *rx, *ry;
-    int rc = mproc__ring_create(n, &mx, &rx);
+    uint32_t ysize;
+    int rc = mproc__ring_create(n, size, &mx, &rx);
     if (rc < 0)
         return rc;
     my = fcntl(mx, F_DUPFD_CLOEXEC, 0);
-    rc = my < 0 ? -errno : mproc__ring_attach(my, n, &ry);
+    rc = my < 0 ? -errno : mproc__ring_attach(my, n, &ry, &ysize);
     if (rc < 0) {
         mproc__os_close(my);
-        mproc__ring_unmap(rx, n);
+        mproc__ring_unmap(rx, n, size);
         mproc__os_close(mx);
         return rc;
     }
-    set_rings(x, rx, n, mx, false);
-    set_rings(y, ry, n, my, true);
+    set_rings(x, rx, n, size, mx, false);
+    set_rings(y, ry, n, ysize, my, true);
     return 0;
 }
 
-static int pipe_pair(mproc_conn **a, mproc_conn **b, bool duplex, bool ring)
+static int pipe_pair(mproc_conn **a, mproc_conn **b, bool duplex,
+                     uint32_t ring_size)
 {
     if (a == NULL || b == NULL)
         return MPROC_EINVAL;
@@ -256,7 +262,8 @@ static int pipe_pair(mproc_conn **a, mproc_conn **b, bool duplex, bool ring)
             return -errno;
         rc = make_pair(fds, 0, false, false, &x, &y);
     }
-    if (rc == 0 && ring && (rc = add_rings(x, y, duplex)) < 0) {
+    if (rc == 0 && ring_size != 0 &&
+        (rc = add_rings(x, y, duplex, ring_size)) < 0) {
         mproc_conn_close(x);
         mproc_conn_close(y);
     }
@@ -267,14 +274,24 @@ static int pipe_pair(mproc_conn **a, mproc_conn **b, bool duplex, bool ring)
     return 0;
 }
 
-int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex)
+int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex,
+               const mproc_pipe_opts *opts)
 {
-    return pipe_pair(a, b, duplex, true);
+    mproc_pipe_opts o = MPROC_PIPE_OPTS_INIT;
+    if (opts != NULL)
+        o = *opts;
+    if (o.ring_size > MPROC_PIPE_RING_MAX)
+        return MPROC_EINVAL;
+    uint32_t size = MPROC_PIPE_RING_MIN;
+    size_t want = o.ring_size == 0 ? MPROC_PIPE_RING_DEFAULT : o.ring_size;
+    while (size < want)
+        size <<= 1;
+    return pipe_pair(a, b, duplex, size);
 }
 
 int mproc_pipe_kernel(mproc_conn **a, mproc_conn **b, bool duplex)
 {
-    return pipe_pair(a, b, duplex, false);
+    return pipe_pair(a, b, duplex, 0);
 }
 
 int mproc_pipe_bytes(mproc_conn **r, mproc_conn **w)
@@ -344,7 +361,7 @@ void mproc_conn_close(mproc_conn *c)
             mproc__ring_reader_closing(&c->rin);
             mproc__ringio_fini(&c->rin);
         }
-        mproc__ring_unmap(c->rings, c->nrings);
+        mproc__ring_unmap(c->rings, c->nrings, c->ring_size);
         mproc__os_close(c->memfd);
     }
     mproc__os_close(c->fd);
@@ -457,7 +474,7 @@ static int ring_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
         size_t k = 0, total = 0;
         while (i + k < n && k < BATCH_MAX) {
             size_t one = MPROC__FRAME_HDR + msgs[i + k].len;
-            if (k > 0 && total + one > MPROC__RING_DATA)
+            if (k > 0 && total + one > c->ring_size)
                 break;
             mproc__frame_put_header(hdrs[k], msgs[i + k].len, 0);
             iov[cnt++] = (struct iovec){hdrs[k], MPROC__FRAME_HDR};
@@ -599,7 +616,7 @@ static int fill_to(mproc_conn *c, size_t want, const mproc__deadline *d)
     return rc;
 }
 
-/* Waits until want bytes (<= MPROC__RING_DATA) are in the ring: the
+/* Waits until want bytes (<= the ring's size) are in the ring: the
  * ring's counterpart of fill_to. EOF or a torn frame with fewer bytes
  * there is MPROC_EPROTO when some are (inside a frame), else
  * MPROC_ECLOSED. */
@@ -662,8 +679,8 @@ static int ring_read_rest(mproc_conn *c, unsigned char *dst, size_t len,
 {
     while (*off < len) {
         size_t left = len - *off;
-        int rc = ring_fill(
-            c, left < MPROC__RING_CHUNK ? left : MPROC__RING_CHUNK, d);
+        size_t piece = c->ring_size / 4;
+        int rc = ring_fill(c, left < piece ? left : piece, d);
         if (rc == MPROC_ECLOSED)
             return fail_recv(c, MPROC_EPROTO);
         if (rc < 0)
@@ -706,7 +723,7 @@ static int take_payload(mproc_conn *c, void *dst, size_t len, bool own,
                         const mproc__deadline *d)
 {
     int rc;
-    if (ringed(c) && len <= MPROC__RING_DATA - MPROC__FRAME_HDR) {
+    if (ringed(c) && len <= c->ring_size - MPROC__FRAME_HDR) {
         rc = ring_fill(c, MPROC__FRAME_HDR + len, d);
         if (rc == MPROC_ECLOSED)
             return fail_recv(c, MPROC_EPROTO);
@@ -1228,12 +1245,13 @@ static int attach_rings(mproc_conn *e, int memfd, unsigned arg)
          (side_b ? !e->can_send || e->can_recv : e->can_send || !e->can_recv)))
         return MPROC_EPROTO;
     mproc__ring *rings;
-    int rc = mproc__ring_attach(memfd, n, &rings);
+    uint32_t size;
+    int rc = mproc__ring_attach(memfd, n, &rings, &size);
     if (rc < 0)
         return rc;
     if (n == 1)
         e->io &= ~(unsigned)MPROC__IO_FIFO; /* an mproc_pipe, not a FIFO */
-    set_rings(e, rings, n, memfd, side_b);
+    set_rings(e, rings, n, size, memfd, side_b);
     return 0;
 }
 

@@ -16,6 +16,7 @@
 
 #include "internal/deadline.h"
 #include "internal/eventtest.h"
+#include "internal/pidlock.h"
 #include "internal/region.h"
 #include "internal/registry.h"
 #include "internal/waitword.h"
@@ -41,10 +42,9 @@ struct mproc_event {
     mproc__region region;
     event_shared *s;
     /* The pollable fd, made on demand, valid in fd_pid only, guarded by
-     * mu: 0 when free, else the pid of the process whose thread holds it.
-     * Not a pthread mutex: a child forked while another thread of the
-     * parent held it sees the parent's pid there and takes it over, where
-     * a mutex would stay locked for ever. */
+     * mu, a pidlock (internal/pidlock.h): a child forked while another
+     * thread of the parent held it takes it over, where a pthread mutex
+     * would stay locked for ever. */
     _Atomic uint32_t mu;
     int fd;
     pid_t fd_pid;
@@ -254,37 +254,13 @@ static void *fd_helper(void *arg)
     return NULL;
 }
 
-/* Takes ev->mu. Held by another process (the parent we were forked from,
- * whose holding thread does not exist here): take it over. Held by a thread
- * of ours: sleep until it lets go. */
-static void mu_lock(mproc_event *ev, uint32_t me)
-{
-    for (;;) {
-        uint32_t cur = atomic_load_explicit(&ev->mu, memory_order_relaxed);
-        if (cur != me) {
-            if (atomic_compare_exchange_weak_explicit(&ev->mu, &cur, me,
-                                                      memory_order_acquire,
-                                                      memory_order_relaxed))
-                return;
-            continue;
-        }
-        mproc__os_futex_wait((const uint32_t *)&ev->mu, me, NULL);
-    }
-}
-
-static void mu_unlock(mproc_event *ev)
-{
-    atomic_store_explicit(&ev->mu, 0, memory_order_release);
-    mproc__os_futex_wake((const uint32_t *)&ev->mu, 1);
-}
-
 int mproc_event_fd(mproc_event *ev, int *fd)
 {
     if (ev == NULL || fd == NULL)
         return MPROC_EINVAL;
     int rc = 0;
     pid_t me = mproc__os_self_pid();
-    mu_lock(ev, (uint32_t)me);
+    (void)mproc__pidlock_lock(&ev->mu);
     if (ev->fd >= 0 && ev->fd_pid != me) {
         /* Inherited across fork: the helper thread stayed in the parent. */
         mproc__os_close(ev->fd);
@@ -325,16 +301,16 @@ int mproc_event_fd(mproc_event *ev, int *fd)
         *fd = ev->fd;
         mproc__reg_add(&ev->reg, &event_reg_ops, ev);
     }
-    mu_unlock(ev);
+    mproc__pidlock_unlock(&ev->mu);
     return rc;
 }
 
 void mproc__event_test_hold_mutex(mproc_event *ev, bool hold)
 {
     if (hold)
-        mu_lock(ev, (uint32_t)mproc__os_self_pid());
+        (void)mproc__pidlock_lock(&ev->mu);
     else
-        mu_unlock(ev);
+        mproc__pidlock_unlock(&ev->mu);
 }
 
 const char *mproc_event_name(mproc_event *ev)

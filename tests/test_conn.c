@@ -24,12 +24,15 @@
 #include "os/os.h"
 #include "testlib.h"
 
+/* Every pipe here has the ring size its edge cases were written for. */
+static const mproc_pipe_opts ring64 = {TEST_RING};
+
 /* ----- message pipes ----- */
 
 START_TEST(pipe_duplex_ends_both_send_and_receive)
 {
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     ck_assert(mproc_conn_can_send(a) && mproc_conn_can_recv(a));
     ck_assert(mproc_conn_can_send(b) && mproc_conn_can_recv(b));
     char buf[16];
@@ -50,7 +53,7 @@ END_TEST
 START_TEST(pipe_simplex_refuses_the_wrong_direction)
 {
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     ck_assert(mproc_conn_can_recv(r) && !mproc_conn_can_send(r));
     ck_assert(mproc_conn_can_send(w) && !mproc_conn_can_recv(w));
     char buf[8];
@@ -72,13 +75,13 @@ START_TEST(bad_arguments_are_einval)
     mproc_conn *a, *b;
     char buf[8];
     size_t n;
-    ck_assert_int_eq(mproc_pipe(NULL, &b, true), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_pipe(NULL, &b, true, &ring64), MPROC_EINVAL);
     ck_assert_int_eq(mproc_conn_send(NULL, "x", 1, 0), MPROC_EINVAL);
     ck_assert_int_eq(mproc_conn_recv(NULL, buf, 8, &n, 0), MPROC_EINVAL);
     ck_assert_int_eq(mproc_conn_poll(NULL, 0), MPROC_EINVAL);
     ck_assert_int_eq(mproc_conn_fd(NULL), -1);
     mproc_conn_close(NULL);
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     ck_assert_int_eq(mproc_conn_send(a, NULL, 3, 0), MPROC_EINVAL);
     ck_assert_int_eq(mproc_conn_recv(b, NULL, 8, &n, 0), MPROC_EINVAL);
     ck_assert_int_eq(mproc_conn_recv(b, buf, 8, NULL, 0), MPROC_EINVAL);
@@ -146,7 +149,7 @@ START_TEST(messages_keep_their_boundaries_across_fork)
 {
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -181,7 +184,7 @@ static void *send_one(void *p)
 START_TEST(recv_too_small_reports_size_and_keeps_message)
 {
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     static unsigned char big[100000], got[100000];
     test_pattern(big, sizeof big, 5);
     ck_assert_int_eq(mproc_conn_send(b, big, 10, 0), 0);
@@ -217,7 +220,7 @@ START_TEST(recv_reports_closed_after_the_last_message)
 {
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         ck_assert_int_eq(mproc_conn_send(w, "one", 3, 0), 0);
         ck_assert_int_eq(mproc_conn_send(w, "two", 3, 0), 0);
         mproc_conn_close(w);
@@ -246,7 +249,7 @@ START_TEST(send_to_a_closed_peer_is_closed_never_sigpipe)
     pthread_sigmask(SIG_SETMASK, &none, NULL);
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         mproc_conn_close(r);
         ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_ECLOSED);
         ck_assert_int_eq(mproc_conn_send(w, "x", 1, MPROC_FOREVER),
@@ -281,7 +284,7 @@ START_TEST(sigpipe_fallback_consumes_only_its_own_signal)
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_UNBLOCK, &pipe_set, NULL);
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     ck_assert_int_eq(mproc_conn_send(w, "a", 1, 0), 0);
     ck_assert_int_eq(mproc_conn_send(w, "b", 1, 100), 0);
     char buf[4];
@@ -311,7 +314,7 @@ END_TEST
 START_TEST(poll_times_out_then_sees_a_message)
 {
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     int64_t t0 = test_now_ms();
     ck_assert_int_eq(mproc_conn_poll(b, 50), MPROC_ETIMEDOUT);
     ck_assert_int_ge(test_now_ms() - t0, 45);
@@ -359,7 +362,7 @@ END_TEST
 START_TEST(send_batch_arrives_as_separate_messages)
 {
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, false), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, false, &ring64), 0);
     unsigned vals[200];
     mproc_conn_msg m[200];
     for (unsigned i = 0; i < 200; i++) {
@@ -479,7 +482,7 @@ START_TEST(more_fds_than_a_message_carries_is_eproto)
     /* On a ring's doorbell: three fds on one bell, where a token carries
      * two at most. */
     mproc_conn *a;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     send_raw_with_fds(mproc_conn_fd(a), "", 1, 3);
     ck_assert_int_eq(mproc_conn_recv(b, buf, sizeof buf, &n, 1000),
                      MPROC_EPROTO);
@@ -492,7 +495,7 @@ END_TEST
 START_TEST(garbage_in_a_ring_stops_its_senders_too)
 {
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     struct mproc__ringio *io = mproc__conn_ringio(w, true);
     ck_assert_ptr_nonnull(io);
     ck_assert_ptr_null(mproc__conn_ringio(w, false));
@@ -532,7 +535,7 @@ END_TEST
 START_TEST(orphan_fds_of_a_dead_ring_sender_are_skipped)
 {
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     int orphan = eventfd(111, EFD_CLOEXEC);
     int mine = eventfd(222, EFD_CLOEXEC);
     ck_assert_int_ge(orphan, 0);
@@ -583,7 +586,7 @@ END_TEST
 START_TEST(sender_killed_before_ringing_strands_nothing)
 {
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     pid_t rx = fork();
     ck_assert_int_ge(rx, 0);
     if (rx == 0) {
@@ -611,8 +614,7 @@ START_TEST(sender_killed_before_ringing_strands_nothing)
         mproc__frame_put_header(frame, 5, 0);
         memcpy(frame + MPROC__FRAME_HDR, "hello", 5);
         uint64_t head = atomic_load(&io->r->head);
-        memcpy(io->r->data + (head & (MPROC__RING_DATA - 1)), frame,
-               sizeof frame);
+        memcpy(io->r->data + (head & (TEST_RING - 1)), frame, sizeof frame);
         atomic_store(&io->r->head, head + sizeof frame);
         _exit(0); /* holding the lock, without a bell */
     }
@@ -635,7 +637,7 @@ END_TEST
 START_TEST(torn_message_is_eproto_while_other_senders_idle)
 {
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -697,7 +699,7 @@ START_TEST(peer_killed_mid_message_is_eproto_not_a_hang)
 {
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -752,7 +754,7 @@ END_TEST
 START_TEST(send_timeout_part_way_breaks_the_sending_side)
 {
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     size_t len = 1 << 20; /* larger than the pipe's buffer */
     char *b = calloc(1, len);
     ck_assert_int_eq(mproc_conn_send(w, b, len, 50), MPROC_ETIMEDOUT);
@@ -761,7 +763,7 @@ START_TEST(send_timeout_part_way_breaks_the_sending_side)
     mproc_conn_close(r);
     mproc_conn_close(w);
     /* A timeout before any byte moved changes nothing. */
-    ck_assert_int_eq(mproc_pipe(&r, &w, true), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, true, &ring64), 0);
     char small[1000] = {0};
     int rc = 0;
     while ((rc = mproc_conn_send(w, small, sizeof small, 0)) == 0)
@@ -809,7 +811,7 @@ static void *spam(void *arg)
 START_TEST(concurrent_senders_never_interleave)
 {
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, true), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, true, &ring64), 0);
     pthread_t t1, t2;
     struct spam_arg s1 = {w, 0xab}, s2 = {w, 0xcd};
     pthread_create(&t1, NULL, spam, &s1);
@@ -894,7 +896,7 @@ static void big_round_trip(size_t len, size_t step)
         src[mark4g + 1] = 0x77; /* just past 4 GiB */
     src[len - 1] = 0x55;
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     struct big_arg arg = {b, src, len, -1};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, big_sender, &arg), 0);
@@ -1002,7 +1004,7 @@ START_TEST(timeouts_hold_while_another_thread_waits_forever)
     /* Receiving: one thread in recv(FOREVER); recv and poll with a
      * timeout in another thread return on time. */
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     struct blocker rb = {b, 1};
     pthread_t t;
     res.c = a;
@@ -1035,7 +1037,7 @@ START_TEST(timeouts_hold_while_another_thread_waits_forever)
     mproc_conn_close(b);
     /* Sending: one thread in send(FOREVER) to a reader that stopped. */
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     struct blocker sb = {w, 1};
     res.c = r;
     res.drain = 1;
@@ -1096,7 +1098,7 @@ static void *send_numbered(void *p)
 START_TEST(one_thread_sends_while_another_receives)
 {
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     pthread_t peer, sender;
     ck_assert_int_eq(pthread_create(&peer, NULL, echo_peer, b), 0);
     ck_assert_int_eq(pthread_create(&sender, NULL, send_numbered, a), 0);
@@ -1261,7 +1263,7 @@ END_TEST
 START_TEST(recv_conn_leaves_a_plain_fd_queued)
 {
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     int p[2];
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
     ck_assert_int_eq(mproc_conn_send_fd(a, p[1], 0), 0);
@@ -1301,7 +1303,7 @@ START_TEST(wrapped_and_passed_pipe_ends_stay_shared_writers)
     ck_assert_int_eq(mproc_conn_send(w, big, MPROC_FIFO_ATOMIC_MAX, 0), 0);
     /* Passed on: the receiver's end keeps the rule. */
     mproc_conn *a, *b, *w2;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     ck_assert_int_eq(mproc_conn_send_conn(a, w, 0), 0);
     ck_assert_int_eq(mproc_conn_recv_conn(b, &w2, test_ms(1000)), 0);
     ck_assert_int_eq(mproc_conn_send(w2, big, sizeof big, 0), MPROC_EMSGSIZE);
@@ -1471,7 +1473,7 @@ END_TEST
 START_TEST(fds_and_connection_ends_pass_over_a_connection)
 {
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     int p[2];
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
     ck_assert_int_eq(mproc_conn_send(a, "before", 6, 0), 0);
@@ -1498,7 +1500,7 @@ START_TEST(fds_and_connection_ends_pass_over_a_connection)
     close(p[1]);
     /* A connection end: the receiver talks over it. */
     mproc_conn *r, *w, *w2;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     ck_assert_int_eq(mproc_conn_send_conn(a, w, 1000), 0);
     mproc_conn_close(w);
     ck_assert_int_eq(mproc_conn_recv_conn(b, &w2, 1000), 0);
@@ -1510,7 +1512,7 @@ START_TEST(fds_and_connection_ends_pass_over_a_connection)
     ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000),
                      MPROC_ECLOSED);
     /* Pipes cannot carry fds; bad fds are refused. */
-    ck_assert_int_eq(mproc_pipe(&w, &w2, false), 0);
+    ck_assert_int_eq(mproc_pipe(&w, &w2, false, &ring64), 0);
     ck_assert_int_eq(mproc_conn_send_fd(w2, 0, 0), MPROC_ENOTSOCK);
     ck_assert_int_eq(mproc_conn_send_fd(a, -1, 0), MPROC_EBADF);
     mproc_peer peer;
@@ -1584,7 +1586,7 @@ static void send_to_a_full_fd_table(mproc_conn *a, mproc_conn *b)
     int p[2];
     mproc_conn *r, *w;
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     pid_t pid = fork();
     if (pid == 0) {
         mproc_conn_close(a);
@@ -1628,7 +1630,7 @@ END_TEST
 START_TEST(recv_fd_without_a_free_fd_is_emfile_and_keeps_a_ring_end)
 {
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     send_to_a_full_fd_table(a, b);
 }
 END_TEST
@@ -1636,8 +1638,8 @@ END_TEST
 START_TEST(wait_reports_which_are_ready)
 {
     mproc_conn *a, *b, *c, *d;
-    ck_assert_int_eq(mproc_pipe(&a, &b, false), 0);
-    ck_assert_int_eq(mproc_pipe(&c, &d, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, false, &ring64), 0);
+    ck_assert_int_eq(mproc_pipe(&c, &d, true, &ring64), 0);
     int p[2];
     ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
     mproc_wait_item it[3] = {MPROC_WAIT_CONN(a), MPROC_WAIT_CONN(c),
@@ -1676,7 +1678,7 @@ END_TEST
 START_TEST(wait_sees_a_process_exit_through_its_pidfd)
 {
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     int go[2];
     ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
     pid_t pid = fork();
@@ -1722,7 +1724,7 @@ static int child_sends_then_waits(void *arg)
 START_TEST(wait_mixes_connections_processes_and_event_fds)
 {
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     mproc_event *ev;
     ck_assert_int_eq(mproc_event_create(&ev, NULL, NULL), 0);
     int evfd = -1;

@@ -579,7 +579,7 @@ START_TEST(passed_fifo_write_end_keeps_the_several_writers_rule)
     ck_assert_int_eq(mproc_fifo_open(&r, path, MPROC_FIFO_READ, NULL, 0), 0);
     ck_assert_int_eq(
         mproc_fifo_open(&w, path, MPROC_FIFO_WRITE, NULL, test_ms(1000)), 0);
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, NULL), 0);
     ck_assert_int_eq(mproc_conn_send_conn(a, w, 0), 0);
     ck_assert_int_eq(mproc_conn_recv_conn(b, &w2, test_ms(1000)), 0);
     static char big[MPROC_FIFO_ATOMIC_MAX + 1];
@@ -931,7 +931,7 @@ START_TEST(connection_end_passes_to_another_process)
     mproc_listener *l;
     ck_assert_int_eq(mproc_listener_open(&l, path, NULL), 0);
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, NULL), 0);
     pid_t pid = fork();
     if (pid == 0) {
         mproc_conn_close(r);

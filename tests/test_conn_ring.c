@@ -28,6 +28,9 @@
 #include "os/os.h"
 #include "testlib.h"
 
+/* Every pipe here has the ring size its edge cases were written for. */
+static const mproc_pipe_opts ring64 = {TEST_RING};
+
 /* Waits up to ms for a forked child and returns its exit code (128+signal
  * when killed); a child still running then is killed and -2 returned. */
 static int reap(pid_t pid, int64_t ms)
@@ -70,7 +73,7 @@ static int await_full(mproc__ringio *x, int64_t ms)
 {
     int64_t until = test_now_ms() + ms;
     while (atomic_load(&x->r->head) - atomic_load(&x->r->tail) <=
-           MPROC__RING_DATA - MPROC__RING_CHUNK) {
+           TEST_RING - (TEST_RING / 4u)) {
         if (test_now_ms() > until)
             return -1;
         usleep(1000);
@@ -189,7 +192,7 @@ START_TEST(several_processes_send_on_one_end_without_interleaving)
     ck_assert_ptr_nonnull(b);
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         pid_t pids[NCHILD];
         for (unsigned id = 0; id < NCHILD; id++) {
             pids[id] = fork();
@@ -266,8 +269,8 @@ START_TEST(sender_with_a_stale_view_never_overwrites_unread_messages)
      * view falls more than a ring behind. */
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w, *x, *y, *w2;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
-        ck_assert_int_eq(mproc_pipe(&x, &y, true), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
+        ck_assert_int_eq(mproc_pipe(&x, &y, true, &ring64), 0);
         ck_assert_int_eq(mproc_conn_send_conn(x, w, 0), 0);
         ck_assert_int_eq(mproc_conn_recv_conn(y, &w2, test_ms(1000)), 0);
         unsigned char m[1000], got[1000];
@@ -328,7 +331,7 @@ START_TEST(sender_killed_inside_a_large_message_tears_it_for_everyone)
      * Duplex: a second child holding the send end is. */
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         ck_assert_int_eq(mproc_conn_send(w, "before", 6, 0), 0);
         int go[2];
         ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
@@ -408,7 +411,7 @@ START_TEST(sender_killed_before_its_large_message_began_tears_nothing)
 {
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         /* A full ring: a large message cannot begin. */
         unsigned char m[1000];
         int count = 0, rc;
@@ -505,7 +508,7 @@ START_TEST(sender_killed_between_its_fds_and_its_frame_never_gives_wrong_fds)
      * claims: the next sender's frame still delivers its own fd (the
      * frame names its file), and the connection goes on. */
     mproc_conn *x, *y;
-    ck_assert_int_eq(mproc_pipe(&x, &y, true), 0);
+    ck_assert_int_eq(mproc_pipe(&x, &y, true, &ring64), 0);
     int pa[2], pb[2];
     ck_assert_int_eq(pipe2(pa, O_CLOEXEC), 0);
     ck_assert_int_eq(pipe2(pb, O_CLOEXEC), 0);
@@ -562,7 +565,7 @@ START_TEST(send_timed_out_inside_a_large_message_tears_it)
     test_pattern(big, len, 3);
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         int go[2];
         ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
         /* Another holder of the send end, forked before the timeout, so
@@ -627,7 +630,7 @@ START_TEST(send_that_times_out_before_any_byte_changes_nothing)
     ck_assert_ptr_nonnull(got);
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         unsigned char m[1000];
         int count = 0, rc;
         for (;;) {
@@ -639,7 +642,7 @@ START_TEST(send_that_times_out_before_any_byte_changes_nothing)
         ck_assert_int_eq(rc, MPROC_ETIMEDOUT);
         /* 65 frames of 1008 bytes leave 16: an 8-byte message still fits
          * exactly, then not even an empty one. */
-        ck_assert_int_eq(count, (int)(MPROC__RING_DATA / 1008));
+        ck_assert_int_eq(count, (int)(TEST_RING / 1008));
         ck_assert_int_eq(mproc_conn_send(w, "12345678", 8, 0), 0);
         ck_assert_int_eq(mproc_conn_send(w, NULL, 0, 0), MPROC_ETIMEDOUT);
         ck_assert_int_eq(mproc_conn_send(w, NULL, 0, 20), MPROC_ETIMEDOUT);
@@ -690,7 +693,7 @@ START_TEST(sender_dead_holding_the_lock_between_messages_loses_nothing)
 {
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         pid_t a = fork();
         ck_assert_int_ge(a, 0);
         if (a == 0) {
@@ -793,7 +796,7 @@ START_TEST(publish_and_arm_never_lose_a_wake_up)
     ck_assert_ptr_ne(go, MAP_FAILED);
     atomic_store(go, 0);
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     pid_t pid = fork();
     if (pid == 0) {
         mproc_conn_close(r);
@@ -832,7 +835,7 @@ START_TEST(leftover_doorbell_byte_is_not_readiness)
 {
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         int fd = mproc_conn_fd(r);
         struct pollfd pf = {fd, POLLIN, 0};
         char buf[8];
@@ -901,7 +904,7 @@ START_TEST(fd_becomes_readable_after_recv_zero_times_out)
 {
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         int cmd[2];
         ck_assert_int_eq(pipe2(cmd, O_CLOEXEC), 0);
         pid_t pid = fork();
@@ -957,7 +960,7 @@ START_TEST(garbage_in_the_ring_is_eproto)
 {
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         mproc__ringio *x = mproc__conn_ringio(w, true);
         ck_assert_ptr_nonnull(x);
         ck_assert_int_eq(mproc_conn_send(w, "good", 4, 0), 0);
@@ -1003,7 +1006,7 @@ START_TEST(truncated_or_malformed_frame_in_the_ring_is_eproto)
         mproc_conn *r, *w;
         mproc__ringio *x;
         /* A header claiming more than follows; then the sender closes. */
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         x = mproc__conn_ringio(w, true);
         mproc__frame_put_header(f, 100, 0);
         memcpy(f + MPROC__FRAME_HDR, "0123456789", 10);
@@ -1018,7 +1021,7 @@ START_TEST(truncated_or_malformed_frame_in_the_ring_is_eproto)
         ck_assert_int_eq(mproc_conn_poll(r, 0), MPROC_EPROTO);
         mproc_conn_close(r);
         /* The same for a length beyond the ring (read as it streams). */
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         x = mproc__conn_ringio(w, true);
         mproc__frame_put_header(f, 1 << 20, 0);
         ck_assert_int_eq(put_raw(x, f, sizeof f), 0);
@@ -1030,7 +1033,7 @@ START_TEST(truncated_or_malformed_frame_in_the_ring_is_eproto)
         ck_assert_ptr_null(p);
         mproc_conn_close(r);
         /* A header cut short. */
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         x = mproc__conn_ringio(w, true);
         ck_assert_int_eq(put_raw(x, f, 5), 0);
         mproc_conn_close(w);
@@ -1038,7 +1041,7 @@ START_TEST(truncated_or_malformed_frame_in_the_ring_is_eproto)
                          MPROC_EPROTO);
         mproc_conn_close(r);
         /* A small frame that comes in pieces is received whole. */
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         x = mproc__conn_ringio(w, true);
         mproc__frame_put_header(f, 10, 0);
         memcpy(f + MPROC__FRAME_HDR, "abcdefghij", 10);
@@ -1062,10 +1065,10 @@ START_TEST(truncated_or_malformed_frame_in_the_ring_is_eproto)
         mproc_conn_close(w);
         /* Control words that make no sense (more published than the ring
          * holds): an error, not a read beyond the ring. */
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         x = mproc__conn_ringio(w, true);
         ck_assert_int_eq(mproc_conn_send(w, "ok", 2, 0), 0);
-        atomic_fetch_add(&x->r->head, 3 * (uint64_t)MPROC__RING_DATA);
+        atomic_fetch_add(&x->r->head, 3 * (uint64_t)TEST_RING);
         ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000),
                          MPROC_EPROTO);
         ck_assert_int_eq(mproc_conn_poll(r, 0), MPROC_EPROTO);
@@ -1074,7 +1077,7 @@ START_TEST(truncated_or_malformed_frame_in_the_ring_is_eproto)
     }
     /* The process is fine: a new pipe works. */
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     ck_assert_int_eq(mproc_conn_send(w, "fine", 4, 0), 0);
     ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0), 0);
     ck_assert_mem_eq(buf, "fine", 4);
@@ -1104,7 +1107,7 @@ START_TEST(receiver_gone_is_eclosed_for_the_sender)
     for (int duplex = 0; duplex < 2; duplex++) {
         /* (a) Closed in this process, its only holder. */
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         ck_assert_int_eq(mproc_conn_send(w, "lost", 4, 0), 0);
         mproc_conn_close(r);
         ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_ECLOSED);
@@ -1122,7 +1125,7 @@ START_TEST(receiver_gone_is_eclosed_for_the_sender)
 
         /* (b) In a child killed while it does not wait for messages (the
          * doorbell is not armed): the sender finds out by itself. */
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         int ready[2];
         ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
         pid_t pid = fork();
@@ -1164,7 +1167,7 @@ START_TEST(receiver_gone_is_eclosed_for_the_sender)
 
         /* (c) In a child killed while it sleeps in recv (armed): the
          * first send after it rings and learns. */
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         x = mproc__conn_ringio(w, true);
         pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -1193,7 +1196,7 @@ START_TEST(receiver_gone_is_eclosed_for_the_sender)
 
         /* (d) A sender in a child waits for room; the receiver closes:
          * the send ends with MPROC_ECLOSED soon, never hangs. */
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         x = mproc__conn_ringio(w, true);
         pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -1278,7 +1281,7 @@ START_TEST(ring_end_passed_to_another_process_keeps_working)
     /* The child is forked before the pipes exist: it reaches them only
      * through what is passed. */
     mproc_conn *ca, *cb, *ka, *kb;
-    ck_assert_int_eq(mproc_pipe(&ca, &cb, true), 0);
+    ck_assert_int_eq(mproc_pipe(&ca, &cb, true, &ring64), 0);
     ck_assert_int_eq(mproc_pipe_kernel(&ka, &kb, true), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -1290,9 +1293,9 @@ START_TEST(ring_end_passed_to_another_process_keeps_working)
     mproc_conn_close(cb);
     mproc_conn_close(kb);
     mproc_conn *r1, *w1, *r2, *w2, *d1, *d2;
-    ck_assert_int_eq(mproc_pipe(&r1, &w1, false), 0);
-    ck_assert_int_eq(mproc_pipe(&r2, &w2, false), 0);
-    ck_assert_int_eq(mproc_pipe(&d1, &d2, true), 0);
+    ck_assert_int_eq(mproc_pipe(&r1, &w1, false, &ring64), 0);
+    ck_assert_int_eq(mproc_pipe(&r2, &w2, false, &ring64), 0);
+    ck_assert_int_eq(mproc_pipe(&d1, &d2, true, &ring64), 0);
     ck_assert_int_eq(mproc_conn_send_conn(ca, r1, test_ms(1000)), 0);
     ck_assert_int_eq(mproc_conn_send_conn(ka, w2, test_ms(1000)), 0);
     ck_assert_int_eq(mproc_conn_send_conn(ca, d2, test_ms(1000)), 0);
@@ -1343,11 +1346,11 @@ START_TEST(recv_fd_of_a_passed_ring_end_gives_one_usable_fd)
     for (int kernel = 0; kernel < 2; kernel++) {
         mproc_conn *x, *y;
         ck_assert_int_eq(kernel ? mproc_pipe_kernel(&x, &y, true)
-                                : mproc_pipe(&x, &y, true),
+                                : mproc_pipe(&x, &y, true, &ring64),
                          0);
         mproc_conn *r, *w, *d1, *d2;
-        ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
-        ck_assert_int_eq(mproc_pipe(&d1, &d2, true), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
+        ck_assert_int_eq(mproc_pipe(&d1, &d2, true, &ring64), 0);
         mproc_conn *ends[3] = {r, w, d2};
         for (int i = 0; i < 3; i++) {
             int before = count_fds();
@@ -1392,7 +1395,7 @@ START_TEST(burst_of_fds_before_any_recv_all_arrive_in_order)
 {
     enum { N = 200 };
     mproc_conn *a, *b;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     for (int i = 0; i < N; i++) {
         int e = eventfd((unsigned)i + 1, EFD_CLOEXEC);
         ck_assert_int_ge(e, 0);
@@ -1425,11 +1428,11 @@ START_TEST(many_ring_ends_sent_back_to_back_all_arrive)
     for (int kernel = 0; kernel < 2; kernel++) {
         mproc_conn *x, *y;
         ck_assert_int_eq(kernel ? mproc_pipe_kernel(&x, &y, true)
-                                : mproc_pipe(&x, &y, true),
+                                : mproc_pipe(&x, &y, true, &ring64),
                          0);
         mproc_conn *r[K], *w[K];
         for (int i = 0; i < K; i++) {
-            ck_assert_int_eq(mproc_pipe(&r[i], &w[i], i % 2 == 1), 0);
+            ck_assert_int_eq(mproc_pipe(&r[i], &w[i], i % 2 == 1, &ring64), 0);
             ck_assert_int_eq(mproc_conn_send(x, &i, sizeof i, 0), 0);
             ck_assert_int_eq(mproc_conn_send_conn(x, w[i], 0), 0);
         }
@@ -1480,7 +1483,7 @@ START_TEST(large_message_resumes_after_wait_and_recv_zero_on_a_ring)
     ck_assert_ptr_nonnull(got);
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -1608,7 +1611,7 @@ START_TEST(two_threads_receiving_on_one_end_get_each_message_once)
 {
     enum { NMSG = 200 };
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -1654,7 +1657,7 @@ START_TEST(batch_with_messages_larger_than_the_ring_arrives_whole)
     enum { NB = sizeof bsz / sizeof bsz[0] };
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -1701,7 +1704,7 @@ START_TEST(batch_that_times_out_reports_exactly_what_was_sent)
     enum { NM = 200 };
     for (int duplex = 0; duplex < 2; duplex++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         static unsigned char data[NM][1000];
         mproc_conn_msg m[NM];
         for (int i = 0; i < NM; i++) {
@@ -1740,10 +1743,82 @@ END_TEST
 
 /* ----- bad input ----- */
 
+/* A child that receives one message of exactly its ring's size (less the
+ * header) on the end it was sent, and echoes its length back. */
+static int child_takes_a_whole_ring(void *arg)
+{
+    mproc_conn *c = arg, *e;
+    if (mproc_conn_recv_conn(c, &e, 10000) != 0)
+        return 1;
+    size_t size = mproc__conn_ringio(e, false)->size;
+    unsigned char *b = malloc(size);
+    size_t n;
+    if (b == NULL || mproc_conn_recv(e, b, size, &n, 10000) != 0 ||
+        n != size - 8 || !test_pattern_ok(b, n, 5))
+        return 2;
+    uint64_t got = n;
+    int rc = mproc_conn_send(c, &got, sizeof got, 10000) != 0 ? 3 : 0;
+    free(b);
+    mproc_conn_close(e);
+    return rc;
+}
+
+START_TEST(pipe_ring_size_is_the_callers_and_travels_with_its_end)
+{
+    mproc_conn *r, *w;
+    mproc_pipe_opts o = MPROC_PIPE_OPTS_INIT;
+    o.ring_size = 300000; /* rounded up to a power of two */
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &o), 0);
+    ck_assert_uint_eq(mproc__conn_ringio(w, true)->size, 512u * 1024u);
+    ck_assert_uint_eq(mproc__conn_ringio(r, false)->size, 512u * 1024u);
+    /* The default and the bounds. */
+    mproc_conn *a, *b;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, NULL), 0);
+    ck_assert_uint_eq(mproc__conn_ringio(a, true)->size,
+                      MPROC_PIPE_RING_DEFAULT);
+    mproc_conn_close(b);
+    o.ring_size = MPROC_PIPE_RING_MAX + 1;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &o), MPROC_EINVAL);
+    o.ring_size = 1;
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &o), 0);
+    ck_assert_uint_eq(mproc__conn_ringio(a, true)->size, MPROC_PIPE_RING_MIN);
+    mproc_conn_close(b);
+    mproc_conn_close(a);
+    /* The receiving end goes to a child with its ring, whose size the
+     * child learns from the memory file. */
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, NULL), 0);
+    mproc_process *p;
+    ck_assert_int_eq(mproc_process_start(&p, child_takes_a_whole_ring, b, NULL),
+                     0);
+    /* With nobody reading, a message of the whole ring goes in with
+     * timeout 0: the ring holds it (a smaller ring would time out). */
+    size_t len = 512u * 1024u - 8;
+    unsigned char *m = malloc(len);
+    ck_assert_ptr_nonnull(m);
+    test_pattern(m, len, 5);
+    ck_assert_int_eq(mproc_conn_send(w, m, len, 0), 0);
+    ck_assert_int_eq(mproc_conn_send_conn(a, r, 10000), 0);
+    mproc_conn_close(r);
+    uint64_t echoed = 0;
+    size_t n;
+    ck_assert_int_eq(mproc_conn_recv(a, &echoed, sizeof echoed, &n, 10000), 0);
+    ck_assert_uint_eq(echoed, len);
+    ck_assert_int_eq(mproc_process_join(p, 10000), 0);
+    int code = -1;
+    ck_assert_int_eq(mproc_process_exitcode(p, &code), 0);
+    ck_assert_int_eq(code, 0);
+    mproc_process_destroy(p);
+    free(m);
+    mproc_conn_close(w);
+    mproc_conn_close(a);
+    mproc_conn_close(b);
+}
+END_TEST
+
 START_TEST(bad_input_on_ring_ends_is_refused_and_changes_nothing)
 {
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
     ck_assert_int_eq(mproc_conn_send(w, "queued", 6, 0), 0);
     char buf[16];
     size_t n;
@@ -1802,7 +1877,7 @@ START_TEST(bad_input_on_ring_ends_is_refused_and_changes_nothing)
 
     /* Duplex: fd calls on the wrong kind of message. */
     mproc_conn *a, *b, *k1, *k2;
-    ck_assert_int_eq(mproc_pipe(&a, &b, true), 0);
+    ck_assert_int_eq(mproc_pipe(&a, &b, true, &ring64), 0);
     ck_assert_int_eq(mproc_pipe_kernel(&k1, &k2, true), 0);
     ck_assert_ptr_null(mproc__conn_ringio(k1, true));
     ck_assert_int_eq(mproc_conn_send_conn(a, NULL, 0), MPROC_EINVAL);
@@ -1864,5 +1939,6 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, batch_with_messages_larger_than_the_ring_arrives_whole);
     TEST_ADD(s, batch_that_times_out_reports_exactly_what_was_sent);
     TEST_ADD(s, bad_input_on_ring_ends_is_refused_and_changes_nothing);
+    TEST_ADD(s, pipe_ring_size_is_the_callers_and_travels_with_its_end);
     return s;
 }

@@ -103,6 +103,15 @@ HANDLE_OPS(barrier, MPROC_BARRIER_OPTS_INIT,
 CREATE_OP(barrier_create_, barrier, MPROC_BARRIER_OPTS_INIT,
           mproc_barrier_create((mproc_barrier **)out, name, 2, &o))
 
+HANDLE_OPS(queue, MPROC_QUEUE_OPTS_INIT,
+           mproc_queue_open((mproc_queue **)out, name, &o))
+CREATE_OP(queue_create_, queue, MPROC_QUEUE_OPTS_INIT,
+          (o.capacity = 4096,
+           mproc_queue_create((mproc_queue **)out, name, &o)))
+CREATE_OP(jqueue_create_, queue, MPROC_QUEUE_OPTS_INIT,
+          (o.capacity = 4096, o.joinable = true,
+           mproc_queue_create((mproc_queue **)out, name, &o)))
+
 #define KIND(what, create, obj)                                                \
     {                                                                          \
         what, create, obj##_open_, obj##_close_, mproc_##obj##_unlink,         \
@@ -120,6 +129,8 @@ static const kind_ops kinds[] = {
     KIND("event", event_create_, event),
     KIND("cond", condition_create_, condition),
     KIND("barrier", barrier_create_, barrier),
+    KIND("queue", queue_create_, queue),
+    KIND("jqueue", jqueue_create_, queue),
 };
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 

@@ -1145,7 +1145,7 @@ START_TEST(inherit_only_gives_each_worker_eof_when_the_parent_closes_its_pipe)
     mproc_conn *r[3], *w[3];
     mproc_process *p[3];
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(mproc_pipe(&r[i], &w[i], false), 0);
+        ck_assert_int_eq(mproc_pipe(&r[i], &w[i], false, NULL), 0);
         p[i] = start_keeping(worker_reads_to_eof, r[i], &r[i], 1, NULL, 0);
         mproc_conn_close(r[i]);
     }
@@ -1181,8 +1181,9 @@ START_TEST(inherit_only_keeps_the_listed_end_working)
 {
     for (int kernel = 0; kernel < 2; kernel++) {
         mproc_conn *a, *b;
-        ck_assert_int_eq(
-            (kernel ? mproc_pipe_kernel : mproc_pipe)(&a, &b, true), 0);
+        ck_assert_int_eq(kernel ? mproc_pipe_kernel(&a, &b, true)
+                                : mproc_pipe(&a, &b, true, NULL),
+                         0);
         mproc_process *p = start_keeping(child_pongs, b, &b, 1, NULL, 0);
         mproc_conn_close(b);
         ck_assert_int_eq(mproc_conn_send(a, "ping", 4, 10000), 0);
@@ -1255,7 +1256,7 @@ START_TEST(inherit_only_closes_an_unlisted_end_in_the_child)
     mproc_conn *bytes_w;
     char path[256];
     test_path(path, sizeof path, "unlisted.sock");
-    ck_assert_int_eq(mproc_pipe(&u.r, &u.w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&u.r, &u.w, false, NULL), 0);
     ck_assert_int_eq(mproc_pipe_bytes(&u.bytes_r, &bytes_w), 0);
     ck_assert_int_eq(mproc_listener_open(&u.l, path, NULL), 0);
     u.rfd = mproc_conn_fd(u.r);
@@ -1403,7 +1404,7 @@ END_TEST
 START_TEST(start_rejects_bad_keep_lists_and_starts_nothing)
 {
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, NULL), 0);
     int not_an_end = 0;
     mproc_conn *stranger = (mproc_conn *)&not_an_end;
     mproc_conn *null_end = NULL;
@@ -1480,7 +1481,7 @@ static void *hold_registry(void *arg)
 START_TEST(a_fork_while_another_thread_holds_the_registry_leaves_it_usable)
 {
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, false), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, NULL), 0);
     pthread_t t;
     atomic_store(&holder_state, 0);
     ck_assert_int_eq(pthread_create(&t, NULL, hold_registry, NULL), 0);

@@ -63,6 +63,11 @@ void test_skip(const char *why);
 #define TEST_NOBODY 65534
 int test_become_nobody(void);
 
+/* The ring size the connection tests give their mproc_pipe() pairs
+ * (mproc_pipe_opts.ring_size), so that their edge sizes (whole or
+ * streamed, a full ring) stay those they were written for. */
+#define TEST_RING (64u * 1024u)
+
 /* Reads fd until EOF (or n - 1 bytes), retrying EINTR; NUL-terminates buf
  * and returns the length read. */
 size_t test_read_to_eof(int fd, char *buf, size_t n);

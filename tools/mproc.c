@@ -210,6 +210,8 @@ static const char *kind_name(uint32_t kind)
         [MPROC__KIND_EVENT] = "event",
         [MPROC__KIND_CONDITION] = "condition",
         [MPROC__KIND_BARRIER] = "barrier",
+        [MPROC__KIND_QUEUE] = "queue",
+        [MPROC__KIND_JQUEUE] = "joinable-queue",
     };
     if (kind < sizeof names / sizeof names[0] && names[kind] != NULL)
         return names[kind];

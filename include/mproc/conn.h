@@ -9,9 +9,11 @@
  * 2^48 - 1 bytes). Messages travel as an 8-byte header and the payload.
  *
  * Two transports. mproc_pipe() ends carry messages through rings in memory
- * shared by the two processes (64 KiB per direction): a send copies the
- * message in, a recv copies it out, and neither makes a system call while
- * the other side is awake (a waiting side spins for up to 10 us before it
+ * shared by the two processes (256 KiB per direction unless
+ * mproc_pipe_opts says otherwise): a send copies the message in, a recv
+ * copies it out, and neither makes a system call while the other side is
+ * awake (a waiting side spins about as long as a wake-up costs on the
+ * machine, measured from the wake-ups it sees, 2 to 100 us, before it
  * sleeps). The end's fd then is a doorbell: a byte on it wakes a sleeping
  * receiver, and its kernel reference count tells each side when the other
  * is gone. Every other end (mproc_pipe_kernel, FIFOs, listener/client,
@@ -34,16 +36,16 @@
  * socket is shut down so the peer sees EOF), the process is unaffected.
  * Timeouts never break a receiving end: a recv whose deadline passes
  * inside a message returns MPROC_ETIMEDOUT and keeps what it has read in
- * the end (for a message over 64 KiB, in a buffer the size of the
- * message), and the next recv goes on where it stopped. So the event-loop
- * pattern "mproc_wait() or mproc_conn_poll(), then recv with timeout 0" is
- * safe with messages of any size. A send whose deadline passes after part
- * of a message went out returns MPROC_ETIMEDOUT and leaves the sending
- * direction broken (later sends return MPROC_EBROKEN), since the peer has
- * a partial message (on an mproc_pipe end the receiver then gets
+ * the end (for a message larger than the ring, or on a kernel end than
+ * 64 KiB, in a buffer the size of the message), and the next recv goes on where
+ * it stopped. So the event-loop pattern "mproc_wait() or mproc_conn_poll(),
+ * then recv with timeout 0" is safe with messages of any size. A send whose
+ * deadline passes after part of a message went out returns MPROC_ETIMEDOUT and
+ * leaves the sending direction broken (later sends return MPROC_EBROKEN), since
+ * the peer has a partial message (on an mproc_pipe end the receiver then gets
  * MPROC_EPROTO at that message, and every sender MPROC_EBROKEN); one that
  * times out before any byte moved changes nothing. On an mproc_pipe end
- * only a message larger than the ring (64 KiB with its 8-byte header)
+ * only a message larger than the ring (its size, with the 8-byte header)
  * can go out in part; a smaller one goes whole or not at all.
  *
  * Threads: one thread may send while another receives; concurrent sends
@@ -91,6 +93,31 @@ extern "C" {
 /* One end of a connection. Opaque. */
 typedef struct mproc_conn mproc_conn;
 
+/* The ring memory of an mproc_pipe() direction: the default (256 KiB), the
+ * smallest and the largest. */
+#define MPROC_PIPE_RING_DEFAULT ((size_t)256 * 1024)
+#define MPROC_PIPE_RING_MIN ((size_t)4 * 1024)
+#define MPROC_PIPE_RING_MAX ((size_t)64 * 1024 * 1024)
+
+/*
+ * Options of mproc_pipe(). Start from MPROC_PIPE_OPTS_INIT.
+ *   ring_size  bytes of shared memory per direction, rounded up to a power
+ *              of two from MPROC_PIPE_RING_MIN; 0: MPROC_PIPE_RING_DEFAULT.
+ *              A message up to this size (with its 8-byte header) goes
+ *              whole; a larger one streams through in pieces of a quarter
+ *              of it. Bulk transfers want it large (a sender and a
+ *              receiver then rarely wait for each other: docs/conn.md,
+ *              "Ring size"); many idle pipes want it small. Pages are
+ *              touched only as the ring's bytes are first used.
+ */
+typedef struct mproc_pipe_opts {
+    size_t ring_size;
+} mproc_pipe_opts;
+#define MPROC_PIPE_OPTS_INIT                                                   \
+    {                                                                          \
+        0                                                                      \
+    }
+
 /*
  * mproc_pipe: makes a connected pair of message ends that pass messages
  * through shared memory (see the header comment), for processes that are
@@ -98,21 +125,23 @@ typedef struct mproc_conn mproc_conn;
  * an end through mproc_conn_send_conn. duplex true: both ends send and
  * receive (the doorbell is a socketpair). duplex false, as Python's
  * Pipe(duplex=False): *a only receives and *b only sends (a pipe).
- * Each end holds two fds (the doorbell and the memory file) and maps
- * 64 KiB per direction. Do not read or write the fd of such an end, and do
- * not hand it to a program started with exec (mproc_spawn): use
- * mproc_pipe_kernel for that.
+ * opts: NULL for defaults. Each end holds two fds (the doorbell and the
+ * memory file) and maps opts->ring_size bytes per direction. Do not read
+ * or write the fd of such an end, and do not hand it to a program started
+ * with exec (mproc_spawn): use mproc_pipe_kernel for that.
  * Loss of the peer: a receiver gets MPROC_ECLOSED once every sender has
  * closed (or died) and every message sent before is taken. A sender learns
  * that no receiver is left when it wakes a sleeping receiver, when it waits
  * for room, and otherwise within 10 ms (it then asks the kernel); messages
  * sent in between succeed and are lost with the ring.
- * Returns 0, MPROC_EINVAL (NULL out-params), MPROC_EMFILE/MPROC_ENFILE,
- * MPROC_ENOMEM. Writes *a and *b only on success; the caller closes each
+ * Returns 0, MPROC_EINVAL (NULL out-params, ring_size above
+ * MPROC_PIPE_RING_MAX), MPROC_EMFILE/MPROC_ENFILE, MPROC_ENOMEM. Writes *a
+ * and *b only on success; the caller closes each
  * with mproc_conn_close(). Never blocks. Both ends are inherited by
  * children (see the header comment on closing unused ends).
  */
-MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex);
+MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex,
+                         const mproc_pipe_opts *opts);
 
 /*
  * mproc_pipe_kernel: as mproc_pipe, but every message goes through the
@@ -224,8 +253,9 @@ MPROC_API int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs,
  * (the part of a message already read stays with the end for the next
  * recv; also when another thread's recv holds the end past the deadline);
  * MPROC_EPROTO (malformed data from the peer, or EOF inside a message);
- * MPROC_EBROKEN (only after an earlier timeout inside a message over
- * 64 KiB found no memory to keep its part, or a system error inside a
+ * MPROC_EBROKEN (only after an earlier timeout inside a message larger
+ * than the ring, or 64 KiB on a kernel end, found no memory to keep its
+ * part, or a system error inside a
  * message: the stream can no longer be resumed); MPROC_ESTATE when the next
  * message carries an fd (take it with mproc_conn_recv_fd or
  * mproc_conn_recv_conn); MPROC_EINVAL (send-only end, byte pipe, NULL len,

@@ -61,7 +61,9 @@ enum mproc__kind {
     MPROC__KIND_EVENT = 8,
     MPROC__KIND_CONDITION = 9,
     MPROC__KIND_BARRIER = 10,
-    MPROC__KIND_MAX = 63 /* later kinds (queues, ...) below this */
+    MPROC__KIND_QUEUE = 11,  /* Queue and SimpleQueue */
+    MPROC__KIND_JQUEUE = 12, /* JoinableQueue */
+    MPROC__KIND_MAX = 63     /* later kinds below this */
 };
 
 /* The header at offset 0 of every region (64 bytes, docs/shared-memory.md). */

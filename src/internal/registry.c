@@ -1,20 +1,17 @@
 /*
  * The registry of objects that hold fds (internal/registry.h): a doubly
- * linked list through the objects themselves, under a lock word that holds
- * the pid of the holding process, so that a forked child can tell a lock
- * its parent's thread held (and take it over) from one its own threads hold.
+ * linked list through the objects themselves, under a pidlock
+ * (internal/pidlock.h), so that a forked child can tell a lock its parent's
+ * thread held (and take it over) from one its own threads hold.
  */
 #include "internal/registry.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "os/os.h"
-#include "os/task.h"
+#include "internal/pidlock.h"
 
-#define WAITERS 0x80000000u /* pids fit in 22 bits */
-
-static _Atomic uint32_t lock_word; /* 0 free, else holder pid | WAITERS */
+static _Atomic uint32_t lock_word; /* a pidlock */
 static mproc__reg_node *head, *tail;
 
 /* After taking over a lock whose holder was a thread of the parent: the
@@ -33,44 +30,13 @@ static void repair(void)
 
 void mproc__reg_lock(void)
 {
-    uint32_t me = (uint32_t)mproc__os_self_pid();
-    uint32_t want = me;
-    for (;;) {
-        uint32_t cur = 0;
-        if (atomic_compare_exchange_weak_explicit(&lock_word, &cur, want,
-                                                  memory_order_acquire,
-                                                  memory_order_relaxed))
-            return;
-        if (cur == 0)
-            continue;
-        if ((cur & ~WAITERS) != me) {
-            /* Held by the process we were forked from: its holding
-             * thread does not exist here. */
-            if (atomic_compare_exchange_strong_explicit(&lock_word, &cur, me,
-                                                        memory_order_acquire,
-                                                        memory_order_relaxed)) {
-                repair();
-                return;
-            }
-            continue;
-        }
-        if (!(cur & WAITERS) && !atomic_compare_exchange_weak_explicit(
-                                    &lock_word, &cur, cur | WAITERS,
-                                    memory_order_relaxed, memory_order_relaxed))
-            continue;
-        mproc__os_futex_wait((const uint32_t *)&lock_word, me | WAITERS, NULL);
-        /* Others may sleep too: whoever takes it after a sleep keeps the
-         * mark, so its unlock wakes the next. */
-        want = me | WAITERS;
-    }
+    if (mproc__pidlock_lock(&lock_word))
+        repair(); /* held by the parent's thread at the fork */
 }
 
 void mproc__reg_unlock(void)
 {
-    uint32_t old =
-        atomic_exchange_explicit(&lock_word, 0, memory_order_release);
-    if (old & WAITERS)
-        mproc__os_futex_wake((const uint32_t *)&lock_word, 1);
+    mproc__pidlock_unlock(&lock_word);
 }
 
 void mproc__reg_release_in_child(void)

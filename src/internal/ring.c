@@ -17,21 +17,21 @@
 #include <unistd.h>
 
 #include "internal/frame.h"
+#include "internal/spin.h"
 #include "internal/waitword.h"
 #include "mproc/error.h"
 #include "os/os.h"
 
-#define MASK (MPROC__RING_DATA - 1u)
-/* How long a side spins for the other before it sleeps: below the cost of
- * a sleep and a wake-up between two CPUs (about 20-25 us here), so spinning
- * never costs more than the sleep it may save. */
-#define SPIN_NS 10000
 /* How often a sender that never has to wait asks the kernel whether the
  * reader is still there. */
 #define CHECK_NS 10000000
 
-_Static_assert((MPROC__RING_DATA & MASK) == 0, "ring size: a power of two");
-_Static_assert(MPROC__RING_CHUNK >= MPROC__FRAME_HDR, "a chunk holds a header");
+_Static_assert((MPROC__RING_DATA & (MPROC__RING_DATA - 1)) == 0 &&
+                   MPROC__RING_DATA >= MPROC__RING_DATA_MIN &&
+                   MPROC__RING_DATA <= MPROC__RING_DATA_MAX,
+               "ring size: a power of two in range");
+_Static_assert(MPROC__RING_DATA_MIN / 4 >= MPROC__FRAME_HDR,
+               "a streamed piece holds a header");
 /* The layout docs/conn.md gives. */
 _Static_assert(offsetof(mproc__ring, head) == 128, "ring layout");
 _Static_assert(offsetof(mproc__ring, torn) == 136, "ring layout");
@@ -43,29 +43,37 @@ _Static_assert(offsetof(mproc__ring, armed) == 512, "ring layout");
 _Static_assert(offsetof(mproc__ring, space_wait) == 516, "ring layout");
 _Static_assert(offsetof(mproc__ring, data) == 640, "ring layout");
 
-/* Spinning helps only when the other side runs on another CPU. */
-static bool may_spin(void)
+static bool size_ok(uint64_t size)
 {
-    static atomic_int ncpu;
-    int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
-    if (n == 0) {
-        long k = sysconf(_SC_NPROCESSORS_ONLN);
-        n = k > 1 ? 2 : 1;
-        atomic_store_explicit(&ncpu, n, memory_order_relaxed);
-    }
-    return n > 1;
+    return size >= MPROC__RING_DATA_MIN && size <= MPROC__RING_DATA_MAX &&
+           (size & (size - 1)) == 0;
 }
 
-static size_t map_size(int n)
+/* One ring's bytes in the file: the control words and the data. */
+static size_t stride(uint32_t size)
+{
+    return sizeof(mproc__ring) + size;
+}
+
+static size_t map_size(int n, uint32_t size)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t s = (size_t)n * sizeof(mproc__ring);
+    size_t s = (size_t)n * stride(size);
     return (s + page - 1) / page * page;
 }
 
-int mproc__ring_create(int n, int *memfd, mproc__ring **rings)
+mproc__ring *mproc__ring_nth(mproc__ring *rings, int i, uint32_t size)
 {
-    size_t size = map_size(n);
+    return (mproc__ring *)(void *)((unsigned char *)rings +
+                                   (size_t)i * stride(size));
+}
+
+int mproc__ring_create(int n, uint32_t data_size, int *memfd,
+                       mproc__ring **rings)
+{
+    if (!size_ok(data_size))
+        return MPROC_EINVAL;
+    size_t size = map_size(n, data_size);
     int fd = mproc__os_memfd("mproc-pipe", size);
     if (fd < 0)
         return fd;
@@ -75,53 +83,66 @@ int mproc__ring_create(int n, int *memfd, mproc__ring **rings)
         mproc__os_close(fd);
         return rc;
     }
-    mproc__ring *r = p;
     for (int i = 0; i < n; i++) {
-        r[i].magic = MPROC__RING_MAGIC;
-        r[i].version = MPROC__RING_VERSION;
-        r[i].data_size = MPROC__RING_DATA;
-        mproc__lockword_init(&r[i].wlock, false);
+        mproc__ring *r = mproc__ring_nth(p, i, data_size);
+        r->magic = MPROC__RING_MAGIC;
+        r->version = MPROC__RING_VERSION;
+        r->data_size = data_size;
+        mproc__lockword_init(&r->wlock, false);
     }
     *memfd = fd;
-    *rings = r;
+    *rings = p;
     return 0;
 }
 
-int mproc__ring_attach(int memfd, int n, mproc__ring **rings)
+int mproc__ring_attach(int memfd, int n, mproc__ring **rings, uint32_t *out)
 {
-    size_t size = map_size(n);
     /* Seals first: once sealed, the size looked at next cannot change. */
     if (!mproc__os_memfd_sealed(memfd))
         return MPROC_EPROTO;
     struct stat st;
     if (fstat(memfd, &st) < 0)
         return -errno;
-    if (!S_ISREG(st.st_mode) || (size_t)st.st_size != size)
+    if (!S_ISREG(st.st_mode))
         return MPROC_EPROTO;
+    /* The data size is the one whose mapping has the file's size: found
+     * from the file, which no peer can change, then checked against every
+     * ring's header. */
+    uint32_t data_size = 0;
+    for (uint64_t z = MPROC__RING_DATA_MIN; z <= MPROC__RING_DATA_MAX; z *= 2)
+        if (map_size(n, (uint32_t)z) == (size_t)st.st_size)
+            data_size = (uint32_t)z;
+    if (data_size == 0)
+        return MPROC_EPROTO;
+    size_t size = map_size(n, data_size);
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     if (p == MAP_FAILED)
         return -errno;
-    mproc__ring *r = p;
-    for (int i = 0; i < n; i++)
-        if (r[i].magic != MPROC__RING_MAGIC ||
-            r[i].version != MPROC__RING_VERSION ||
-            r[i].data_size != MPROC__RING_DATA) {
+    for (int i = 0; i < n; i++) {
+        const mproc__ring *r = mproc__ring_nth(p, i, data_size);
+        if (r->magic != MPROC__RING_MAGIC ||
+            r->version != MPROC__RING_VERSION || r->data_size != data_size) {
             munmap(p, size);
             return MPROC_EPROTO;
         }
-    *rings = r;
+    }
+    *rings = p;
+    *out = data_size;
     return 0;
 }
 
-void mproc__ring_unmap(mproc__ring *rings, int n)
+void mproc__ring_unmap(mproc__ring *rings, int n, uint32_t size)
 {
     if (rings != NULL)
-        munmap(rings, map_size(n));
+        munmap(rings, map_size(n, size));
 }
 
-void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd, unsigned io)
+void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, uint32_t size, int fd,
+                        unsigned io)
 {
     x->r = r;
+    x->size = size;
+    x->mask = size - 1u;
     x->fd = fd;
     x->io = io;
     x->seen = 0;
@@ -213,8 +234,12 @@ static int notify(mproc__ringio *w)
     mproc__ring *r = w->r;
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&r->armed, memory_order_relaxed) != 0 &&
-        atomic_exchange(&r->armed, 0) != 0)
+        atomic_exchange(&r->armed, 0) != 0) {
+        /* For the receiver's spin budget: when it was woken. */
+        atomic_store_explicit(&r->bell_ns, mproc__os_monotonic_ns(),
+                              memory_order_relaxed);
         return ring_bell(w) == MPROC_ECLOSED ? MPROC_ECLOSED : 0;
+    }
     int64_t now = mproc__os_monotonic_coarse_ns();
     if (now - w->checked_ns >= CHECK_NS) {
         w->checked_ns = now;
@@ -270,12 +295,13 @@ void mproc__ring_unlock(mproc__ringio *w)
 static inline uint64_t space(const mproc__ringio *w, uint64_t head)
 {
     uint64_t used = head - w->seen;
-    return used >= MPROC__RING_DATA ? 0 : MPROC__RING_DATA - used;
+    return used >= w->size ? 0 : w->size - used;
 }
 
-static bool spin_for_space(mproc__ringio *w, uint64_t head, uint64_t need)
+static bool spin_for_space(mproc__ringio *w, uint64_t head, uint64_t need,
+                           int64_t spin_ns)
 {
-    int64_t until = mproc__os_monotonic_ns() + SPIN_NS;
+    int64_t until = mproc__os_monotonic_ns() + spin_ns;
     for (unsigned i = 1;; i++) {
         w->seen = atomic_load_explicit(&w->r->tail, memory_order_acquire);
         if (space(w, head) >= need ||
@@ -297,7 +323,7 @@ static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
         if (space(w, head) >= need)
             return 0;
         w->seen = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (head - w->seen > MPROC__RING_DATA)
+        if (head - w->seen > w->size)
             return MPROC_EPROTO; /* the shared words make no sense */
         if (space(w, head) >= need)
             return 0;
@@ -305,12 +331,18 @@ static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
             return MPROC_EBROKEN; /* the reader gave up on this ring */
         if (mproc__deadline_expired(d))
             return MPROC_ETIMEDOUT;
-        if (!spun && may_spin()) {
+        int64_t spin_ns = mproc__spin_budget_ns();
+        if (!spun && spin_ns > 0) {
             spun = true;
-            if (spin_for_space(w, head, need))
+            if (spin_for_space(w, head, need, spin_ns))
                 continue; /* room, or torn: the top of the loop says */
         }
         uint32_t seq = atomic_load(&r->space_seq);
+        /* Woken once a quarter of the ring is free (or what this frame
+         * needs, if more): early enough that the ring never runs dry while
+         * we sleep, late enough that one wake-up moves many messages. */
+        uint64_t want = need > w->size / 4 ? need : w->size / 4;
+        atomic_store(&r->space_need, (uint32_t)want);
         atomic_store(&r->space_wait, 1);
         w->seen = atomic_load(&r->tail);
         if (space(w, head) >= need || atomic_load(&r->torn) != 0)
@@ -338,9 +370,10 @@ int mproc__ring_wait_space(mproc__ringio *w, size_t total,
 }
 
 /* Copies n bytes of iov, starting skip bytes in, to the ring at pos. */
-static void copy_in(mproc__ring *r, uint64_t pos, const struct iovec *iov,
-                    int cnt, size_t skip, size_t n)
+static void copy_in(const mproc__ringio *w, uint64_t pos,
+                    const struct iovec *iov, int cnt, size_t skip, size_t n)
 {
+    mproc__ring *r = w->r;
     for (int i = 0; i < cnt && n > 0; i++) {
         size_t len = iov[i].iov_len;
         if (skip >= len) {
@@ -353,8 +386,8 @@ static void copy_in(mproc__ring *r, uint64_t pos, const struct iovec *iov,
         skip = 0;
         n -= k;
         while (k > 0) {
-            size_t at = (size_t)(pos & MASK);
-            size_t part = MPROC__RING_DATA - at < k ? MPROC__RING_DATA - at : k;
+            size_t at = (size_t)(pos & w->mask);
+            size_t part = w->size - at < k ? w->size - at : k;
             memcpy(r->data + at, src, part);
             src += part;
             pos += part;
@@ -369,27 +402,27 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
     mproc__ring *r = w->r;
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     *done = 0;
-    if (total <= MPROC__RING_DATA) {
+    if (total <= w->size) {
         int rc = wait_space(w, head, total, d);
         if (rc < 0)
             return rc;
-        copy_in(r, head, iov, cnt, 0, total);
+        copy_in(w, head, iov, cnt, 0, total);
         atomic_store_explicit(&r->head, head + total, memory_order_release);
         *done = total;
         return notify(w);
     }
     size_t sent = 0;
     int rc = 0;
+    size_t piece = w->size / 4;
     while (sent < total) {
         size_t left = total - sent;
-        rc = wait_space(w, head,
-                        left < MPROC__RING_CHUNK ? left : MPROC__RING_CHUNK, d);
+        rc = wait_space(w, head, left < piece ? left : piece, d);
         if (rc < 0)
             break;
         size_t n = (size_t)space(w, head);
         if (n > left)
             n = left;
-        copy_in(r, head, iov, cnt, sent, n);
+        copy_in(w, head, iov, cnt, sent, n);
         /* Only a frame begun in the ring is torn by its sender's death:
          * one killed while it waits for room to begin leaves nothing. */
         if (sent == 0)
@@ -425,13 +458,15 @@ uint64_t mproc__ring_readable(const mproc__ringio *r)
  * read off the socket as soon as anything drains it while its frame may
  * wait in the ring. Only a peer that sends tokens without frames gets
  * past it: the ring is then broken. */
-#define MAX_TOKS                                                               \
-    ((int)(MPROC__RING_DATA / (MPROC__FRAME_HDR + MPROC__RING_FD_PAYLOAD)) + 64)
+static int max_toks(const mproc__ringio *r)
+{
+    return (int)(r->size / (MPROC__FRAME_HDR + MPROC__RING_FD_PAYLOAD)) + 64;
+}
 
 /* Queues the token just read: false when it cannot be kept. */
 static bool keep_tok(mproc__ringio *r)
 {
-    if (r->ntok == MAX_TOKS) {
+    if (r->ntok == max_toks(r)) {
         close_tok(&r->tok);
         return false;
     }
@@ -573,11 +608,11 @@ static void count_rescue(mproc__ring *g, uint64_t seen)
 }
 
 /* How long a receiver spins; a test hook changes it. */
-static atomic_int_least64_t recv_spin_ns = SPIN_NS;
+static atomic_int_least64_t recv_spin_ns = -1; /* -1: the spin budget */
 
 void mproc__ring_set_recv_spin(int64_t ns)
 {
-    atomic_store(&recv_spin_ns, ns >= 0 ? ns : SPIN_NS);
+    atomic_store(&recv_spin_ns, ns >= 0 ? ns : -1);
 }
 
 static bool spin_for_data(mproc__ringio *r, uint64_t tail, uint64_t need,
@@ -611,14 +646,14 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
 {
     mproc__ring *g = r->r;
     uint64_t tail = atomic_load_explicit(&g->tail, memory_order_relaxed);
-    if (r->seen - tail >= need && r->seen - tail <= MPROC__RING_DATA)
+    if (r->seen - tail >= need && r->seen - tail <= r->size)
         return 0;
     bool spun = false;
     int64_t slice_ms = MPROC__RING_SLICE_MIN_MS;
     for (;;) {
         r->seen = atomic_load_explicit(&g->head, memory_order_acquire);
         uint64_t avail = r->seen - tail;
-        if (avail > MPROC__RING_DATA)
+        if (avail > r->size)
             return MPROC_EPROTO;
         if (avail >= need)
             return 0;
@@ -644,7 +679,9 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
         }
         int64_t spin_ns =
             atomic_load_explicit(&recv_spin_ns, memory_order_relaxed);
-        if (!spun && spin_ns > 0 && may_spin()) {
+        if (spin_ns < 0)
+            spin_ns = mproc__spin_budget_ns();
+        if (!spun && spin_ns > 0) {
             spun = true;
             if (spin_for_data(r, tail, need, spin_ns))
                 continue;
@@ -658,7 +695,15 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
         mproc__deadline slice;
         mproc__deadline_init(&slice, slice_ms);
         slice = mproc__deadline_min(slice, *d);
+        int64_t slept_at = mproc__os_monotonic_ns();
         rc = mproc__io_wait(r->fd, POLLIN, &slice);
+        if (rc == 0) {
+            /* A bell rung after we armed: what a wake-up costs here. */
+            int64_t bell =
+                atomic_load_explicit(&g->bell_ns, memory_order_relaxed);
+            if (bell >= slept_at)
+                mproc__spin_note_wake(bell, mproc__os_monotonic_ns());
+        }
         if (rc == MPROC_ETIMEDOUT) {
             if (!mproc__ring_recover(r))
                 count_rescue(g, armed_at);
@@ -679,8 +724,8 @@ void mproc__ring_copy(mproc__ringio *r, uint64_t off, void *dst, size_t n)
     uint64_t pos = atomic_load_explicit(&g->tail, memory_order_relaxed) + off;
     unsigned char *out = dst;
     while (n > 0) {
-        size_t at = (size_t)(pos & MASK);
-        size_t part = MPROC__RING_DATA - at < n ? MPROC__RING_DATA - at : n;
+        size_t at = (size_t)(pos & r->mask);
+        size_t part = r->size - at < n ? r->size - at : n;
         memcpy(out, g->data + at, part);
         out += part;
         pos += part;
@@ -696,13 +741,16 @@ void mproc__ring_consume(mproc__ringio *r, uint64_t n)
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&g->space_wait, memory_order_relaxed) == 0)
         return;
-    /* Wake a sleeping sender only once half the ring is free (or all of
-     * it, which any frame fits): one wake-up then moves many small
-     * messages instead of one each. The sleeper holds the lock, so head
-     * stays where it is until it wakes. */
+    /* Wake a sleeping sender once what it waits for is free (a quarter of
+     * the ring, or its frame if larger): one wake-up then moves many small
+     * messages, and a bulk sender refills the ring while this side drains
+     * the rest. The sleeper holds the lock, so head stays where it is
+     * until it wakes. */
     uint64_t used =
         atomic_load_explicit(&g->head, memory_order_relaxed) - (tail + n);
-    if (used <= MPROC__RING_DATA / 2 &&
+    uint64_t need = atomic_load_explicit(&g->space_need, memory_order_relaxed);
+    if (used <= r->size &&
+        r->size - used >= (need < r->size ? need : r->size) &&
         atomic_exchange(&g->space_wait, 0) != 0) {
         atomic_fetch_add(&g->space_seq, 1);
         mproc__waitword_wake_raw(&g->space_seq, INT_MAX);

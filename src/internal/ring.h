@@ -43,11 +43,14 @@
 #include "internal/frame.h"
 #include "internal/lockcore.h"
 
-/* Data bytes per direction (a power of two): the size of a pipe's default
- * kernel buffer. A frame up to this size travels whole. */
-#define MPROC__RING_DATA (64u * 1024u)
-/* A streamed frame moves in pieces of at least this much (or its rest). */
-#define MPROC__RING_CHUNK (MPROC__RING_DATA / 4u)
+/* Data bytes per direction, a power of two, chosen per pipe
+ * (mproc_pipe_opts.ring_size) between the minimum and the maximum; the
+ * default serves bulk transfers (docs/conn.md, "Ring size"). A frame up to
+ * a ring's size travels whole; a larger one streams in pieces of at least
+ * a quarter of it. */
+#define MPROC__RING_DATA (256u * 1024u)
+#define MPROC__RING_DATA_MIN (4u * 1024u)
+#define MPROC__RING_DATA_MAX (64u * 1024u * 1024u)
 /* A receiver asleep on the doorbell wakes after this long, doubling up to
  * the maximum, to look for a sender that died holding the senders' lock. */
 #define MPROC__RING_SLICE_MIN_MS 50
@@ -68,19 +71,26 @@ typedef struct mproc__ring {
     alignas(128) _Atomic uint32_t armed; /* the reader sleeps: ring the fd */
     _Atomic uint32_t space_wait;         /* a sender sleeps on space_seq */
     _Atomic uint32_t space_seq;
-    alignas(128) unsigned char data[MPROC__RING_DATA];
+    _Atomic uint32_t space_need; /* the bytes that sender waits for */
+    _Atomic int64_t bell_ns;     /* when a sender last rang (spin budget) */
+    alignas(128) unsigned char data[]; /* data_size bytes */
 } mproc__ring;
 
-/* Makes n rings (1 or 2) in a new memory file: *memfd (close-on-exec) and
- * the mapping *rings. 0 or -errno. */
-int mproc__ring_create(int n, int *memfd, mproc__ring **rings);
+/* Makes n rings (1 or 2) of size data bytes each (a power of two between
+ * MPROC__RING_DATA_MIN and MPROC__RING_DATA_MAX) in a new memory file:
+ * *memfd (close-on-exec) and the mapping *rings. 0 or -errno. */
+int mproc__ring_create(int n, uint32_t size, int *memfd, mproc__ring **rings);
 
 /* Maps the n rings of a memory file received from another process, after
- * checking its size, magic, version and data size: 0, MPROC_EPROTO (not
- * such a file), -errno. */
-int mproc__ring_attach(int memfd, int n, mproc__ring **rings);
+ * checking its seals and size, and every ring's magic, version and data
+ * size: 0 with *size the data size, MPROC_EPROTO (not such a file),
+ * -errno. */
+int mproc__ring_attach(int memfd, int n, mproc__ring **rings, uint32_t *size);
 
-void mproc__ring_unmap(mproc__ring *rings, int n);
+/* Ring i (0 or 1) of a mapping of rings of size data bytes each. */
+mproc__ring *mproc__ring_nth(mproc__ring *rings, int i, uint32_t size);
+
+void mproc__ring_unmap(mproc__ring *rings, int n, uint32_t size);
 
 /* fds passed over a ring's doorbell socket, with their number. */
 typedef struct mproc__fdtok {
@@ -102,6 +112,8 @@ typedef struct mproc__fdtok {
  * this side has learned. */
 typedef struct mproc__ringio {
     mproc__ring *r;
+    uint32_t size; /* data bytes, as checked at create/attach */
+    uint64_t mask; /* size - 1 */
     int fd;
     unsigned io;        /* MPROC__IO_SOCK for a socket fd, else 0 */
     uint64_t seen;      /* producer: tail seen; consumer: head seen */
@@ -116,7 +128,8 @@ typedef struct mproc__ringio {
     mproc__fdtok tok;
 } mproc__ringio;
 
-void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, int fd, unsigned io);
+void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, uint32_t size, int fd,
+                        unsigned io);
 
 /* Closes the fds of tokens not taken and frees them. */
 void mproc__ringio_fini(mproc__ringio *x);
@@ -130,7 +143,7 @@ void mproc__ring_unlock(mproc__ringio *w);
 
 /*
  * Under the lock: publishes the total bytes of iov (whole frames). When
- * total <= MPROC__RING_DATA, waits for that much space and publishes all
+ * total <= the ring size, waits for that much space and publishes all
  * at once (nothing on failure); otherwise streams (one frame only), and
  * *done says how much went. Then wakes the reader if it sleeps.
  * 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (no reader is left), -errno.
@@ -141,7 +154,7 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
 /* Under the lock: the number for the next frame that passes fds. */
 uint64_t mproc__ring_next_fdseq(mproc__ringio *w);
 
-/* Under the lock: waits until total (<= MPROC__RING_DATA) bytes are free,
+/* Under the lock: waits until total (<= the ring size) bytes are free,
  * so that a put of that much then cannot wait. */
 int mproc__ring_wait_space(mproc__ringio *w, size_t total,
                            const mproc__deadline *d);
@@ -156,7 +169,7 @@ int mproc__ring_reader_gone(mproc__ringio *w);
 uint64_t mproc__ring_readable(const mproc__ringio *r);
 
 /*
- * Waits until at least need (1 .. MPROC__RING_DATA) bytes are readable:
+ * Waits until at least need (1 .. the ring size) bytes are readable:
  * spins briefly, then sleeps on the doorbell until d (fd tokens read on
  * the way are kept, see mproc__ring_take_fds). 0, MPROC_ETIMEDOUT,
  * MPROC_ECLOSED (every sender is gone; fewer bytes are there),

@@ -64,9 +64,9 @@ static void pass_fds(mproc_conn *b)
     mproc__ring *rings;
     if (pipe2(p, O_CLOEXEC) < 0)
         abort();
-    if (mproc__ring_create(1, &memfd, &rings) < 0)
+    if (mproc__ring_create(1, MPROC__RING_DATA, &memfd, &rings) < 0)
         abort();
-    mproc__ring_unmap(rings, 1);
+    mproc__ring_unmap(rings, 1, MPROC__RING_DATA);
     int fds[2] = {p[0], memfd};
     /* On a token numbered 1: an input frame that names 1 takes them. */
     unsigned char tok[MPROC__RING_FDTOK_LEN] = {MPROC__RING_FDTOK, 1};
@@ -171,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd0 = lowest_free_fd();
 
     mproc_conn *a, *b;
-    if (mproc_pipe(&a, &b, duplex) != 0)
+    if (mproc_pipe(&a, &b, duplex, NULL) != 0)
         abort();
     mproc__ringio *w = mproc__conn_ringio(b, true);
     mproc__ringio *rr = mproc__conn_ringio(a, false);

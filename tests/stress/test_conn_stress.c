@@ -17,6 +17,9 @@
 #include "mproc.h"
 #include "testlib.h"
 
+/* Every pipe here has the ring size its edge cases were written for. */
+static const mproc_pipe_opts ring64 = {TEST_RING};
+
 #define ROUNDS 30
 #define MAX_MSG (256 * 1024)
 
@@ -73,7 +76,7 @@ static void kill_sender_at_random_points(bool duplex)
     int closed = 0, proto = 0;
     for (int round = 0; round < ROUNDS; round++) {
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         g_send = w;
         mproc_process *p;
         ck_assert_int_eq(
@@ -145,7 +148,7 @@ END_TEST
  * chunks; a sender killed inside one tears it. */
 static bool streamed(uint64_t len)
 {
-    return len + 8 > MPROC__RING_DATA;
+    return len + 8 > TEST_RING;
 }
 
 static uint64_t mix(uint64_t x)
@@ -187,7 +190,7 @@ static size_t plan_len(const round_plan *pl, unsigned id, uint64_t seq)
     uint64_t h = mix(pl->seed ^ mix(((uint64_t)id << 48) ^ (seq + 1)));
     unsigned kind = (unsigned)(h & 7u);
     h >>= 3;
-    uint64_t whole = MPROC__RING_DATA - 8; /* the largest payload that fits */
+    uint64_t whole = TEST_RING - 8; /* the largest payload that fits */
     if (kind == 0 && !pl->small_only)
         return (size_t)(whole + 1 + h % (BIG_MAX - whole));
     if (kind <= 2)
@@ -308,7 +311,7 @@ static int senders_round(int round, uint64_t run, uint64_t *rs, bool duplex,
     memset(sh, 0, sizeof *sh);
     round_plan pl = {rnd(rs), small_only, forced_torn ? 0 : -1};
     mproc_conn *r, *w;
-    ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+    ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
     sender_arg args[NSEND];
     mproc_process *p[NSEND];
     for (unsigned i = 0; i < NSEND; i++) {
@@ -543,7 +546,7 @@ START_TEST(senders_see_closed_when_the_receiver_is_killed_at_random)
         bool duplex = round % 2 == 1;
         round_plan pl = {rnd(&rs), false, -1};
         mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex), 0);
+        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         receiver_arg ra = {r, w};
         mproc_process *rp, *p[NSEND];
         ck_assert_int_eq(mproc_process_start(&rp, child_receiver, &ra, NULL),

@@ -145,8 +145,8 @@ static void *inherit_only_worker(void *arg)
     struct worker *w = arg;
     for (int i = 0; i < w->rounds; i++) {
         mproc_conn *r, *s;
-        int rc = (rand_r(&w->seed) % 2 ? mproc_pipe : mproc_pipe_kernel)(&r, &s,
-                                                                         false);
+        int rc = rand_r(&w->seed) % 2 ? mproc_pipe(&r, &s, false, NULL)
+                                      : mproc_pipe_kernel(&r, &s, false);
         if (rc != 0) {
             w->errors++;
             continue;

@@ -1,0 +1,2268 @@
+/*
+ * Queue, JoinableQueue and SimpleQueue: a ring of records in a shared
+ * region with a robust producers' lock and a robust consumers' lock, so
+ * one producer and one consumer run in parallel and any process may die at
+ * any instruction. The layout, the record format and the recovery rules are
+ * in docs/queue.md; the death rules callers see are in mproc/queue.h.
+ */
+#include "mproc/queue.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal/deadline.h"
+#include "internal/frame.h"
+#include "internal/lockcore.h"
+#include "internal/pidlock.h"
+#include "internal/region.h"
+#include "internal/spin.h"
+#include "internal/waitword.h"
+#include "os/os.h"
+#include "os/task.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the futex words are the low halves of 64-bit words: little-endian only"
+#endif
+
+#define Q_MAGIC 0x5545514du /* "MQEU" */
+#define Q_VERSION 1u
+#define Q_JOINABLE 0x1u
+#define Q_NOSTREAM 0x2u
+#define Q_KNOWN_FLAGS (Q_JOINABLE | Q_NOSTREAM)
+#define SLOTS_DEFAULT 64u
+#define SLOTS_MAX 4096u
+
+/* Records: an 8-byte header at an 8-byte aligned position, then len bytes
+ * of payload, padded to 8. A record never wraps around the end of the
+ * ring: a PAD record fills the rest of the ring first. */
+#define REC_HDR 8u
+enum {
+    REC_MSG = 1,   /* a whole message */
+    REC_PAD = 2,   /* nothing: skip to the end of the ring */
+    REC_FIRST = 3, /* the first piece of a streamed message: u64 total, data */
+    REC_MID = 4,   /* a middle piece */
+    REC_LAST = 5,  /* the last piece */
+    REC_ABORT = 6  /* the streamed message being read is dropped */
+};
+/* state byte of a record: 0 while unread or once free to reuse,
+ * BORROWED once a consumer took it in place. The mark holds the memory only
+ * while the slot named by owner (the borrower's) names the record too: a
+ * borrower killed inside its release, or a dead one whose slot was
+ * settled, leaves a mark that holds nothing (see borrow_held). */
+#define REC_BORROWED 1u
+
+typedef struct qrec {
+    uint32_t len;
+    uint8_t kind;
+    _Atomic uint8_t state;
+    uint16_t owner; /* BORROWED: the borrower's slot; written before state */
+} qrec;
+
+#define BORROW_NONE UINT64_MAX
+
+typedef struct qslot {
+    _Atomic uint32_t pid;         /* the owner process; 0: free */
+    _Atomic uint32_t extra;       /* 1: a borrow of another handle of pid's */
+    _Atomic uint64_t start;       /* its start time (0: unknown) */
+    _Atomic uint64_t borrow;      /* BORROW_NONE, or the borrowed position */
+    _Atomic uint32_t outstanding; /* tasks it got and did not mark done,
+                                     TAKING while a take is under way */
+    _Atomic uint32_t take_cnt;    /* TAKING: rd's count before that take */
+} qslot;
+
+/* In a slot's outstanding: its process is taking a message (under clock)
+ * and has not yet counted it; see take_begin. */
+#define TAKING 0x80000000u
+
+/* The shared layout (docs/queue.md). Positions are byte counters modulo
+ * 2^32 (the ring is at most 2^30 bytes, so differences are exact); head
+ * and rd carry a message counter in their high halves, so that a count
+ * and a position change with one store and qsize is exact whatever
+ * instruction a process dies at. Each group of words that one side writes
+ * sits on a 128-byte line of its own; the padding is explicit (not
+ * alignas) because the layout starts 64 bytes into its region, so the
+ * struct may ask for no more than 8-byte alignment. */
+typedef struct qshared {
+    uint32_t magic, version;
+    uint32_t cap, maxsize, flags, nslots;
+    uint64_t data_off; /* from the start of this struct */
+    unsigned char pad0[128 - 32];
+    /* Producers: written under plock. */
+    _Atomic uint64_t head;    /* puts << 32 | position */
+    _Atomic uint32_t pinside; /* a streamed message was begun and not ended */
+    _Atomic uint32_t closed;
+    unsigned char pad1[256 - 144];
+    mproc__lockword plock;
+    unsigned char pad2[384 - 256 - sizeof(mproc__lockword)];
+    /* Consumers: rd under clock; tail by compare-and-swap. */
+    _Atomic uint64_t rd; /* takes << 32 | position */
+    unsigned char pad3[512 - 392];
+    mproc__lockword clock;
+    unsigned char pad4[640 - 512 - sizeof(mproc__lockword)];
+    _Atomic uint32_t tail;       /* memory free before this */
+    _Atomic uint32_t space_wait; /* a producer sleeps on space_seq */
+    _Atomic uint32_t space_seq;
+    _Atomic uint32_t space_need; /* the bytes it waits for */
+    mproc__lockword tlock;       /* whoever moves tail (advance_tail) */
+    unsigned char pad5[768 - 656 - sizeof(mproc__lockword)];
+    /* Wake flags: set by a sleeper, cleared by the waker that wakes it. */
+    _Atomic uint32_t data_wait;  /* someone sleeps on head (a raise token) */
+    _Atomic uint32_t empty_wait; /* an fd helper sleeps on rd until empty */
+    _Atomic int64_t wake_ns;     /* when a producer last woke sleepers */
+    _Atomic uint32_t raises;     /* counts raises: tokens are odd, never 0 */
+    unsigned char pad6[896 - 788];
+    /* JoinableQueue. */
+    _Atomic uint32_t done; /* task_done calls, modulo 2^32 */
+    _Atomic uint32_t lost; /* tasks written off */
+    _Atomic uint32_t join_wait;
+    _Atomic uint32_t join_seq;
+    unsigned char pad7[1024 - 912];
+    qslot slots[];
+} qshared;
+
+_Static_assert(sizeof(qrec) == REC_HDR, "record header");
+_Static_assert(sizeof(qslot) == 32, "slot");
+_Static_assert(offsetof(qshared, head) == 128, "queue layout");
+_Static_assert(offsetof(qshared, plock) == 256, "queue layout");
+_Static_assert(offsetof(qshared, rd) == 384, "queue layout");
+_Static_assert(offsetof(qshared, clock) == 512, "queue layout");
+_Static_assert(offsetof(qshared, tail) == 640, "queue layout");
+_Static_assert(offsetof(qshared, data_wait) == 768, "queue layout");
+_Static_assert(offsetof(qshared, done) == 896, "queue layout");
+_Static_assert(offsetof(qshared, slots) == 1024, "queue layout");
+_Static_assert(alignof(qshared) <= MPROC__REGION_HDR, "queue layout");
+
+/* Per-handle state that lives across calls (a reservation, a borrowed
+ * message, a streamed message half read), valid only in owner_pid. */
+struct mproc_queue {
+    mproc__region region;
+    qshared *s;
+    unsigned char *data;
+    /* The shared constants as checked at create/open, never read again. */
+    uint32_t cap, mask, maxsize, nslots;
+    bool joinable, no_stream;
+    /* What this handle last saw of the other side, so that a put or get
+     * that finds room or data by it reads no line the other side writes.
+     * Valid only while nobody on this handle's own side moved since: a
+     * producer's p_tail and p_takes while head is still p_head (it was the
+     * last to publish, or looked then), a consumer's c_head while rd is
+     * still c_rd. Within that, stale values only understate room and data
+     * (the words only grow), and the words are read again before any
+     * wait. */
+    uint64_t p_head, c_rd;
+    uint32_t p_tail, p_takes, c_head;
+    /* This process's slot (-1: none yet), valid in slot_pid only. */
+    int slot;
+    pid_t slot_pid;
+    uint32_t lost_seen;
+    /* A reservation: the producers' lock is held by resv_tid. */
+    bool resv;
+    pid_t resv_pid;
+    uint32_t resv_pos, resv_max; /* record position; payload room */
+    uint64_t resv_head;          /* head when reserved */
+    /* A borrowed message. */
+    bool borrowed;
+    pid_t borrow_pid;
+    uint32_t borrow_pos;
+    int borrow_slot;   /* the slot that names it */
+    bool borrow_extra; /* that slot is an extra one, freed at release */
+    /* A streamed message half read by thread st_tid of process st_pid
+     * (st_tid 0: none), which keeps the consumers' lock meanwhile. */
+    _Atomic pid_t st_tid;
+    pid_t st_pid;
+    unsigned char *st_buf; /* owned: total bytes */
+    uint64_t st_total, st_got;
+    /* The pollable fd (see mproc_queue_fd), in fd_pid only. */
+    _Atomic uint32_t fd_mu; /* a pidlock: safe across fork */
+    int fd;
+    pid_t fd_pid;
+    pthread_t thread;
+    _Atomic int stop;
+    _Atomic uint32_t up;
+};
+
+/* A SimpleQueue handle is a Queue handle that offers fewer calls. */
+struct mproc_simple_queue {
+    mproc_queue q;
+};
+
+/* ----------------------------------------------------------- helpers */
+
+static inline _Atomic uint32_t *lo32(_Atomic uint64_t *w)
+{
+    return (_Atomic uint32_t *)(void *)w;
+}
+
+static inline uint32_t pos_of(uint64_t w)
+{
+    return (uint32_t)w;
+}
+static inline uint32_t cnt_of(uint64_t w)
+{
+    return (uint32_t)(w >> 32);
+}
+static inline uint64_t pack(uint32_t cnt, uint32_t pos)
+{
+    return (uint64_t)cnt << 32 | pos;
+}
+static inline uint32_t round8(uint64_t n)
+{
+    return (uint32_t)((n + 7u) & ~(uint64_t)7u);
+}
+
+static pid_t self_pid(void)
+{
+    return mproc__os_self_pid();
+}
+
+/* The largest payload of a record that travels whole: a record of up to
+ * half the ring always fits once the ring drains, whatever padding the
+ * end of the ring needs before it. */
+static uint32_t inplace_max(const mproc_queue *q)
+{
+    return q->cap / 2u - REC_HDR;
+}
+
+/* The payload of one streamed piece: a quarter of the ring, so that a
+ * producer and a consumer work on different pieces at once. */
+static uint32_t piece_max(const mproc_queue *q)
+{
+    return q->cap / 4u - 2u * REC_HDR;
+}
+
+static void wake_all(_Atomic uint32_t *w)
+{
+    mproc__os_futex_wake((const uint32_t *)w, INT_MAX);
+}
+
+/*
+ * Wake flags. A sleeper raises its flag with a token no raise before it
+ * used, and a waker clears only the token it saw (compare-and-swap), then
+ * wakes. A waker that saw a flag and was delayed therefore cannot clear a
+ * later raise of the same sleeper (which would leave it asleep with its
+ * flag down, and the next waker silent); it clears its own, or nothing.
+ */
+static void raise_flag(qshared *s, _Atomic uint32_t *flag)
+{
+    atomic_store(flag, (atomic_fetch_add(&s->raises, 1) << 1) | 1u);
+}
+
+/* After a sequentially consistent fence: true when a sleeper's flag was
+ * up and this caller took it down (and so must wake it). */
+static bool take_flag(_Atomic uint32_t *flag)
+{
+    uint32_t tok = atomic_load_explicit(flag, memory_order_relaxed);
+    return tok != 0 && atomic_compare_exchange_strong(flag, &tok, 0);
+}
+
+/* After publishing: wakes whoever sleeps on head (a consumer, fd helpers). */
+static void wake_consumers(qshared *s)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (take_flag(&s->data_wait)) {
+        atomic_store_explicit(&s->wake_ns, mproc__os_monotonic_ns(),
+                              memory_order_relaxed);
+        wake_all(lo32(&s->head));
+    }
+}
+
+static uint32_t qcount(uint64_t head, uint64_t rd)
+{
+    return cnt_of(head) - cnt_of(rd);
+}
+
+/* After taking or freeing: wakes a producer that waits for what is now
+ * there (bytes or a message slot). */
+/* After taking or freeing, and a sequentially consistent fence (which
+ * pairs with the sleeper's store of its flag): wakes a producer that waits
+ * for what is now there (bytes or a message slot). */
+static void advance_tail(mproc_queue *q, bool reap);
+
+static void wake_producer_fenced(mproc_queue *q)
+{
+    qshared *s = q->s;
+    if (atomic_load_explicit(&s->space_wait, memory_order_relaxed) == 0)
+        return;
+    /* Consumers free lazily (lazy_free): what the sleeper waits for may
+     * be taken and not yet freed. */
+    advance_tail(q, false);
+    uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
+    uint32_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    uint32_t need = atomic_load_explicit(&s->space_need, memory_order_relaxed);
+    uint32_t used = pos_of(h) - t;
+    bool bytes = used <= q->cap && q->cap - used >= need;
+    bool slot = q->maxsize == 0 ||
+                qcount(h, atomic_load_explicit(&s->rd, memory_order_relaxed)) <
+                    q->maxsize;
+    if (bytes && slot && atomic_exchange(&s->space_wait, 0) != 0) {
+        atomic_fetch_add(&s->space_seq, 1);
+        wake_all(&s->space_seq);
+    }
+}
+
+static void wake_producer(mproc_queue *q)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_producer_fenced(q);
+}
+
+/* After a take: wakes an fd helper waiting for the queue to empty. */
+static void wake_emptied_fenced(qshared *s)
+{
+    if (atomic_load_explicit(&s->empty_wait, memory_order_relaxed) != 0 &&
+        qcount(atomic_load(&s->head), atomic_load(&s->rd)) == 0 &&
+        take_flag(&s->empty_wait))
+        wake_all(lo32(&s->rd));
+}
+
+static void wake_emptied(qshared *s)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_emptied_fenced(s);
+}
+
+/* After a take: both of the above with one fence. */
+static void wake_after_take(mproc_queue *q)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_producer_fenced(q);
+    wake_emptied_fenced(q->s);
+}
+
+static void wake_joiners(qshared *s)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&s->join_wait, memory_order_relaxed) != 0 &&
+        atomic_exchange(&s->join_wait, 0) != 0) {
+        atomic_fetch_add(&s->join_seq, 1);
+        wake_all(&s->join_seq);
+    }
+}
+
+/* Spins while *w == expected, for at most the spin budget. */
+static bool spin_while(_Atomic uint32_t *w, uint32_t expected)
+{
+    int64_t budget = mproc__spin_budget_ns();
+    if (budget == 0)
+        return false;
+    int64_t until = mproc__os_monotonic_ns() + budget;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(w, memory_order_acquire) != expected)
+            return true;
+        mproc__os_cpu_relax();
+        if ((i & 63u) == 0 && mproc__os_monotonic_ns() > until)
+            return false;
+    }
+}
+
+/* A record header at position pos (must be 8-aligned, as every position
+ * the queue writes is). */
+static qrec *rec_at(const mproc_queue *q, uint32_t pos)
+{
+    return (qrec *)(void *)(q->data + (pos & q->mask));
+}
+
+/* The size in the ring of the record at pos, validated against the bytes
+ * known to follow it (avail) and the end of the ring: 0 for garbage. */
+static uint32_t rec_size(const mproc_queue *q, uint32_t pos, uint32_t avail,
+                         uint32_t *kind, uint32_t *len)
+{
+    const qrec *r = rec_at(q, pos);
+    uint32_t l = r->len, k = r->kind;
+    uint32_t idx = pos & q->mask;
+    if (k < REC_MSG || k > REC_ABORT || (uint64_t)l + REC_HDR > q->cap - idx)
+        return 0;
+    uint32_t size = REC_HDR + round8(l);
+    if (size > q->cap - idx || size > avail || (k == REC_FIRST && l < 8u))
+        return 0;
+    *kind = k;
+    *len = l;
+    return size;
+}
+
+/* Whether the consumers may read from r up to h: both 8-aligned (every
+ * position the queue writes is) and at most a ring apart. False only for
+ * words scribbled on. */
+static bool span_ok(const mproc_queue *q, uint32_t r, uint32_t h)
+{
+    return ((r | h) & 7u) == 0 && h - r <= q->cap;
+}
+
+/* ------------------------------------------------------------- slots */
+
+static int proc_start(pid_t pid, uint64_t *start)
+{
+    return mproc__os_task_start(pid, start);
+}
+
+/* In a slot's pid while a reaper settles it: the reaper's pid with this
+ * bit (pids are below 2^22). */
+#define SLOT_SETTLING 0x80000000u
+
+static bool slot_dead(qslot *sl, uint32_t *pid_out)
+{
+    uint32_t pid = atomic_load(&sl->pid);
+    *pid_out = pid;
+    if (pid == 0)
+        return false;
+    /* Being settled: dead only if its reaper died at it. */
+    if ((pid & SLOT_SETTLING) != 0)
+        return mproc__os_task_alive((pid_t)(pid & ~SLOT_SETTLING), 0) == 0;
+    return mproc__os_task_alive((pid_t)pid, atomic_load(&sl->start)) == 0;
+}
+
+/* Writes off up to n tasks as done (never more than are unfinished). */
+static void write_off(mproc_queue *q, uint32_t n)
+{
+    qshared *s = q->s;
+    if (n == 0 || !q->joinable)
+        return;
+    uint32_t dn = atomic_load(&s->done);
+    for (;;) {
+        uint32_t unfinished = cnt_of(atomic_load(&s->head)) - dn;
+        uint32_t k = n < unfinished ? n : unfinished;
+        if (k == 0)
+            return;
+        if (atomic_compare_exchange_weak(&s->done, &dn, dn + k)) {
+            atomic_fetch_add(&s->lost, k);
+            wake_joiners(s);
+            return;
+        }
+    }
+}
+
+/* Settles the slot of a dead process that this caller now owns (its pid
+ * was changed from the dead one's by compare-and-swap): its borrowed
+ * record is freed (the message is lost: its mark now holds nothing), its
+ * tasks are written off. Nothing is written into the ring: the position
+ * in a dead slot may be stale (a borrower killed before it took the
+ * record, which went to the next consumer) or scribbled on. */
+static void settle_dead(mproc_queue *q, qslot *sl)
+{
+    atomic_store(&sl->borrow, BORROW_NONE);
+    /* A take cut short (see take_begin): rd read before the exchange. If
+     * the exchange still finds TAKING, nobody has taken the consumers'
+     * lock over from the dead process yet (that resolves TAKING first),
+     * so rd is as it left it. */
+    uint64_t r = atomic_load(&q->s->rd);
+    uint32_t o = atomic_exchange(&sl->outstanding, 0);
+    uint32_t n = o & ~TAKING;
+    if ((o & TAKING) != 0 && cnt_of(r) != atomic_load(&sl->take_cnt))
+        n++;
+    write_off(q, n);
+}
+
+/* Frees the slots of dead processes. True when one was freed. */
+static bool reap_slots(mproc_queue *q)
+{
+    bool any = false;
+    for (uint32_t i = 0; i < q->nslots; i++) {
+        qslot *sl = &q->s->slots[i];
+        uint32_t pid;
+        if (!slot_dead(sl, &pid))
+            continue;
+        /* Claimed by us for the time of the settling, with a marker that
+         * no slot owner has. Not our plain pid: beside the dead one's
+         * start time it would look dead, and a second reaper would settle
+         * the slot again after we freed it and someone else took it
+         * (writing off that live process's tasks). */
+        uint32_t me = (uint32_t)self_pid() | SLOT_SETTLING;
+        if (!atomic_compare_exchange_strong(&sl->pid, &pid, me))
+            continue;
+        settle_dead(q, sl);
+        atomic_store(&sl->start, 0);
+        atomic_store(&sl->extra, 0);
+        atomic_store(&sl->pid, 0);
+        any = true;
+    }
+    return any;
+}
+
+/* Whether a live reaper is settling a slot (it will be free in a moment). */
+static bool settling_now(mproc_queue *q)
+{
+    for (uint32_t i = 0; i < q->nslots; i++) {
+        uint32_t pid;
+        if ((atomic_load(&q->s->slots[i].pid) & SLOT_SETTLING) != 0 &&
+            !slot_dead(&q->s->slots[i], &pid))
+            return true;
+    }
+    return false;
+}
+
+/* How long a claim waits for a slot that a live reaper settles: a few
+ * stores, unless the reaper is preempted in the middle of them. */
+#define SETTLING_WAIT_NS 1000000000
+
+/* Claims a free slot for this process (start: its start time), reaping
+ * dead processes' slots when none is free: its index, or MPROC_EAGAIN
+ * when every slot belongs to a live process. A slot another process is
+ * settling at the time counts as free: the claim waits for it, as it
+ * would otherwise fail beside a dead process's place; and it looks once
+ * more before it gives up, for slots that such a reaper (having won the
+ * race for them) freed since its scan. */
+static int claim_slot(mproc_queue *q, uint64_t start, bool extra)
+{
+    uint32_t me = (uint32_t)self_pid();
+    int64_t give_up = 0;
+    bool last_look = false;
+    for (;;) {
+        for (uint32_t i = 0; i < q->nslots; i++) {
+            qslot *sl = &q->s->slots[i];
+            uint32_t free_pid = 0;
+            if (atomic_load_explicit(&sl->pid, memory_order_relaxed) != 0)
+                continue;
+            if (atomic_compare_exchange_strong(&sl->pid, &free_pid, me)) {
+                atomic_store(&sl->extra, extra ? 1u : 0u);
+                atomic_store(&sl->borrow, BORROW_NONE);
+                atomic_store(&sl->outstanding, 0);
+                atomic_store(&sl->start, start);
+                return (int)i;
+            }
+        }
+        if (reap_slots(q))
+            continue;
+        if (!settling_now(q)) {
+            if (last_look)
+                break;
+            last_look = true;
+            continue;
+        }
+        last_look = false;
+        int64_t now = mproc__os_monotonic_ns();
+        if (give_up == 0)
+            give_up = now + SETTLING_WAIT_NS;
+        else if (now > give_up)
+            break;
+        sched_yield();
+    }
+    return MPROC_EAGAIN;
+}
+
+/* This process's slot, claimed on first use and shared by its handles
+ * (tasks count per process): 0, or MPROC_EAGAIN when every slot belongs
+ * to a live process. */
+static int my_slot(mproc_queue *q, qslot **out)
+{
+    pid_t me = self_pid();
+    if (q->slot >= 0 && q->slot_pid == me) {
+        *out = &q->s->slots[q->slot];
+        return 0;
+    }
+    uint64_t start = 0;
+    (void)proc_start(me, &start);
+    /* One slot per process: another handle of ours may have claimed it. */
+    int idx = -1;
+    for (uint32_t i = 0; i < q->nslots && idx < 0; i++) {
+        qslot *sl = &q->s->slots[i];
+        if (atomic_load(&sl->pid) == (uint32_t)me &&
+            atomic_load(&sl->start) == start && atomic_load(&sl->extra) == 0)
+            idx = (int)i;
+    }
+    if (idx < 0 && (idx = claim_slot(q, start, false)) < 0)
+        return idx;
+    q->slot = idx;
+    q->slot_pid = me;
+    *out = &q->s->slots[idx];
+    return 0;
+}
+
+/* Frees an extra slot of this process (its borrow released). */
+static void drop_extra_slot(qslot *sl)
+{
+    atomic_store(&sl->start, 0);
+    atomic_store(&sl->extra, 0);
+    atomic_store(&sl->pid, 0);
+}
+
+/* ------------------------------------------------------------- tail */
+
+/* Whether the record at pos, marked borrowed, holds its memory: its
+ * borrower's slot still names it. */
+static bool borrow_held(mproc_queue *q, uint32_t pos, const qrec *rec)
+{
+    uint32_t i = rec->owner;
+    if (i >= q->nslots)
+        return false; /* scribbled on: holds nothing */
+    return atomic_load(&q->s->slots[i].borrow) == (uint64_t)pos;
+}
+
+/* Frees the records before rd that nobody holds: advances tail over them
+ * by compare-and-swap (any consumer may, at any time). A borrowed record
+ * stops it, unless reap is set and its borrower is dead. */
+static void advance_tail(mproc_queue *q, bool reap)
+{
+    qshared *s = q->s;
+    /* One mover at a time (and a busy lock means another is moving it, so
+     * this one need not): a mover reads record headers between tail and
+     * rd, which a producer may overwrite as soon as tail has passed them,
+     * so tail must not move under a reader. A mover killed holding the
+     * lock is taken over by the next (nothing to repair: tail is one
+     * store). */
+    mproc__deadline now;
+    mproc__deadline_init(&now, 0);
+    int rc = mproc__lockword_try_fast(&s->tlock)
+                 ? 0
+                 : mproc__lockword_acquire(&s->tlock, &now);
+    if (rc == MPROC_EOWNERDEAD)
+        rc = mproc__lockword_consistent(&s->tlock);
+    if (rc != 0)
+        return;
+    uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+    uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_acquire));
+    uint32_t nt = t;
+    bool moved = false;
+    if (span_ok(q, t, r)) { /* else scribbled words: the callers report it */
+        bool reaped = false;
+        while (nt != r) {
+            uint32_t kind, len;
+            uint32_t size = rec_size(q, nt, r - nt, &kind, &len);
+            if (size == 0)
+                break; /* scribbled: the consumers report it */
+            qrec *rec = rec_at(q, nt);
+            if (atomic_load_explicit(&rec->state, memory_order_acquire) ==
+                    REC_BORROWED &&
+                borrow_held(q, nt, rec)) {
+                if (!reap || reaped || !reap_slots(q))
+                    break;
+                reaped = true;
+                continue; /* look at it again */
+            }
+            nt += size;
+        }
+        if (nt != t) {
+            atomic_store_explicit(&s->tail, nt, memory_order_release);
+            moved = true;
+        }
+    }
+    mproc__lockword_release_fast(&s->tlock);
+    if (moved)
+        wake_producer(q);
+}
+
+/* ---------------------------------------------------------- producers */
+
+static int write_abort(mproc_queue *q, const mproc__deadline *d);
+
+/* Takes the producers' lock; settles what a dead holder left: nothing to
+ * undo for a record it had not published, and an abort owed for a
+ * streamed message it had begun. */
+static int plock_take(mproc_queue *q, const mproc__deadline *d)
+{
+    qshared *s = q->s;
+    int rc = mproc__lockword_try_fast(&s->plock)
+                 ? 0
+                 : mproc__lockword_acquire(&s->plock, d);
+    if (rc == MPROC_EOWNERDEAD) {
+        mproc__lockword_consistent(&s->plock);
+        rc = 0;
+    }
+    if (rc < 0)
+        return rc == MPROC_ENOTRECOVERABLE ? MPROC_EPROTO : rc;
+    if (atomic_load_explicit(&s->pinside, memory_order_relaxed) != 0) {
+        /* After shutdown the caller's call fails whatever happens here:
+         * one try, and a consumer writes the abort if there is no room. */
+        bool closed = atomic_load(&s->closed) != 0;
+        mproc__deadline now;
+        mproc__deadline_init(&now, 0);
+        rc = write_abort(q, closed ? &now : d);
+        if (rc < 0 && !closed) {
+            mproc__lockword_release_fast(&s->plock);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void plock_drop(mproc_queue *q)
+{
+    mproc__lockword_release_fast(&q->s->plock);
+}
+
+/* What a producer waits for besides bytes. */
+enum {
+    ROOM_SLOT = 1,   /* a message slot too (fewer than maxsize messages) */
+    ROOM_CLOSED = 2, /* even after shutdown: the ABORT a stream owes */
+};
+
+/* Whether need bytes after the producers' position h are free (and, with
+ * slot, a message slot): 1, 0, or MPROC_EPROTO for words that make no
+ * sense. */
+static int room_for(mproc_queue *q, uint64_t h, uint32_t need, bool slot)
+{
+    qshared *s = q->s;
+    uint32_t t = atomic_load(&s->tail);
+    uint32_t used = pos_of(h) - t;
+    /* tail <= rd <= head, all 8-aligned, within a ring. */
+    if (!span_ok(q, t, pos_of(h)) || pos_of(atomic_load(&s->rd)) - t > used)
+        return MPROC_EPROTO;
+    if (slot) {
+        uint32_t n = qcount(h, atomic_load(&s->rd));
+        if ((q->maxsize != 0 && n >= q->maxsize) ||
+            n >= MPROC_QUEUE_MAXSIZE_MAX)
+            return 0;
+    }
+    return q->cap - used >= need;
+}
+
+/* A producer asleep for room (see check_room). */
+typedef struct room_wait {
+    mproc_queue *q;
+    uint64_t head; /* ours: plock is held */
+    uint32_t need;
+    bool slot;
+} room_wait;
+
+/* While a producer sleeps for room: frees what dead consumers hold, and
+ * ends the sleep once the room is there. Consumers wake it only when a
+ * quarter of the ring is free (wait_room), which may never happen: a
+ * consumer that takes one message and stops may free just enough. */
+static int check_room(void *arg)
+{
+    room_wait *w = arg;
+    advance_tail(w->q, true);
+    return room_for(w->q, w->head, w->need, w->slot) != 0 ? 1 : 0;
+}
+
+/* Under plock: waits until need bytes after the producers' position are
+ * free and, with ROOM_SLOT, fewer than maxsize messages are in the queue.
+ * 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (not with ROOM_CLOSED), MPROC_EPROTO. */
+static int wait_room(mproc_queue *q, uint32_t need, unsigned how,
+                     const mproc__deadline *d)
+{
+    qshared *s = q->s;
+    bool slot = (how & ROOM_SLOT) != 0;
+    bool refuse_closed = (how & ROOM_CLOSED) == 0;
+    uint64_t h0 = atomic_load_explicit(&s->head, memory_order_relaxed);
+    if (h0 == q->p_head) {
+        /* By what this handle saw last (see p_head): no look at the
+         * consumers' lines. */
+        uint32_t used = pos_of(h0) - q->p_tail, n = cnt_of(h0) - q->p_takes;
+        if (used <= q->cap && q->cap - used >= need &&
+            (!slot || ((q->maxsize == 0 || n < q->maxsize) &&
+                       n < MPROC_QUEUE_MAXSIZE_MAX)) &&
+            !(refuse_closed &&
+              atomic_load_explicit(&s->closed, memory_order_relaxed) != 0))
+            return 0;
+    }
+    bool spun = false;
+    for (;;) {
+        uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
+        uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+        int room = room_for(q, h, need, slot);
+        if (room < 0)
+            return room;
+        /* Checked sane by room_for: what the fast path above uses next. */
+        q->p_head = h;
+        q->p_tail = t;
+        q->p_takes = cnt_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
+        if (refuse_closed &&
+            atomic_load_explicit(&s->closed, memory_order_acquire) != 0)
+            return MPROC_ECLOSED;
+        if (room)
+            return 0;
+        if (mproc__deadline_expired(d))
+            return MPROC_ETIMEDOUT;
+        /* Consumers free lazily: free what they took before waiting. */
+        advance_tail(q, false);
+        if (atomic_load(&s->tail) != t)
+            continue;
+        if (!spun) {
+            /* For consumers to take: they free lazily, this side frees. */
+            spun = true;
+            if (spin_while(lo32(&s->rd), pos_of(atomic_load(&s->rd))))
+                continue;
+        }
+        /* Wake early enough to keep the ring busy, late enough that one
+         * wake-up moves many small messages. */
+        uint32_t want = need > q->cap / 4u ? need : q->cap / 4u;
+        uint32_t seq = atomic_load(&s->space_seq);
+        atomic_store(&s->space_need, want);
+        atomic_store(&s->space_wait, 1);
+        /* Looked at again after the flag (sequentially consistent): a
+         * consumer that freed room before it saw the flag is seen here. */
+        if (room_for(q, h, need, slot) != 0 ||
+            (refuse_closed && atomic_load(&s->closed) != 0))
+            continue;
+        room_wait w = {q, h, need, slot};
+        int rc = mproc__waitword_sleep(&s->space_seq, seq, d, check_room, &w);
+        if (rc < 0 && rc != MPROC_ETIMEDOUT)
+            return rc;
+    }
+}
+
+/* Under plock: makes room for a record of size bytes at the producers'
+ * position (waiting as wait_room with how), with a PAD record first when
+ * it would cross the end of the ring (written, not yet published). *pos
+ * (out) is where the record goes, written only on success. */
+static int place(mproc_queue *q, uint32_t size, unsigned how,
+                 const mproc__deadline *d, uint32_t *pos)
+{
+    qshared *s = q->s;
+    uint32_t h = pos_of(atomic_load_explicit(&s->head, memory_order_relaxed));
+    uint32_t to_end = q->cap - (h & q->mask);
+    uint32_t pad = size > to_end ? to_end : 0;
+    int rc = wait_room(q, pad + size, how, d);
+    if (rc < 0)
+        return rc;
+    if (pad != 0) {
+        qrec *r = rec_at(q, h);
+        r->len = pad - REC_HDR;
+        r->kind = REC_PAD;
+        atomic_store_explicit(&r->state, 0, memory_order_relaxed);
+        r->owner = 0;
+    }
+    *pos = h + pad;
+    return 0;
+}
+
+static void put_rec(mproc_queue *q, uint32_t pos, uint32_t kind, uint32_t len)
+{
+    qrec *r = rec_at(q, pos);
+    r->len = len;
+    r->kind = (uint8_t)kind;
+    atomic_store_explicit(&r->state, 0, memory_order_relaxed);
+    r->owner = 0;
+}
+
+/* Publishes everything written up to pos, with dputs more messages. */
+static void publish(mproc_queue *q, uint32_t pos, uint32_t dputs)
+{
+    qshared *s = q->s;
+    uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
+    q->p_head = pack(cnt_of(h) + dputs, pos);
+    atomic_store_explicit(&s->head, q->p_head, memory_order_release);
+}
+
+static int write_abort(mproc_queue *q, const mproc__deadline *d)
+{
+    uint32_t pos;
+    /* The abort is owed even after shutdown: consumers drain up to it. */
+    int rc = place(q, REC_HDR, ROOM_CLOSED, d, &pos);
+    if (rc < 0)
+        return rc;
+    put_rec(q, pos, REC_ABORT, 0);
+    publish(q, pos + REC_HDR, 0);
+    atomic_store(&q->s->pinside, 0);
+    wake_consumers(q->s);
+    return 0;
+}
+
+/* Under plock: one message whole. */
+static int put_whole(mproc_queue *q, const void *buf, size_t len,
+                     const mproc__deadline *d)
+{
+    uint32_t size = REC_HDR + round8(len);
+    uint32_t pos;
+    int rc = place(q, size, ROOM_SLOT, d, &pos);
+    if (rc < 0)
+        return rc;
+    put_rec(q, pos, REC_MSG, (uint32_t)len);
+    if (len > 0)
+        memcpy(rec_at(q, pos) + 1, buf, len);
+    publish(q, pos + size, 1);
+    return 0;
+}
+
+/* Under plock: one message in pieces, while consumers take them. A put
+ * that fails half way ends the message with an ABORT record. */
+static int put_stream(mproc_queue *q, const void *buf, size_t len,
+                      const mproc__deadline *d)
+{
+    qshared *s = q->s;
+    const unsigned char *src = buf;
+    size_t off = 0;
+    uint32_t piece = piece_max(q);
+    bool first = true;
+    int rc = 0;
+    while (first || off < len) {
+        size_t left = len - off;
+        uint32_t n = left < piece ? (uint32_t)left : piece;
+        uint32_t plen = first ? n + 8u : n;
+        uint32_t size = REC_HDR + round8(plen);
+        uint32_t pos;
+        rc = place(q, size, first ? ROOM_SLOT : 0u, d, &pos);
+        if (rc < 0)
+            break;
+        uint32_t kind =
+            first ? REC_FIRST : (off + n == len ? REC_LAST : REC_MID);
+        put_rec(q, pos, kind, plen);
+        unsigned char *dst = (unsigned char *)(rec_at(q, pos) + 1);
+        if (first) {
+            uint64_t total = len;
+            memcpy(dst, &total, 8);
+            dst += 8;
+            /* Before the first piece is published: a producer that dies
+             * after it owes the consumers an ABORT. */
+            atomic_store(&s->pinside, 1);
+        }
+        memcpy(dst, src + off, n);
+        off += n;
+        publish(q, pos + size, first ? 1u : 0u);
+        wake_consumers(s);
+        first = false;
+    }
+    if (rc < 0) {
+        if (!first) {
+            /* Nobody will finish it: end it now if there is room, else
+             * the next holder of plock (or a consumer) will. */
+            mproc__deadline now;
+            mproc__deadline_init(&now, 0);
+            (void)write_abort(q, &now);
+        }
+        return rc;
+    }
+    atomic_store(&s->pinside, 0);
+    return 0;
+}
+
+static int check_put(mproc_queue *q, const void *buf, size_t len,
+                     int64_t timeout_ms)
+{
+    if (q == NULL || (buf == NULL && len > 0) || timeout_ms < MPROC_FOREVER)
+        return MPROC_EINVAL;
+    if (q->resv && q->resv_pid == self_pid())
+        return MPROC_EINVAL;
+    if (len > inplace_max(q) && q->no_stream)
+        return MPROC_EMSGSIZE;
+    return 0;
+}
+
+static int put_one(mproc_queue *q, const void *buf, size_t len,
+                   const mproc__deadline *d)
+{
+    if (len <= inplace_max(q))
+        return put_whole(q, buf, len, d);
+    return put_stream(q, buf, len, d);
+}
+
+int mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
+                    int64_t timeout_ms)
+{
+    int rc = check_put(q, buf, len, timeout_ms);
+    if (rc < 0)
+        return rc;
+    mproc__deadline d;
+    if ((rc = mproc__deadline_init(&d, timeout_ms)) < 0)
+        return rc;
+    if ((rc = plock_take(q, &d)) < 0)
+        return rc;
+    rc = put_one(q, buf, len, &d);
+    plock_drop(q);
+    if (rc == 0)
+        wake_consumers(q->s);
+    return rc;
+}
+
+int mproc_queue_put_batch(mproc_queue *q, const mproc_queue_msg *msgs, size_t n,
+                          size_t *sent, int64_t timeout_ms)
+{
+    if (sent != NULL)
+        *sent = 0;
+    if (q == NULL || (msgs == NULL && n > 0) || timeout_ms < MPROC_FOREVER)
+        return MPROC_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_put(q, msgs[i].data, msgs[i].len, timeout_ms);
+        if (rc < 0)
+            return rc;
+    }
+    if (n == 0)
+        return 0;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if ((rc = plock_take(q, &d)) < 0)
+        return rc;
+    qshared *s = q->s;
+    size_t done = 0;
+    /* Whole messages are written one after another and published together;
+     * before any wait for room (and before a streamed one) what is written
+     * is published, so that consumers can make room. */
+    uint32_t pos = pos_of(atomic_load_explicit(&s->head, memory_order_relaxed));
+    uint32_t pending = 0;
+    for (; done < n && rc == 0; done++) {
+        size_t len = msgs[done].len;
+        if (len > inplace_max(q)) {
+            if (pending > 0) {
+                publish(q, pos, pending);
+                pending = 0;
+                wake_consumers(s);
+            }
+            rc = put_stream(q, msgs[done].data, len, &d);
+            if (rc == 0)
+                pos = pos_of(
+                    atomic_load_explicit(&s->head, memory_order_relaxed));
+            else
+                break;
+            continue;
+        }
+        uint32_t size = REC_HDR + round8(len);
+        uint32_t to_end = q->cap - (pos & q->mask);
+        uint32_t pad = size > to_end ? to_end : 0;
+        uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
+        uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+        uint32_t used = pos - t;
+        uint64_t r = atomic_load(&s->rd); /* after tail: see room_for */
+        uint32_t nq = qcount(h, r) + pending;
+        /* Anything odd (words scribbled on) goes the slow way, which
+         * reports it. */
+        bool fits = span_ok(q, t, pos) && pos_of(r) - t <= used &&
+                    q->cap - used >= pad + size &&
+                    (q->maxsize == 0 || nq < q->maxsize) &&
+                    nq < MPROC_QUEUE_MAXSIZE_MAX &&
+                    atomic_load(&s->closed) == 0;
+        if (!fits) {
+            if (pending > 0) {
+                publish(q, pos, pending);
+                pending = 0;
+                wake_consumers(s);
+            }
+            rc = put_whole(q, msgs[done].data, len, &d);
+            if (rc < 0)
+                break;
+            pos = pos_of(atomic_load_explicit(&s->head, memory_order_relaxed));
+            continue;
+        }
+        if (pad != 0) {
+            put_rec(q, pos, REC_PAD, pad - REC_HDR);
+            pos += pad;
+        }
+        put_rec(q, pos, REC_MSG, (uint32_t)len);
+        if (len > 0)
+            memcpy(rec_at(q, pos) + 1, msgs[done].data, len);
+        pos += size;
+        pending++;
+    }
+    if (pending > 0)
+        publish(q, pos, pending);
+    plock_drop(q);
+    if (done > 0)
+        wake_consumers(s);
+    if (sent != NULL)
+        *sent = done;
+    return rc;
+}
+
+int mproc_queue_reserve(mproc_queue *q, void **buf, size_t len,
+                        int64_t timeout_ms)
+{
+    if (q == NULL || buf == NULL || timeout_ms < MPROC_FOREVER)
+        return MPROC_EINVAL;
+    if (q->resv && q->resv_pid == self_pid())
+        return MPROC_EINVAL;
+    if (len > inplace_max(q))
+        return MPROC_EMSGSIZE;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if ((rc = plock_take(q, &d)) < 0)
+        return rc;
+    uint32_t pos;
+    rc = place(q, REC_HDR + round8(len), ROOM_SLOT, &d, &pos);
+    if (rc < 0) {
+        plock_drop(q);
+        return rc;
+    }
+    q->resv = true;
+    q->resv_pid = self_pid();
+    q->resv_pos = pos;
+    q->resv_max = (uint32_t)len;
+    *buf = rec_at(q, pos) + 1;
+    return 0;
+}
+
+/* A reservation this process holds (a forked child's copy holds none). */
+static bool have_resv(mproc_queue *q)
+{
+    if (!q->resv)
+        return false;
+    if (q->resv_pid != self_pid()) {
+        q->resv = false;
+        return false;
+    }
+    return true;
+}
+
+int mproc_queue_commit(mproc_queue *q, size_t len)
+{
+    if (q == NULL)
+        return MPROC_EINVAL;
+    if (!have_resv(q))
+        return MPROC_ESTATE;
+    if (len > q->resv_max)
+        return MPROC_EINVAL;
+    qshared *s = q->s;
+    q->resv = false;
+    if (atomic_load(&s->closed) != 0) {
+        plock_drop(q);
+        return MPROC_ECLOSED;
+    }
+    put_rec(q, q->resv_pos, REC_MSG, (uint32_t)len);
+    publish(q, q->resv_pos + REC_HDR + round8(len), 1);
+    plock_drop(q);
+    wake_consumers(s);
+    return 0;
+}
+
+int mproc_queue_cancel(mproc_queue *q)
+{
+    if (q == NULL)
+        return MPROC_EINVAL;
+    if (!have_resv(q))
+        return MPROC_ESTATE;
+    q->resv = false;
+    plock_drop(q);
+    return 0;
+}
+
+/* ---------------------------------------------------------- consumers */
+
+/* While a consumer sleeps for data: a producer that died inside a
+ * streamed message owes an ABORT; if its lock is free now (or its holder
+ * is gone), write it. And a shutdown ends the sleep (1: look again):
+ * shutdown wakes the sleepers but changes no word they sleep on, so one
+ * that looked at the flag just before it and slept just after would
+ * otherwise sleep to its deadline. */
+static int check_data(void *arg)
+{
+    mproc_queue *q = arg;
+    qshared *s = q->s;
+    if (atomic_load(&s->pinside) == 0)
+        return atomic_load(&s->closed) != 0 ? 1 : 0;
+    int got = 0;
+    if (mproc__lockword_try_fast(&s->plock))
+        got = 1;
+    else if (mproc__lockword_take_if_gone(&s->plock) == MPROC_EOWNERDEAD) {
+        mproc__lockword_consistent(&s->plock);
+        got = 1;
+    }
+    if (got) {
+        if (atomic_load(&s->pinside) != 0) {
+            mproc__deadline now;
+            mproc__deadline_init(&now, 0);
+            (void)write_abort(q, &now);
+        }
+        mproc__lockword_release_fast(&s->plock);
+    }
+    return 0;
+}
+
+/* Under clock: waits until something follows rd (a record) or the queue is
+ * shut down with nothing left. 0, MPROC_ETIMEDOUT, MPROC_ECLOSED. */
+static int wait_data(mproc_queue *q, const mproc__deadline *d)
+{
+    qshared *s = q->s;
+    uint64_t rd = atomic_load_explicit(&s->rd, memory_order_relaxed);
+    uint32_t r = pos_of(rd);
+    if (rd == q->c_rd && q->c_head != r && span_ok(q, r, q->c_head))
+        return 0; /* published when this handle last looked (see c_rd) */
+    bool spun = false;
+    for (;;) {
+        uint64_t h = atomic_load_explicit(&s->head, memory_order_acquire);
+        q->c_head = pos_of(h);
+        q->c_rd = rd;
+        if (pos_of(h) != r)
+            return 0;
+        if (atomic_load_explicit(&s->closed, memory_order_acquire) != 0 &&
+            atomic_load(&s->pinside) == 0)
+            return MPROC_ECLOSED;
+        if (mproc__deadline_expired(d))
+            return MPROC_ETIMEDOUT;
+        if (!spun) {
+            spun = true;
+            if (spin_while(lo32(&s->head), pos_of(h)))
+                continue;
+        }
+        raise_flag(s, &s->data_wait);
+        h = atomic_load(&s->head); /* after the flag: see wake_consumers */
+        if (pos_of(h) != r)
+            continue;
+        /* Shut down: done, unless a streamed message's end is still owed.
+         * Then sleep like any other wait: its producer writes the ABORT
+         * (publishing wakes us), or check_data does once it is dead; a
+         * loop here would never call check_data. */
+        if (atomic_load(&s->closed) != 0 && atomic_load(&s->pinside) == 0)
+            continue;
+        int64_t slept_at = mproc__os_monotonic_ns();
+        int rc =
+            mproc__waitword_sleep(lo32(&s->head), pos_of(h), d, check_data, q);
+        if (rc == 0 && pos_of(atomic_load(&s->head)) != r) {
+            /* Woken by a producer that stamped after we slept: what a
+             * wake-up costs here, for the spin budget. */
+            int64_t w = atomic_load_explicit(&s->wake_ns, memory_order_relaxed);
+            if (w >= slept_at)
+                mproc__spin_note_wake(w, mproc__os_monotonic_ns());
+        }
+        if (rc < 0 && rc != MPROC_ETIMEDOUT)
+            return rc;
+    }
+}
+
+/* After the consumers' lock was taken over from a dead holder, before rd
+ * moves again: the take it had begun (take_begin) is counted as its task
+ * if rd shows it went through, else forgotten (the message is still
+ * there, and its task goes with it to the next consumer). Only a holder
+ * of the lock sets TAKING, so the mark found is the dead holder's. */
+static void resolve_take(mproc_queue *q, uint64_t r)
+{
+    for (uint32_t i = 0; i < q->nslots; i++) {
+        qslot *sl = &q->s->slots[i];
+        uint32_t o = atomic_load(&sl->outstanding);
+        while ((o & TAKING) != 0) {
+            uint32_t n = o & ~TAKING;
+            if (cnt_of(r) != atomic_load(&sl->take_cnt))
+                n++;
+            if (atomic_compare_exchange_weak(&sl->outstanding, &o, n))
+                break;
+        }
+    }
+}
+
+/* Takes the consumers' lock; after a dead holder, a record it had marked
+ * borrowed without moving rd is unmarked (it is delivered again), and the
+ * take it had begun is settled (resolve_take). */
+static int clock_take(mproc_queue *q, const mproc__deadline *d)
+{
+    qshared *s = q->s;
+    int rc = mproc__lockword_try_fast(&s->clock)
+                 ? 0
+                 : mproc__lockword_acquire(&s->clock, d);
+    if (rc == MPROC_EOWNERDEAD) {
+        uint64_t r = atomic_load(&s->rd);
+        uint64_t h = atomic_load(&s->head);
+        if (pos_of(h) != pos_of(r) && span_ok(q, pos_of(r), pos_of(h))) {
+            qrec *rec = rec_at(q, pos_of(r));
+            atomic_store(&rec->state, 0);
+        }
+        if (q->joinable)
+            resolve_take(q, r);
+        mproc__lockword_consistent(&s->clock);
+        rc = 0;
+    }
+    if (rc < 0)
+        return rc == MPROC_ENOTRECOVERABLE ? MPROC_EPROTO : rc;
+    return 0;
+}
+
+static void clock_drop(mproc_queue *q)
+{
+    mproc__lockword_release_fast(&q->s->clock);
+}
+
+/* Under clock: moves rd past a record of size bytes, counting takes. */
+static void consume(mproc_queue *q, uint32_t size, uint32_t takes)
+{
+    qshared *s = q->s;
+    uint64_t r = atomic_load_explicit(&s->rd, memory_order_relaxed);
+    q->c_rd = pack(cnt_of(r) + takes, pos_of(r) + size);
+    atomic_store_explicit(&s->rd, q->c_rd, memory_order_release);
+}
+
+/* Under clock, after moving rd: frees what was taken, lazily. Moving tail
+ * after every take costs a compare-and-swap on a line producers read, so
+ * a consumer frees only once an eighth of the ring is waiting to be freed;
+ * a producer short of room frees for itself (wait_room), and a producer
+ * asleep for room is freed for before it is woken (wake_producer). */
+static void lazy_free(mproc_queue *q)
+{
+    qshared *s = q->s;
+    uint32_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    if (pos_of(q->c_rd) - t >= q->cap / 8u)
+        advance_tail(q, false);
+}
+
+/* For a JoinableQueue, the task of a take is counted around the store
+ * that publishes the take (consume), under clock: take_begin marks this
+ * process's slot TAKING with rd's count before it, take_end counts the
+ * task and clears the mark in one step. A process killed between the two
+ * leaves the mark, and whoever settles it (resolve_take, settle_dead)
+ * compares that count with rd's: moved on, the message went with the dead
+ * process (a task to write off); not, it is still in the queue and its
+ * task goes to the next consumer. *out is the slot (NULL: not joinable). */
+static int take_begin(mproc_queue *q, qslot **out)
+{
+    *out = NULL;
+    if (!q->joinable)
+        return 0;
+    qslot *sl;
+    int rc = my_slot(q, &sl);
+    if (rc < 0)
+        return rc;
+    atomic_store(&sl->take_cnt, cnt_of(atomic_load(&q->s->rd)));
+    atomic_fetch_or(&sl->outstanding, TAKING);
+    *out = sl;
+    return 0;
+}
+
+static void take_end(qslot *sl)
+{
+    /* (o | TAKING) + 1 - TAKING, modulo 2^32: o + 1. */
+    if (sl != NULL)
+        atomic_fetch_add(&sl->outstanding, 1u - TAKING);
+}
+
+static void uncount_task(mproc_queue *q)
+{
+    qslot *sl;
+    if (q->joinable && my_slot(q, &sl) == 0) {
+        uint32_t o = atomic_load(&sl->outstanding);
+        while ((o & ~TAKING) > 0 &&
+               !atomic_compare_exchange_weak(&sl->outstanding, &o, o - 1)) {
+        }
+    }
+}
+
+/* A message found under clock at rd: its kind and where its bytes are. */
+typedef struct found {
+    uint32_t pos, size, kind, len;
+} found;
+
+/* Under clock: waits for the next message at rd, skipping padding and the
+ * rest of streamed messages whose reader died. */
+static int next_msg(mproc_queue *q, const mproc__deadline *d, found *f)
+{
+    qshared *s = q->s;
+    for (;;) {
+        int rc = wait_data(q, d);
+        if (rc < 0)
+            return rc;
+        uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
+        uint32_t h = q->c_head; /* head as wait_data saw it */
+        uint32_t avail = h - r;
+        if (!span_ok(q, r, h))
+            return MPROC_EPROTO;
+        uint32_t size = rec_size(q, r, avail, &f->kind, &f->len);
+        if (size == 0)
+            return MPROC_EPROTO;
+        f->pos = r;
+        f->size = size;
+        if (f->kind == REC_MSG || f->kind == REC_FIRST)
+            return 0;
+        /* PAD, or MID/LAST/ABORT of a message whose reader died. */
+        consume(q, size, 0);
+        lazy_free(q);
+    }
+}
+
+/* Under clock: the total length of the streamed message at f. */
+static uint64_t stream_total(mproc_queue *q, const found *f)
+{
+    uint64_t total;
+    memcpy(&total, rec_at(q, f->pos) + 1, 8);
+    return total;
+}
+
+/* Under clock, with the FIRST piece at f taken already: reads the rest of
+ * a streamed message into dst (total bytes, got of them there), until it
+ * ends (0), is aborted (MPROC_ECANCELED), or d passes. */
+static int read_stream(mproc_queue *q, unsigned char *dst, uint64_t total,
+                       uint64_t *got, const mproc__deadline *d)
+{
+    qshared *s = q->s;
+    while (*got < total) {
+        int rc = wait_data(q, d);
+        if (rc == MPROC_ECLOSED)
+            rc = MPROC_EPROTO; /* shut down with an end owed: cannot be */
+        if (rc < 0)
+            return rc;
+        uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
+        uint32_t h =
+            pos_of(atomic_load_explicit(&s->head, memory_order_acquire));
+        uint32_t kind, len;
+        uint32_t size =
+            span_ok(q, r, h) ? rec_size(q, r, h - r, &kind, &len) : 0;
+        if (size == 0)
+            return MPROC_EPROTO;
+        if (kind == REC_PAD) {
+            consume(q, size, 0);
+            lazy_free(q);
+            continue;
+        }
+        if (kind == REC_ABORT) {
+            consume(q, size, 0);
+            lazy_free(q);
+            return MPROC_ECANCELED;
+        }
+        if ((kind != REC_MID && kind != REC_LAST) || len > total - *got ||
+            (kind == REC_LAST && *got + len != total))
+            return MPROC_EPROTO;
+        memcpy(dst + *got, rec_at(q, r) + 1, len);
+        *got += len;
+        consume(q, size, 0);
+        lazy_free(q);
+        wake_producer(q); /* the streaming producer waits for this room */
+    }
+    return 0;
+}
+
+/* Records that this thread keeps a half-read stream (and the consumers'
+ * lock) in the handle; stream_forget undoes it. */
+static void stream_keep(mproc_queue *q)
+{
+    q->st_pid = self_pid();
+    atomic_store(&q->st_tid, mproc__os_self_tid());
+}
+
+static void stream_forget(mproc_queue *q)
+{
+    atomic_store(&q->st_tid, 0);
+}
+
+/* A streamed message this thread was reading when an earlier get timed
+ * out: true when it holds one (and the consumers' lock with it). Another
+ * thread's is not ours to finish: it holds the consumers' lock, and this
+ * thread waits for that like any other consumer. */
+static bool have_stream(mproc_queue *q)
+{
+    pid_t tid = atomic_load(&q->st_tid);
+    if (tid == 0)
+        return false;
+    if (q->st_pid != self_pid()) { /* a forked child's copy */
+        stream_forget(q);
+        q->st_buf = NULL; /* the parent's; not freed here */
+        return false;
+    }
+    return tid == mproc__os_self_tid();
+}
+
+/* The stream was dropped (aborted): the task it counted is done. */
+static void stream_dropped(mproc_queue *q)
+{
+    if (!q->joinable)
+        return;
+    uncount_task(q);
+    qshared *s = q->s;
+    atomic_fetch_add(&s->done, 1);
+    if (cnt_of(atomic_load(&s->head)) == atomic_load(&s->done))
+        wake_joiners(s);
+}
+
+/* How a get delivers a message. */
+typedef struct sink {
+    void *buf;   /* caller's buffer (alloc: NULL) */
+    size_t cap;  /* its size, or the guard for alloc */
+    bool alloc;  /* allocate *out */
+    void **out;  /* alloc: the buffer */
+    size_t *len; /* the size */
+} sink;
+
+/* Finishes a resumed stream into k. Under clock (held since the
+ * timeout). */
+static int resume_stream(mproc_queue *q, sink *k, const mproc__deadline *d)
+{
+    int rc = read_stream(q, q->st_buf, q->st_total, &q->st_got, d);
+    if (rc == MPROC_ETIMEDOUT)
+        return rc; /* still ours, lock still held */
+    unsigned char *b = q->st_buf;
+    uint64_t total = q->st_total;
+    stream_forget(q);
+    q->st_buf = NULL;
+    if (rc == MPROC_ECANCELED) {
+        free(b);
+        stream_dropped(q);
+        return rc;
+    }
+    if (rc < 0) {
+        free(b);
+        clock_drop(q);
+        return rc;
+    }
+    *k->len = (size_t)total;
+    if (total > k->cap) {
+        /* Larger than the buffer or get_alloc's guard: kept for a call
+         * that takes it. */
+        q->st_buf = b;
+        q->st_got = total;
+        stream_keep(q);
+        return MPROC_EMSGSIZE;
+    }
+    if (k->alloc) {
+        *k->out = b; /* allocated with room for the NUL */
+        b[total] = 0;
+    } else {
+        memcpy(k->buf, b, (size_t)total);
+        free(b);
+    }
+    clock_drop(q);
+    return 0;
+}
+
+/* The one get: waits for a message and delivers it into k. */
+static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
+{
+    if (q == NULL || k->len == NULL || timeout_ms < MPROC_FOREVER ||
+        (!k->alloc && k->buf == NULL && k->cap > 0))
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (have_stream(q)) {
+        rc = resume_stream(q, k, &d);
+        if (rc != MPROC_ECANCELED)
+            return rc;
+        /* The message was dropped: go on with the next (lock held). */
+    } else if ((rc = clock_take(q, &d)) < 0) {
+        return rc;
+    }
+    for (;;) {
+        found f;
+        rc = next_msg(q, &d, &f);
+        if (rc < 0)
+            break;
+        if (f.kind == REC_MSG) {
+            *k->len = f.len;
+            unsigned char *dst;
+            if (k->alloc) {
+                if (f.len > k->cap) {
+                    rc = MPROC_EMSGSIZE;
+                    break;
+                }
+                dst = malloc((size_t)f.len + 1);
+                if (dst == NULL) {
+                    rc = MPROC_ENOMEM;
+                    break;
+                }
+                dst[f.len] = 0;
+            } else {
+                if (f.len > k->cap) {
+                    rc = MPROC_EMSGSIZE;
+                    break;
+                }
+                dst = k->buf;
+            }
+            qslot *ts;
+            if ((rc = take_begin(q, &ts)) < 0) {
+                if (k->alloc)
+                    free(dst);
+                break;
+            }
+            if (f.len > 0)
+                memcpy(dst, rec_at(q, f.pos) + 1, f.len);
+            consume(q, f.size, 1);
+            take_end(ts);
+            if (k->alloc)
+                *k->out = dst;
+            break;
+        }
+        /* A streamed message. */
+        uint64_t total = stream_total(q, &f);
+        if (total > MPROC__FRAME_MAX || total < f.len - 8u) {
+            rc = MPROC_EPROTO;
+            break;
+        }
+        *k->len = (size_t)total;
+        if (total > k->cap) {
+            rc = MPROC_EMSGSIZE;
+            break;
+        }
+        unsigned char *dst = k->alloc ? malloc((size_t)total + 1) : k->buf;
+        if (dst == NULL) {
+            rc = MPROC_ENOMEM;
+            break;
+        }
+        qslot *ts;
+        if ((rc = take_begin(q, &ts)) < 0) {
+            if (k->alloc)
+                free(dst);
+            break;
+        }
+        uint64_t got = f.len - 8u;
+        memcpy(dst, (unsigned char *)(rec_at(q, f.pos) + 1) + 8, (size_t)got);
+        consume(q, f.size, 1);
+        take_end(ts);
+        lazy_free(q);
+        wake_producer(q);
+        rc = read_stream(q, dst, total, &got, &d);
+        if (rc == 0) {
+            if (k->alloc) {
+                dst[total] = 0;
+                *k->out = dst;
+            }
+            break;
+        }
+        if (rc == MPROC_ETIMEDOUT) {
+            /* Keep what came, and the lock, for the next get. */
+            unsigned char *keep = dst;
+            if (!k->alloc) {
+                keep = malloc((size_t)total + 1);
+                if (keep == NULL) {
+                    /* Nowhere to keep it: the message is lost. */
+                    stream_dropped(q);
+                    rc = MPROC_ENOMEM;
+                    break;
+                }
+                memcpy(keep, dst, (size_t)got);
+            }
+            q->st_buf = keep;
+            q->st_total = total;
+            q->st_got = got;
+            stream_keep(q);
+            return MPROC_ETIMEDOUT;
+        }
+        if (k->alloc)
+            free(dst);
+        if (rc == MPROC_ECANCELED) {
+            stream_dropped(q);
+            continue; /* dropped whole: wait for the next message */
+        }
+        break;
+    }
+    if (rc == 0 || rc == MPROC_ETIMEDOUT || rc == MPROC_ECLOSED ||
+        rc == MPROC_EMSGSIZE || rc == MPROC_ENOMEM || rc == MPROC_EAGAIN ||
+        rc == MPROC_EPROTO) {
+        lazy_free(q);
+    }
+    clock_drop(q);
+    if (rc == 0)
+        wake_after_take(q);
+    return rc;
+}
+
+int mproc_queue_get(mproc_queue *q, void *buf, size_t cap, size_t *len,
+                    int64_t timeout_ms)
+{
+    sink k = {buf, cap, false, NULL, len};
+    return get_one(q, &k, timeout_ms);
+}
+
+int mproc_queue_get_alloc(mproc_queue *q, void **out, size_t *len, size_t max,
+                          int64_t timeout_ms)
+{
+    if (out == NULL)
+        return MPROC_EINVAL;
+    sink k = {NULL, max, true, out, len};
+    return get_one(q, &k, timeout_ms);
+}
+
+int mproc_queue_get_batch(mproc_queue *q, void *buf, size_t cap, size_t *lens,
+                          size_t n, size_t *got, int64_t timeout_ms)
+{
+    if (got != NULL)
+        *got = 0;
+    if (q == NULL || lens == NULL || got == NULL || n == 0 ||
+        (buf == NULL && cap > 0) || timeout_ms < MPROC_FOREVER)
+        return MPROC_EINVAL;
+    /* The first as an ordinary get (it may wait, stream or resume). */
+    int rc = mproc_queue_get(q, buf, cap, &lens[0], timeout_ms);
+    if (rc < 0)
+        return rc;
+    size_t k = 1, used = lens[0];
+    mproc__deadline now;
+    mproc__deadline_init(&now, 0);
+    if (n > 1 && clock_take(q, &now) == 0) {
+        qshared *s = q->s;
+        uint32_t takes = 0;
+        while (k < n) {
+            uint32_t r =
+                pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
+            uint32_t h =
+                pos_of(atomic_load_explicit(&s->head, memory_order_acquire));
+            if (h == r || !span_ok(q, r, h))
+                break;
+            uint32_t kind, len;
+            uint32_t size = rec_size(q, r, h - r, &kind, &len);
+            if (size == 0 || kind == REC_FIRST)
+                break;
+            if (kind != REC_MSG) {
+                consume(q, size, 0);
+                continue;
+            }
+            qslot *ts;
+            if (len > cap - used || take_begin(q, &ts) < 0)
+                break;
+            if (len > 0) /* buf may be NULL (cap 0) */
+                memcpy((unsigned char *)buf + used, rec_at(q, r) + 1, len);
+            lens[k++] = len;
+            used += len;
+            consume(q, size, 1);
+            take_end(ts);
+            takes++;
+        }
+        lazy_free(q);
+        clock_drop(q);
+        if (takes > 0)
+            wake_after_take(q);
+    }
+    *got = k;
+    return 0;
+}
+
+int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
+                       int64_t timeout_ms)
+{
+    if (q == NULL || data == NULL || len == NULL || timeout_ms < MPROC_FOREVER)
+        return MPROC_EINVAL;
+    if (q->borrowed && q->borrow_pid == self_pid())
+        return MPROC_EINVAL;
+    q->borrowed = false;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (have_stream(q))
+        return MPROC_EINVAL; /* finish the streamed message first */
+    qslot *sl;
+    if ((rc = my_slot(q, &sl)) < 0)
+        return rc;
+    /* The process's slot names one borrowed message; another handle of
+     * this process that holds one already (a thread's own handle) borrows
+     * through an extra slot of its own, freed at its release. */
+    int bidx = q->slot;
+    bool extra = atomic_load(&sl->borrow) != BORROW_NONE;
+    if (extra && (bidx = claim_slot(q, atomic_load(&sl->start), true)) < 0)
+        return bidx;
+    qslot *bs = &q->s->slots[bidx];
+    if ((rc = clock_take(q, &d)) < 0) {
+        if (extra)
+            drop_extra_slot(bs);
+        return rc;
+    }
+    found f;
+    rc = next_msg(q, &d, &f);
+    if (rc == 0 && f.kind == REC_FIRST) {
+        *len = (size_t)stream_total(q, &f);
+        rc = MPROC_EMSGSIZE;
+    }
+    qslot *ts = NULL;
+    if (rc == 0)
+        rc = take_begin(q, &ts);
+    if (rc == 0) {
+        qrec *rec = rec_at(q, f.pos);
+        /* Marked first: a consumer killed before it took the record leaves
+         * a mark the next holder of the lock clears (clock_take), and a
+         * slot naming a record that went to someone else (settle_dead
+         * leaves the ring alone; the owner field decides). */
+        rec->owner = (uint16_t)bidx;
+        atomic_store(&rec->state, REC_BORROWED);
+        atomic_store(&bs->borrow, f.pos);
+        consume(q, f.size, 1);
+        take_end(ts);
+        q->borrowed = true;
+        q->borrow_pid = self_pid();
+        q->borrow_pos = f.pos;
+        q->borrow_slot = bidx;
+        q->borrow_extra = extra;
+        *data = rec + 1;
+        *len = f.len;
+    }
+    advance_tail(q, false);
+    clock_drop(q);
+    if (rc == 0)
+        wake_emptied(q->s);
+    else if (extra)
+        drop_extra_slot(bs);
+    return rc;
+}
+
+int mproc_queue_release(mproc_queue *q)
+{
+    if (q == NULL)
+        return MPROC_EINVAL;
+    if (!q->borrowed || q->borrow_pid != self_pid()) {
+        q->borrowed = false;
+        return MPROC_ESTATE;
+    }
+    q->borrowed = false;
+    qslot *sl = &q->s->slots[q->borrow_slot];
+    uint64_t b = q->borrow_pos;
+    /* The slot first, then the mark (a mark no slot names holds nothing:
+     * borrow_held), so that a release cut anywhere frees the record. */
+    if (atomic_compare_exchange_strong(&sl->borrow, &b, BORROW_NONE))
+        atomic_store_explicit(&rec_at(q, q->borrow_pos)->state, 0,
+                              memory_order_release);
+    if (q->borrow_extra)
+        drop_extra_slot(sl);
+    advance_tail(q, false);
+    return 0;
+}
+
+/* ---------------------------------------------------------- joinable */
+
+int mproc_queue_task_done(mproc_queue *q)
+{
+    if (q == NULL || !q->joinable)
+        return MPROC_EINVAL;
+    qshared *s = q->s;
+    uint32_t dn = atomic_load(&s->done);
+    for (;;) {
+        uint32_t puts = cnt_of(atomic_load(&s->head));
+        if (puts == dn)
+            return MPROC_EOVERRELEASE;
+        if (atomic_compare_exchange_weak(&s->done, &dn, dn + 1))
+            break;
+    }
+    uncount_task(q);
+    if (cnt_of(atomic_load(&s->head)) == dn + 1)
+        wake_joiners(s);
+    return 0;
+}
+
+static int check_join(void *arg)
+{
+    (void)reap_slots(arg);
+    return 0;
+}
+
+int mproc_queue_join(mproc_queue *q, int64_t timeout_ms)
+{
+    if (q == NULL || !q->joinable || timeout_ms < MPROC_FOREVER)
+        return MPROC_EINVAL;
+    mproc__deadline d;
+    int rc = mproc__deadline_init(&d, timeout_ms);
+    if (rc < 0)
+        return rc;
+    qshared *s = q->s;
+    for (;;) {
+        uint32_t seq = atomic_load(&s->join_seq);
+        if (cnt_of(atomic_load(&s->head)) == atomic_load(&s->done)) {
+            uint32_t lost = atomic_load(&s->lost);
+            if (lost != q->lost_seen) {
+                q->lost_seen = lost;
+                return MPROC_EOWNERDEAD;
+            }
+            return 0;
+        }
+        if (mproc__deadline_expired(&d))
+            return MPROC_ETIMEDOUT;
+        atomic_store(&s->join_wait, 1);
+        if (cnt_of(atomic_load(&s->head)) == atomic_load(&s->done))
+            continue;
+        rc = mproc__waitword_sleep(&s->join_seq, seq, &d, check_join, q);
+        if (rc < 0 && rc != MPROC_ETIMEDOUT)
+            return rc;
+    }
+}
+
+/* -------------------------------------------------------------- state */
+
+int mproc_queue_qsize(mproc_queue *q, size_t *n)
+{
+    if (q == NULL || n == NULL)
+        return MPROC_EINVAL;
+    *n = qcount(atomic_load(&q->s->head), atomic_load(&q->s->rd));
+    return 0;
+}
+
+int mproc_queue_empty(mproc_queue *q)
+{
+    size_t n;
+    int rc = mproc_queue_qsize(q, &n);
+    return rc < 0 ? rc : n == 0;
+}
+
+int mproc_queue_full(mproc_queue *q)
+{
+    size_t n;
+    int rc = mproc_queue_qsize(q, &n);
+    if (rc < 0)
+        return rc;
+    return q->maxsize != 0 && n >= q->maxsize;
+}
+
+size_t mproc_queue_max_inplace(mproc_queue *q)
+{
+    return q != NULL ? inplace_max(q) : 0;
+}
+
+size_t mproc_queue_capacity(mproc_queue *q)
+{
+    return q != NULL ? q->cap : 0;
+}
+
+size_t mproc_queue_maxsize(mproc_queue *q)
+{
+    return q != NULL ? q->maxsize : 0;
+}
+
+int mproc_queue_is_joinable(mproc_queue *q)
+{
+    return q == NULL ? MPROC_EINVAL : q->joinable;
+}
+
+const char *mproc_queue_name(mproc_queue *q)
+{
+    return q != NULL ? q->region.name : NULL;
+}
+
+int mproc_queue_shutdown(mproc_queue *q)
+{
+    if (q == NULL)
+        return MPROC_EINVAL;
+    qshared *s = q->s;
+    atomic_store(&s->closed, 1);
+    /* Everyone who sleeps wakes and sees it. */
+    atomic_store(&s->data_wait, 0);
+    wake_all(lo32(&s->head));
+    atomic_store(&s->space_wait, 0);
+    atomic_fetch_add(&s->space_seq, 1);
+    wake_all(&s->space_seq);
+    atomic_store(&s->empty_wait, 0);
+    wake_all(lo32(&s->rd));
+    return 0;
+}
+
+int mproc_queue_is_shutdown(mproc_queue *q)
+{
+    return q == NULL ? MPROC_EINVAL : atomic_load(&q->s->closed) != 0;
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+/* Bytes from the start of the payload to the data: the layout and the
+ * slots, rounded so that the data starts on a page of the mapping (the
+ * payload itself starts MPROC__REGION_HDR bytes into it). */
+static uint64_t data_offset(uint32_t nslots)
+{
+    uint64_t n =
+        sizeof(qshared) + (uint64_t)nslots * sizeof(qslot) + MPROC__REGION_HDR;
+    return ((n + 4095u) & ~(uint64_t)4095u) - MPROC__REGION_HDR;
+}
+
+static mproc_queue *new_handle(void)
+{
+    mproc_queue *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return NULL;
+    q->slot = -1;
+    q->fd = -1;
+    return q;
+}
+
+/* Takes the constants from the shared header into the handle, checked
+ * once: nothing is read from there again. */
+static int adopt(mproc_queue *q, uint32_t kind)
+{
+    qshared *s = q->region.payload;
+    volatile qshared *vs = s;
+    if (q->region.payload_size < sizeof *s)
+        return MPROC_EPROTO;
+    uint32_t magic = vs->magic, version = vs->version, cap = vs->cap;
+    uint32_t maxsize = vs->maxsize, flags = vs->flags, nslots = vs->nslots;
+    uint64_t off = vs->data_off;
+    if (magic != Q_MAGIC || version != Q_VERSION || cap < 4096u ||
+        cap > (uint32_t)MPROC_QUEUE_CAPACITY_MAX || (cap & (cap - 1)) != 0 ||
+        maxsize > MPROC_QUEUE_MAXSIZE_MAX || (flags & ~Q_KNOWN_FLAGS) != 0 ||
+        ((flags & Q_JOINABLE) != 0) != (kind == MPROC__KIND_JQUEUE) ||
+        nslots == 0 || nslots > SLOTS_MAX || off != data_offset(nslots) ||
+        q->region.payload_size < off + cap)
+        return MPROC_EPROTO;
+    q->s = s;
+    q->data = (unsigned char *)s + off;
+    q->cap = cap;
+    q->mask = cap - 1u;
+    q->maxsize = maxsize;
+    q->nslots = nslots;
+    q->joinable = (flags & Q_JOINABLE) != 0;
+    q->no_stream = (flags & Q_NOSTREAM) != 0;
+    return 0;
+}
+
+int mproc_queue_create(mproc_queue **out, const char *name,
+                       const mproc_queue_opts *opts)
+{
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    if (opts != NULL)
+        o = *opts;
+    if (out == NULL || o.capacity > MPROC_QUEUE_CAPACITY_MAX ||
+        o.maxsize > MPROC_QUEUE_MAXSIZE_MAX || o.max_consumers > SLOTS_MAX ||
+        o.mode > 0777u)
+        return MPROC_EINVAL;
+    uint32_t cap = (uint32_t)MPROC_QUEUE_CAPACITY_MIN;
+    size_t want = o.capacity == 0 ? MPROC_QUEUE_CAPACITY_DEFAULT : o.capacity;
+    while (cap < want)
+        cap <<= 1;
+    uint32_t nslots = o.max_consumers == 0 ? SLOTS_DEFAULT : o.max_consumers;
+    uint64_t off = data_offset(nslots);
+    mproc_queue *q = new_handle();
+    if (q == NULL)
+        return MPROC_ENOMEM;
+    uint32_t kind = o.joinable ? MPROC__KIND_JQUEUE : MPROC__KIND_QUEUE;
+    int rc = mproc__region_create(&q->region, name, kind, (size_t)(off + cap),
+                                  o.mode);
+    if (rc < 0) {
+        free(q);
+        return rc;
+    }
+    qshared *s = q->region.payload;
+    s->magic = Q_MAGIC;
+    s->version = Q_VERSION;
+    s->cap = cap;
+    s->maxsize = (uint32_t)o.maxsize;
+    s->flags = (o.joinable ? Q_JOINABLE : 0u) | (o.no_stream ? Q_NOSTREAM : 0u);
+    s->nslots = nslots;
+    s->data_off = off;
+    mproc__lockword_init(&s->plock, false);
+    mproc__lockword_init(&s->clock, false);
+    mproc__lockword_init(&s->tlock, false);
+    for (uint32_t i = 0; i < nslots; i++)
+        atomic_init(&s->slots[i].borrow, BORROW_NONE);
+    rc = adopt(q, kind);
+    if (rc == 0)
+        rc = mproc__region_publish(&q->region);
+    if (rc < 0) {
+        mproc__region_abandon(&q->region);
+        free(q);
+        return rc;
+    }
+    *out = q;
+    return 0;
+}
+
+int mproc_queue_open(mproc_queue **out, const char *name,
+                     const mproc_queue_opts *opts)
+{
+    if (out == NULL)
+        return MPROC_EINVAL;
+    mproc_queue *q = new_handle();
+    if (q == NULL)
+        return MPROC_ENOMEM;
+    int rc = mproc__region_open(&q->region, name, MPROC__KIND_ANY,
+                                opts != NULL ? &opts->access : NULL);
+    if (rc == 0) {
+        uint32_t kind = q->region.hdr->kind;
+        if (kind != MPROC__KIND_QUEUE && kind != MPROC__KIND_JQUEUE)
+            rc = MPROC_EBADOBJ;
+        else
+            rc = adopt(q, kind);
+        if (rc < 0)
+            mproc__region_close(&q->region);
+    }
+    if (rc < 0) {
+        free(q);
+        return rc;
+    }
+    q->lost_seen = atomic_load(&q->s->lost);
+    *out = q;
+    return 0;
+}
+
+int mproc_queue_unlink(const char *name)
+{
+    int rc = mproc__region_unlink(name, MPROC__KIND_QUEUE);
+    if (rc == MPROC_EBADOBJ)
+        rc = mproc__region_unlink(name, MPROC__KIND_JQUEUE);
+    return rc;
+}
+
+static void stop_fd(mproc_queue *q);
+
+void mproc_queue_close(mproc_queue *q)
+{
+    if (q == NULL)
+        return;
+    stop_fd(q);
+    if (have_resv(q))
+        (void)mproc_queue_cancel(q);
+    if (q->borrowed && q->borrow_pid == self_pid())
+        (void)mproc_queue_release(q);
+    /* A half-read stream of this process (its consumers' lock is
+     * released here if this is the thread that holds it, else when that
+     * thread ends: not while another thread uses the handle). */
+    if (atomic_load(&q->st_tid) != 0 && q->st_pid == self_pid()) {
+        free(q->st_buf);
+        stream_forget(q);
+        q->st_buf = NULL;
+        stream_dropped(q);
+        clock_drop(q);
+    }
+    mproc__region_close(&q->region);
+    free(q);
+}
+
+/* ---------------------------------------------------------- pollable fd */
+
+/* The fd helper's sleep on *w while it holds v: in slices of 50 ms that
+ * double up to a second while nothing wakes it, because a process killed
+ * between changing the queue and waking sleepers wakes no one; a wake-up
+ * starts over at 50 ms. */
+#define HELPER_SLICE_MIN_MS 50
+#define HELPER_SLICE_MAX_MS 1000
+
+static void helper_sleep(_Atomic uint32_t *w, uint32_t v, int64_t *slice_ms)
+{
+    mproc__deadline d;
+    mproc__deadline_init(&d, *slice_ms);
+    struct timespec ts = mproc__deadline_abs(&d);
+    if (mproc__os_futex_wait((const uint32_t *)w, v, &ts) == -ETIMEDOUT) {
+        if (*slice_ms < HELPER_SLICE_MAX_MS)
+            *slice_ms *= 2;
+    } else {
+        *slice_ms = HELPER_SLICE_MIN_MS;
+    }
+}
+
+/* The helper thread: keeps the eventfd readable exactly while a message is
+ * in the queue (or it is shut down), sleeping on head while it is empty and
+ * on rd while it is not. */
+static void *fd_helper(void *arg)
+{
+    mproc_queue *q = arg;
+    qshared *s = q->s;
+    bool readable = false;
+    int64_t slice_ms = HELPER_SLICE_MIN_MS;
+    atomic_store(&q->up, 1);
+    mproc__os_futex_wake((const uint32_t *)&q->up, 1);
+    while (atomic_load(&q->stop) == 0) {
+        uint64_t h = atomic_load(&s->head), r = atomic_load(&s->rd);
+        bool closed = atomic_load(&s->closed) != 0;
+        bool ready = closed || qcount(h, r) > 0;
+        if (ready != readable) {
+            uint64_t v = 1;
+            ssize_t n =
+                ready ? write(q->fd, &v, sizeof v) : read(q->fd, &v, sizeof v);
+            (void)n; /* the eventfd is ours: neither can fail but EINTR */
+            readable = ready;
+            slice_ms = HELPER_SLICE_MIN_MS;
+            continue;
+        }
+        if (closed) {
+            mproc__os_futex_wait((const uint32_t *)&q->stop, 0, NULL);
+        } else if (ready) {
+            raise_flag(s, &s->empty_wait);
+            r = atomic_load(&s->rd);
+            if (qcount(atomic_load(&s->head), r) == 0)
+                continue;
+            helper_sleep(lo32(&s->rd), pos_of(r), &slice_ms);
+        } else {
+            raise_flag(s, &s->data_wait);
+            h = atomic_load(&s->head);
+            if (qcount(h, atomic_load(&s->rd)) > 0 ||
+                atomic_load(&s->closed) != 0)
+                continue;
+            helper_sleep(lo32(&s->head), pos_of(h), &slice_ms);
+        }
+    }
+    return NULL;
+}
+
+static void stop_fd(mproc_queue *q)
+{
+    if (q->fd < 0)
+        return;
+    if (q->fd_pid == self_pid()) {
+        atomic_store(&q->stop, 1);
+        /* Wakes the helper wherever it sleeps (others wake needlessly once
+         * and look again). */
+        wake_all(lo32(&q->s->head));
+        wake_all(lo32(&q->s->rd));
+        mproc__os_futex_wake((const uint32_t *)&q->stop, 1);
+        pthread_join(q->thread, NULL);
+        mproc__os_close(q->fd);
+    }
+    /* A forked child's copy: the thread and the fd were the parent's; the
+     * fd number is closed only by its owner. */
+    q->fd = -1;
+}
+
+int mproc_queue_fd(mproc_queue *q)
+{
+    if (q == NULL)
+        return MPROC_EINVAL;
+    int rc;
+    (void)mproc__pidlock_lock(&q->fd_mu);
+    pid_t me = self_pid();
+    if (q->fd >= 0 && q->fd_pid != me) {
+        /* Inherited across fork: the helper stayed in the parent. Its fd is
+         * the parent's eventfd, shared with it: leave it open (the parent
+         * closes its own) and make our own. */
+        q->fd = -1;
+    }
+    if (q->fd < 0) {
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0) {
+            rc = -errno;
+            goto out;
+        }
+        q->fd = fd;
+        q->fd_pid = me;
+        atomic_store(&q->stop, 0);
+        atomic_store(&q->up, 0);
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int e = pthread_create(&q->thread, NULL, fd_helper, q);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (e != 0) {
+            mproc__os_close(fd);
+            q->fd = -1;
+            rc = e == EAGAIN ? MPROC_EAGAIN : -e;
+            goto out;
+        }
+        /* Return only once the helper runs (a fork right after must not
+         * copy a thread in the middle of starting). */
+        while (atomic_load(&q->up) == 0)
+            mproc__os_futex_wait((const uint32_t *)&q->up, 0, NULL);
+    }
+    rc = q->fd;
+out:
+    mproc__pidlock_unlock(&q->fd_mu);
+    return rc;
+}
+
+/* -------------------------------------------------------- SimpleQueue */
+
+int mproc_simple_queue_create(mproc_simple_queue **out, const char *name,
+                              size_t capacity)
+{
+    if (out == NULL)
+        return MPROC_EINVAL;
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    o.capacity = capacity;
+    mproc_queue *q;
+    int rc = mproc_queue_create(&q, name, &o);
+    if (rc == 0)
+        *out = (mproc_simple_queue *)q;
+    return rc;
+}
+
+int mproc_simple_queue_open(mproc_simple_queue **out, const char *name)
+{
+    if (out == NULL)
+        return MPROC_EINVAL;
+    mproc_queue *q;
+    int rc = mproc_queue_open(&q, name, NULL);
+    if (rc == 0)
+        *out = (mproc_simple_queue *)q;
+    return rc;
+}
+
+void mproc_simple_queue_close(mproc_simple_queue *q)
+{
+    mproc_queue_close(q != NULL ? &q->q : NULL);
+}
+
+int mproc_simple_queue_put(mproc_simple_queue *q, const void *buf, size_t len,
+                           int64_t timeout_ms)
+{
+    return mproc_queue_put(q != NULL ? &q->q : NULL, buf, len, timeout_ms);
+}
+
+int mproc_simple_queue_get(mproc_simple_queue *q, void *buf, size_t cap,
+                           size_t *len, int64_t timeout_ms)
+{
+    return mproc_queue_get(q != NULL ? &q->q : NULL, buf, cap, len, timeout_ms);
+}
+
+int mproc_simple_queue_get_alloc(mproc_simple_queue *q, void **out, size_t *len,
+                                 int64_t timeout_ms)
+{
+    return mproc_queue_get_alloc(q != NULL ? &q->q : NULL, out, len, SIZE_MAX,
+                                 timeout_ms);
+}
+
+int mproc_simple_queue_empty(mproc_simple_queue *q)
+{
+    return mproc_queue_empty(q != NULL ? &q->q : NULL);
+}
