@@ -1452,9 +1452,15 @@ static void handle(mgr_srv *s, mgr_ev *ev, uint32_t events, char *buf)
     case EV_TCP:
         accept_tcp(s);
         break;
+    case EV_SIG: {
+        /* Taken, so that it is not delivered when the mask comes back. */
+        struct signalfd_siginfo si;
+        (void)!read(s->sig_fd, &si, sizeof si);
+        s->stop = true;
+        break;
+    }
     case EV_CTRL:
     case EV_OWNER:
-    case EV_SIG:
         s->stop = true;
         break;
     case EV_SOCK:
