@@ -1845,29 +1845,35 @@ int mproc__mgr_fuzz_one(const uint8_t *data, size_t n)
         return 0;
     }
     d->id = 2;
-    /* Feed in pieces whose sizes come from the data, so requests are cut
-     * at every place; run after each piece as the loop would. */
-    size_t i = 0;
+    /* The first byte chooses the piece size, so requests are cut at
+     * every place; the rest is the stream, run after each piece as the
+     * loop would. */
+    size_t piece = n > 0 ? (size_t)(data[0] % 61) + 1 : 1;
+    size_t i = n > 0 ? 1 : 0;
     while (i < n && !c->closing) {
-        size_t piece = (size_t)(data[i] % 61) + 1;
-        i++;
-        if (piece > n - i)
-            piece = n - i;
-        conn_input(c, (const char *)data + i, piece);
-        i += piece;
+        size_t k = piece < n - i ? piece : n - i;
+        conn_input(c, (const char *)data + i, k);
+        i += k;
         while (!c->closing && !c->parked && c->qhead != NULL) {
             mgr_req *r = c->qhead;
             c->qhead = r->next;
             if (c->qhead == NULL)
                 c->qtail = NULL;
             c->qlen--;
-            mproc__mgr_exec(st, c, r);
+            /* Commands with names of odd length run as a second client,
+             * so that locks and waits meet another owner. */
+            mgr_conn *who = (r->argl[0] & 1) && !d->parked ? d : c;
+            mproc__mgr_exec(st, who, r);
             mproc__mgr_req_free(r);
             c->out.len = c->out_off = 0;
+            d->out.len = d->out_off = 0;
         }
         if (c->parked)
             mproc__mgr_store_timeout(st, c);
+        if (d->parked)
+            mproc__mgr_store_timeout(st, d);
         c->out.len = c->out_off = 0;
+        d->out.len = d->out_off = 0;
     }
     mproc__mgr_store_disconnect(st, c);
     mproc__mgr_store_disconnect(st, d);
