@@ -8,6 +8,7 @@
 #include "internal/manager.h"
 
 #include "os/os.h"
+#include "os/task.h"
 
 #include "mproc/conn.h"
 
@@ -439,7 +440,7 @@ static void drop_link(mproc_mclient *c)
  * link it inherited (closing only its own copies) and makes its own. */
 static void client_lock(mproc_mclient *c)
 {
-    pid_t me = getpid();
+    pid_t me = mproc__os_self_pid(); /* cached, and right in a child */
     if (c->pid != me) {
         pthread_mutex_init(&c->mu, NULL);
         c->pid = me;
@@ -476,7 +477,7 @@ int mproc_mclient_open(mproc_mclient **out, const char *address,
     }
     c->no_rings = opts != NULL && opts->no_rings;
     pthread_mutex_init(&c->mu, NULL);
-    c->pid = getpid();
+    c->pid = mproc__os_self_pid();
     if (rc == 0) {
         int64_t end = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
         rc = link_open(c, end, &c->l);
@@ -495,7 +496,7 @@ void mproc_mclient_close(mproc_mclient *c)
 {
     if (c == NULL)
         return;
-    if (c->pid == getpid())
+    if (c->pid == mproc__os_self_pid())
         pthread_mutex_destroy(&c->mu);
     link_free(c->l);
     if (c->password != NULL) {
@@ -515,7 +516,7 @@ const char *mproc_mclient_transport(const mproc_mclient *c)
 {
     if (c == NULL)
         return NULL;
-    if (c->pid != getpid() || c->l == NULL)
+    if (c->pid != mproc__os_self_pid() || c->l == NULL)
         return "none";
     return c->l->transport;
 }

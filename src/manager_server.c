@@ -909,7 +909,7 @@ static void do_ring(mgr_conn *c)
     mproc_conn *a = NULL, *b = NULL;
     int rc = mproc_pipe(&a, &b, true);
     if (rc == 0)
-        rc = mproc_conn_send_conn(c->sock, b, 1000);
+        rc = mproc_conn_send_conn(c->sock, b, 0); /* never blocks the loop */
     mproc_conn_close(b);
     if (rc < 0) {
         mproc_conn_close(a);
