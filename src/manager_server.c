@@ -117,6 +117,8 @@ struct mgr_srv {
     bool sig_blocked;
 };
 
+static void conn_close(mgr_conn *c);
+
 /* ----- buffers ----- */
 
 int mproc__mgr_buf_add(mgr_buf *b, const void *data, size_t n)
@@ -547,6 +549,23 @@ bool mproc__mgr_conn_is_tcp(const mgr_conn *c)
     return c->tcp;
 }
 
+bool mproc__mgr_conn_alive(mgr_conn *c)
+{
+    if (c->closing)
+        return false;
+    if (c->fd < 0)
+        return true;
+    struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+    return !(poll(&p, 1, 0) > 0 &&
+             (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0);
+}
+
+void mproc__mgr_conn_drop(mgr_conn *c)
+{
+    c->qlen = 0;
+    conn_close(c);
+}
+
 pid_t mproc__mgr_conn_pid(const mgr_conn *c)
 {
     return c->pid;
@@ -558,8 +577,6 @@ void **mproc__mgr_conn_store_slot(mgr_conn *c)
 }
 
 /* ----- the connection set ----- */
-
-static void conn_close(mgr_conn *c);
 
 static void mark_dirty(mgr_conn *c)
 {

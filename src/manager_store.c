@@ -589,6 +589,24 @@ static void do_pop_reply(mgr_store *st, mgr_conn *c, mgr_obj *o, bool back,
     free(b);
 }
 
+/* Whether c's wait on o would end now, without changing anything. */
+static bool would_go(const mgr_obj *o, const cstate *cs)
+{
+    switch (cs->op) {
+    case OP_BLPOP:
+    case OP_BRPOP:
+        return o->type == T_LIST && o->count > 0;
+    case OP_QPUT:
+        return o->type == T_LIST && (o->maxsize == 0 || o->count < o->maxsize);
+    case OP_LOCK:
+        return o->type == T_LOCK && o->owner == 0;
+    case OP_SEM:
+        return o->type == T_SEM && o->value > 0;
+    default:
+        return true;
+    }
+}
+
 /* Tries to answer waiter w (of c) on o; true when it was answered. */
 static bool try_waiter(mgr_store *st, mgr_obj *o, mgr_conn *c, cstate *cs)
 {
@@ -660,7 +678,21 @@ static void serve(mgr_store *st, mgr_obj *o)
         for (wnode *w = o->whead; w != NULL; w = w->next) {
             mgr_conn *c = w->c;
             cstate *cs = cs_of(c, false);
-            if (cs == NULL || !try_waiter(st, o, c, cs))
+            if (cs == NULL)
+                continue;
+            /* Something is about to be given to c: first make sure its
+             * process is still there (it may have died with its EOF not
+             * yet read), so that nothing goes to the dead. */
+            if (cs->op != OP_QJOIN && cs->op != OP_EVENT &&
+                cs->op != OP_BARRIER && would_go(o, cs) &&
+                !mproc__mgr_conn_alive(c)) {
+                o->nwait++;
+                mproc__mgr_conn_drop(c);
+                o->nwait--;
+                again = true;
+                break;
+            }
+            if (!try_waiter(st, o, c, cs))
                 continue;
             /* o may go (a list that emptied) only after its waiters
              * are unlinked; keep it while serving. */

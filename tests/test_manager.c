@@ -897,20 +897,71 @@ START_TEST(a_client_killed_while_parked_takes_nothing)
     mproc_mclient *c = client(mproc_manager_address(m), true);
     mproc_mqueue *q;
     ck_assert_int_eq(mproc_mqueue_open(&q, c, "kq", NULL, T), 0);
-    mproc_process *p;
-    ck_assert_int_eq(mproc_process_start(&p, get_forever, q, NULL), 0);
-    ck_assert(stat_reaches(c, "kq", "waiters", 1));
-    mproc_process_kill(p);
-    mproc_process_join(p, test_ms(5000));
-    mproc_process_destroy(p);
-    ck_assert(stat_reaches(c, "kq", "waiters", 0));
-    ck_assert_int_eq(mproc_mqueue_put(q, "kept", MPROC_MSTR, T), 0);
+    mproc_process *p[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(mproc_process_start(&p[i], get_forever, q, NULL), 0);
+    ck_assert(stat_reaches(c, "kq", "waiters", 3));
+    /* The worst order: the item comes before the server has read that
+     * the waiters are gone. The server is stopped while the push is
+     * written and the waiters die, so it finds the push first. */
+    int fd = raw_connect(mproc_manager_address(m));
+    pid_t srv = mproc_manager_pid(m);
+    ck_assert_int_eq(kill(srv, SIGSTOP), 0);
+    raw_send(fd, "RPUSH kq kept\r\n");
+    usleep(20000);
+    for (int i = 0; i < 3; i++) {
+        mproc_process_kill(p[i]);
+        mproc_process_join(p[i], test_ms(5000));
+        mproc_process_destroy(p[i]);
+    }
+    ck_assert_int_eq(kill(srv, SIGCONT), 0);
+    ck_assert(raw_expect(fd, ":1\r\n", T));
     void *item;
     size_t n;
     ck_assert_int_eq(mproc_mqueue_get(q, &item, &n, T), 0);
     ck_assert_str_eq(item, "kept");
     free(item);
+    ck_assert(stat_reaches(c, "kq", "waiters", 0));
+    close(fd);
     mproc_mqueue_close(q);
+    mproc_mclient_close(c);
+    mproc_manager_destroy(m);
+}
+END_TEST
+
+START_TEST(an_item_never_goes_to_a_waiter_whose_end_is_not_read_yet)
+{
+    enum { N = 80 }; /* more than the server takes from epoll at once */
+    mproc_manager *m = start(NULL);
+    mproc_mclient *c = client(mproc_manager_address(m), true);
+    int w[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = raw_connect(mproc_manager_address(m));
+        raw_send(w[i], "BLPOP late 0\r\n");
+        ck_assert(stat_reaches(c, "late", "waiters", i + 1));
+    }
+    int fd = raw_connect(mproc_manager_address(m));
+    pid_t srv = mproc_manager_pid(m);
+    /* Stopped, the server finds the push ready before every hangup, and
+     * the first waiter's hangup last: it reads the push while that
+     * waiter still looks parked. */
+    ck_assert_int_eq(kill(srv, SIGSTOP), 0);
+    raw_send(fd, "RPUSH late kept\r\n");
+    usleep(10000);
+    for (int i = N - 1; i >= 0; i--)
+        close(w[i]);
+    usleep(10000);
+    ck_assert_int_eq(kill(srv, SIGCONT), 0);
+    ck_assert(raw_expect(fd, ":1\r\n", T));
+    mproc_mlist *l;
+    mproc_mlist_open(&l, c, "late");
+    void *item = NULL;
+    size_t n;
+    ck_assert_int_eq(mproc_mlist_pop_front(l, &item, &n, T), 0);
+    ck_assert_str_eq(item, "kept");
+    free(item);
+    mproc_mlist_close(l);
+    close(fd);
     mproc_mclient_close(c);
     mproc_manager_destroy(m);
 }
@@ -1377,6 +1428,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s,
              a_lock_holder_that_dies_releases_it_and_the_next_owner_learns_it);
     TEST_ADD(s, a_client_killed_while_parked_takes_nothing);
+    TEST_ADD(s, an_item_never_goes_to_a_waiter_whose_end_is_not_read_yet);
     TEST_ADD(s, a_client_killed_mid_request_leaves_the_server_working);
     TEST_ADD(s, barrier_event_and_semaphore_work_across_processes);
     TEST_ADD(s, bad_commands_get_error_replies_and_the_connection_stays);

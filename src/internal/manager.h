@@ -75,6 +75,12 @@ void mproc__mgr_reply_double(mgr_conn *c, double v);
 /* The connection's identity and state for the commands. */
 uint64_t mproc__mgr_conn_id(const mgr_conn *c);
 bool mproc__mgr_conn_is_tcp(const mgr_conn *c);
+/* False when c's peer has gone (its socket shows a hangup) although the
+ * loop has not read the EOF yet: a waiter about to be given something
+ * (a queue item, a lock) is asked first, so nothing goes to the dead. */
+bool mproc__mgr_conn_alive(mgr_conn *c);
+/* Closes c now (its waits and locks go through the store's disconnect). */
+void mproc__mgr_conn_drop(mgr_conn *c);
 /* The peer's pid as the kernel recorded it at connect (0 for TCP). */
 pid_t mproc__mgr_conn_pid(const mgr_conn *c);
 
