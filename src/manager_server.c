@@ -110,6 +110,7 @@ struct mgr_srv {
     size_t max_clients, max_request, max_pending;
     int64_t request_timeout_ns, spin_ns;
     int64_t next_timer;
+    bool ring_busy; /* a ring message came since the loop last looked */
     char password[256];
     size_t password_len;
     bool has_password;
@@ -1191,6 +1192,7 @@ static bool read_ring(mgr_conn *c, bool arm)
         }
         got = true;
         c->ring_hot = true;
+        c->s->ring_busy = true;
         conn_input(c, p, n);
         free(p);
     }
@@ -1493,8 +1495,12 @@ static void handle(mgr_srv *s, mgr_ev *ev, uint32_t events, char *buf)
         }
         break;
     case EV_RING:
-        if (!c->closing)
+        /* A bell: take what is there without arming again (the loop arms
+         * the ring when it goes to sleep); a bell with nothing behind it
+         * is drained, or the fd would stay readable. */
+        if (!c->closing && !read_ring(c, false))
             read_ring(c, true);
+        c->ring_hot = true;
         break;
     }
 }
@@ -1561,6 +1567,7 @@ static int srv_loop(mgr_srv *s)
             }
             if (got) {
                 settle(s);
+                s->ring_busy = false;
                 spin_until = now_ns() + s->spin_ns;
                 continue;
             }
@@ -1587,10 +1594,13 @@ static int srv_loop(mgr_srv *s)
             for (mgr_conn *c = s->hot; c != NULL; c = c->hot_next)
                 if (c->ring_out)
                     mark_dirty(c);
-        if (got || n > 0) {
-            if (got)
-                spin_until = now_ns() + s->spin_ns;
-        } else if (now < spin_until) {
+        got |= s->ring_busy;
+        s->ring_busy = false;
+        if (got) {
+            /* A ring client is busy: it will likely ask again within a
+             * few us, so stay awake and look at the rings. */
+            spin_until = now_ns() + s->spin_ns;
+        } else if (n == 0 && now < spin_until) {
             /* Spin on the rings alone for a while before the next
              * epoll_wait: a client in a loop answers within a few us. */
             int64_t until = now_ns() + 20000;
@@ -1599,6 +1609,7 @@ static int srv_loop(mgr_srv *s)
             while (now_ns() < until) {
                 if (poll_hot(s)) {
                     settle(s);
+                    s->ring_busy = false;
                     spin_until = now_ns() + s->spin_ns;
                     break;
                 }
