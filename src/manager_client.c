@@ -255,6 +255,9 @@ static int exchange(mlink *l, const char *cmd, size_t n, redisReply **out,
                     int64_t end)
 {
     int rc = raw_send(l, cmd, n, end);
+    /* A server that closed may have said why first (a refusal). */
+    if (rc == MPROC_ECLOSED && l->ring == NULL && read_reply(l, out, end) == 0)
+        return 0;
     return rc < 0 ? rc : read_reply(l, out, end);
 }
 
@@ -273,23 +276,9 @@ static int simple(mlink *l, int argc, const char **argv, redisReply **out,
 static int tcp_connect(const mgr_addr *a, int64_t end, int *out)
 {
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
     socklen_t sl;
-    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    const char *host =
-        strcmp(a->host, "localhost") == 0 ? "127.0.0.1" : a->host;
-    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)a->port);
-        sl = sizeof *in;
-    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)a->port);
-        sl = sizeof *in6;
-    } else {
+    if (mproc__mgr_sockaddr(a, &ss, &sl) < 0)
         return MPROC_EINVAL;
-    }
     int fd =
         socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
@@ -914,6 +903,24 @@ static int run_array(const mobj *o, args *a, mproc_mreply **out,
     return 0;
 }
 
+static int parse_i64(const char *s, size_t n, int64_t *out);
+static int parse_dbl(const char *s, size_t n, double *out);
+
+/* Runs a and reads its bulk reply as a number: an integer into *i, or
+ * (i NULL) a double into *d. */
+static int run_num(const mobj *o, args *a, int64_t *i, double *d,
+                   int64_t timeout_ms)
+{
+    void *p;
+    size_t n;
+    int rc = run_bulk(o, a, &p, &n, timeout_ms);
+    if (rc < 0)
+        return rc;
+    rc = i != NULL ? parse_i64(p, n, i) : parse_dbl(p, n, d);
+    free(p);
+    return rc;
+}
+
 static bool manager_only(const mobj *o)
 {
     return o->c->server == MPROC_MSERVER_MANAGER;
@@ -937,30 +944,79 @@ static int parse_i64(const char *s, size_t n, int64_t *out)
 
 static int parse_dbl(const char *s, size_t n, double *out)
 {
-    if (n == 0 || n > 300)
-        return MPROC_ERANGE;
-    char buf[320];
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *end;
-    errno = 0;
-    double v = strtod(buf, &end);
-    if (*end != '\0' || errno != 0 || isnan(v))
-        return MPROC_ERANGE;
-    *out = v;
-    return 0;
+    return mproc__mgr_parse_double(s, n, out) ? 0 : MPROC_ERANGE;
 }
 
-static size_t fmt_dbl(char *buf, double v)
+#define fmt_dbl(buf, v) mproc__mgr_fmt_double(buf, 40, v)
+
+/* Opens an object that only a manager has, made in the server by cmd
+ * name [arg1 [arg2]] when it does not exist; *res (may be NULL) the
+ * integer reply. */
+static int open_made(void **out, mproc_mclient *c, const char *name,
+                     const char *cmd, const char *arg1, const char *arg2,
+                     long long *res, int64_t timeout_ms)
 {
-    for (int prec = 15; prec <= 17; prec++) {
-        int n = snprintf(buf, 40, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v || prec == 17)
-            return (size_t)n;
+    mobj *o = NULL;
+    int rc = obj_open((void **)&o, c, name, 0);
+    if (rc < 0)
+        return rc;
+    args a;
+    args_init(&a, cmd, o);
+    if (arg1 != NULL)
+        args_add(&a, arg1, MPROC_MSTR);
+    if (arg2 != NULL)
+        args_add(&a, arg2, MPROC_MSTR);
+    rc = manager_only(o) ? run_int(o, &a, res, timeout_ms) : MPROC_ENOSYS;
+    if (rc < 0) {
+        free(o);
+        return rc;
     }
+    *out = o;
     return 0;
 }
 
+/* cmd name [timeout_ms] on o (NULL: MPROC_EINVAL), expecting an integer
+ * (*v may be NULL) or, with cmd_ok, a status. */
+static int cmd_int(const mobj *o, const char *cmd, bool timed,
+                   int64_t timeout_ms, long long *v)
+{
+    if (o == NULL)
+        return MPROC_EINVAL;
+    args a;
+    char buf[24];
+    args_init(&a, cmd, o);
+    if (timed)
+        args_num(&a, buf, timeout_ms);
+    return run_int(o, &a, v, timeout_ms);
+}
+
+static int cmd_ok(const mobj *o, const char *cmd, bool timed,
+                  int64_t timeout_ms)
+{
+    if (o == NULL)
+        return MPROC_EINVAL;
+    args a;
+    char buf[24];
+    args_init(&a, cmd, o);
+    if (timed)
+        args_num(&a, buf, timeout_ms);
+    return run_ok(o, &a, timeout_ms);
+}
+
+/* A length (LLEN, HLEN) into *out. */
+static int cmd_len(const mobj *o, const char *cmd, size_t *out,
+                   int64_t timeout_ms)
+{
+    if (out == NULL)
+        return MPROC_EINVAL;
+    long long n = 0;
+    int rc = cmd_int(o, cmd, false, timeout_ms, &n);
+    if (rc == 0)
+        *out = (size_t)n;
+    return rc;
+}
+
+#define OBJP(h) ((h) != NULL ? &(h)->o : NULL)
 #define OBJ(h) (&(h)->o)
 #define CHECK(h)                                                               \
     do {                                                                       \
@@ -1036,31 +1092,21 @@ int mproc_mdict_get(mproc_mdict *d, const void *key, size_t klen, void **out,
 int mproc_mdict_get_i64(mproc_mdict *d, const void *key, size_t klen,
                         int64_t *out, int64_t timeout_ms)
 {
-    if (out == NULL)
+    CHECK(d);
+    args a;
+    if (out == NULL || key_args(&a, "HGET", OBJ(d), key, klen) < 0)
         return MPROC_EINVAL;
-    void *p;
-    size_t n;
-    int rc = mproc_mdict_get(d, key, klen, &p, &n, timeout_ms);
-    if (rc < 0)
-        return rc;
-    rc = parse_i64(p, n, out);
-    free(p);
-    return rc;
+    return run_num(OBJ(d), &a, out, NULL, timeout_ms);
 }
 
 int mproc_mdict_get_double(mproc_mdict *d, const void *key, size_t klen,
                            double *out, int64_t timeout_ms)
 {
-    if (out == NULL)
+    CHECK(d);
+    args a;
+    if (out == NULL || key_args(&a, "HGET", OBJ(d), key, klen) < 0)
         return MPROC_EINVAL;
-    void *p;
-    size_t n;
-    int rc = mproc_mdict_get(d, key, klen, &p, &n, timeout_ms);
-    if (rc < 0)
-        return rc;
-    rc = parse_dbl(p, n, out);
-    free(p);
-    return rc;
+    return run_num(OBJ(d), &a, NULL, out, timeout_ms);
 }
 
 int mproc_mdict_set_i64(mproc_mdict *d, const void *key, size_t klen, int64_t v,
@@ -1107,16 +1153,7 @@ int mproc_mdict_contains(mproc_mdict *d, const void *key, size_t klen,
 
 int mproc_mdict_len(mproc_mdict *d, size_t *out, int64_t timeout_ms)
 {
-    CHECK(d);
-    if (out == NULL)
-        return MPROC_EINVAL;
-    args a;
-    args_init(&a, "HLEN", OBJ(d));
-    long long n;
-    int rc = run_int(OBJ(d), &a, &n, timeout_ms);
-    if (rc == 0)
-        *out = (size_t)n;
-    return rc;
+    return cmd_len(OBJP(d), "HLEN", out, timeout_ms);
 }
 
 int mproc_mdict_incr(mproc_mdict *d, const void *key, size_t klen, int64_t by,
@@ -1146,16 +1183,10 @@ int mproc_mdict_incr_double(mproc_mdict *d, const void *key, size_t klen,
     if (key_args(&a, "HINCRBYFLOAT", OBJ(d), key, klen) < 0)
         return MPROC_EINVAL;
     args_add(&a, buf, fmt_dbl(buf, by));
-    void *p;
-    size_t n;
-    int rc = run_bulk(OBJ(d), &a, &p, &n, timeout_ms);
-    if (rc < 0)
-        return rc;
-    double v;
-    rc = parse_dbl(p, n, &v);
-    free(p);
+    double x = 0;
+    int rc = run_num(OBJ(d), &a, NULL, &x, timeout_ms);
     if (rc == 0 && out != NULL)
-        *out = v;
+        *out = x;
     return rc;
 }
 
@@ -1258,16 +1289,7 @@ int mproc_mlist_set(mproc_mlist *l, int64_t i, const void *data, size_t len,
 
 int mproc_mlist_len(mproc_mlist *l, size_t *out, int64_t timeout_ms)
 {
-    CHECK(l);
-    if (out == NULL)
-        return MPROC_EINVAL;
-    args a;
-    args_init(&a, "LLEN", OBJ(l));
-    long long n;
-    int rc = run_int(OBJ(l), &a, &n, timeout_ms);
-    if (rc == 0)
-        *out = (size_t)n;
-    return rc;
+    return cmd_len(OBJP(l), "LLEN", out, timeout_ms);
 }
 
 int mproc_mlist_range(mproc_mlist *l, int64_t start, int64_t stop,
@@ -1384,30 +1406,22 @@ int mproc_mvalue_getset(mproc_mvalue *v, const void *data, size_t len,
 
 int mproc_mvalue_get_i64(mproc_mvalue *v, int64_t *out, int64_t timeout_ms)
 {
+    CHECK(v);
     if (out == NULL)
         return MPROC_EINVAL;
-    void *p;
-    size_t n;
-    int rc = mproc_mvalue_get(v, &p, &n, timeout_ms);
-    if (rc < 0)
-        return rc;
-    rc = parse_i64(p, n, out);
-    free(p);
-    return rc;
+    args a;
+    args_init(&a, "GET", OBJ(v));
+    return run_num(OBJ(v), &a, out, NULL, timeout_ms);
 }
 
 int mproc_mvalue_get_double(mproc_mvalue *v, double *out, int64_t timeout_ms)
 {
+    CHECK(v);
     if (out == NULL)
         return MPROC_EINVAL;
-    void *p;
-    size_t n;
-    int rc = mproc_mvalue_get(v, &p, &n, timeout_ms);
-    if (rc < 0)
-        return rc;
-    rc = parse_dbl(p, n, out);
-    free(p);
-    return rc;
+    args a;
+    args_init(&a, "GET", OBJ(v));
+    return run_num(OBJ(v), &a, NULL, out, timeout_ms);
 }
 
 int mproc_mvalue_set_i64(mproc_mvalue *v, int64_t x, int64_t timeout_ms)
@@ -1450,14 +1464,8 @@ int mproc_mvalue_incr_double(mproc_mvalue *v, double by, double *out,
     char buf[40];
     args_init(&a, "INCRBYFLOAT", OBJ(v));
     args_add(&a, buf, fmt_dbl(buf, by));
-    void *p;
-    size_t n;
-    int rc = run_bulk(OBJ(v), &a, &p, &n, timeout_ms);
-    if (rc < 0)
-        return rc;
-    double x;
-    rc = parse_dbl(p, n, &x);
-    free(p);
+    double x = 0;
+    int rc = run_num(OBJ(v), &a, NULL, &x, timeout_ms);
     if (rc == 0 && out != NULL)
         *out = x;
     return rc;
@@ -1468,32 +1476,26 @@ int mproc_mvalue_incr_double(mproc_mvalue *v, double by, double *out,
 int mproc_mqueue_open(mproc_mqueue **out, mproc_mclient *c, const char *name,
                       const mproc_mqueue_opts *opts, int64_t timeout_ms)
 {
+    size_t max = opts != NULL ? opts->maxsize : 0;
+    char buf[24];
+    snprintf(buf, sizeof buf, "%zu", max);
+    if (c == NULL || c->server == MPROC_MSERVER_MANAGER || max > 0)
+        return open_made((void **)out, c, name, "QUEUE.CREATE", buf, NULL, NULL,
+                         timeout_ms);
+    /* Redis: a queue is a list; only check that the name holds none else. */
     mproc_mqueue *q = NULL;
     int rc = obj_open((void **)&q, c, name, sizeof *q);
     if (rc < 0)
         return rc;
-    size_t max = opts != NULL ? opts->maxsize : 0;
     args a;
-    char buf[24];
-    if (!manager_only(OBJ(q))) {
-        if (max > 0) {
-            free(q);
-            return MPROC_ENOSYS;
-        }
-        /* Redis: only check the kind. */
-        args_init(&a, "TYPE", OBJ(q));
-        redisReply *r;
-        rc = run(OBJ(q), &a, &r, timeout_ms);
-        if (rc == 0) {
-            if (r->type != REDIS_REPLY_STATUS ||
-                (strcmp(r->str, "list") != 0 && strcmp(r->str, "none") != 0))
-                rc = MPROC_EBADOBJ;
-            freeReplyObject(r);
-        }
-    } else {
-        args_init(&a, "QUEUE.CREATE", OBJ(q));
-        args_num(&a, buf, (long long)max);
-        rc = run_int(OBJ(q), &a, NULL, timeout_ms);
+    args_init(&a, "TYPE", OBJ(q));
+    redisReply *r;
+    rc = run(OBJ(q), &a, &r, timeout_ms);
+    if (rc == 0) {
+        if (r->type != REDIS_REPLY_STATUS ||
+            (strcmp(r->str, "list") != 0 && strcmp(r->str, "none") != 0))
+            rc = MPROC_EBADOBJ;
+        freeReplyObject(r);
     }
     if (rc < 0) {
         free(q);
@@ -1562,38 +1564,21 @@ int mproc_mqueue_get(mproc_mqueue *q, void **out, size_t *len,
 
 int mproc_mqueue_qsize(mproc_mqueue *q, size_t *out, int64_t timeout_ms)
 {
-    CHECK(q);
-    if (out == NULL)
-        return MPROC_EINVAL;
-    args a;
-    args_init(&a, "LLEN", OBJ(q));
-    long long n;
-    int rc = run_int(OBJ(q), &a, &n, timeout_ms);
-    if (rc == 0)
-        *out = (size_t)n;
-    return rc;
+    return cmd_len(OBJP(q), "LLEN", out, timeout_ms);
 }
 
 int mproc_mqueue_task_done(mproc_mqueue *q, int64_t timeout_ms)
 {
-    CHECK(q);
-    if (!manager_only(OBJ(q)))
+    if (q != NULL && !manager_only(OBJ(q)))
         return MPROC_ENOSYS;
-    args a;
-    args_init(&a, "QUEUE.DONE", OBJ(q));
-    return run_int(OBJ(q), &a, NULL, timeout_ms);
+    return cmd_int(OBJP(q), "QUEUE.DONE", false, timeout_ms, NULL);
 }
 
 int mproc_mqueue_join(mproc_mqueue *q, int64_t timeout_ms)
 {
-    CHECK(q);
-    if (!manager_only(OBJ(q)))
+    if (q != NULL && !manager_only(OBJ(q)))
         return MPROC_ENOSYS;
-    args a;
-    char buf[24];
-    args_init(&a, "QUEUE.JOIN", OBJ(q));
-    args_num(&a, buf, timeout_ms);
-    return run_ok(OBJ(q), &a, timeout_ms);
+    return cmd_ok(OBJP(q), "QUEUE.JOIN", true, timeout_ms);
 }
 
 /* ----- lock ----- */
@@ -1601,27 +1586,13 @@ int mproc_mqueue_join(mproc_mqueue *q, int64_t timeout_ms)
 int mproc_mlock_open(mproc_mlock **out, mproc_mclient *c, const char *name,
                      const mproc_mlock_opts *opts, int64_t timeout_ms)
 {
-    mproc_mlock *l = NULL;
-    int rc = obj_open((void **)&l, c, name, sizeof *l);
-    if (rc < 0)
-        return rc;
-    if (!manager_only(OBJ(l))) {
-        free(l);
-        return MPROC_ENOSYS;
-    }
-    args a;
-    args_init(&a, "LOCK.CREATE", OBJ(l));
-    args_add(&a, opts != NULL && opts->recursive ? "RECURSIVE" : "PLAIN",
-             MPROC_MSTR);
     long long rec = 0;
-    rc = run_int(OBJ(l), &a, &rec, timeout_ms);
-    if (rc < 0) {
-        free(l);
-        return rc;
-    }
-    l->o.recursive = rec != 0;
-    *out = l;
-    return 0;
+    int rc = open_made((void **)out, c, name, "LOCK.CREATE",
+                       opts != NULL && opts->recursive ? "RECURSIVE" : "PLAIN",
+                       NULL, &rec, timeout_ms);
+    if (rc == 0)
+        (*out)->o.recursive = rec != 0;
+    return rc;
 }
 
 void mproc_mlock_close(mproc_mlock *l)
@@ -1636,24 +1607,14 @@ bool mproc_mlock_is_recursive(const mproc_mlock *l)
 
 int mproc_mlock_acquire(mproc_mlock *l, int64_t timeout_ms)
 {
-    CHECK(l);
-    args a;
-    char buf[24];
-    args_init(&a, "LOCK.ACQUIRE", OBJ(l));
-    args_num(&a, buf, timeout_ms);
-    long long v;
-    int rc = run_int(OBJ(l), &a, &v, timeout_ms);
-    if (rc == 0 && v == 2)
-        rc = MPROC_EOWNERDEAD;
-    return rc;
+    long long v = 0;
+    int rc = cmd_int(OBJP(l), "LOCK.ACQUIRE", true, timeout_ms, &v);
+    return rc == 0 && v == 2 ? MPROC_EOWNERDEAD : rc;
 }
 
 int mproc_mlock_release(mproc_mlock *l, int64_t timeout_ms)
 {
-    CHECK(l);
-    args a;
-    args_init(&a, "LOCK.RELEASE", OBJ(l));
-    return run_int(OBJ(l), &a, NULL, timeout_ms);
+    return cmd_int(OBJP(l), "LOCK.RELEASE", false, timeout_ms, NULL);
 }
 
 /* ----- event ----- */
@@ -1675,38 +1636,24 @@ void mproc_mevent_close(mproc_mevent *e)
 
 int mproc_mevent_set(mproc_mevent *e, int64_t timeout_ms)
 {
-    CHECK(e);
-    args a;
-    args_init(&a, "EVENT.SET", OBJ(e));
-    return run_ok(OBJ(e), &a, timeout_ms);
+    return cmd_ok(OBJP(e), "EVENT.SET", false, timeout_ms);
 }
 
 int mproc_mevent_clear(mproc_mevent *e, int64_t timeout_ms)
 {
-    CHECK(e);
-    args a;
-    args_init(&a, "EVENT.CLEAR", OBJ(e));
-    return run_ok(OBJ(e), &a, timeout_ms);
+    return cmd_ok(OBJP(e), "EVENT.CLEAR", false, timeout_ms);
 }
 
 int mproc_mevent_is_set(mproc_mevent *e, int64_t timeout_ms)
 {
-    CHECK(e);
-    args a;
-    args_init(&a, "EVENT.ISSET", OBJ(e));
-    long long v;
-    int rc = run_int(OBJ(e), &a, &v, timeout_ms);
+    long long v = 0;
+    int rc = cmd_int(OBJP(e), "EVENT.ISSET", false, timeout_ms, &v);
     return rc < 0 ? rc : (v != 0);
 }
 
 int mproc_mevent_wait(mproc_mevent *e, int64_t timeout_ms)
 {
-    CHECK(e);
-    args a;
-    char buf[24];
-    args_init(&a, "EVENT.WAIT", OBJ(e));
-    args_num(&a, buf, timeout_ms);
-    return run_int(OBJ(e), &a, NULL, timeout_ms);
+    return cmd_int(OBJP(e), "EVENT.WAIT", true, timeout_ms, NULL);
 }
 
 /* ----- semaphore ----- */
@@ -1715,30 +1662,13 @@ int mproc_msemaphore_open(mproc_msemaphore **out, mproc_mclient *c,
                           const char *name, const mproc_msemaphore_opts *opts,
                           int64_t timeout_ms)
 {
-    mproc_msemaphore *s = NULL;
-    int rc = obj_open((void **)&s, c, name, sizeof *s);
-    if (rc < 0)
-        return rc;
-    if (!manager_only(OBJ(s))) {
-        free(s);
-        return MPROC_ENOSYS;
-    }
     mproc_msemaphore_opts def = MPROC_MSEMAPHORE_OPTS_INIT;
     if (opts == NULL)
         opts = &def;
-    args a;
     char buf[24];
-    args_init(&a, "SEM.CREATE", OBJ(s));
-    args_num(&a, buf, opts->value);
-    if (opts->bounded)
-        args_add(&a, "BOUNDED", MPROC_MSTR);
-    rc = run_int(OBJ(s), &a, NULL, timeout_ms);
-    if (rc < 0) {
-        free(s);
-        return rc;
-    }
-    *out = s;
-    return 0;
+    snprintf(buf, sizeof buf, "%u", opts->value);
+    return open_made((void **)out, c, name, "SEM.CREATE", buf,
+                     opts->bounded ? "BOUNDED" : NULL, NULL, timeout_ms);
 }
 
 void mproc_msemaphore_close(mproc_msemaphore *s)
@@ -1748,34 +1678,21 @@ void mproc_msemaphore_close(mproc_msemaphore *s)
 
 int mproc_msemaphore_acquire(mproc_msemaphore *s, int64_t timeout_ms)
 {
-    CHECK(s);
-    args a;
-    char buf[24];
-    args_init(&a, "SEM.ACQUIRE", OBJ(s));
-    args_num(&a, buf, timeout_ms);
-    return run_int(OBJ(s), &a, NULL, timeout_ms);
+    return cmd_int(OBJP(s), "SEM.ACQUIRE", true, timeout_ms, NULL);
 }
 
 int mproc_msemaphore_release(mproc_msemaphore *s, int64_t timeout_ms)
 {
-    CHECK(s);
-    args a;
-    args_init(&a, "SEM.RELEASE", OBJ(s));
-    return run_int(OBJ(s), &a, NULL, timeout_ms);
+    return cmd_int(OBJP(s), "SEM.RELEASE", false, timeout_ms, NULL);
 }
 
 int mproc_msemaphore_value(mproc_msemaphore *s, unsigned *out,
                            int64_t timeout_ms)
 {
-    CHECK(s);
-    if (out == NULL)
-        return MPROC_EINVAL;
-    args a;
-    args_init(&a, "SEM.VALUE", OBJ(s));
-    long long v;
-    int rc = run_int(OBJ(s), &a, &v, timeout_ms);
+    size_t n = 0;
+    int rc = cmd_len(OBJP(s), "SEM.VALUE", &n, timeout_ms);
     if (rc == 0)
-        *out = (unsigned)v;
+        *out = (unsigned)n;
     return rc;
 }
 
@@ -1785,30 +1702,13 @@ int mproc_mbarrier_open(mproc_mbarrier **out, mproc_mclient *c,
                         const char *name, const mproc_mbarrier_opts *opts,
                         int64_t timeout_ms)
 {
-    mproc_mbarrier *b = NULL;
-    int rc = obj_open((void **)&b, c, name, sizeof *b);
-    if (rc < 0)
-        return rc;
-    if (!manager_only(OBJ(b))) {
-        free(b);
-        return MPROC_ENOSYS;
-    }
     unsigned parties = opts != NULL ? opts->parties : 2;
-    if (parties < 1) {
-        free(b);
+    if (parties < 1)
         return MPROC_EINVAL;
-    }
-    args a;
     char buf[24];
-    args_init(&a, "BARRIER.CREATE", OBJ(b));
-    args_num(&a, buf, parties);
-    rc = run_int(OBJ(b), &a, NULL, timeout_ms);
-    if (rc < 0) {
-        free(b);
-        return rc;
-    }
-    *out = b;
-    return 0;
+    snprintf(buf, sizeof buf, "%u", parties);
+    return open_made((void **)out, c, name, "BARRIER.CREATE", buf, NULL, NULL,
+                     timeout_ms);
 }
 
 void mproc_mbarrier_close(mproc_mbarrier *b)
@@ -1818,13 +1718,8 @@ void mproc_mbarrier_close(mproc_mbarrier *b)
 
 int mproc_mbarrier_wait(mproc_mbarrier *b, unsigned *index, int64_t timeout_ms)
 {
-    CHECK(b);
-    args a;
-    char buf[24];
-    args_init(&a, "BARRIER.WAIT", OBJ(b));
-    args_num(&a, buf, timeout_ms);
-    long long v;
-    int rc = run_int(OBJ(b), &a, &v, timeout_ms);
+    long long v = 0;
+    int rc = cmd_int(OBJP(b), "BARRIER.WAIT", true, timeout_ms, &v);
     if (rc == 0 && index != NULL)
         *index = (unsigned)v;
     return rc;
@@ -1832,16 +1727,10 @@ int mproc_mbarrier_wait(mproc_mbarrier *b, unsigned *index, int64_t timeout_ms)
 
 int mproc_mbarrier_reset(mproc_mbarrier *b, int64_t timeout_ms)
 {
-    CHECK(b);
-    args a;
-    args_init(&a, "BARRIER.RESET", OBJ(b));
-    return run_ok(OBJ(b), &a, timeout_ms);
+    return cmd_ok(OBJP(b), "BARRIER.RESET", false, timeout_ms);
 }
 
 int mproc_mbarrier_abort(mproc_mbarrier *b, int64_t timeout_ms)
 {
-    CHECK(b);
-    args a;
-    args_init(&a, "BARRIER.ABORT", OBJ(b));
-    return run_ok(OBJ(b), &a, timeout_ms);
+    return cmd_ok(OBJP(b), "BARRIER.ABORT", false, timeout_ms);
 }

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -187,6 +188,54 @@ int mproc__mgr_parse_addr(const char *s, mgr_addr *out)
         return MPROC_ENAMETOOLONG;
     strcpy(out->path, s);
     out->kind = MGR_ADDR_UNIX;
+    return 0;
+}
+
+int mproc__mgr_sockaddr(const mgr_addr *a, struct sockaddr_storage *ss,
+                        unsigned *len)
+{
+    memset(ss, 0, sizeof *ss);
+    const char *host =
+        strcmp(a->host, "localhost") == 0 ? "127.0.0.1" : a->host;
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)a->port);
+        *len = sizeof *in;
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)a->port);
+        *len = sizeof *in6;
+    } else {
+        return MPROC_EINVAL;
+    }
+    return 0;
+}
+
+bool mproc__mgr_parse_double(const char *p, size_t n, double *out)
+{
+    if (n == 0 || n > 300 || isspace((unsigned char)p[0]))
+        return false;
+    char buf[320];
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (*end != '\0' || isnan(v) || errno == ERANGE)
+        return false;
+    *out = v;
+    return true;
+}
+
+size_t mproc__mgr_fmt_double(char *buf, size_t cap, double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        int n = snprintf(buf, cap, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v || prec == 17)
+            return (size_t)n;
+    }
     return 0;
 }
 
@@ -1291,24 +1340,10 @@ static int listen_tcp(mgr_srv *s, const char *spec, bool any_host,
     int rc = mproc__mgr_parse_addr(buf, &a);
     if (rc < 0)
         return MPROC_EINVAL;
-    if (strcmp(a.host, "localhost") == 0)
-        strcpy(a.host, "127.0.0.1");
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
     socklen_t sl;
-    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, a.host, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)a.port);
-        sl = sizeof *in;
-    } else if (inet_pton(AF_INET6, a.host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)a.port);
-        sl = sizeof *in6;
-    } else {
+    if (mproc__mgr_sockaddr(&a, &ss, &sl) < 0)
         return MPROC_EINVAL;
-    }
     if (!any_host && !is_loopback(&ss))
         return MPROC_EINVAL;
     int fd =

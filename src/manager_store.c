@@ -449,32 +449,9 @@ static bool parse_ll(const char *p, size_t n, long long *out)
     return true;
 }
 
-static bool parse_double(const char *p, size_t n, double *out)
-{
-    if (n == 0 || n > 300 || isspace((unsigned char)p[0]))
-        return false;
-    char buf[320];
-    memcpy(buf, p, n);
-    buf[n] = '\0';
-    char *end;
-    errno = 0;
-    double v = strtod(buf, &end);
-    if (*end != '\0' || isnan(v) || errno == ERANGE)
-        return false;
-    *out = v;
-    return true;
-}
+#define parse_double mproc__mgr_parse_double
 
-/* The shortest text that reads back as v. */
-static size_t fmt_double(char *buf, size_t cap, double v)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        int n = snprintf(buf, cap, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v || prec == 17)
-            return (size_t)n;
-    }
-    return 0;
-}
+#define fmt_double mproc__mgr_fmt_double
 
 /* ----- replies that commands share ----- */
 
@@ -825,6 +802,84 @@ void mproc__mgr_store_disconnect(mgr_store *st, mgr_conn *c)
     *mproc__mgr_conn_store_slot(c) = NULL;
 }
 
+/* The object called k when it has type, NULL when there is none; NULL
+ * with *bad set (and WRONGTYPE said) when it has another type. */
+static mgr_obj *get_typed(mgr_store *st, mgr_conn *c, const char *k, size_t kl,
+                          int type, bool *bad)
+{
+    *bad = false;
+    mgr_obj *o = lookup(st, k, kl);
+    if (o != NULL && o->type != type) {
+        wrongtype(c);
+        *bad = true;
+        return NULL;
+    }
+    return o;
+}
+
+/* The object called k, made with type when there is none; NULL (and the
+ * error said) when k holds another type or memory ran out. *made (may be
+ * NULL) tells whether it was made now. */
+static mgr_obj *make_typed(mgr_store *st, mgr_conn *c, const char *k, size_t kl,
+                           int type, bool *made)
+{
+    bool existed = lookup(st, k, kl) != NULL;
+    bool wrong;
+    mgr_obj *o = lookup_make(st, k, kl, type, &wrong);
+    if (o == NULL) {
+        if (wrong)
+            wrongtype(c);
+        else
+            oom(c);
+    }
+    if (made != NULL)
+        *made = o != NULL && !existed;
+    return o;
+}
+
+/* The object named by argument 1, of type, which must exist (else "no
+ * such key"); NULL when an error was said. */
+static mgr_obj *get_existing(mgr_store *st, mgr_conn *c, const mgr_req *r,
+                             int type)
+{
+    bool bad;
+    mgr_obj *o = get_typed(st, c, r->argv[1], r->argl[1], type, &bad);
+    if (o == NULL && !bad)
+        mproc__mgr_reply_error(c, "ERR no such key");
+    return o;
+}
+
+/* Argument i as a timeout in ms; false (and the error said) when it is
+ * not one. */
+static bool arg_timeout(mgr_conn *c, const mgr_req *r, int i, int64_t *deadline,
+                        bool *try_once)
+{
+    if (parse_timeout_ms(r->argv[i], r->argl[i], deadline, try_once))
+        return true;
+    mproc__mgr_reply_error(c, R_TIMEOUT);
+    return false;
+}
+
+/* The state for a wait that cannot end now: NULL when it will not wait
+ * (a try once, or no memory: its reply is said). */
+static cstate *wait_state(mgr_conn *c, bool try_once)
+{
+    cstate *cs = cs_of(c, true);
+    if (cs == NULL)
+        oom(c);
+    else if (try_once)
+        timeout_reply(c);
+    return try_once ? NULL : cs;
+}
+
+/* Parks c on o until op can go on or the deadline. */
+static void wait_on(cstate *cs, mgr_conn *c, mgr_obj *o, int op,
+                    int64_t deadline)
+{
+    wait_add(cs, c, o);
+    park(c, cs, op, deadline);
+}
+
 /* ----- commands ----- */
 
 typedef struct cmd {
@@ -956,18 +1011,7 @@ static void c_shutdown(mgr_store *st, mgr_conn *c, const mgr_req *r)
 
 /* strings */
 
-static mgr_obj *str_get(mgr_store *st, mgr_conn *c, const char *k, size_t kl,
-                        bool *bad)
-{
-    *bad = false;
-    mgr_obj *o = lookup(st, k, kl);
-    if (o != NULL && o->type != T_STRING) {
-        wrongtype(c);
-        *bad = true;
-        return NULL;
-    }
-    return o;
-}
+#define str_get(st, c, k, kl, bad) get_typed(st, c, k, kl, T_STRING, bad)
 
 static bool str_set(mgr_store *st, mgr_conn *c, const char *k, size_t kl,
                     const char *v, size_t vl)
@@ -1203,31 +1247,8 @@ static void c_append(mgr_store *st, mgr_conn *c, const mgr_req *r)
 
 /* hashes */
 
-static mgr_obj *hash_get(mgr_store *st, mgr_conn *c, const char *k, size_t kl,
-                         bool *bad)
-{
-    *bad = false;
-    mgr_obj *o = lookup(st, k, kl);
-    if (o != NULL && o->type != T_HASH) {
-        wrongtype(c);
-        *bad = true;
-        return NULL;
-    }
-    return o;
-}
-
-static mgr_obj *hash_make(mgr_store *st, mgr_conn *c, const char *k, size_t kl)
-{
-    bool wrong;
-    mgr_obj *o = lookup_make(st, k, kl, T_HASH, &wrong);
-    if (o == NULL) {
-        if (wrong)
-            wrongtype(c);
-        else
-            oom(c);
-    }
-    return o;
-}
+#define hash_get(st, c, k, kl, bad) get_typed(st, c, k, kl, T_HASH, bad)
+#define hash_make(st, c, k, kl) make_typed(st, c, k, kl, T_HASH, NULL)
 
 static hent *hfield(mgr_obj *o, const char *f, size_t fl)
 {
@@ -1478,31 +1499,8 @@ static void c_hincrbyfloat(mgr_store *st, mgr_conn *c, const mgr_req *r)
 
 /* lists */
 
-static mgr_obj *list_get(mgr_store *st, mgr_conn *c, const char *k, size_t kl,
-                         bool *bad)
-{
-    *bad = false;
-    mgr_obj *o = lookup(st, k, kl);
-    if (o != NULL && o->type != T_LIST) {
-        wrongtype(c);
-        *bad = true;
-        return NULL;
-    }
-    return o;
-}
-
-static mgr_obj *list_make(mgr_store *st, mgr_conn *c, const char *k, size_t kl)
-{
-    bool wrong;
-    mgr_obj *o = lookup_make(st, k, kl, T_LIST, &wrong);
-    if (o == NULL) {
-        if (wrong)
-            wrongtype(c);
-        else
-            oom(c);
-    }
-    return o;
-}
+#define list_get(st, c, k, kl, bad) get_typed(st, c, k, kl, T_LIST, bad)
+#define list_make(st, c, k, kl) make_typed(st, c, k, kl, T_LIST, NULL)
 
 static void push(mgr_store *st, mgr_conn *c, const mgr_req *r, bool front)
 {
@@ -1839,10 +1837,8 @@ static void c_qput(mgr_store *st, mgr_conn *c, const mgr_req *r)
 {
     int64_t deadline;
     bool once;
-    if (!parse_timeout_ms(A(2), L(2), &deadline, &once)) {
-        mproc__mgr_reply_error(c, R_TIMEOUT);
+    if (!arg_timeout(c, r, 2, &deadline, &once))
         return;
-    }
     mgr_obj *o = list_make(st, c, A(1), L(1));
     if (o == NULL)
         return;
@@ -1902,10 +1898,8 @@ static void c_qjoin(mgr_store *st, mgr_conn *c, const mgr_req *r)
 {
     int64_t deadline;
     bool once;
-    if (!parse_timeout_ms(A(2), L(2), &deadline, &once)) {
-        mproc__mgr_reply_error(c, R_TIMEOUT);
+    if (!arg_timeout(c, r, 2, &deadline, &once))
         return;
-    }
     bool bad;
     mgr_obj *o = list_get(st, c, A(1), L(1), &bad);
     if (bad)
@@ -1914,35 +1908,14 @@ static void c_qjoin(mgr_store *st, mgr_conn *c, const mgr_req *r)
         mproc__mgr_reply_status(c, "OK");
         return;
     }
-    cstate *cs = cs_of(c, true);
-    if (once || cs == NULL) {
-        if (cs == NULL)
-            oom(c);
-        else
-            timeout_reply(c);
-        return;
-    }
-    wait_add(cs, c, o);
-    park(c, cs, OP_QJOIN, deadline);
+    cstate *cs = wait_state(c, once);
+    if (cs != NULL)
+        wait_on(cs, c, o, OP_QJOIN, deadline);
 }
 
 /* locks */
 
-static mgr_obj *sync_make(mgr_store *st, mgr_conn *c, const char *k, size_t kl,
-                          int type, bool *made)
-{
-    bool existed = lookup(st, k, kl) != NULL;
-    bool wrong;
-    mgr_obj *o = lookup_make(st, k, kl, type, &wrong);
-    if (o == NULL) {
-        if (wrong)
-            wrongtype(c);
-        else
-            oom(c);
-    }
-    *made = o != NULL && !existed;
-    return o;
-}
+#define sync_make(st, c, k, kl, type, made) make_typed(st, c, k, kl, type, made)
 
 static void c_lcreate(mgr_store *st, mgr_conn *c, const mgr_req *r)
 {
@@ -1971,10 +1944,8 @@ static void c_lacquire(mgr_store *st, mgr_conn *c, const mgr_req *r)
 {
     int64_t deadline;
     bool once;
-    if (!parse_timeout_ms(A(2), L(2), &deadline, &once)) {
-        mproc__mgr_reply_error(c, R_TIMEOUT);
+    if (!arg_timeout(c, r, 2, &deadline, &once))
         return;
-    }
     bool made;
     mgr_obj *o = sync_make(st, c, A(1), L(1), T_LOCK, &made);
     if (o == NULL)
@@ -2084,10 +2055,8 @@ static void c_ewait(mgr_store *st, mgr_conn *c, const mgr_req *r)
 {
     int64_t deadline;
     bool once;
-    if (!parse_timeout_ms(A(2), L(2), &deadline, &once)) {
-        mproc__mgr_reply_error(c, R_TIMEOUT);
+    if (!arg_timeout(c, r, 2, &deadline, &once))
         return;
-    }
     mgr_obj *o = event_make(st, c, r);
     if (o == NULL)
         return;
@@ -2095,16 +2064,9 @@ static void c_ewait(mgr_store *st, mgr_conn *c, const mgr_req *r)
         mproc__mgr_reply_int(c, 1);
         return;
     }
-    cstate *cs = cs_of(c, true);
-    if (once || cs == NULL) {
-        if (cs == NULL)
-            oom(c);
-        else
-            timeout_reply(c);
-        return;
-    }
-    wait_add(cs, c, o);
-    park(c, cs, OP_EVENT, deadline);
+    cstate *cs = wait_state(c, once);
+    if (cs != NULL)
+        wait_on(cs, c, o, OP_EVENT, deadline);
 }
 
 /* semaphores */
@@ -2138,26 +2100,14 @@ static void c_screate(mgr_store *st, mgr_conn *c, const mgr_req *r)
     mproc__mgr_reply_int(c, o->value);
 }
 
-static mgr_obj *sem_get(mgr_store *st, mgr_conn *c, const mgr_req *r)
-{
-    mgr_obj *o = lookup(st, A(1), L(1));
-    if (o != NULL && o->type != T_SEM) {
-        wrongtype(c);
-        return NULL;
-    }
-    if (o == NULL)
-        mproc__mgr_reply_error(c, "ERR no such key");
-    return o;
-}
+#define sem_get(st, c, r) get_existing(st, c, r, T_SEM)
 
 static void c_sacquire(mgr_store *st, mgr_conn *c, const mgr_req *r)
 {
     int64_t deadline;
     bool once;
-    if (!parse_timeout_ms(A(2), L(2), &deadline, &once)) {
-        mproc__mgr_reply_error(c, R_TIMEOUT);
+    if (!arg_timeout(c, r, 2, &deadline, &once))
         return;
-    }
     mgr_obj *o = sem_get(st, c, r);
     if (o == NULL)
         return;
@@ -2166,16 +2116,9 @@ static void c_sacquire(mgr_store *st, mgr_conn *c, const mgr_req *r)
         mproc__mgr_reply_int(c, 1);
         return;
     }
-    cstate *cs = cs_of(c, true);
-    if (once || cs == NULL) {
-        if (cs == NULL)
-            oom(c);
-        else
-            timeout_reply(c);
-        return;
-    }
-    wait_add(cs, c, o);
-    park(c, cs, OP_SEM, deadline);
+    cstate *cs = wait_state(c, once);
+    if (cs != NULL)
+        wait_on(cs, c, o, OP_SEM, deadline);
 }
 
 static void c_srelease(mgr_store *st, mgr_conn *c, const mgr_req *r)
@@ -2218,26 +2161,14 @@ static void c_bcreate(mgr_store *st, mgr_conn *c, const mgr_req *r)
     mproc__mgr_reply_int(c, o->parties);
 }
 
-static mgr_obj *bar_get(mgr_store *st, mgr_conn *c, const mgr_req *r)
-{
-    mgr_obj *o = lookup(st, A(1), L(1));
-    if (o != NULL && o->type != T_BARRIER) {
-        wrongtype(c);
-        return NULL;
-    }
-    if (o == NULL)
-        mproc__mgr_reply_error(c, "ERR no such key");
-    return o;
-}
+#define bar_get(st, c, r) get_existing(st, c, r, T_BARRIER)
 
 static void c_bwait(mgr_store *st, mgr_conn *c, const mgr_req *r)
 {
     int64_t deadline;
     bool once;
-    if (!parse_timeout_ms(A(2), L(2), &deadline, &once)) {
-        mproc__mgr_reply_error(c, R_TIMEOUT);
+    if (!arg_timeout(c, r, 2, &deadline, &once))
         return;
-    }
     mgr_obj *o = bar_get(st, c, r);
     if (o == NULL)
         return;
@@ -2299,6 +2230,13 @@ static void c_babort(mgr_store *st, mgr_conn *c, const mgr_req *r)
 }
 
 /* MPROC.STAT key: field/value pairs that tell the object's state. */
+static void stat_head(mgr_conn *c, long long n, const char *type)
+{
+    mproc__mgr_reply_array(c, n);
+    mproc__mgr_reply_bulk(c, "type", 4);
+    mproc__mgr_reply_bulk(c, type, strlen(type));
+}
+
 static void stat_pair(mgr_conn *c, const char *k, long long v)
 {
     mproc__mgr_reply_bulk(c, k, strlen(k));
@@ -2315,36 +2253,26 @@ static void c_stat(mgr_store *st, mgr_conn *c, const mgr_req *r)
     const char *t = type_names[o->type];
     switch (o->type) {
     case T_NONE: /* only clients waiting for it */
-        mproc__mgr_reply_array(c, 4);
-        mproc__mgr_reply_bulk(c, "type", 4);
-        mproc__mgr_reply_bulk(c, t, strlen(t));
+        stat_head(c, 4, t);
         stat_pair(c, "waiters", (long long)o->nwait);
         break;
     case T_STRING:
-        mproc__mgr_reply_array(c, 4);
-        mproc__mgr_reply_bulk(c, "type", 4);
-        mproc__mgr_reply_bulk(c, t, strlen(t));
+        stat_head(c, 4, t);
         stat_pair(c, "size", (long long)o->s->len);
         break;
     case T_HASH:
-        mproc__mgr_reply_array(c, 4);
-        mproc__mgr_reply_bulk(c, "type", 4);
-        mproc__mgr_reply_bulk(c, t, strlen(t));
+        stat_head(c, 4, t);
         stat_pair(c, "len", (long long)o->h.n);
         break;
     case T_LIST:
-        mproc__mgr_reply_array(c, 10);
-        mproc__mgr_reply_bulk(c, "type", 4);
-        mproc__mgr_reply_bulk(c, t, strlen(t));
+        stat_head(c, 10, t);
         stat_pair(c, "len", (long long)o->count);
         stat_pair(c, "maxsize", (long long)o->maxsize);
         stat_pair(c, "unfinished", o->unfinished);
         stat_pair(c, "waiters", (long long)o->nwait);
         break;
     case T_LOCK:
-        mproc__mgr_reply_array(c, 12);
-        mproc__mgr_reply_bulk(c, "type", 4);
-        mproc__mgr_reply_bulk(c, t, strlen(t));
+        stat_head(c, 12, t);
         stat_pair(c, "recursive", o->recursive);
         stat_pair(c, "owner_pid", o->owner != 0 ? (long long)o->owner_pid : 0);
         stat_pair(c, "depth", o->depth);
@@ -2352,25 +2280,19 @@ static void c_stat(mgr_store *st, mgr_conn *c, const mgr_req *r)
         stat_pair(c, "waiters", (long long)o->nwait);
         break;
     case T_EVENT:
-        mproc__mgr_reply_array(c, 6);
-        mproc__mgr_reply_bulk(c, "type", 4);
-        mproc__mgr_reply_bulk(c, t, strlen(t));
+        stat_head(c, 6, t);
         stat_pair(c, "set", o->flag);
         stat_pair(c, "waiters", (long long)o->nwait);
         break;
     case T_SEM:
-        mproc__mgr_reply_array(c, 10);
-        mproc__mgr_reply_bulk(c, "type", 4);
-        mproc__mgr_reply_bulk(c, t, strlen(t));
+        stat_head(c, 10, t);
         stat_pair(c, "value", o->value);
         stat_pair(c, "initial", o->initial);
         stat_pair(c, "bounded", o->bounded);
         stat_pair(c, "waiters", (long long)o->nwait);
         break;
     default:
-        mproc__mgr_reply_array(c, 10);
-        mproc__mgr_reply_bulk(c, "type", 4);
-        mproc__mgr_reply_bulk(c, t, strlen(t));
+        stat_head(c, 10, t);
         stat_pair(c, "parties", o->parties);
         stat_pair(c, "waiting", o->arrived);
         stat_pair(c, "broken", o->broken);

@@ -39,6 +39,16 @@ static mproc_mclient *client(const char *addr, bool rings)
     return c;
 }
 
+/* Joins p (a forked helper), checks its exit code and frees it. */
+static void expect_exit(mproc_process *p, int want)
+{
+    ck_assert_int_eq(mproc_process_join(p, test_ms(20000)), 0);
+    int code = -1;
+    mproc_process_exitcode(p, &code);
+    ck_assert_int_eq(code, want);
+    mproc_process_destroy(p);
+}
+
 /* A raw socket to a manager's Unix address ("unix:@name" or a path). */
 static int raw_connect(const char *addr)
 {
@@ -574,11 +584,7 @@ START_TEST(peers_of_another_uid_are_refused_unless_listed)
                                          (void *)mproc_manager_address(m),
                                          NULL),
                      0);
-    ck_assert_int_eq(mproc_process_join(p, test_ms(10000)), 0);
-    int code;
-    mproc_process_exitcode(p, &code);
-    ck_assert_int_eq(code, 2);
-    mproc_process_destroy(p);
+    expect_exit(p, 2);
     mproc_manager_destroy(m);
 
     uid_t nobody = TEST_NOBODY;
@@ -590,10 +596,7 @@ START_TEST(peers_of_another_uid_are_refused_unless_listed)
                                          (void *)mproc_manager_address(m),
                                          NULL),
                      0);
-    ck_assert_int_eq(mproc_process_join(p, test_ms(10000)), 0);
-    mproc_process_exitcode(p, &code);
-    ck_assert_int_eq(code, 0);
-    mproc_process_destroy(p);
+    expect_exit(p, 0);
     mproc_manager_destroy(m);
 }
 END_TEST
@@ -706,11 +709,7 @@ START_TEST(handles_work_in_forked_children_each_with_its_own_connection)
         ck_assert_int_eq(mproc_process_start(&p[i], incr_in_child, &a, NULL),
                          0);
     for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(mproc_process_join(p[i], test_ms(20000)), 0);
-        int code;
-        mproc_process_exitcode(p[i], &code);
-        ck_assert_int_eq(code, 0);
-        mproc_process_destroy(p[i]);
+        expect_exit(p[i], 0);
     }
     int64_t n;
     ck_assert_int_eq(mproc_mdict_get_i64(d, "n", MPROC_MSTR, &n, T), 0);
@@ -750,11 +749,7 @@ START_TEST(joinable_queue_join_waits_for_every_task_done)
         ck_assert_int_eq(mproc_process_start(&p[i], take_one, q, NULL), 0);
     ck_assert_int_eq(mproc_mqueue_join(q, test_ms(10000)), 0);
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(mproc_process_join(p[i], test_ms(10000)), 0);
-        int code;
-        mproc_process_exitcode(p[i], &code);
-        ck_assert_int_eq(code, 0);
-        mproc_process_destroy(p[i]);
+        expect_exit(p[i], 0);
     }
     ck_assert_int_eq(mproc_mqueue_task_done(q, T), MPROC_EOVERRELEASE);
     mproc_mqueue_close(q);

@@ -35,6 +35,20 @@ int mproc__mgr_parse_addr(const char *s, mgr_addr *out);
 int mproc__mgr_read_password(const char *path, char *buf, size_t cap,
                              bool strict);
 
+/* The socket address of a tcp address (HOST: an IPv4 or IPv6 literal,
+ * or "localhost"). 0 or MPROC_EINVAL. */
+struct sockaddr_storage;
+int mproc__mgr_sockaddr(const mgr_addr *a, struct sockaddr_storage *ss,
+                        unsigned *len);
+
+/* A double from exactly n bytes (no blanks, not NaN, in range): true and
+ * *out, or false. */
+bool mproc__mgr_parse_double(const char *p, size_t n, double *out);
+
+/* The shortest decimal text that reads back as v (at most cap bytes,
+ * NUL included); its length. */
+size_t mproc__mgr_fmt_double(char *buf, size_t cap, double v);
+
 /* ----- growable byte buffers ----- */
 
 typedef struct mgr_buf {
