@@ -45,17 +45,19 @@
  * MPROC_ENOMEM. The text of the last error reply is kept:
  * mproc_mclient_error().
  *
- * Timeouts. Every client call that talks to the server takes timeout_ms
- * (MPROC_FOREVER, 0, or a bound) for the whole exchange. A blocking
- * operation (a queue get, a lock acquire, a join) waits in the server up
- * to that time and its reply then says so (MPROC_ETIMEDOUT). When no reply
- * comes in time at all (a server that hangs, a network that stalls), the
- * connection is dropped, since a late reply would be taken for the next
- * call's: the call returns MPROC_ETIMEDOUT and the next call connects
- * again. A call that timed out that way may or may not have been done.
- * With 0, a call that would wait in the server tries once; a plain
- * command is given 0 ms to answer only when it needs no round trip, so
- * use a positive timeout or MPROC_FOREVER for commands.
+ * Timeouts. Every client call that talks to the server takes timeout_ms.
+ * A command that waits in the server (a queue get or bounded put, a lock
+ * or semaphore acquire, a join, an event or barrier wait) waits there up
+ * to timeout_ms (MPROC_FOREVER: without bound; 0: it tries once) and then
+ * answers with its timeout: MPROC_ETIMEDOUT. The exchange itself (sending,
+ * the reply, connecting again in a forked child) may take up to 1 s more
+ * than timeout_ms, so that the server's own timeout reply gets through;
+ * when no reply comes by then (a server that hangs, a network that
+ * stalls), the connection is dropped, since a late reply would be taken
+ * for the next call's: the call returns MPROC_ETIMEDOUT, the next call
+ * connects again, and the command may or may not have been done. So 0
+ * means "do not wait in the server"; any other command on a live server
+ * is answered within that second.
  *
  * Threads and processes. An mproc_mclient may be used by several threads:
  * their calls are serialized on one connection (a blocking call holds it
