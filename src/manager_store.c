@@ -918,10 +918,12 @@ static void c_del(mgr_store *st, mgr_conn *c, const mgr_req *r)
         mgr_obj *o = lookup(st, A(i), L(i));
         if (o == NULL)
             continue;
-        int was = o->type;
         obj_remove(st, o);
         n++;
-        (void)was;
+        /* Kept for its waiters: those the removal ends (a barrier's,
+         * a join's) are answered; the others wait for a new object. */
+        if (lookup_any(st, A(i), L(i)) == o)
+            serve(st, o);
     }
     mproc__mgr_reply_int(c, n);
 }

@@ -1052,6 +1052,12 @@ START_TEST(barrier_event_and_semaphore_work_across_processes)
     ck_assert_int_eq(mproc_mbarrier_wait(b, NULL, 0), MPROC_EBROKEN);
     ck_assert_int_eq(mproc_mbarrier_reset(b, T), 0);
     ck_assert_int_eq(mproc_mbarrier_wait(b, NULL, 50), MPROC_ETIMEDOUT);
+    /* Removed while a party waits: that party is told it broke. */
+    ck_assert_int_eq(mproc_mbarrier_reset(b, T), 0);
+    ck_assert_int_eq(mproc_process_start(&p[0], barrier_party, &a, NULL), 0);
+    ck_assert(stat_reaches(c, "bar", "waiting", 1));
+    ck_assert_int_eq(mproc_mclient_del(c, "bar", T), 0);
+    expect_exit(p[0], 50);
     mproc_mbarrier_close(b);
 
     mproc_mevent *e;

@@ -359,7 +359,8 @@ MPROC_API int mproc_mclient_ping(mproc_mclient *c, int64_t timeout_ms);
  * mproc_mclient_del: removes the object called name, of whatever kind
  * (DEL). Returns 0, MPROC_ENOENT (there was none), the common errors. A
  * client parked on the object (a queue get, a lock acquire) goes on
- * waiting for a new object of that name.
+ * waiting for a new object of that name; one waiting on a barrier gets
+ * MPROC_EBROKEN, one in a queue join returns 0.
  */
 MPROC_API int mproc_mclient_del(mproc_mclient *c, const char *name,
                                 int64_t timeout_ms);
