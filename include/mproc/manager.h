@@ -421,6 +421,14 @@ MPROC_API void mproc_mbatch_destroy(mproc_mbatch *b);
  * options given, or, when it exists, takes it as its creator made it.
  * A handle belongs to its client: close handles before the client. Handles
  * are used by several threads and forked children as their client is.
+ *
+ * Every call below on a handle: returns 0 or a negative code, the common
+ * errors at the top of this header (MPROC_EINVAL for a NULL handle or a
+ * NULL out-parameter among them) plus those its comment names; writes its
+ * out-parameters only on success; makes one exchange with the server,
+ * bounded as "Timeouts" says (the calls that wait in the server say so);
+ * is thread-safe and fork-safe as its client is. Results that are bytes
+ * are malloc'ed (free()), replies are freed with mproc_mreply_free().
  * ==================================================================== */
 
 /* ----- dict: a hash (HSET, HGET, ...) ----- */
