@@ -270,8 +270,10 @@ typedef struct mproc_mclient_opts {
  *      mproc_mclient_close().
  * Returns 0, MPROC_EINVAL (bad address), MPROC_ETIMEDOUT (nobody listened
  * in time), MPROC_EDENIED (the server refused this process: not allowed
- * by its access list, or a wrong password), MPROC_ECLOSED (the server
- * closed the connection: for a manager, not allowed or full),
+ * by its access list, or a wrong password), MPROC_EAGAIN (the manager
+ * has max_clients connections), MPROC_ECLOSED (the server closed the
+ * connection without a word: a manager does so to a peer its access list
+ * does not allow),
  * MPROC_ECONNREFUSED (TCP), MPROC_EACCES, MPROC_ENOMEM, -errno.
  * opts and its strings are copied. Thread-safe. Fork: see the header.
  */
