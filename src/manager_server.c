@@ -675,6 +675,20 @@ static void hot_add(mgr_conn *c)
     c->s->hot = c;
 }
 
+static void hot_del(mgr_conn *c);
+
+/* The hot list holds the ring connections the loop polls while it spins:
+ * those that took a message since their ring was last armed, and those
+ * whose replies wait for room. An armed ring is found by its bell. */
+static void set_hot(mgr_conn *c, bool hot)
+{
+    c->ring_hot = hot;
+    if (hot || c->ring_out)
+        hot_add(c);
+    else
+        hot_del(c);
+}
+
 static void hot_del(mgr_conn *c)
 {
     if (!c->on_hot)
@@ -755,6 +769,7 @@ static void conn_flush(mgr_conn *c)
             int rc = mproc_conn_send(c->ring, c->out.p + c->out_off, n, 0);
             if (rc == MPROC_ETIMEDOUT) {
                 c->ring_out = true; /* full: the loop tries again soon */
+                hot_add(c);
                 break;
             }
             if (rc < 0) {
@@ -991,8 +1006,7 @@ static void do_ring(mgr_conn *c)
         conn_close(c);
         return;
     }
-    hot_add(c);
-    c->ring_hot = true; /* armed before the server next sleeps */
+    set_hot(c, true); /* armed before the server next sleeps */
     epoll_set(c);
 }
 
@@ -1231,7 +1245,7 @@ static bool read_ring(mgr_conn *c, bool arm)
         size_t n = 0;
         int rc = mproc_conn_recv_alloc(c->ring, &p, &n, RING_MSG_MAX, 0);
         if (rc == MPROC_ETIMEDOUT) {
-            c->ring_hot = false;
+            set_hot(c, false); /* armed: its bell wakes the loop */
             return got;
         }
         if (rc < 0) {
@@ -1240,7 +1254,8 @@ static bool read_ring(mgr_conn *c, bool arm)
             return got;
         }
         got = true;
-        c->ring_hot = true;
+        if (!c->ring_hot)
+            set_hot(c, true);
         c->s->ring_busy = true;
         conn_input(c, p, n);
         free(p);
@@ -1531,11 +1546,19 @@ static void handle(mgr_srv *s, mgr_ev *ev, uint32_t events, char *buf)
         break;
     case EV_RING:
         /* A bell: take what is there without arming again (the loop arms
-         * the ring when it goes to sleep); a bell with nothing behind it
-         * is drained, or the fd would stay readable. */
-        if (!c->closing && !read_ring(c, false))
+         * the ring when it goes to sleep). A bell left from a message the
+         * spin took already is drained without arming, so the client's
+         * next request goes unrung while the loop polls its ring; a
+         * doorbell still readable after that is an EOF, which a receive
+         * reports. */
+        if (c->closing || read_ring(c, false))
+            break;
+        mproc__conn_drain_doorbell(c->ring);
+        struct pollfd pf = {.fd = mproc_conn_fd(c->ring), .events = POLLIN};
+        if (poll(&pf, 1, 0) > 0)
             read_ring(c, true);
-        c->ring_hot = true;
+        else
+            set_hot(c, true);
         break;
     }
 }
@@ -1599,6 +1622,8 @@ static int srv_loop(mgr_srv *s)
                 n = c->hot_next;
                 if (!c->closing && c->ring_hot)
                     got |= read_ring(c, true);
+                else if (!c->ring_out)
+                    hot_del(c);
             }
             if (got) {
                 settle(s);
