@@ -8,6 +8,7 @@
 
 #include "mproc/error.h"
 #include "mproc/log.h"
+#include "mproc/manager.h"
 #include "mproc/named.h"
 #include "mproc/pool.h"
 #include "mproc/process.h"

@@ -5,6 +5,9 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config check clang clang-format llvm
 libclang-rt-14-dev libzmq3-dev libhiredis-dev python3"
+# The manager's tests and benchmarks run a real Redis server, and drive the
+# manager with redis-cli.
+PACKAGES="$PACKAGES redis-server redis-tools"
 # Optional for the library: function names, files and lines in a failing
 # child's backtrace.
 PACKAGES="$PACKAGES libdw-dev"

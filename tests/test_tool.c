@@ -344,6 +344,131 @@ START_TEST(tool_shm_unlink_says_a_name_starts_with_a_slash)
 }
 END_TEST
 
+START_TEST(tool_ls_stat_rm_show_named_objects)
+{
+    char lock_name[64], bar_name[64], out[8192], args[256];
+    test_shm_name(lock_name, sizeof lock_name, "ls-lock");
+    test_shm_name(bar_name, sizeof bar_name, "ls-barrier");
+    mproc_lock *lock;
+    mproc_barrier *bar;
+    ck_assert_int_eq(mproc_lock_create(&lock, lock_name, NULL), 0);
+    ck_assert_int_eq(mproc_barrier_create(&bar, bar_name, 3, NULL), 0);
+    ck_assert_int_eq(mproc_lock_acquire(lock, MPROC_FOREVER), 0);
+
+    ck_assert_int_eq(run_tool("ls", out, sizeof out), 0);
+    char *line = strstr(out, lock_name);
+    ck_assert_msg(line != NULL, "%s not listed in:\n%s", lock_name, out);
+    ck_assert_ptr_nonnull(strstr(out, "lock "));
+    ck_assert_ptr_nonnull(strstr(line, "alive"));
+    snprintf(args, sizeof args, "stat %s", lock_name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "held: yes") != NULL, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "(alive)"));
+    mproc_lock_release(lock);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "held: no") != NULL, "%s", out);
+    snprintf(args, sizeof args, "stat %s", bar_name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "parties: 3\nwaiting: 0") != NULL, "%s", out);
+
+    mproc_lock_close(lock);
+    mproc_barrier_close(bar);
+    snprintf(args, sizeof args, "rm %s %s", lock_name, bar_name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "stat %s", lock_name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 1);
+    snprintf(args, sizeof args, "rm %s", lock_name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 1);
+}
+END_TEST
+
+START_TEST(tool_ls_stat_rm_show_a_managers_objects)
+{
+#ifndef MPROC_HAVE_MANAGER
+    test_skip("built without the manager");
+#else
+    char path[256], addr[300], out[8192], args[512];
+    test_path(path, sizeof path, "tool-mgr.sock");
+    snprintf(addr, sizeof addr, "unix:%s", path);
+    mproc_manager *m;
+    ck_assert_int_eq(mproc_manager_start(&m, addr, NULL), 0);
+    mproc_mclient *c;
+    ck_assert_int_eq(mproc_mclient_open(&c, addr, NULL, 5000), 0);
+    mproc_mqueue *q;
+    mproc_mqueue_opts qo = {.maxsize = 5};
+    ck_assert_int_eq(mproc_mqueue_open(&q, c, "jobs", &qo, 5000), 0);
+    ck_assert_int_eq(mproc_mqueue_put(q, "a", MPROC_MSTR, 5000), 0);
+    ck_assert_int_eq(mproc_mqueue_put(q, "b", MPROC_MSTR, 5000), 0);
+    mproc_mlock *l;
+    ck_assert_int_eq(mproc_mlock_open(&l, c, "guard", NULL, 5000), 0);
+    ck_assert_int_eq(mproc_mlock_acquire(l, 5000), 0);
+
+    snprintf(args, sizeof args, "ls -a %s", addr);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "list") != NULL && strstr(out, "jobs") != NULL,
+                  "%s", out);
+    ck_assert_msg(strstr(out, "lock") != NULL && strstr(out, "guard") != NULL,
+                  "%s", out);
+    snprintf(args, sizeof args, "stat -a %s jobs", addr);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    ck_assert_msg(
+        strstr(out, "len: 2\nmaxsize: 5\nunfinished: 2\nwaiters: 0") != NULL,
+        "%s", out);
+    snprintf(args, sizeof args, "stat -a %s guard", addr);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    char want[64];
+    snprintf(want, sizeof want, "owner_pid: %d\n", (int)getpid());
+    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+    snprintf(args, sizeof args, "rm -a %s jobs", addr);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "stat -a %s jobs", addr);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 1);
+    snprintf(args, sizeof args, "rm -a %s jobs", addr);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 1);
+
+    mproc_mlock_close(l);
+    mproc_mqueue_close(q);
+    mproc_mclient_close(c);
+    mproc_manager_destroy(m);
+#endif
+}
+END_TEST
+
+START_TEST(tool_manager_serve_runs_until_sigterm_and_removes_its_socket)
+{
+#ifndef MPROC_HAVE_MANAGER
+    test_skip("built without the manager");
+#else
+    char path[256], addr[300];
+    test_path(path, sizeof path, "served.sock");
+    snprintf(addr, sizeof addr, "unix:%s", path);
+    char *argv[] = {MPROC_TOOL_PATH, "manager", "serve", path, NULL};
+    mproc_process *p;
+    ck_assert_int_eq(mproc_process_spawn(&p, MPROC_TOOL_PATH, argv, NULL), 0);
+    mproc_mclient *c;
+    ck_assert_int_eq(mproc_mclient_open(&c, addr, NULL, test_ms(10000)), 0);
+    ck_assert_int_eq(mproc_mclient_server(c), MPROC_MSERVER_MANAGER);
+    mproc_mvalue *v;
+    mproc_mvalue_open(&v, c, "x");
+    ck_assert_int_eq(mproc_mvalue_set_i64(v, 7, 5000), 0);
+    mproc_mvalue_close(v);
+    mproc_mclient_close(c);
+    /* A second one on the same socket is refused: exit 1. */
+    char out[4096], args[512];
+    snprintf(args, sizeof args, "manager serve %s", path);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "MPROC_EEXIST"));
+    mproc_process_terminate(p);
+    ck_assert_int_eq(mproc_process_join(p, test_ms(10000)), 0);
+    int code;
+    mproc_process_exitcode(p, &code);
+    ck_assert_int_eq(code, 0);
+    mproc_process_destroy(p);
+    ck_assert_int_ne(access(path, F_OK), 0);
+#endif
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("tool");
@@ -358,5 +483,8 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, tool_list_shows_each_creator_and_whether_it_runs);
     TEST_ADD(s, tool_lists_and_unlinks_a_damaged_object);
     TEST_ADD(s, tool_shm_unlink_says_a_name_starts_with_a_slash);
+    TEST_ADD(s, tool_ls_stat_rm_show_named_objects);
+    TEST_ADD(s, tool_ls_stat_rm_show_a_managers_objects);
+    TEST_ADD(s, tool_manager_serve_runs_until_sigterm_and_removes_its_socket);
     return s;
 }

@@ -7,6 +7,10 @@
  *                             with its status
  *   mproc shm list            list mproc objects: owner, creator, alive, state
  *   mproc shm unlink NAME...  remove mproc objects by name (damaged too)
+ *   mproc ls [-a ADDRESS]     list named objects: /dev/shm, or a manager's
+ *   mproc stat [-a ADDRESS] NAME   an object's state (depth, owner, count)
+ *   mproc rm [-a ADDRESS] NAME...  remove named objects
+ *   mproc manager serve SOCKET [options]   run a manager until SIGTERM
  *   mproc help | --help       print the usage
  *   mproc version | --version print the version
  * Exit codes: 0 ok, 1 condition not met or timed out, 2 usage, 3 system error;
@@ -15,9 +19,12 @@
  */
 #include "mproc.h"
 
+#include "internal/lockcore.h"
 #include "internal/region.h"
+#include "internal/synclock.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +57,18 @@ static void print_usage(FILE *out)
             "  shm unlink NAME...              remove mproc objects by name "
             "(damaged\n"
             "                                  too)\n"
+            "  ls [-a ADDRESS]                 list named objects: kind, name, "
+            "size,\n"
+            "                                  owner, creator alive (or a "
+            "manager's)\n"
+            "  stat [-a ADDRESS] NAME          an object's state: a queue's "
+            "depth and\n"
+            "                                  waiters, a lock's owner, a "
+            "barrier's count\n"
+            "  rm [-a ADDRESS] NAME...         remove named objects\n"
+            "  manager serve SOCKET [OPTIONS]  run a manager (RESP2) until "
+            "SIGTERM\n"
+            "  COMMAND --help                  the usage of one command\n"
             "  help, --help                    print this text\n"
             "  version, --version              print the version\n"
             "exit: 0 ok, 1 condition not met or timed out, 2 usage, "
@@ -284,6 +303,477 @@ static int cmd_shm(int argc, char **argv)
     return usage();
 }
 
+/* ----- ls, stat, rm: named objects in /dev/shm, or a manager's ----- */
+
+#define LS_FORMAT "%-17s %-40s %12s %6s %8s %s\n"
+
+static int print_ls(const mproc__region_info *info, void *arg)
+{
+    (void)arg;
+    char size[24], owner[16], pid[16];
+    snprintf(size, sizeof size, "%llu", (unsigned long long)info->size);
+    snprintf(owner, sizeof owner, "%u", (unsigned)info->owner);
+    snprintf(pid, sizeof pid, "%d", (int)info->creator);
+    printf(LS_FORMAT, kind_name(info->kind), info->name, size, owner,
+           info->creator > 0 ? pid : "-",
+           info->state != MPROC__REGION_OK ? "damaged"
+           : info->creator_alive > 0       ? "alive"
+           : info->creator_alive == 0      ? "gone"
+                                           : "unknown");
+    return 0;
+}
+
+#ifdef MPROC_HAVE_MANAGER
+/* Connects to a manager (or Redis) at addr for ls/stat/rm -a. */
+static int open_manager(const char *cmd, const char *addr, mproc_mclient **c)
+{
+    int rc = mproc_mclient_open(c, addr, NULL, 5000);
+    if (rc < 0) {
+        fprintf(stderr, "mproc: %s: %s: %s: %s\n", cmd, addr, mproc_errname(rc),
+                mproc_strerror(rc));
+        return rc == MPROC_ETIMEDOUT ? EXIT_NOTMET : EXIT_SYSTEM;
+    }
+    return EXIT_OK;
+}
+
+/* Runs one command and checks it got a reply; EXIT_* on failure. */
+static int call(const char *cmd, mproc_mclient *c, int argc,
+                const char *const *argv, mproc_mreply **r)
+{
+    int rc = mproc_mclient_call(c, r, argc, argv, NULL, 5000);
+    if (rc < 0) {
+        fprintf(stderr, "mproc: %s: %s: %s\n", cmd, mproc_errname(rc),
+                mproc_strerror(rc));
+        return EXIT_SYSTEM;
+    }
+    return EXIT_OK;
+}
+
+/* A manager's object as one ls line: its kind and size (items, keys). */
+static void ls_remote_one(mproc_mclient *c, const mproc_mreply *name)
+{
+    const char *argv[] = {"MPROC.STAT", name->str};
+    size_t argl[] = {10, name->len};
+    mproc_mreply *r = NULL;
+    const char *kind = "?";
+    long long size = -1, waiters = -1;
+    if (mproc_mclient_call(c, &r, 2, argv, argl, 5000) == 0 &&
+        r->type == MPROC_MREPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const char *f = r->element[i]->str;
+            const mproc_mreply *v = r->element[i + 1];
+            if (strcmp(f, "type") == 0)
+                kind = v->str;
+            else if (strcmp(f, "len") == 0 || strcmp(f, "size") == 0 ||
+                     strcmp(f, "value") == 0 || strcmp(f, "parties") == 0)
+                size = v->integer;
+            else if (strcmp(f, "waiters") == 0)
+                waiters = v->integer;
+        }
+    }
+    char sz[24] = "-", w[24] = "-";
+    if (size >= 0)
+        snprintf(sz, sizeof sz, "%lld", size);
+    if (waiters >= 0)
+        snprintf(w, sizeof w, "%lld", waiters);
+    printf("%-10s %-40.*s %12s %8s\n", kind, (int)name->len, name->str, sz, w);
+    mproc_mreply_free(r);
+}
+
+static int ls_remote(const char *addr)
+{
+    mproc_mclient *c;
+    int st = open_manager("ls", addr, &c);
+    if (st != EXIT_OK)
+        return st;
+    const char *argv[] = {"KEYS", "*"};
+    mproc_mreply *r = NULL;
+    st = call("ls", c, 2, argv, &r);
+    if (st == EXIT_OK) {
+        printf("%-10s %-40s %12s %8s\n", "KIND", "NAME", "SIZE", "WAITERS");
+        for (size_t i = 0; r->type == MPROC_MREPLY_ARRAY && i < r->elements;
+             i++)
+            ls_remote_one(c, r->element[i]);
+    }
+    mproc_mreply_free(r);
+    mproc_mclient_close(c);
+    return st;
+}
+
+static int stat_remote(const char *addr, const char *name)
+{
+    mproc_mclient *c;
+    int st = open_manager("stat", addr, &c);
+    if (st != EXIT_OK)
+        return st;
+    const char *argv[] = {"MPROC.STAT", name};
+    mproc_mreply *r = NULL;
+    st = call("stat", c, 2, argv, &r);
+    if (st == EXIT_OK && r->type == MPROC_MREPLY_NIL) {
+        fprintf(stderr, "mproc: stat: %s: no such object\n", name);
+        st = EXIT_NOTMET;
+    } else if (st == EXIT_OK && r->type != MPROC_MREPLY_ARRAY) {
+        fprintf(stderr, "mproc: stat: %s: %s\n", name,
+                r->type == MPROC_MREPLY_ERROR ? r->str : "unexpected reply");
+        st = EXIT_SYSTEM;
+    } else if (st == EXIT_OK) {
+        printf("name: %s\n", name);
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const mproc_mreply *v = r->element[i + 1];
+            if (v->type == MPROC_MREPLY_INTEGER)
+                printf("%s: %lld\n", r->element[i]->str, v->integer);
+            else
+                printf("%s: %s\n", r->element[i]->str, v->str);
+        }
+    }
+    mproc_mreply_free(r);
+    mproc_mclient_close(c);
+    return st;
+}
+
+static int rm_remote(const char *addr, int n, char **names)
+{
+    mproc_mclient *c;
+    int st = open_manager("rm", addr, &c);
+    if (st != EXIT_OK)
+        return st;
+    for (int i = 0; i < n; i++) {
+        int rc = mproc_mclient_del(c, names[i], 5000);
+        if (rc < 0) {
+            fprintf(stderr, "mproc: rm: %s: %s: %s\n", names[i],
+                    mproc_errname(rc), mproc_strerror(rc));
+            st = rc == MPROC_ENOENT ? EXIT_NOTMET : EXIT_SYSTEM;
+        }
+    }
+    mproc_mclient_close(c);
+    return st;
+}
+
+/* ----- manager serve ----- */
+
+static int manager_usage(FILE *out, int status)
+{
+    fprintf(out,
+            "usage: mproc manager serve SOCKET [--tcp HOST:PORT "
+            "--password-file FILE]\n"
+            "                                  [--allow-uid UID]... "
+            "[--allow-gid GID]...\n"
+            "                                  [--max-clients N]\n"
+            "  Runs a manager (docs/manager-protocol.md) on the Unix socket\n"
+            "  SOCKET (a path, mode 0600, or @NAME for an abstract name) "
+            "until\n"
+            "  SIGTERM or SIGINT, or a client's MPROC.SHUTDOWN; then removes "
+            "the\n"
+            "  socket. Clients of the server's uid may connect, and those "
+            "listed\n"
+            "  with --allow-uid and --allow-gid. --tcp listens on loopback "
+            "too;\n"
+            "  TCP clients must AUTH with the password in FILE (mode 0600).\n"
+            "  redis-cli -s SOCKET talks to it.\n"
+            "exit: 0 stopped as asked, 1 the socket exists or the address is "
+            "taken,\n"
+            "2 usage, 3 system error.\n");
+    return status;
+}
+
+static bool parse_id(const char *s, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoul(s, &end, 10);
+    return s[0] >= '0' && s[0] <= '9' && *end == '\0' && errno == 0 &&
+           *out <= 0xfffffffful;
+}
+
+static int cmd_manager(int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "--help") == 0)
+        return manager_usage(stdout, EXIT_OK);
+    if (argc >= 2 && strcmp(argv[0], "serve") == 0 &&
+        strcmp(argv[1], "--help") == 0)
+        return manager_usage(stdout, EXIT_OK);
+    if (argc < 2 || strcmp(argv[0], "serve") != 0 || argv[1][0] == '-')
+        return manager_usage(stderr, EXIT_USAGE);
+    const char *sock = argv[1];
+    mproc_manager_opts o = MPROC_MANAGER_OPTS_INIT;
+    o.handle_signals = true;
+    uid_t uids[64];
+    gid_t gids[64];
+    size_t nu = 0, ng = 0;
+    for (int i = 2; i < argc; i++) {
+        unsigned long v;
+        bool has = i + 1 < argc;
+        if (strcmp(argv[i], "--tcp") == 0 && has) {
+            o.tcp = argv[++i];
+        } else if (strcmp(argv[i], "--password-file") == 0 && has) {
+            o.password_file = argv[++i];
+        } else if (strcmp(argv[i], "--allow-uid") == 0 && has && nu < 64 &&
+                   parse_id(argv[i + 1], &v)) {
+            uids[nu++] = (uid_t)v;
+            i++;
+        } else if (strcmp(argv[i], "--allow-gid") == 0 && has && ng < 64 &&
+                   parse_id(argv[i + 1], &v)) {
+            gids[ng++] = (gid_t)v;
+            i++;
+        } else if (strcmp(argv[i], "--max-clients") == 0 && has &&
+                   parse_id(argv[i + 1], &v) && v > 0) {
+            o.max_clients = v;
+            i++;
+        } else {
+            return manager_usage(stderr, EXIT_USAGE);
+        }
+    }
+    o.access.uids = uids;
+    o.access.n_uids = nu;
+    o.access.gids = gids;
+    o.access.n_gids = ng;
+    signal(SIGPIPE, SIG_IGN);
+    int rc = mproc_manager_serve(sock, &o, -1);
+    if (rc < 0) {
+        fprintf(stderr, "mproc: manager: serve %s: %s: %s\n", sock,
+                mproc_errname(rc), mproc_strerror(rc));
+        return rc == MPROC_EEXIST || rc == MPROC_EADDRINUSE     ? EXIT_NOTMET
+               : rc == MPROC_EINVAL || rc == MPROC_ENAMETOOLONG ? EXIT_USAGE
+                                                                : EXIT_SYSTEM;
+    }
+    return EXIT_OK;
+}
+
+#else
+static int no_manager(const char *cmd)
+{
+    fprintf(stderr,
+            "mproc: %s: this mproc was built without the manager "
+            "(hiredis)\n",
+            cmd);
+    return EXIT_SYSTEM;
+}
+
+static int ls_remote(const char *addr)
+{
+    (void)addr;
+    return no_manager("ls");
+}
+
+static int stat_remote(const char *addr, const char *name)
+{
+    (void)addr;
+    (void)name;
+    return no_manager("stat");
+}
+
+static int rm_remote(const char *addr, int n, char **names)
+{
+    (void)addr;
+    (void)n;
+    (void)names;
+    return no_manager("rm");
+}
+
+static int cmd_manager(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return no_manager("manager");
+}
+#endif
+
+static int ls_usage(FILE *out, int status)
+{
+    fprintf(out,
+            "usage: mproc ls [-a ADDRESS]\n"
+            "  Lists the named mproc objects on this machine (in /dev/shm):\n"
+            "  kind, name, size, owner uid, creator pid and whether it "
+            "runs,\n"
+            "  as ipcs does. With -a, the objects of the manager at ADDRESS\n"
+            "  (unix:PATH, unix:@NAME, tcp:HOST:PORT): kind, name, size "
+            "(items,\n"
+            "  keys, value or parties) and clients waiting on it.\n"
+            "exit: 0 ok, 1 the manager could not be reached in time, 2 "
+            "usage,\n"
+            "3 system error.\n");
+    return status;
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+    if (argc == 1 && strcmp(argv[0], "--help") == 0)
+        return ls_usage(stdout, EXIT_OK);
+    if (argc == 2 && strcmp(argv[0], "-a") == 0)
+        return ls_remote(argv[1]);
+    if (argc != 0)
+        return ls_usage(stderr, EXIT_USAGE);
+    printf(LS_FORMAT, "KIND", "NAME", "SIZE", "OWNER", "CREATOR", "ALIVE");
+    int rc = mproc__region_list(print_ls, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "mproc: ls: %s\n", mproc_strerror(rc));
+        return EXIT_SYSTEM;
+    }
+    return EXIT_OK;
+}
+
+static int stat_usage(FILE *out, int status)
+{
+    fprintf(out,
+            "usage: mproc stat NAME | mproc stat -a ADDRESS NAME\n"
+            "  Shows a named object's state, one \"field: value\" per line:\n"
+            "  a lock's owner (thread id) and whether it lives, a "
+            "semaphore's\n"
+            "  value, an event's flag, a barrier's parties and waiting "
+            "count, a\n"
+            "  block's size. With -a, an object of the manager at ADDRESS: "
+            "a\n"
+            "  queue's depth, bound, unfinished tasks and waiters, a lock's "
+            "owner\n"
+            "  pid and depth, a barrier's count.\n"
+            "exit: 0 ok, 1 no such object, 2 usage, 3 system error.\n");
+    return status;
+}
+
+typedef struct find_arg {
+    const char *name;
+    mproc__region_info info;
+    bool found;
+} find_arg;
+
+static int find_region(const mproc__region_info *info, void *arg)
+{
+    find_arg *f = arg;
+    if (strcmp(info->name, f->name) != 0)
+        return 0;
+    f->info = *info;
+    f->info.name = f->name;
+    f->found = true;
+    return 1;
+}
+
+static int stat_local(const char *name)
+{
+    find_arg f = {name, {0}, false};
+    int rc = mproc__region_list(find_region, &f);
+    if (rc < 0) {
+        fprintf(stderr, "mproc: stat: %s\n", mproc_strerror(rc));
+        return EXIT_SYSTEM;
+    }
+    if (!f.found) {
+        fprintf(stderr, "mproc: stat: %s: no such object\n", name);
+        return EXIT_NOTMET;
+    }
+    printf("name: %s\nkind: %s\nsize: %llu\nowner: %u\n", name,
+           kind_name(f.info.kind), (unsigned long long)f.info.size,
+           (unsigned)f.info.owner);
+    if (f.info.creator > 0)
+        printf("creator: %d (%s)\n", (int)f.info.creator,
+               f.info.creator_alive > 0    ? "alive"
+               : f.info.creator_alive == 0 ? "gone"
+                                           : "unknown");
+    if (f.info.state != MPROC__REGION_OK) {
+        printf("state: damaged\n");
+        return EXIT_OK;
+    }
+    switch (f.info.kind) {
+    case MPROC__KIND_LOCK:
+    case MPROC__KIND_RLOCK: {
+        mproc_lock *l;
+        rc = mproc_lock_open(&l, name, NULL);
+        if (rc < 0)
+            break;
+        uint32_t w = atomic_load(&l->lw->word) & MPROC__LOCK_TIDMASK;
+        if (w == 0 || w == MPROC__LOCK_NOTREC)
+            printf("held: no\n");
+        else
+            printf("held: yes\nowner_tid: %u (%s)\n", (unsigned)w,
+                   mproc__lockword_owner_dead(l->lw) ? "dead" : "alive");
+        printf("inconsistent: %u\n",
+               (unsigned)atomic_load(&l->lw->inconsistent));
+        mproc_lock_close(l);
+        break;
+    }
+    case MPROC__KIND_SEMAPHORE:
+    case MPROC__KIND_BSEMAPHORE: {
+        mproc_semaphore *sem;
+        rc = mproc_semaphore_open(&sem, name, NULL);
+        if (rc < 0)
+            break;
+        uint32_t v = 0;
+        rc = mproc_semaphore_value(sem, &v);
+        if (rc == 0)
+            printf("value: %u\n", v);
+        mproc_semaphore_close(sem);
+        break;
+    }
+    case MPROC__KIND_EVENT: {
+        mproc_event *e;
+        rc = mproc_event_open(&e, name, NULL);
+        if (rc < 0)
+            break;
+        printf("set: %d\n", mproc_event_is_set(e));
+        mproc_event_close(e);
+        break;
+    }
+    case MPROC__KIND_BARRIER: {
+        mproc_barrier *b;
+        rc = mproc_barrier_open(&b, name, NULL);
+        if (rc < 0)
+            break;
+        printf("parties: %u\nwaiting: %u\nbroken: %d\n",
+               (unsigned)mproc_barrier_parties(b),
+               (unsigned)mproc_barrier_n_waiting(b), mproc_barrier_broken(b));
+        mproc_barrier_close(b);
+        break;
+    }
+    default:
+        break;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "mproc: stat: %s: %s: %s\n", name, mproc_errname(rc),
+                mproc_strerror(rc));
+        return rc == MPROC_EDENIED || rc == MPROC_EACCES ? EXIT_NOTMET
+                                                         : EXIT_SYSTEM;
+    }
+    return EXIT_OK;
+}
+
+static int cmd_stat(int argc, char **argv)
+{
+    if (argc == 1 && strcmp(argv[0], "--help") == 0)
+        return stat_usage(stdout, EXIT_OK);
+    if (argc == 3 && strcmp(argv[0], "-a") == 0)
+        return stat_remote(argv[1], argv[2]);
+    if (argc != 1 || argv[0][0] == '-')
+        return stat_usage(stderr, EXIT_USAGE);
+    return stat_local(argv[0]);
+}
+
+static int rm_usage(FILE *out, int status)
+{
+    fprintf(out,
+            "usage: mproc rm NAME... | mproc rm -a ADDRESS NAME...\n"
+            "  Removes named mproc objects from /dev/shm (never a file mproc "
+            "did\n"
+            "  not make; damaged objects too), or with -a the objects of the\n"
+            "  manager at ADDRESS (DEL).\n"
+            "exit: 0 all removed, 1 some did not exist (or were not mproc's),"
+            "\n2 usage, 3 system error.\n");
+    return status;
+}
+
+static int cmd_rm(int argc, char **argv)
+{
+    if (argc == 1 && strcmp(argv[0], "--help") == 0)
+        return rm_usage(stdout, EXIT_OK);
+    if (argc >= 3 && strcmp(argv[0], "-a") == 0)
+        return rm_remote(argv[1], argc - 2, argv + 2);
+    if (argc < 1 || argv[0][0] == '-')
+        return rm_usage(stderr, EXIT_USAGE);
+    char *args[argc + 2];
+    args[0] = "unlink";
+    for (int i = 0; i < argc; i++)
+        args[i + 1] = argv[i];
+    args[argc + 1] = NULL;
+    return cmd_shm(argc + 1, args);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -297,6 +787,14 @@ int main(int argc, char **argv)
         return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "shm") == 0)
         return cmd_shm(argc - 2, argv + 2);
+    if (strcmp(cmd, "ls") == 0)
+        return cmd_ls(argc - 2, argv + 2);
+    if (strcmp(cmd, "stat") == 0)
+        return cmd_stat(argc - 2, argv + 2);
+    if (strcmp(cmd, "rm") == 0)
+        return cmd_rm(argc - 2, argv + 2);
+    if (strcmp(cmd, "manager") == 0)
+        return cmd_manager(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         if (argc != 2)
             return usage();
