@@ -382,6 +382,32 @@ START_TEST(tool_ls_stat_rm_show_named_objects)
 }
 END_TEST
 
+START_TEST(tool_stat_shows_a_queues_depth_and_tasks)
+{
+    char name[64], out[8192], args[256];
+    test_shm_name(name, sizeof name, "stat-queue");
+    mproc_queue *q;
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    o.joinable = true;
+    o.maxsize = 10;
+    ck_assert_int_eq(mproc_queue_create(&q, name, &o), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(mproc_queue_put(q, "task", 4, 0), 0);
+    char b[8];
+    size_t len;
+    ck_assert_int_eq(mproc_queue_get(q, b, sizeof b, &len, 0), 0);
+    snprintf(args, sizeof args, "stat %s", name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "kind: joinable-queue") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "depth: 2\nmaxsize: 10") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "unfinished_tasks: 3") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "consumer_places: 1") != NULL, "%s", out);
+    mproc_queue_close(q);
+    snprintf(args, sizeof args, "rm %s", name);
+    ck_assert_int_eq(run_tool(args, out, sizeof out), 0);
+}
+END_TEST
+
 START_TEST(tool_ls_stat_rm_show_a_managers_objects)
 {
 #ifndef MPROC_HAVE_MANAGER
@@ -484,6 +510,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, tool_lists_and_unlinks_a_damaged_object);
     TEST_ADD(s, tool_shm_unlink_says_a_name_starts_with_a_slash);
     TEST_ADD(s, tool_ls_stat_rm_show_named_objects);
+    TEST_ADD(s, tool_stat_shows_a_queues_depth_and_tasks);
     TEST_ADD(s, tool_ls_stat_rm_show_a_managers_objects);
     TEST_ADD(s, tool_manager_serve_runs_until_sigterm_and_removes_its_socket);
     return s;
