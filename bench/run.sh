@@ -20,7 +20,10 @@ for exe in "$dir"/bench_*; do
     # A peer library that wedges must not hang the run: bound each group.
     timeout 900 "$exe" | tee -a "$out" || echo "bench: group $group failed or timed out" >&2
     if [ -f "$here/py/$group.py" ] && command -v python3 >/dev/null 2>&1; then
-        timeout 600 python3 "$here/py/$group.py" | tee -a "$out" ||
+        # -P: the script's folder is not put on sys.path, so that a peer
+        # named after a module (py/queue.py) does not hide the standard
+        # library's from the others.
+        timeout 600 python3 -P "$here/py/$group.py" | tee -a "$out" ||
             echo "bench: python peers of $group failed or timed out" >&2
     fi
     ran=$((ran + 1))

@@ -18,6 +18,25 @@ def enabled(impl):
     return sel is None or impl in sel.split(",")
 
 
+# The CPUs the script had before any pin: a child forked from the pinned
+# parent inherits its one CPU and must not choose among that alone. The two
+# sides of the hand-off and of the Event round trip run on different CPUs,
+# as bench_sync.c's do (on one CPU a wake-up is a local switch and costs a
+# fraction of one across CPUs).
+try:
+    CPUS = sorted(os.sched_getaffinity(0))
+except (AttributeError, OSError):
+    CPUS = []
+
+
+def pin(cpu):
+    try:
+        if len(CPUS) >= 2:
+            os.sched_setaffinity(0, {CPUS[cpu % len(CPUS)]})
+    except (AttributeError, OSError):
+        pass
+
+
 def result(bench, impl, metric, value):
     print("RESULT bench=%s impl=%s metric=%s value=%.6g" % (bench, impl, metric, value), flush=True)
 
@@ -38,6 +57,7 @@ def lock_round(lock):
 
 
 def handoff_child(lock, turn, counts, stop):
+    pin(1)
     while not stop.value:
         with lock:
             mine = turn.value == 1
@@ -73,6 +93,7 @@ def handoff_round(lock):
 
 
 def event_child(ping, pong, seq):
+    pin(1)
     while True:
         if not ping.wait(5):
             os._exit(1)
@@ -125,6 +146,7 @@ def value_round(val):
 
 
 def main():
+    pin(0)
     if enabled("python_mp_lock"):
         lock = mp.Lock()
         result("sync.lock_uncontended", "python_mp_lock", "ns_per_op",
