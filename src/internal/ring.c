@@ -419,7 +419,12 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
         rc = wait_space(w, head, left < piece ? left : piece, d);
         if (rc < 0)
             break;
+        /* A piece at a time, published as soon as it is in: the receiver
+         * copies one out while the next goes in (a whole ring's worth at
+         * once left each side waiting for the other's copy). */
         size_t n = (size_t)space(w, head);
+        if (n > piece)
+            n = piece;
         if (n > left)
             n = left;
         copy_in(w, head, iov, cnt, sent, n);
