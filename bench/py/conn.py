@@ -11,6 +11,11 @@ import struct
 import sys
 import time
 
+# The helpers beside this script, found after the standard library (run.sh
+# runs the peers with -P, so that py/queue.py hides nothing).
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+from benchpin import CPUS, pin  # noqa: E402
+
 IMPL = "python_mp_pipe"
 SMALL = 64
 BIG = 1 << 20
@@ -25,22 +30,6 @@ def quick():
 def enabled():
     lst = os.environ.get("MPROC_BENCH_IMPLS", "")
     return not lst or IMPL in lst.split(",")
-
-
-# The CPUs the script had before any pin: a child forked from the pinned
-# parent inherits its one CPU and must not choose among that alone.
-try:
-    CPUS = sorted(os.sched_getaffinity(0))
-except (AttributeError, OSError):
-    CPUS = []
-
-
-def pin(cpu):
-    try:
-        if len(CPUS) >= 2:
-            os.sched_setaffinity(0, {CPUS[cpu % len(CPUS)]})
-    except (AttributeError, OSError):
-        pass
 
 
 def payload(i, size, pad):

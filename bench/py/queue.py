@@ -24,6 +24,11 @@ import statistics  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
 
+# The helpers beside this script, found after the standard library (run.sh
+# runs the peers with -P, so that py/queue.py hides nothing).
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+from benchpin import CPUS, pin  # noqa: E402
+
 IMPL = "python_mp_queue"
 SMALL = 64
 BIG = 1 << 20
@@ -43,27 +48,6 @@ def quick():
 def enabled():
     lst = os.environ.get("MPROC_BENCH_IMPLS", "")
     return not lst or IMPL in lst.split(",")
-
-
-# The CPUs the script had before any pin: a child forked from the pinned
-# parent inherits its one CPU and must not choose among that alone.
-try:
-    CPUS = sorted(os.sched_getaffinity(0))
-except (AttributeError, OSError):
-    CPUS = []
-
-
-def pin(cpu):
-    """Pins the calling process to one of CPUS and returns the CPU it is now
-    allowed on, or -1 when it is not pinned to a single one. The queue's
-    feeder thread starts at the first put, after the pin, and inherits it."""
-    try:
-        if len(CPUS) >= 2:
-            os.sched_setaffinity(0, {CPUS[cpu % len(CPUS)]})
-        mask = os.sched_getaffinity(0)
-    except (AttributeError, OSError):
-        return -1
-    return next(iter(mask)) if len(mask) == 1 else -1
 
 
 def check_cpus(prod, cons):

@@ -5,7 +5,13 @@ Event waiter, and Value increments under its lock. Same RESULT lines."""
 import multiprocessing as mp
 import os
 import statistics
+import sys
 import time
+
+# The helpers beside this script, found after the standard library (run.sh
+# runs the peers with -P, so that py/queue.py hides nothing).
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+from benchpin import CPUS, pin  # noqa: E402
 
 QUICK = os.environ.get("MPROC_BENCH_QUICK", "") not in ("", "0")
 SECONDS = 1.0 if QUICK else 3.0
@@ -16,25 +22,6 @@ GAP_S = 200e-6
 def enabled(impl):
     sel = os.environ.get("MPROC_BENCH_IMPLS")
     return sel is None or impl in sel.split(",")
-
-
-# The CPUs the script had before any pin: a child forked from the pinned
-# parent inherits its one CPU and must not choose among that alone. The two
-# sides of the hand-off and of the Event round trip run on different CPUs,
-# as bench_sync.c's do (on one CPU a wake-up is a local switch and costs a
-# fraction of one across CPUs).
-try:
-    CPUS = sorted(os.sched_getaffinity(0))
-except (AttributeError, OSError):
-    CPUS = []
-
-
-def pin(cpu):
-    try:
-        if len(CPUS) >= 2:
-            os.sched_setaffinity(0, {CPUS[cpu % len(CPUS)]})
-    except (AttributeError, OSError):
-        pass
 
 
 def result(bench, impl, metric, value):
