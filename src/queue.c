@@ -23,7 +23,6 @@
 #include "internal/frame.h"
 #include "internal/lockcore.h"
 #include "internal/pidlock.h"
-#include "internal/queuepeek.h"
 #include "internal/region.h"
 #include "internal/spin.h"
 #include "internal/waitword.h"
@@ -2268,19 +2267,25 @@ int mproc_simple_queue_empty(mproc_simple_queue *q)
     return mproc_queue_empty(q != NULL ? &q->q : NULL);
 }
 
-/* ----------------------------------------------------------- for tools */
+/* ---------------------------------------------------------- monitoring */
 
-void mproc__queue_peek_at(mproc_queue *q, mproc__queue_peek *out)
+int mproc_queue_stat(mproc_queue *q, mproc_queue_stats *out)
 {
+    if (q == NULL || out == NULL)
+        return MPROC_EINVAL;
     qshared *s = q->s;
-    out->consumer_asleep = atomic_load(&s->data_wait) != 0;
-    out->producer_asleep = atomic_load(&s->space_wait) != 0;
-    out->producer_tid = atomic_load(&s->plock.word) & MPROC__LOCK_TIDMASK;
-    out->consumer_tid = atomic_load(&s->clock.word) & MPROC__LOCK_TIDMASK;
-    out->slots_used = 0;
+    uint64_t h = atomic_load(&s->head);
+    out->depth = qcount(h, atomic_load(&s->rd));
+    out->consumer_waiting = atomic_load(&s->data_wait) != 0;
+    out->producer_waiting = atomic_load(&s->space_wait) != 0;
+    out->producer_tid =
+        (pid_t)(atomic_load(&s->plock.word) & MPROC__LOCK_TIDMASK);
+    out->consumer_tid =
+        (pid_t)(atomic_load(&s->clock.word) & MPROC__LOCK_TIDMASK);
+    out->consumer_places = 0;
     for (uint32_t i = 0; i < q->nslots; i++)
         if (atomic_load(&s->slots[i].pid) != 0)
-            out->slots_used++;
-    out->unfinished =
-        q->joinable ? cnt_of(atomic_load(&s->head)) - atomic_load(&s->done) : 0;
+            out->consumer_places++;
+    out->unfinished = q->joinable ? cnt_of(h) - atomic_load(&s->done) : 0;
+    return 0;
 }

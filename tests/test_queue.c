@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "mproc.h"
@@ -326,6 +327,40 @@ START_TEST(queue_message_stays_after_its_producer_exits)
 END_TEST
 
 /* ------------------------------------------------------------- bounds */
+
+START_TEST(queue_stat_says_depth_waiters_holders_and_tasks)
+{
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    o.joinable = true;
+    mproc_queue *q;
+    ck_assert_int_eq(mproc_queue_create(&q, NULL, &o), 0);
+    mproc_queue_stats st;
+    ck_assert_int_eq(mproc_queue_stat(NULL, &st), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_queue_stat(q, NULL), MPROC_EINVAL);
+    ck_assert_int_eq(mproc_queue_stat(q, &st), 0);
+    ck_assert_uint_eq(st.depth, 0);
+    ck_assert(!st.consumer_waiting && !st.producer_waiting);
+    ck_assert_int_eq(st.producer_tid, 0);
+    ck_assert_int_eq(st.consumer_tid, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(mproc_queue_put(q, "abc", 3, 0), 0);
+    char b[8];
+    size_t len;
+    ck_assert_int_eq(mproc_queue_get(q, b, sizeof b, &len, 0), 0);
+    /* A reservation holds the producers' lock: its holder is named. */
+    void *w;
+    ck_assert_int_eq(mproc_queue_reserve(q, &w, 8, 0), 0);
+    ck_assert_int_eq(mproc_queue_stat(q, &st), 0);
+    ck_assert_uint_eq(st.depth, 2);
+    ck_assert_uint_eq(st.unfinished, 3);
+    ck_assert_uint_eq(st.consumer_places, 1); /* this process got a task */
+    ck_assert_int_eq(st.producer_tid, (pid_t)syscall(SYS_gettid));
+    ck_assert_int_eq(mproc_queue_cancel(q), 0);
+    ck_assert_int_eq(mproc_queue_stat(q, &st), 0);
+    ck_assert_int_eq(st.producer_tid, 0);
+    mproc_queue_close(q);
+}
+END_TEST
 
 START_TEST(queue_qsize_empty_and_full_are_exact)
 {
@@ -3361,6 +3396,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, queue_streams_messages_larger_than_its_memory_in_order);
     TEST_ADD(s, queue_message_stays_after_its_producer_exits);
     TEST_ADD(s, queue_qsize_empty_and_full_are_exact);
+    TEST_ADD(s, queue_stat_says_depth_waiters_holders_and_tasks);
     TEST_ADD(s, queue_put_times_out_while_maxsize_messages_wait);
     TEST_ADD(s, queue_get_lets_a_put_blocked_on_maxsize_go_on);
     TEST_ADD(s, queue_capacity_bounds_bytes_with_an_8_byte_header_per_message);

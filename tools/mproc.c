@@ -20,7 +20,6 @@
 #include "mproc.h"
 
 #include "internal/lockcore.h"
-#include "internal/queuepeek.h"
 #include "internal/region.h"
 #include "internal/synclock.h"
 
@@ -729,23 +728,21 @@ static int stat_local(const char *name)
         rc = mproc_queue_open(&q, name, NULL);
         if (rc < 0)
             break;
-        size_t n = 0;
-        mproc_queue_qsize(q, &n);
-        mproc__queue_peek pk;
-        mproc__queue_peek_at(q, &pk);
-        printf("depth: %zu\nmaxsize: %zu\ncapacity: %zu\nshut_down: %d\n", n,
-               mproc_queue_maxsize(q), mproc_queue_capacity(q),
+        mproc_queue_stats st;
+        mproc_queue_stat(q, &st);
+        printf("depth: %zu\nmaxsize: %zu\ncapacity: %zu\nshut_down: %d\n",
+               st.depth, mproc_queue_maxsize(q), mproc_queue_capacity(q),
                mproc_queue_is_shutdown(q));
         printf("consumer_waiting: %s\nproducer_waiting: %s\n",
-               pk.consumer_asleep ? "yes" : "no",
-               pk.producer_asleep ? "yes" : "no");
-        if (pk.producer_tid != 0)
-            printf("producers_lock_tid: %u\n", (unsigned)pk.producer_tid);
-        if (pk.consumer_tid != 0)
-            printf("consumers_lock_tid: %u\n", (unsigned)pk.consumer_tid);
-        printf("consumer_places: %u\n", (unsigned)pk.slots_used);
+               st.consumer_waiting ? "yes" : "no",
+               st.producer_waiting ? "yes" : "no");
+        if (st.producer_tid != 0)
+            printf("producers_lock_tid: %d\n", (int)st.producer_tid);
+        if (st.consumer_tid != 0)
+            printf("consumers_lock_tid: %d\n", (int)st.consumer_tid);
+        printf("consumer_places: %u\n", st.consumer_places);
         if (mproc_queue_is_joinable(q) == 1)
-            printf("unfinished_tasks: %u\n", (unsigned)pk.unfinished);
+            printf("unfinished_tasks: %zu\n", st.unfinished);
         mproc_queue_close(q);
         break;
     }

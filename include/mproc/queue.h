@@ -60,6 +60,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mproc/error.h"
 #include "mproc/named.h"
@@ -340,6 +341,34 @@ MPROC_API size_t mproc_queue_capacity(mproc_queue *q);
 
 /* mproc_queue_maxsize: the bound in messages (0: none); 0 for NULL. */
 MPROC_API size_t mproc_queue_maxsize(mproc_queue *q);
+
+/*
+ * A snapshot of a queue for monitoring (`mproc stat` prints one): what its
+ * shared words say at one instant, for people, not for synchronising.
+ *   depth             messages in the queue (as mproc_queue_qsize);
+ *   consumer_waiting  a consumer (or another process's fd helper) sleeps
+ *                     for a message;
+ *   producer_waiting  a producer sleeps for room;
+ *   producer_tid, consumer_tid
+ *                     the thread holding the producers' or the consumers'
+ *                     lock, 0 when free (a consumer holds its lock while it
+ *                     sleeps for a message);
+ *   consumer_places   places of max_consumers in use;
+ *   unfinished        JoinableQueue: messages put and not yet marked done.
+ */
+typedef struct mproc_queue_stats {
+    size_t depth;
+    bool consumer_waiting;
+    bool producer_waiting;
+    pid_t producer_tid;
+    pid_t consumer_tid;
+    unsigned consumer_places;
+    size_t unfinished;
+} mproc_queue_stats;
+
+/* mproc_queue_stat: fills *out. 0, MPROC_EINVAL (NULL). Never blocks, no
+ * system call. */
+MPROC_API int mproc_queue_stat(mproc_queue *q, mproc_queue_stats *out);
 
 /* mproc_queue_is_joinable: 1 for a JoinableQueue, 0 otherwise, MPROC_EINVAL
  * for NULL. */
