@@ -24,6 +24,7 @@
 #include "internal/lockcore.h"
 #include "internal/pidlock.h"
 #include "internal/region.h"
+#include "internal/ring.h"
 #include "internal/spin.h"
 #include "internal/waitword.h"
 #include "os/os.h"
@@ -108,11 +109,9 @@ typedef struct qshared {
     unsigned char pad3[512 - 392];
     mproc__lockword clock;
     unsigned char pad4[640 - 512 - sizeof(mproc__lockword)];
-    _Atomic uint32_t tail;       /* memory free before this */
-    _Atomic uint32_t space_wait; /* a producer sleeps on space_seq */
-    _Atomic uint32_t space_seq;
-    _Atomic uint32_t space_need; /* the bytes it waits for */
-    mproc__lockword tlock;       /* whoever moves tail (advance_tail) */
+    _Atomic uint32_t tail; /* memory free before this */
+    mproc__ring_room room; /* a producer sleeps for room */
+    mproc__lockword tlock; /* whoever moves tail (advance_tail) */
     unsigned char pad5[768 - 656 - sizeof(mproc__lockword)];
     /* Wake flags: set by a sleeper, cleared by the waker that wakes it. */
     _Atomic uint32_t data_wait;  /* someone sleeps on head (a raise token) */
@@ -136,6 +135,7 @@ _Static_assert(offsetof(qshared, plock) == 256, "queue layout");
 _Static_assert(offsetof(qshared, rd) == 384, "queue layout");
 _Static_assert(offsetof(qshared, clock) == 512, "queue layout");
 _Static_assert(offsetof(qshared, tail) == 640, "queue layout");
+_Static_assert(offsetof(qshared, room) == 644, "queue layout");
 _Static_assert(offsetof(qshared, data_wait) == 768, "queue layout");
 _Static_assert(offsetof(qshared, done) == 896, "queue layout");
 _Static_assert(offsetof(qshared, slots) == 1024, "queue layout");
@@ -290,23 +290,19 @@ static void advance_tail(mproc_queue *q, bool reap);
 static void wake_producer_fenced(mproc_queue *q)
 {
     qshared *s = q->s;
-    if (atomic_load_explicit(&s->space_wait, memory_order_relaxed) == 0)
+    if (!mproc__ring_room_waited(&s->room))
         return;
     /* Consumers free lazily (lazy_free): what the sleeper waits for may
      * be taken and not yet freed. */
     advance_tail(q, false);
     uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
     uint32_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
-    uint32_t need = atomic_load_explicit(&s->space_need, memory_order_relaxed);
     uint32_t used = pos_of(h) - t;
-    bool bytes = used <= q->cap && q->cap - used >= need;
     bool slot = q->maxsize == 0 ||
                 qcount(h, atomic_load_explicit(&s->rd, memory_order_relaxed)) <
                     q->maxsize;
-    if (bytes && slot && atomic_exchange(&s->space_wait, 0) != 0) {
-        atomic_fetch_add(&s->space_seq, 1);
-        wake_all(&s->space_seq);
-    }
+    if (used <= q->cap && slot)
+        mproc__ring_room_wake(&s->room, q->cap - used, q->cap);
 }
 
 static void wake_producer(mproc_queue *q)
@@ -348,20 +344,23 @@ static void wake_joiners(qshared *s)
     }
 }
 
+typedef struct word_arg {
+    _Atomic uint32_t *w;
+    uint32_t expected;
+} word_arg;
+
+static bool word_moved(void *arg)
+{
+    word_arg *a = arg;
+    return atomic_load_explicit(a->w, memory_order_acquire) != a->expected;
+}
+
 /* Spins while *w == expected, for at most the spin budget. */
 static bool spin_while(_Atomic uint32_t *w, uint32_t expected)
 {
     int64_t budget = mproc__spin_budget_ns();
-    if (budget == 0)
-        return false;
-    int64_t until = mproc__os_monotonic_ns() + budget;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(w, memory_order_acquire) != expected)
-            return true;
-        mproc__os_cpu_relax();
-        if ((i & 63u) == 0 && mproc__os_monotonic_ns() > until)
-            return false;
-    }
+    word_arg a = {w, expected};
+    return budget > 0 && mproc__spin_until(word_moved, &a, budget);
 }
 
 /* A record header at position pos (must be 8-aligned, as every position
@@ -610,9 +609,7 @@ static void advance_tail(mproc_queue *q, bool reap)
      * store). */
     mproc__deadline now;
     mproc__deadline_init(&now, 0);
-    int rc = mproc__lockword_try_fast(&s->tlock)
-                 ? 0
-                 : mproc__lockword_acquire(&s->tlock, &now);
+    int rc = mproc__lockword_acquire_fast(&s->tlock, &now);
     if (rc == MPROC_EOWNERDEAD)
         rc = mproc__lockword_consistent(&s->tlock);
     if (rc != 0)
@@ -659,9 +656,7 @@ static int write_abort(mproc_queue *q, const mproc__deadline *d);
 static int plock_take(mproc_queue *q, const mproc__deadline *d)
 {
     qshared *s = q->s;
-    int rc = mproc__lockword_try_fast(&s->plock)
-                 ? 0
-                 : mproc__lockword_acquire(&s->plock, d);
+    int rc = mproc__lockword_acquire_fast(&s->plock, d);
     if (rc == MPROC_EOWNERDEAD) {
         mproc__lockword_consistent(&s->plock);
         rc = 0;
@@ -782,19 +777,14 @@ static int wait_room(mproc_queue *q, uint32_t need, unsigned how,
             if (spin_while(lo32(&s->rd), pos_of(atomic_load(&s->rd))))
                 continue;
         }
-        /* Wake early enough to keep the ring busy, late enough that one
-         * wake-up moves many small messages. */
-        uint32_t want = need > q->cap / 4u ? need : q->cap / 4u;
-        uint32_t seq = atomic_load(&s->space_seq);
-        atomic_store(&s->space_need, want);
-        atomic_store(&s->space_wait, 1);
+        uint32_t seq = mproc__ring_room_raise(&s->room, need, q->cap);
         /* Looked at again after the flag (sequentially consistent): a
          * consumer that freed room before it saw the flag is seen here. */
         if (room_for(q, h, need, slot) != 0 ||
             (refuse_closed && atomic_load(&s->closed) != 0))
             continue;
         room_wait w = {q, h, need, slot};
-        int rc = mproc__waitword_sleep(&s->space_seq, seq, d, check_room, &w);
+        int rc = mproc__ring_room_sleep(&s->room, seq, d, check_room, &w);
         if (rc < 0 && rc != MPROC_ETIMEDOUT)
             return rc;
     }
@@ -1235,9 +1225,7 @@ static void resolve_take(mproc_queue *q, uint64_t r)
 static int clock_take(mproc_queue *q, const mproc__deadline *d)
 {
     qshared *s = q->s;
-    int rc = mproc__lockword_try_fast(&s->clock)
-                 ? 0
-                 : mproc__lockword_acquire(&s->clock, d);
+    int rc = mproc__lockword_acquire_fast(&s->clock, d);
     if (rc == MPROC_EOWNERDEAD) {
         uint64_t r = atomic_load(&s->rd);
         uint64_t h = atomic_load(&s->head);
@@ -1905,9 +1893,7 @@ int mproc_queue_shutdown(mproc_queue *q)
     /* Everyone who sleeps wakes and sees it. */
     atomic_store(&s->data_wait, 0);
     wake_all(lo32(&s->head));
-    atomic_store(&s->space_wait, 0);
-    atomic_fetch_add(&s->space_seq, 1);
-    wake_all(&s->space_seq);
+    mproc__ring_room_wake_all(&s->room);
     atomic_store(&s->empty_wait, 0);
     wake_all(lo32(&s->rd));
     return 0;
@@ -2277,7 +2263,7 @@ int mproc_queue_stat(mproc_queue *q, mproc_queue_stats *out)
     uint64_t h = atomic_load(&s->head);
     out->depth = qcount(h, atomic_load(&s->rd));
     out->consumer_waiting = atomic_load(&s->data_wait) != 0;
-    out->producer_waiting = atomic_load(&s->space_wait) != 0;
+    out->producer_waiting = atomic_load(&s->room.wait) != 0;
     out->producer_tid =
         (pid_t)(atomic_load(&s->plock.word) & MPROC__LOCK_TIDMASK);
     out->consumer_tid =

@@ -421,13 +421,13 @@ START_TEST(sender_killed_before_its_large_message_began_tears_nothing)
         ck_assert_int_eq(rc, MPROC_ETIMEDOUT);
         mproc__ringio *x = mproc__conn_ringio(w, true);
         ck_assert_ptr_nonnull(x);
-        atomic_store(&x->r->space_wait, 0);
+        atomic_store(&x->r->room.wait, 0);
         pid_t a = fork();
         ck_assert_int_ge(a, 0);
         if (a == 0)
             child_sends_huge(r, w);
         /* It holds the senders' lock and waits for room. */
-        int waited = await_word(&x->r->space_wait, 1, test_ms(10000));
+        int waited = await_word(&x->r->room.wait, 1, test_ms(10000));
         kill(a, SIGKILL);
         ck_assert_int_eq(reap(a, test_ms(10000)), 128 + SIGKILL);
         ck_assert_int_eq(waited, 0);
@@ -1205,7 +1205,7 @@ START_TEST(receiver_gone_is_eclosed_for_the_sender)
             int rc2 = mproc_conn_send(w, big, len, MPROC_FOREVER);
             _exit(rc2 == MPROC_ECLOSED ? 0 : 10);
         }
-        int waiting = await_word(&x->r->space_wait, 1, test_ms(5000));
+        int waiting = await_word(&x->r->room.wait, 1, test_ms(5000));
         t0 = test_now_ms();
         mproc_conn_close(r);
         int st = reap(pid, test_ms(5000));

@@ -98,6 +98,14 @@ static inline int mproc__lockword_release_fast(mproc__lockword *l)
  * depth). */
 int mproc__lockword_acquire(mproc__lockword *l, const mproc__deadline *d);
 
+/* mproc__lockword_acquire with its first compare-and-swap inline: for hot
+ * paths (a ring's locks), where a free lock then costs no call. */
+static inline int mproc__lockword_acquire_fast(mproc__lockword *l,
+                                               const mproc__deadline *d)
+{
+    return mproc__lockword_try_fast(l) ? 0 : mproc__lockword_acquire(l, d);
+}
+
 /* 0, MPROC_ENOTOWNER (the caller does not hold it). */
 int mproc__lockword_release(mproc__lockword *l);
 

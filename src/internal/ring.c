@@ -40,7 +40,8 @@ _Static_assert(offsetof(mproc__ring, inside) == 288, "ring layout");
 _Static_assert(offsetof(mproc__ring, fdseq) == 296, "ring layout");
 _Static_assert(offsetof(mproc__ring, tail) == 384, "ring layout");
 _Static_assert(offsetof(mproc__ring, armed) == 512, "ring layout");
-_Static_assert(offsetof(mproc__ring, space_wait) == 516, "ring layout");
+_Static_assert(offsetof(mproc__ring, room) == 516, "ring layout");
+_Static_assert(offsetof(mproc__ring, bell_ns) == 528, "ring layout");
 _Static_assert(offsetof(mproc__ring, data) == 640, "ring layout");
 
 static bool size_ok(uint64_t size)
@@ -173,6 +174,25 @@ void mproc__ringio_fini(mproc__ringio *x)
     x->tok_have = -1;
 }
 
+/* ----- room ----- */
+
+void mproc__ring_room_wake(mproc__ring_room *m, uint64_t avail, uint64_t size)
+{
+    uint64_t need = atomic_load_explicit(&m->need, memory_order_relaxed);
+    if (avail >= (need < size ? need : size) &&
+        atomic_exchange(&m->wait, 0) != 0) {
+        atomic_fetch_add(&m->seq, 1);
+        mproc__waitword_wake_raw(&m->seq, INT_MAX);
+    }
+}
+
+void mproc__ring_room_wake_all(mproc__ring_room *m)
+{
+    atomic_store(&m->wait, 0);
+    atomic_fetch_add(&m->seq, 1);
+    mproc__waitword_wake_raw(&m->seq, INT_MAX);
+}
+
 /* ----- producer ----- */
 
 /* One byte on the doorbell, never blocking: a full doorbell already wakes
@@ -262,9 +282,7 @@ static void take_over(mproc__ring *r)
 int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
 {
     mproc__ring *r = w->r;
-    int rc = mproc__lockword_try_fast(&r->wlock)
-                 ? 0
-                 : mproc__lockword_acquire(&r->wlock, d);
+    int rc = mproc__lockword_acquire_fast(&r->wlock, d);
     if (rc == MPROC_EOWNERDEAD) {
         take_over(r);
         /* It may have died between publishing and ringing: ring. */
@@ -298,19 +316,27 @@ static inline uint64_t space(const mproc__ringio *w, uint64_t head)
     return used >= w->size ? 0 : w->size - used;
 }
 
+/* What a spinning side waits for: need bytes of room after pos (a
+ * sender: pos is head) or of data after it (the receiver: pos is tail),
+ * or the ring torn. */
+typedef struct spin_arg {
+    mproc__ringio *x;
+    uint64_t pos, need;
+} spin_arg;
+
+static bool room_came(void *arg)
+{
+    spin_arg *a = arg;
+    a->x->seen = atomic_load_explicit(&a->x->r->tail, memory_order_acquire);
+    return space(a->x, a->pos) >= a->need ||
+           atomic_load_explicit(&a->x->r->torn, memory_order_relaxed) != 0;
+}
+
 static bool spin_for_space(mproc__ringio *w, uint64_t head, uint64_t need,
                            int64_t spin_ns)
 {
-    int64_t until = mproc__os_monotonic_ns() + spin_ns;
-    for (unsigned i = 1;; i++) {
-        w->seen = atomic_load_explicit(&w->r->tail, memory_order_acquire);
-        if (space(w, head) >= need ||
-            atomic_load_explicit(&w->r->torn, memory_order_relaxed) != 0)
-            return true;
-        mproc__os_cpu_relax();
-        if ((i & 63u) == 0 && mproc__os_monotonic_ns() > until)
-            return false;
-    }
+    spin_arg a = {w, head, need};
+    return mproc__spin_until(room_came, &a, spin_ns);
 }
 
 /* Waits until need bytes after head are free. */
@@ -337,19 +363,13 @@ static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
             if (spin_for_space(w, head, need, spin_ns))
                 continue; /* room, or torn: the top of the loop says */
         }
-        uint32_t seq = atomic_load(&r->space_seq);
-        /* Woken once a quarter of the ring is free (or what this frame
-         * needs, if more): early enough that the ring never runs dry while
-         * we sleep, late enough that one wake-up moves many messages. */
-        uint64_t want = need > w->size / 4 ? need : w->size / 4;
-        atomic_store(&r->space_need, (uint32_t)want);
-        atomic_store(&r->space_wait, 1);
+        uint32_t seq = mproc__ring_room_raise(&r->room, need, w->size);
         w->seen = atomic_load(&r->tail);
         if (space(w, head) >= need || atomic_load(&r->torn) != 0)
             continue;
         int rc = check_reader(w);
         if (rc == 0)
-            rc = mproc__waitword_sleep(&r->space_seq, seq, d, check_reader, w);
+            rc = mproc__ring_room_sleep(&r->room, seq, d, check_reader, w);
         if (rc < 0)
             return rc;
     }
@@ -620,20 +640,19 @@ void mproc__ring_set_recv_spin(int64_t ns)
     atomic_store(&recv_spin_ns, ns >= 0 ? ns : -1);
 }
 
+static bool data_came(void *arg)
+{
+    spin_arg *a = arg;
+    a->x->seen = atomic_load_explicit(&a->x->r->head, memory_order_acquire);
+    return a->x->seen - a->pos >= a->need ||
+           atomic_load_explicit(&a->x->r->torn, memory_order_relaxed) != 0;
+}
+
 static bool spin_for_data(mproc__ringio *r, uint64_t tail, uint64_t need,
                           int64_t spin_ns)
 {
-    mproc__ring *g = r->r;
-    int64_t until = mproc__os_monotonic_ns() + spin_ns;
-    for (unsigned i = 1;; i++) {
-        r->seen = atomic_load_explicit(&g->head, memory_order_acquire);
-        if (r->seen - tail >= need ||
-            atomic_load_explicit(&g->torn, memory_order_relaxed) != 0)
-            return true;
-        mproc__os_cpu_relax();
-        if ((i & 63u) == 0 && mproc__os_monotonic_ns() > until)
-            return false;
-    }
+    spin_arg a = {r, tail, need};
+    return mproc__spin_until(data_came, &a, spin_ns);
 }
 
 /* Sets armed, then looks at head again (sequentially consistent, so that
@@ -744,22 +763,14 @@ void mproc__ring_consume(mproc__ringio *r, uint64_t n)
     uint64_t tail = atomic_load_explicit(&g->tail, memory_order_relaxed);
     atomic_store_explicit(&g->tail, tail + n, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&g->space_wait, memory_order_relaxed) == 0)
+    if (!mproc__ring_room_waited(&g->room))
         return;
-    /* Wake a sleeping sender once what it waits for is free (a quarter of
-     * the ring, or its frame if larger): one wake-up then moves many small
-     * messages, and a bulk sender refills the ring while this side drains
-     * the rest. The sleeper holds the lock, so head stays where it is
-     * until it wakes. */
+    /* The sleeper holds the senders' lock, so head stays where it is until
+     * it wakes. */
     uint64_t used =
         atomic_load_explicit(&g->head, memory_order_relaxed) - (tail + n);
-    uint64_t need = atomic_load_explicit(&g->space_need, memory_order_relaxed);
-    if (used <= r->size &&
-        r->size - used >= (need < r->size ? need : r->size) &&
-        atomic_exchange(&g->space_wait, 0) != 0) {
-        atomic_fetch_add(&g->space_seq, 1);
-        mproc__waitword_wake_raw(&g->space_seq, INT_MAX);
-    }
+    if (used <= r->size)
+        mproc__ring_room_wake(&g->room, r->size - used, r->size);
 }
 
 bool mproc__ring_arm(mproc__ringio *r)
@@ -781,9 +792,7 @@ void mproc__ring_reader_broke(mproc__ringio *r)
 {
     mproc__ring *g = r->r;
     atomic_store(&g->torn, 1);
-    atomic_store(&g->space_wait, 0);
-    atomic_fetch_add(&g->space_seq, 1);
-    mproc__waitword_wake_raw(&g->space_seq, INT_MAX);
+    mproc__ring_room_wake_all(&g->room);
 }
 
 void mproc__ring_reader_closing(mproc__ringio *r)

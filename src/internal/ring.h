@@ -25,9 +25,8 @@
  * looks once more, and sleeps in poll() on the fd; a producer that
  * publishes while armed is set clears it and writes one byte to the fd.
  *
- * Waking a producer that waits for space: it sets space_wait and sleeps on
- * the futex space_seq (in slices, asking the kernel whether the reader is
- * still there); the consumer that frees space bumps space_seq and wakes it.
+ * Waking a producer that waits for space: the room protocol below (its
+ * sleep slices ask the kernel whether the reader is still there).
  */
 #ifndef MPROC_INTERNAL_RING_H
 #define MPROC_INTERNAL_RING_H
@@ -42,6 +41,63 @@
 #include "internal/deadline.h"
 #include "internal/frame.h"
 #include "internal/lockcore.h"
+#include "internal/waitword.h"
+
+/*
+ * Room: how a producer short of room sleeps and the consumer that frees it
+ * wakes it, the same in every ring (pipe rings here, queues in queue.c).
+ * The producer raises wait with the bytes it wants, looks at the room once
+ * more (sequentially consistent, pairing with the consumer's fence), and
+ * sleeps on seq in slices; the consumer that freed bytes, after a fence,
+ * takes wait down only once what is free reaches need, bumps seq and
+ * wakes. Asking for a quarter of the ring (or the frame, if more) wakes
+ * early enough that the ring never runs dry while the producer sleeps and
+ * late enough that one wake-up moves many small messages. Three words in
+ * this order in each ring's layout (docs/conn.md, docs/queue.md).
+ */
+typedef struct mproc__ring_room {
+    _Atomic uint32_t wait; /* a producer sleeps on seq */
+    _Atomic uint32_t seq;
+    _Atomic uint32_t need; /* the bytes it waits for */
+} mproc__ring_room;
+
+/* Producer: raises the flag for need bytes of a ring of size bytes and
+ * returns the seq to sleep on (mproc__ring_room_sleep) once a last look
+ * has found no room. */
+static inline uint32_t mproc__ring_room_raise(mproc__ring_room *m,
+                                              uint64_t need, uint64_t size)
+{
+    uint32_t seq = atomic_load(&m->seq);
+    uint64_t want = need > size / 4 ? need : size / 4;
+    atomic_store(&m->need, (uint32_t)want);
+    atomic_store(&m->wait, 1);
+    return seq;
+}
+
+/* Producer: sleeps until a consumer wakes it (or check, called every
+ * slice, ends the sleep), as mproc__waitword_sleep. */
+static inline int mproc__ring_room_sleep(mproc__ring_room *m, uint32_t seq,
+                                         const mproc__deadline *d,
+                                         mproc__waitword_check check, void *arg)
+{
+    return mproc__waitword_sleep(&m->seq, seq, d, check, arg);
+}
+
+/* Consumer, after a sequentially consistent fence: whether a producer may
+ * sleep for room (one relaxed load: the common answer is no). */
+static inline bool mproc__ring_room_waited(const mproc__ring_room *m)
+{
+    return atomic_load_explicit(&m->wait, memory_order_relaxed) != 0;
+}
+
+/* Consumer: avail bytes are free now in a ring of size bytes; wakes the
+ * sleeping producer once that is what it waits for (a need above the ring,
+ * written by a peer that scribbles, counts as the whole ring). */
+void mproc__ring_room_wake(mproc__ring_room *m, uint64_t avail, uint64_t size);
+
+/* Wakes the sleeping producer whatever it waits for (the ring was given
+ * up on, or shut down). */
+void mproc__ring_room_wake_all(mproc__ring_room *m);
 
 /* Data bytes per direction, a power of two, chosen per pipe
  * (mproc_pipe_opts.ring_size) between the minimum and the maximum; the
@@ -69,10 +125,8 @@ typedef struct mproc__ring {
     _Atomic uint64_t fdseq;  /* the last number given to passed fds */
     alignas(128) _Atomic uint64_t tail;  /* bytes consumed */
     alignas(128) _Atomic uint32_t armed; /* the reader sleeps: ring the fd */
-    _Atomic uint32_t space_wait;         /* a sender sleeps on space_seq */
-    _Atomic uint32_t space_seq;
-    _Atomic uint32_t space_need; /* the bytes that sender waits for */
-    _Atomic int64_t bell_ns;     /* when a sender last rang (spin budget) */
+    mproc__ring_room room;               /* a sender sleeps for room */
+    _Atomic int64_t bell_ns; /* when a sender last rang (spin budget) */
     alignas(128) unsigned char data[]; /* data_size bytes */
 } mproc__ring;
 

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "os/os.h"
+
 #define MPROC__SPIN_MIN_NS 2000
 #define MPROC__SPIN_MAX_NS 100000
 #define MPROC__SPIN_DEFAULT_NS 10000
@@ -27,5 +29,21 @@ int64_t mproc__spin_budget_ns(void);
  * before the wake system call, and running again at now_ns. Samples that
  * make no sense (negative, above a second) are ignored. */
 void mproc__spin_note_wake(int64_t waker_ns, int64_t now_ns);
+
+/* Spins for up to ns nanoseconds until ready(arg) holds, looking first and
+ * then between pauses (the clock is read every 64 looks): true when it
+ * came to hold. The rings' spins (pipe rings, queues) go through here. */
+static inline bool mproc__spin_until(bool (*ready)(void *), void *arg,
+                                     int64_t ns)
+{
+    int64_t until = mproc__os_monotonic_ns() + ns;
+    for (unsigned i = 1;; i++) {
+        if (ready(arg))
+            return true;
+        mproc__os_cpu_relax();
+        if ((i & 63u) == 0 && mproc__os_monotonic_ns() > until)
+            return false;
+    }
+}
 
 #endif
