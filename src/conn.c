@@ -411,7 +411,9 @@ static int ring_send(mproc_conn *c, const struct iovec *iov, int cnt,
     rc = c->rout.gone ? MPROC_ECLOSED
                       : mproc__ring_put(&c->rout, iov, cnt, total, d, done);
     mproc__ring_unlock(&c->rout);
-    return after_send(c, rc, *done, total);
+    /* A frame that went out in part was cut: the receiver drops it, and
+     * the direction goes on (no sticky error, unlike a kernel end). */
+    return rc;
 }
 
 int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
@@ -486,7 +488,7 @@ static int ring_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
         size_t done;
         rc = ring_send(c, iov, cnt, total, d, &done);
         /* A group goes whole or not at all, but for a lone frame larger
-         * than the ring, which is then torn. */
+         * than the ring, which is then cut (and dropped). */
         if (done == total)
             count += k;
         i += k;
@@ -617,9 +619,9 @@ static int fill_to(mproc_conn *c, size_t want, const mproc__deadline *d)
 }
 
 /* Waits until want bytes (<= the ring's size) are in the ring: the
- * ring's counterpart of fill_to. EOF or a torn frame with fewer bytes
+ * ring's counterpart of fill_to. EOF or a torn ring with fewer bytes
  * there is MPROC_EPROTO when some are (inside a frame), else
- * MPROC_ECLOSED. */
+ * MPROC_ECLOSED; MPROC__RING_CUT inside a streamed frame that was cut. */
 static int ring_fill(mproc_conn *c, uint64_t want, const mproc__deadline *d)
 {
     int rc = mproc__ring_wait(&c->rin, want, d);
@@ -673,7 +675,9 @@ static int keep_partial(mproc_conn *c, unsigned char *dst, size_t len,
 }
 
 /* Moves the payload's bytes [*off, len) from the ring to dst as they
- * come (the header is already consumed). */
+ * come (the header is already consumed; mproc__ring_frame_begin said
+ * where the frame ends). A frame cut by its sender is dropped here:
+ * MPROC__RING_CUT, the ring then at the next frame. */
 static int ring_read_rest(mproc_conn *c, unsigned char *dst, size_t len,
                           size_t *off, const mproc__deadline *d)
 {
@@ -681,17 +685,24 @@ static int ring_read_rest(mproc_conn *c, unsigned char *dst, size_t len,
         size_t left = len - *off;
         size_t piece = c->ring_size / 4;
         int rc = ring_fill(c, left < piece ? left : piece, d);
+        if (rc == MPROC__RING_CUT) {
+            rc = mproc__ring_skip_cut(&c->rin);
+            return rc < 0 ? fail_recv(c, rc) : MPROC__RING_CUT;
+        }
         if (rc == MPROC_ECLOSED)
             return fail_recv(c, MPROC_EPROTO);
         if (rc < 0)
             return rc;
-        uint64_t n = mproc__ring_readable(&c->rin);
+        /* What the wait saw, not what is there now: bytes published since
+         * may follow a cut of this frame. */
+        uint64_t n = mproc__ring_ready(&c->rin);
         if (n > left)
             n = left;
         mproc__ring_copy(&c->rin, 0, dst + *off, (size_t)n);
         mproc__ring_consume(&c->rin, n);
         *off += (size_t)n;
     }
+    mproc__ring_frame_end(&c->rin);
     return 0;
 }
 
@@ -734,10 +745,11 @@ static int take_payload(mproc_conn *c, void *dst, size_t len, bool own,
         return 0;
     }
     if (ringed(c)) {
+        mproc__ring_frame_begin(&c->rin, MPROC__FRAME_HDR + (uint64_t)len);
         mproc__ring_consume(&c->rin, MPROC__FRAME_HDR);
         size_t off = 0;
         rc = ring_read_rest(c, dst, len, &off, d);
-        if (rc < 0 && c->recv_err == 0) {
+        if (rc < 0 && rc != MPROC__RING_CUT && c->recv_err == 0) {
             if (rc == MPROC_ETIMEDOUT)
                 return keep_partial(c, dst, len, off, own, rc);
             fail_recv(c, MPROC_EBROKEN);
@@ -776,9 +788,10 @@ static int take_payload(mproc_conn *c, void *dst, size_t len, bool own,
 static int resume_partial(mproc_conn *c, const mproc__deadline *d)
 {
     int rc = read_rest(c, c->pbuf, c->plen, &c->poff, d);
-    if (rc < 0 && rc != MPROC_ETIMEDOUT && c->recv_err == 0)
+    if (rc < 0 && rc != MPROC_ETIMEDOUT && rc != MPROC__RING_CUT &&
+        c->recv_err == 0)
         fail_recv(c, MPROC_EBROKEN);
-    if (rc < 0 && c->recv_err != 0) {
+    if (rc < 0 && (c->recv_err != 0 || rc == MPROC__RING_CUT)) {
         free(c->pbuf);
         c->pbuf = NULL;
     }
@@ -822,28 +835,30 @@ int mproc_conn_recv(mproc_conn *c, void *buf, size_t cap, size_t *len,
     rc = lock_by(&c->rmu, &d);
     if (rc < 0)
         return rc;
-    uint64_t n;
-    unsigned flags;
-    rc = peek_next(c, &n, &flags, &d);
-    if (rc == 0 && flags != 0)
-        rc = MPROC_ESTATE;
-    if (rc == 0 && n > cap) {
-        *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
-        rc = MPROC_EMSGSIZE;
-    }
-    if (rc == 0 && c->pbuf != NULL) {
-        rc = resume_partial(c, &d);
-        if (rc == 0) {
-            memcpy(buf, c->pbuf, c->plen);
-            *len = c->plen;
-            free(c->pbuf);
-            c->pbuf = NULL;
+    do { /* again after a message its sender cut: it is dropped */
+        uint64_t n;
+        unsigned flags;
+        rc = peek_next(c, &n, &flags, &d);
+        if (rc == 0 && flags != 0)
+            rc = MPROC_ESTATE;
+        if (rc == 0 && n > cap) {
+            *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+            rc = MPROC_EMSGSIZE;
         }
-    } else if (rc == 0) {
-        rc = take_payload(c, buf, (size_t)n, false, &d);
-        if (rc == 0)
-            *len = (size_t)n;
-    }
+        if (rc == 0 && c->pbuf != NULL) {
+            rc = resume_partial(c, &d);
+            if (rc == 0) {
+                memcpy(buf, c->pbuf, c->plen);
+                *len = c->plen;
+                free(c->pbuf);
+                c->pbuf = NULL;
+            }
+        } else if (rc == 0) {
+            rc = take_payload(c, buf, (size_t)n, false, &d);
+            if (rc == 0)
+                *len = (size_t)n;
+        }
+    } while (rc == MPROC__RING_CUT);
     pthread_mutex_unlock(&c->rmu);
     return rc;
 }
@@ -863,28 +878,32 @@ int mproc_conn_recv_alloc(mproc_conn *c, void **out, size_t *len, size_t max,
     uint64_t n;
     unsigned flags;
     char *buf = NULL;
-    rc = peek_next(c, &n, &flags, &d);
-    if (rc == 0 && flags != 0)
-        rc = MPROC_ESTATE;
-    if (rc == 0 && (n > max || n >= SIZE_MAX)) {
-        *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
-        rc = MPROC_EMSGSIZE;
-    }
-    if (rc == 0 && c->pbuf != NULL) {
-        rc = resume_partial(c, &d);
-        if (rc == 0) {
-            buf = (char *)c->pbuf;
-            c->pbuf = NULL;
+    do { /* again after a message its sender cut: it is dropped */
+        free(buf);
+        buf = NULL;
+        rc = peek_next(c, &n, &flags, &d);
+        if (rc == 0 && flags != 0)
+            rc = MPROC_ESTATE;
+        if (rc == 0 && (n > max || n >= SIZE_MAX)) {
+            *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+            rc = MPROC_EMSGSIZE;
         }
-    } else if (rc == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf == NULL)
-            rc = MPROC_ENOMEM;
-        if (rc == 0)
-            rc = take_payload(c, buf, (size_t)n, true, &d);
-        if (rc < 0 && c->pbuf == (unsigned char *)buf)
-            buf = NULL; /* kept for the next recv */
-    }
+        if (rc == 0 && c->pbuf != NULL) {
+            rc = resume_partial(c, &d);
+            if (rc == 0) {
+                buf = (char *)c->pbuf;
+                c->pbuf = NULL;
+            }
+        } else if (rc == 0) {
+            buf = malloc((size_t)n + 1);
+            if (buf == NULL)
+                rc = MPROC_ENOMEM;
+            if (rc == 0)
+                rc = take_payload(c, buf, (size_t)n, true, &d);
+            if (rc < 0 && c->pbuf == (unsigned char *)buf)
+                buf = NULL; /* kept for the next recv */
+        }
+    } while (rc == MPROC__RING_CUT);
     if (rc == 0) {
         buf[n] = '\0';
         *out = buf;

@@ -325,85 +325,176 @@ static void child_sends_huge(mproc_conn *r, mproc_conn *w)
     _exit(1);
 }
 
-START_TEST(sender_killed_inside_a_large_message_tears_it_for_everyone)
+/* The messages a second sender sends once told (go), each checked by the
+ * receiver: "x" then "y". Holds the end until told again, so that EOF is
+ * not what the receiver sees. */
+static void child_sends_after_go(mproc_conn *r, mproc_conn *w, int go[2])
 {
-    /* Simplex: this process keeps the send end and is the next sender.
-     * Duplex: a second child holding the send end is. */
-    for (int duplex = 0; duplex < 2; duplex++) {
-        mproc_conn *r, *w;
-        ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
-        ck_assert_int_eq(mproc_conn_send(w, "before", 6, 0), 0);
-        int go[2];
-        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
-        pid_t a = fork();
-        ck_assert_int_ge(a, 0);
-        if (a == 0)
-            child_sends_huge(r, w);
-        pid_t b = -1;
-        if (duplex) {
-            b = fork();
-            ck_assert_int_ge(b, 0);
-            if (b == 0) {
-                mproc_conn_close(r);
-                close(go[1]);
-                char c;
-                if (read(go[0], &c, 1) != 1)
-                    _exit(2);
-                int rc1 = mproc_conn_send(w, "x", 1, test_ms(5000));
-                int rc2 = mproc_conn_send(w, "y", 1, 0);
-                /* Hold the end until told: EOF must not be what the
-                 * receiver sees. */
-                while (read(go[0], &c, 1) > 0)
-                    ;
-                /* Broken; or closed, once the receiver found the torn
-                 * frame and shut its socket down. */
-                int ok1 = rc1 == MPROC_EBROKEN || rc1 == MPROC_ECLOSED;
-                int ok2 = rc2 == MPROC_EBROKEN || rc2 == MPROC_ECLOSED;
-                _exit(ok1 && ok2 ? 0 : 3);
-            }
-            mproc_conn_close(w);
-            w = NULL;
-        }
-        close(go[0]);
-        char buf[16];
-        size_t n = 0;
-        ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000), 0);
-        ck_assert_mem_eq(buf, "before", 6);
-        /* The large message has begun: kill its sender inside it. */
-        ck_assert_int_eq(mproc_conn_poll(r, test_ms(10000)), 0);
-        kill(a, SIGKILL);
-        ck_assert_int_eq(reap(a, test_ms(10000)), 128 + SIGKILL);
-        int64_t t0 = test_now_ms();
-        int rc1 = 0, rc2 = 0, rc3 = 0;
-        if (!duplex) {
-            /* Takes the dead owner's lock, finds the frame torn. */
-            rc1 = mproc_conn_send(w, "x", 1, test_ms(5000));
-            rc2 = mproc_conn_send(w, "y", 1, 0);
-            rc3 = mproc_conn_send(w, "z", 1, MPROC_FOREVER);
-        } else {
-            ck_assert_int_eq(write(go[1], "g", 1), 1);
-        }
-        void *p = NULL;
-        int rc4 = mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, test_ms(10000));
-        int64_t took = test_now_ms() - t0;
-        int rc5 = mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 0);
-        int rc6 = mproc_conn_poll(r, 0);
-        close(go[1]);
-        int stb = duplex ? reap(b, test_ms(10000)) : 0;
-        if (!duplex) {
-            ck_assert_int_eq(rc1, MPROC_EBROKEN);
-            ck_assert_int_eq(rc2, MPROC_EBROKEN);
-            ck_assert_int_eq(rc3, MPROC_EBROKEN);
-        }
-        ck_assert_int_eq(stb, 0);
-        ck_assert_int_eq(rc4, MPROC_EPROTO);
-        ck_assert_ptr_null(p);
-        ck_assert_int_lt(took, test_ms(5000));
-        ck_assert_int_eq(rc5, MPROC_EPROTO);
-        ck_assert_int_eq(rc6, MPROC_EPROTO);
-        mproc_conn_close(r);
-        mproc_conn_close(w);
+    mproc_conn_close(r);
+    close(go[1]);
+    char c;
+    if (read(go[0], &c, 1) != 1)
+        _exit(2);
+    int rc1 = mproc_conn_send(w, "x", 1, test_ms(5000));
+    int rc2 = mproc_conn_send(w, "y", 1, test_ms(5000));
+    while (read(go[0], &c, 1) > 0)
+        ;
+    _exit(rc1 == 0 && rc2 == 0 ? 0 : 3);
+}
+
+/* The receiving end of a pipe whose sender was killed inside a message
+ * larger than the ring, once the receiver saw it begin ("before", sent
+ * ahead of it, is taken and checked). With go (not NULL), a second
+ * sender, *b, holds the send end and sends "x" and "y" once a byte is
+ * written to *go. */
+static mproc_conn *killed_inside(bool duplex, pid_t *b, int *go)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
+    ck_assert_int_eq(mproc_conn_send(w, "before", 6, 0), 0);
+    int g[2] = {-1, -1};
+    if (go != NULL)
+        ck_assert_int_eq(pipe2(g, O_CLOEXEC), 0);
+    pid_t a = fork();
+    ck_assert_int_ge(a, 0);
+    if (a == 0)
+        child_sends_huge(r, w);
+    if (go != NULL) {
+        *b = fork();
+        ck_assert_int_ge(*b, 0);
+        if (*b == 0)
+            child_sends_after_go(r, w, g);
+        close(g[0]);
+        *go = g[1];
     }
+    mproc_conn_close(w);
+    char buf[16];
+    size_t n = 0;
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 1000), 0);
+    ck_assert_mem_eq(buf, "before", 6);
+    /* The large message has begun: kill its sender inside it. */
+    ck_assert_int_eq(mproc_conn_poll(r, test_ms(10000)), 0);
+    kill(a, SIGKILL);
+    ck_assert_int_eq(reap(a, test_ms(10000)), 128 + SIGKILL);
+    return r;
+}
+
+/* "x" and "y" from the second sender, then (it told to end and reaped)
+ * the end of the stream: nothing of the cut message ever shows. */
+static void second_sender_and_end(mproc_conn *r, pid_t b, int go)
+{
+    void *p = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, test_ms(10000)),
+                     0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_mem_eq(p, "x", 1);
+    free(p);
+    char buf[4];
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, test_ms(5000)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_mem_eq(buf, "y", 1);
+    close(go);
+    ck_assert_int_eq(reap(b, test_ms(10000)), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, test_ms(5000)),
+                     MPROC_ECLOSED);
+}
+
+/* A sender killed inside a message larger than the ring, nobody else
+ * sending: the receiver's sleep slice finds the dead sender and cuts the
+ * message, which is dropped whole; then the other sender goes on. */
+START_TEST(sender_killed_inside_a_large_message_is_dropped_and_others_go_on)
+{
+    for (int duplex = 0; duplex < 2; duplex++) {
+        pid_t b;
+        int go;
+        mproc_conn *r = killed_inside(duplex, &b, &go);
+        int64_t t0 = test_now_ms();
+        void *p = NULL;
+        size_t n;
+        ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 300),
+                         MPROC_ETIMEDOUT);
+        ck_assert_ptr_null(p);
+        ck_assert_int_lt(test_now_ms() - t0, test_ms(5000));
+        ck_assert_int_eq(write(go, "g", 1), 1);
+        second_sender_and_end(r, b, go);
+        mproc_conn_close(r);
+    }
+}
+END_TEST
+
+/* The same death with the next sender coming first: it cuts the message
+ * when it takes the dead sender's lock, and its own messages follow. */
+START_TEST(next_sender_cuts_a_dead_senders_large_message)
+{
+    for (int duplex = 0; duplex < 2; duplex++) {
+        pid_t b;
+        int go;
+        mproc_conn *r = killed_inside(duplex, &b, &go);
+        ck_assert_int_eq(write(go, "g", 1), 1);
+        second_sender_and_end(r, b, go);
+        mproc_conn_close(r);
+    }
+}
+END_TEST
+
+/* The only sender killed inside a large message: the receiver drops it
+ * and sees the end of the stream, not a protocol error. */
+START_TEST(last_sender_killed_inside_a_large_message_ends_the_stream)
+{
+    for (int duplex = 0; duplex < 2; duplex++) {
+        mproc_conn *r = killed_inside(duplex, NULL, NULL);
+        void *p = NULL;
+        size_t n;
+        ck_assert_int_eq(
+            mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, test_ms(10000)),
+            MPROC_ECLOSED);
+        ck_assert_ptr_null(p);
+        mproc_conn_close(r);
+    }
+}
+END_TEST
+
+/* Two sends time out inside large messages before the receiver reaches
+ * the first cut: one cut is kept at a time, so the second stays owed (the
+ * lock free, the frame begun) until the receiver, asleep in it, cuts it
+ * itself. Both are dropped; what follows arrives. */
+START_TEST(a_second_cut_waits_for_the_receiver_to_pass_the_first)
+{
+    size_t len = 1 << 20;
+    unsigned char *big = calloc(1, len);
+    ck_assert_ptr_nonnull(big);
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
+    unsigned char small[1000];
+    for (int i = 0; i < 20; i++) {
+        test_pattern(small, sizeof small, (unsigned)i);
+        ck_assert_int_eq(mproc_conn_send(w, small, sizeof small, 0), 0);
+    }
+    ck_assert_int_eq(mproc_conn_send(w, big, len, 50), MPROC_ETIMEDOUT);
+    /* The receiver takes the small ones, not reaching the first cut. */
+    size_t n;
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(mproc_conn_recv(r, small, sizeof small, &n, 0), 0);
+        ck_assert(test_pattern_ok(small, n, (unsigned)i));
+    }
+    /* The second begins in the room they left and times out too. */
+    ck_assert_int_eq(mproc_conn_send(w, big, len, 50), MPROC_ETIMEDOUT);
+    unsigned char *got = malloc(len);
+    ck_assert_ptr_nonnull(got);
+    int64_t t0 = test_now_ms();
+    ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, 500), MPROC_ETIMEDOUT);
+    ck_assert_int_lt(test_now_ms() - t0, test_ms(5000));
+    /* Both were dropped: the ring is empty, and the stream goes on. */
+    ck_assert_int_eq(mproc_conn_send(w, "z", 1, 0), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, 1000), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_mem_eq(got, "z", 1);
+    ck_assert_uint_eq(mproc__ring_rescued(), 0);
+    free(got);
+    free(big);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
 }
 END_TEST
 
@@ -557,7 +648,10 @@ START_TEST(sender_killed_between_its_fds_and_its_frame_never_gives_wrong_fds)
 }
 END_TEST
 
-START_TEST(send_timed_out_inside_a_large_message_tears_it)
+/* A send that times out inside a message larger than the ring: the
+ * message is dropped whole (cut where it stopped), and the direction goes
+ * on for every sender, this one too. */
+START_TEST(send_timed_out_inside_a_large_message_drops_only_it)
 {
     size_t len = 1 << 20;
     unsigned char *big = malloc(len);
@@ -568,19 +662,11 @@ START_TEST(send_timed_out_inside_a_large_message_tears_it)
         ck_assert_int_eq(mproc_pipe(&r, &w, duplex, &ring64), 0);
         int go[2];
         ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
-        /* Another holder of the send end, forked before the timeout, so
-         * its own handle never saw it: the ring tells it. */
+        /* Another holder of the send end, forked before the timeout. */
         pid_t b = fork();
         ck_assert_int_ge(b, 0);
-        if (b == 0) {
-            mproc_conn_close(r);
-            close(go[1]);
-            char c;
-            if (read(go[0], &c, 1) != 1)
-                _exit(2);
-            int rc = mproc_conn_send(w, "x", 1, test_ms(5000));
-            _exit(rc == MPROC_EBROKEN ? 0 : 3);
-        }
+        if (b == 0)
+            child_sends_after_go(r, w, go);
         close(go[0]);
         ck_assert_int_eq(mproc_conn_send(w, "one", 3, 0), 0);
         ck_assert_int_eq(mproc_conn_send(w, "two", 3, 0), 0);
@@ -589,18 +675,11 @@ START_TEST(send_timed_out_inside_a_large_message_tears_it)
         int64_t took = test_now_ms() - t0;
         ck_assert_int_ge(took, 45);
         ck_assert_int_lt(took, test_ms(5000));
-        ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), MPROC_EBROKEN);
-        ck_assert_int_eq(mproc_conn_send(w, "x", 1, MPROC_FOREVER),
-                         MPROC_EBROKEN);
-        mproc_conn_msg ms[2] = {{"a", 1}, {"b", 1}};
-        size_t sent = 9;
-        ck_assert_int_eq(mproc_conn_send_batch(w, ms, 2, &sent, 0),
-                         MPROC_EBROKEN);
-        ck_assert_uint_eq(sent, 0);
+        /* This sender goes on at once, in the room the cut one left. */
+        ck_assert_int_eq(mproc_conn_send(w, "z", 1, 0), 0);
         ck_assert_int_eq(write(go[1], "g", 1), 1);
-        ck_assert_int_eq(reap(b, test_ms(10000)), 0);
-        close(go[1]);
-        /* The messages before it arrive; then the torn one is EPROTO. */
+        /* The messages before it arrive; it is dropped; the other
+         * sender's follow. */
         char buf[8];
         size_t n;
         ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0), 0);
@@ -609,12 +688,35 @@ START_TEST(send_timed_out_inside_a_large_message_tears_it)
         ck_assert_mem_eq(buf, "two", 3);
         unsigned char *got = malloc(len);
         ck_assert_ptr_nonnull(got);
-        ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, test_ms(5000)),
-                         MPROC_EPROTO);
-        ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, MPROC_FOREVER),
-                         MPROC_EPROTO);
-        ck_assert_int_eq(mproc_conn_poll(r, MPROC_FOREVER), MPROC_EPROTO);
+        ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, test_ms(5000)), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_mem_eq(got, "z", 1);
+        ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, test_ms(5000)), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_mem_eq(got, "x", 1);
+        ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, test_ms(5000)), 0);
+        ck_assert_mem_eq(got, "y", 1);
+        /* This sender goes on: a batch, then the large message whole. */
+        mproc_conn_msg ms[2] = {{"a", 1}, {"b", 1}};
+        size_t sent = 9;
+        ck_assert_int_eq(mproc_conn_send_batch(w, ms, 2, &sent, 0), 0);
+        ck_assert_uint_eq(sent, 2);
+        ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0), 0);
+        ck_assert_mem_eq(buf, "a", 1);
+        ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0), 0);
+        ck_assert_mem_eq(buf, "b", 1);
+        struct sender job = {w, big, len, 1, -1};
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, send_thread, &job), 0);
+        memset(got, 0, len);
+        ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, test_ms(10000)), 0);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        ck_assert_int_eq(job.rc, 0);
+        ck_assert_uint_eq(n, len);
+        ck_assert_mem_eq(got, big, len);
         free(got);
+        close(go[1]);
+        ck_assert_int_eq(reap(b, test_ms(10000)), 0);
         mproc_conn_close(r);
         mproc_conn_close(w);
     }
@@ -1917,11 +2019,15 @@ Suite *mproc_test_suite(void)
     Suite *s = suite_create("conn_ring");
     TEST_ADD(s, several_processes_send_on_one_end_without_interleaving);
     TEST_ADD(s, sender_with_a_stale_view_never_overwrites_unread_messages);
-    TEST_ADD(s, sender_killed_inside_a_large_message_tears_it_for_everyone);
+    TEST_ADD(s,
+             sender_killed_inside_a_large_message_is_dropped_and_others_go_on);
+    TEST_ADD(s, next_sender_cuts_a_dead_senders_large_message);
+    TEST_ADD(s, last_sender_killed_inside_a_large_message_ends_the_stream);
     TEST_ADD(s, sender_killed_before_its_large_message_began_tears_nothing);
     TEST_ADD(s,
              sender_killed_between_its_fds_and_its_frame_never_gives_wrong_fds);
-    TEST_ADD(s, send_timed_out_inside_a_large_message_tears_it);
+    TEST_ADD(s, send_timed_out_inside_a_large_message_drops_only_it);
+    TEST_ADD(s, a_second_cut_waits_for_the_receiver_to_pass_the_first);
     TEST_ADD(s, send_that_times_out_before_any_byte_changes_nothing);
     TEST_ADD(s, sender_dead_holding_the_lock_between_messages_loses_nothing);
     TEST_ADD(s, publish_and_arm_never_lose_a_wake_up);

@@ -40,13 +40,15 @@
  * 64 KiB, in a buffer the size of the message), and the next recv goes on where
  * it stopped. So the event-loop pattern "mproc_wait() or mproc_conn_poll(),
  * then recv with timeout 0" is safe with messages of any size. A send whose
- * deadline passes after part of a message went out returns MPROC_ETIMEDOUT and
- * leaves the sending direction broken (later sends return MPROC_EBROKEN), since
- * the peer has a partial message (on an mproc_pipe end the receiver then gets
- * MPROC_EPROTO at that message, and every sender MPROC_EBROKEN); one that
- * times out before any byte moved changes nothing. On an mproc_pipe end
- * only a message larger than the ring (its size, with the 8-byte header)
- * can go out in part; a smaller one goes whole or not at all.
+ * deadline passes after part of a message went out returns MPROC_ETIMEDOUT.
+ * On an mproc_pipe end the message is then cut: the receiver drops it
+ * whole (it never sees a part of it) and goes on with the next one, and
+ * every sender, this one too, goes on sending. On a kernel end the peer
+ * has a partial message, so the sending direction is left broken (later
+ * sends return MPROC_EBROKEN). One that times out before any byte moved
+ * changes nothing. On an mproc_pipe end only a message larger than the
+ * ring (its size, with the 8-byte header) can go out in part; a smaller
+ * one goes whole or not at all.
  *
  * Threads: one thread may send while another receives; concurrent sends
  * (or recvs) on one end are serialized by an internal lock, and waiting
@@ -60,8 +62,10 @@
  * child forked after messages were buffered would receive those messages
  * again). Several processes may send on one mproc_pipe end: their messages
  * never interleave, whatever their size; a sender killed inside a message
- * larger than the ring leaves it torn, and the receiver gets MPROC_EPROTO
- * there.
+ * larger than the ring cuts it: the receiver drops it whole and goes on
+ * with the others' messages (the next sender, or the receiver's own sleep
+ * slice of at most a second, finds the death), and once every sender is
+ * gone the receiver gets MPROC_ECLOSED, not MPROC_EPROTO.
  * Fork: a child started by mproc/process.h (or fork()) inherits both ends
  * of every connection; each process should mproc_conn_close() the ends it
  * does not use (for example the parent closes the child's end right after

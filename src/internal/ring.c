@@ -38,6 +38,7 @@ _Static_assert(offsetof(mproc__ring, torn) == 136, "ring layout");
 _Static_assert(offsetof(mproc__ring, wlock) == 256, "ring layout");
 _Static_assert(offsetof(mproc__ring, inside) == 288, "ring layout");
 _Static_assert(offsetof(mproc__ring, fdseq) == 296, "ring layout");
+_Static_assert(offsetof(mproc__ring, cut) == 304, "ring layout");
 _Static_assert(offsetof(mproc__ring, tail) == 384, "ring layout");
 _Static_assert(offsetof(mproc__ring, armed) == 512, "ring layout");
 _Static_assert(offsetof(mproc__ring, room) == 516, "ring layout");
@@ -150,6 +151,7 @@ void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, uint32_t size, int fd,
     x->checked_ns = 0;
     x->gone = false;
     atomic_init(&x->eof, false);
+    x->fstart = x->fend = 0;
     x->toks = NULL;
     x->ntok = x->captok = 0;
     x->tok_have = -1;
@@ -268,15 +270,36 @@ static int notify(mproc__ringio *w)
     return 0;
 }
 
-/* Under a lock whose holder died: what it had not published is simply
- * overwritten; a frame it had begun to publish can never be finished. */
-static void take_over(mproc__ring *r)
+static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
+                      const mproc__deadline *d);
+
+/* Records a cut at head, for a frame its sender began and will never end,
+ * once the receiver has passed the last cut (one is kept): the receiver
+ * drops the frame there. Under the senders' lock. 0 (inside cleared),
+ * or, with inside left set for the next holder, what waiting for the
+ * receiver gave (MPROC_ETIMEDOUT, MPROC_ECLOSED, MPROC_EPROTO). */
+static int settle_cut(mproc__ringio *w, const mproc__deadline *d)
 {
-    if (atomic_load(&r->inside) != 0) {
-        atomic_store(&r->inside, 0);
-        atomic_store(&r->torn, 1);
+    mproc__ring *r = w->r;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t old = atomic_load(&r->cut);
+    if (old > head)
+        return MPROC_EPROTO; /* the shared words make no sense */
+    if (atomic_load(&r->tail) < old) {
+        /* Room for all but what follows the old cut: the receiver has
+         * passed it. */
+        int rc = wait_space(w, head, w->size - (head - old), d);
+        if (rc < 0)
+            return rc;
     }
-    mproc__lockword_consistent(&r->wlock);
+    /* Before any later publish, which a receiver reading the cut frame
+     * could otherwise take for the rest of it. */
+    atomic_store_explicit(&r->cut, head, memory_order_release);
+    atomic_store(&r->inside, 0);
+    /* The receiver may sleep waiting for the rest: wake it. */
+    atomic_store(&r->armed, 1);
+    (void)notify(w);
+    return 0;
 }
 
 int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
@@ -284,7 +307,9 @@ int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
     mproc__ring *r = w->r;
     int rc = mproc__lockword_acquire_fast(&r->wlock, d);
     if (rc == MPROC_EOWNERDEAD) {
-        take_over(r);
+        /* What the dead holder had not published is simply overwritten
+         * (a frame it was inside is cut below). */
+        mproc__lockword_consistent(&r->wlock);
         /* It may have died between publishing and ringing: ring. */
         atomic_store(&r->armed, 1);
         (void)notify(w);
@@ -298,6 +323,14 @@ int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
          * it learned, or a receiver that shut its socket down on garbage)
          * is closed, not broken, for every sender. */
         return mproc__ring_reader_gone(w) < 0 ? MPROC_ECLOSED : MPROC_EBROKEN;
+    }
+    if (atomic_load_explicit(&r->inside, memory_order_relaxed) != 0) {
+        /* The last holder began a frame and will never end it. */
+        rc = settle_cut(w, d);
+        if (rc < 0) {
+            mproc__lockword_release_fast(&r->wlock);
+            return rc;
+        }
     }
     return 0;
 }
@@ -448,7 +481,7 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
         if (n > left)
             n = left;
         copy_in(w, head, iov, cnt, sent, n);
-        /* Only a frame begun in the ring is torn by its sender's death:
+        /* Only a frame begun in the ring is cut by its sender's death:
          * one killed while it waits for room to begin leaves nothing. */
         if (sent == 0)
             atomic_store(&r->inside, 1);
@@ -460,12 +493,14 @@ int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
             break;
     }
     *done = sent;
-    atomic_store(&r->inside, 0);
     if (sent > 0 && sent < total) {
-        /* Nobody will finish this frame: tell the reader now. */
-        atomic_store(&r->torn, 1);
-        atomic_store(&r->armed, 1);
-        (void)notify(w);
+        /* Nobody will finish this frame: cut it now if the receiver has
+         * passed the last cut, else the next sender will (inside stays). */
+        mproc__deadline now;
+        mproc__deadline_init(&now, 0);
+        (void)settle_cut(w, &now);
+    } else {
+        atomic_store(&r->inside, 0);
     }
     return rc;
 }
@@ -603,14 +638,49 @@ int mproc__ring_take_fds(mproc__ringio *r, uint64_t seq,
     }
 }
 
-bool mproc__ring_recover(mproc__ringio *r)
+/* The receiver holds the senders' lock: a frame its last holder began
+ * and will never end stops here, cut as settle_cut does (this side knows
+ * whether it has passed the last cut; if not, the next sender cuts it).
+ * True when it cut. */
+static bool cut_as_receiver(mproc__ringio *r)
 {
     mproc__ring *g = r->r;
-    if (mproc__lockword_take_if_gone(&g->wlock) != MPROC_EOWNERDEAD)
+    if (atomic_load(&g->inside) == 0)
         return false;
-    take_over(g);
-    mproc__lockword_release_fast(&g->wlock);
+    uint64_t head = atomic_load(&g->head), old = atomic_load(&g->cut);
+    if (old > head ||
+        old > atomic_load_explicit(&g->tail, memory_order_relaxed))
+        return false;
+    atomic_store_explicit(&g->cut, head, memory_order_release);
+    atomic_store(&g->inside, 0);
     return true;
+}
+
+/* The receiver as a bystander: takes the senders' lock when it is free or
+ * its holder's thread is gone (*took: taken from the dead), cuts a frame
+ * left begun (cut_as_receiver) and lets the lock go. True when it cut. A
+ * frame is left begun with the lock free by a sender whose send timed out
+ * while an older cut was ahead of the receiver. */
+static bool bystander_cut(mproc__ringio *r, bool *took)
+{
+    mproc__ring *g = r->r;
+    *took = false;
+    if (!mproc__lockword_try_fast(&g->wlock)) {
+        if (mproc__lockword_take_if_gone(&g->wlock) != MPROC_EOWNERDEAD)
+            return false;
+        mproc__lockword_consistent(&g->wlock);
+        *took = true;
+    }
+    bool cut = cut_as_receiver(r);
+    mproc__lockword_release_fast(&g->wlock);
+    return cut;
+}
+
+bool mproc__ring_recover(mproc__ringio *r)
+{
+    bool took;
+    (void)bystander_cut(r, &took);
+    return took;
 }
 
 static atomic_uint_least64_t rescued;
@@ -670,7 +740,10 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
 {
     mproc__ring *g = r->r;
     uint64_t tail = atomic_load_explicit(&g->tail, memory_order_relaxed);
-    if (r->seen - tail >= need && r->seen - tail <= r->size)
+    /* By what was seen last, but not inside a streamed frame: a cut may
+     * have been made since the look that saw it, at that look's head or
+     * before (mproc__ring_frame_begin may come after that look). */
+    if (r->fend == 0 && r->seen - tail >= need && r->seen - tail <= r->size)
         return 0;
     bool spun = false;
     int64_t slice_ms = MPROC__RING_SLICE_MIN_MS;
@@ -679,12 +752,26 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
         uint64_t avail = r->seen - tail;
         if (avail > r->size)
             return MPROC_EPROTO;
+        if (r->fend != 0) {
+            /* After the load of head: a cut is made before anything is
+             * published after it, so bytes seen past a cut inside this
+             * frame come with the cut in view. */
+            uint64_t cut = atomic_load_explicit(&g->cut, memory_order_acquire);
+            if (cut > r->fstart && cut < r->fend)
+                return MPROC__RING_CUT;
+        }
         if (avail >= need)
             return 0;
         if (atomic_load(&g->torn) != 0)
             return MPROC_EPROTO;
-        if (atomic_load(&r->eof))
+        if (atomic_load(&r->eof)) {
+            /* Every sender is gone: a frame one of them began is cut, so
+             * that it is dropped rather than called a protocol error. */
+            bool took;
+            if (r->fend != 0 && bystander_cut(r, &took))
+                continue;
             return MPROC_ECLOSED;
+        }
         bool more;
         int rc;
         if (mproc__deadline_expired(d)) {
@@ -740,6 +827,35 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
         if (rc < 0)
             return rc;
     }
+}
+
+uint64_t mproc__ring_ready(const mproc__ringio *r)
+{
+    return r->seen - atomic_load_explicit(&r->r->tail, memory_order_relaxed);
+}
+
+void mproc__ring_frame_begin(mproc__ringio *r, uint64_t len)
+{
+    r->fstart = atomic_load_explicit(&r->r->tail, memory_order_relaxed);
+    r->fend = r->fstart + len;
+}
+
+void mproc__ring_frame_end(mproc__ringio *r)
+{
+    r->fstart = r->fend = 0;
+}
+
+int mproc__ring_skip_cut(mproc__ringio *r)
+{
+    mproc__ring *g = r->r;
+    uint64_t cut = atomic_load_explicit(&g->cut, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&g->tail, memory_order_relaxed);
+    r->seen = atomic_load_explicit(&g->head, memory_order_acquire);
+    mproc__ring_frame_end(r);
+    if (cut < tail || cut > r->seen)
+        return MPROC_EPROTO;
+    mproc__ring_consume(r, cut - tail);
+    return 0;
 }
 
 void mproc__ring_copy(mproc__ringio *r, uint64_t off, void *dst, size_t n)

@@ -16,9 +16,12 @@
  * Producers: any number of threads and processes, serialized by a robust
  * lock word (internal/lockcore.h). A frame that fits in the ring is copied
  * whole and published with one store, so a sender killed at any point
- * either sent it or did not. A larger frame is streamed; a sender killed
- * inside one leaves it torn, which the next sender finds (the lock reports
- * the owner's death) and marks, and the reader then gets MPROC_EPROTO.
+ * either sent it or did not. A larger frame is streamed; one that stops
+ * half way (its sender killed, or its send timed out) is cut: the position
+ * where it stops is recorded (cut), by the next holder of the lock (which
+ * learns of a death from the lock) or at once, and the reader drops the
+ * frame there and goes on with the next one, as a queue drops a streamed
+ * message whose producer died.
  *
  * Consumer: one process (one thread at a time, under the connection's own
  * lock). It spins briefly for data, then arms the doorbell (armed = 1),
@@ -42,6 +45,7 @@
 #include "internal/frame.h"
 #include "internal/lockcore.h"
 #include "internal/waitword.h"
+#include "mproc/error.h"
 
 /*
  * Room: how a producer short of room sleeps and the consumer that frees it
@@ -112,7 +116,11 @@ void mproc__ring_room_wake_all(mproc__ring_room *m);
 #define MPROC__RING_SLICE_MIN_MS 50
 #define MPROC__RING_SLICE_MAX_MS 1000
 #define MPROC__RING_MAGIC 0x474e524du /* "MRNG" */
-#define MPROC__RING_VERSION 1u
+#define MPROC__RING_VERSION 2u
+
+/* Internal: the streamed frame being read was cut (see mproc__ring_wait).
+ * Never returned to a caller of the library. */
+#define MPROC__RING_CUT (MPROC_ERR_BASE - 100)
 
 typedef struct mproc__ring {
     uint32_t magic, version, data_size, reserved;
@@ -121,8 +129,9 @@ typedef struct mproc__ring {
     _Atomic uint32_t torn; /* a frame was left half published, for good */
     /* The senders' own line, so their lock traffic does not disturb it. */
     alignas(128) mproc__lockword wlock; /* serializes senders */
-    _Atomic uint32_t inside; /* the lock holder published part of a frame */
+    _Atomic uint32_t inside; /* part of a frame is out and its end is not */
     _Atomic uint64_t fdseq;  /* the last number given to passed fds */
+    _Atomic uint64_t cut;    /* where the last frame cut short stops */
     alignas(128) _Atomic uint64_t tail;  /* bytes consumed */
     alignas(128) _Atomic uint32_t armed; /* the reader sleeps: ring the fd */
     mproc__ring_room room;               /* a sender sleeps for room */
@@ -174,6 +183,9 @@ typedef struct mproc__ringio {
     int64_t checked_ns; /* producer: last time the kernel was asked */
     bool gone;          /* producer: the kernel said no reader is left */
     atomic_bool eof;    /* consumer: every sender is gone */
+    /* Consumer: the streamed frame being read spans [fstart, fend) (fend
+     * 0: none), so that a cut inside it is found. */
+    uint64_t fstart, fend;
     /* Consumer, under the receive lock: fd tokens read from the doorbell
      * and not yet taken (oldest first), and one being read. */
     mproc__fdtok *toks;
@@ -227,12 +239,33 @@ uint64_t mproc__ring_readable(const mproc__ringio *r);
  * spins briefly, then sleeps on the doorbell until d (fd tokens read on
  * the way are kept, see mproc__ring_take_fds). 0, MPROC_ETIMEDOUT,
  * MPROC_ECLOSED (every sender is gone; fewer bytes are there),
- * MPROC_EPROTO (a torn frame, or control words that make no sense).
+ * MPROC_EPROTO (a torn ring, or control words that make no sense),
+ * MPROC__RING_CUT (inside a streamed frame, mproc__ring_frame_begin: it
+ * was cut; mproc__ring_skip_cut drops it). After 0, mproc__ring_ready
+ * says how many bytes may be taken.
  */
 int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d);
 
+/* After mproc__ring_wait returned 0: the bytes after the tail that belong
+ * to what is being read (all readable ones, as seen then; a cut found
+ * later lies beyond them). */
+uint64_t mproc__ring_ready(const mproc__ringio *r);
+
+/* The frame of len bytes (header included) at the tail is read in pieces
+ * from now on: a cut inside it ends the wait with MPROC__RING_CUT. */
+void mproc__ring_frame_begin(mproc__ringio *r, uint64_t len);
+
+/* The frame being read in pieces is done (read whole, or dropped). */
+void mproc__ring_frame_end(mproc__ringio *r);
+
+/* After MPROC__RING_CUT: consumes what was published of the cut frame
+ * and ends it. 0, or MPROC_EPROTO for a cut position that makes no
+ * sense. */
+int mproc__ring_skip_cut(mproc__ringio *r);
+
 /* When the senders' lock is held by a thread that no longer exists:
- * takes it over (a frame it was inside is then torn) and lets it go (true
+ * takes it over (a frame it was inside is then cut, when the receiver has
+ * passed the last cut; else the next sender cuts it) and lets it go (true
  * then). For a receiver that has slept a while with nothing coming. (A
  * dead holder whose thread id was reused is left to the next sender, whose
  * acquire also checks the start time.) */

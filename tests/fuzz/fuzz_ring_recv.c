@@ -28,7 +28,10 @@
 #define M_DUPLEX 0x01u
 #define M_CALLS 0x06u /* >> 1: recv / recv_alloc / recv_fd / recv_conn */
 #define M_CLOSE 0x08u /* the sender closes after the last byte (EOF) */
-#define M_TORN 0x10u  /* ... or leaves the ring torn, as a killed one */
+#define M_TORN                                                                 \
+    0x10u             /* ... or leaves the ring torn, as a garbled one;        \
+                         both: it closes inside a frame, as a sender           \
+                         killed there (the frame is cut) */
 #define M_PASS 0x20u  /* duplex: two real fds go ahead on the socket */
 #define M_PIECE 0xc0u /* >> 6: size of the pieces published at once */
 
@@ -206,7 +209,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (written == size && !ended) {
             ended = true;
-            if (mode & M_TORN) {
+            if ((mode & M_TORN) && (mode & M_CLOSE)) {
+                atomic_store(&w->r->inside, 1);
+                mproc_conn_close(b);
+                b = NULL;
+                eof = true;
+            } else if (mode & M_TORN) {
                 atomic_store(&w->r->torn, 1);
                 eof = true; /* the reader knows all it will get */
             } else if (mode & M_CLOSE) {
