@@ -634,14 +634,24 @@ static int ring_fill(mproc_conn *c, uint64_t want, const mproc__deadline *d)
 static int peek_header(mproc_conn *c, uint64_t *len, unsigned *flags,
                        const mproc__deadline *d)
 {
-    if (ringed(c)) {
+    while (ringed(c)) {
         int rc = ring_fill(c, MPROC__FRAME_HDR, d);
         if (rc < 0)
             return rc;
         unsigned char hdr[MPROC__FRAME_HDR];
         mproc__ring_copy(&c->rin, 0, hdr, sizeof hdr);
         rc = mproc__frame_get_header(hdr, len, flags);
-        return rc < 0 ? fail_recv(c, rc) : 0;
+        if (rc < 0)
+            return fail_recv(c, rc);
+        if (MPROC__FRAME_HDR + *len <= c->ring_size)
+            return 0; /* whole: never cut */
+        /* A streamed frame its sender already cut is dropped here, not
+         * reported by its size or kind (MPROC_EMSGSIZE, MPROC_ESTATE). */
+        rc = mproc__ring_drop_if_cut(&c->rin, MPROC__FRAME_HDR + *len);
+        if (rc < 0)
+            return fail_recv(c, rc);
+        if (rc == 0)
+            return 0;
     }
     int rc = fill_to(c, MPROC__FRAME_HDR, d);
     if (rc == MPROC_EPROTO || (rc == MPROC_ECLOSED && c->rend > c->rpos))
@@ -805,6 +815,15 @@ static int peek_next(mproc_conn *c, uint64_t *len, unsigned *flags,
     int rc = c->recv_err;
     if (rc < 0)
         return rc;
+    if (c->pbuf != NULL && ringed(c) && mproc__ring_frame_cut(&c->rin)) {
+        /* The part kept from an earlier timeout belongs to a message its
+         * sender cut since: dropped. */
+        free(c->pbuf);
+        c->pbuf = NULL;
+        rc = mproc__ring_skip_cut(&c->rin);
+        if (rc < 0)
+            return fail_recv(c, rc);
+    }
     if (c->pbuf != NULL) {
         *len = c->plen;
         *flags = 0;

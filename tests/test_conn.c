@@ -655,7 +655,12 @@ START_TEST(cut_message_is_dropped_while_other_senders_idle)
     ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 500),
                      MPROC_ETIMEDOUT);
     ck_assert_ptr_null(p);
-    /* Room at once: the receiver took the dropped message's bytes. */
+    /* The receiver cut it itself (nobody else took the lock) and took
+     * its bytes: room at once. */
+    struct mproc__ring *g = mproc__conn_ringio(r, false)->r;
+    ck_assert_uint_eq(atomic_load(&g->inside), 0);
+    ck_assert_uint_eq(atomic_load(&g->cut), atomic_load(&g->head));
+    ck_assert_uint_eq(atomic_load(&g->tail), atomic_load(&g->head));
     ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), 0);
     ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 1000), 0);
     ck_assert_uint_eq(n, 1);

@@ -416,6 +416,11 @@ START_TEST(sender_killed_inside_a_large_message_is_dropped_and_others_go_on)
                          MPROC_ETIMEDOUT);
         ck_assert_ptr_null(p);
         ck_assert_int_lt(test_now_ms() - t0, test_ms(5000));
+        /* The receiver cut it itself: nothing else took the lock. */
+        mproc__ring *g = mproc__conn_ringio(r, false)->r;
+        ck_assert_uint_eq(atomic_load(&g->inside), 0);
+        ck_assert_uint_eq(atomic_load(&g->cut), atomic_load(&g->head));
+        ck_assert_uint_eq(atomic_load(&g->tail), atomic_load(&g->head));
         ck_assert_int_eq(write(go, "g", 1), 1);
         second_sender_and_end(r, b, go);
         mproc_conn_close(r);
@@ -493,6 +498,61 @@ START_TEST(a_second_cut_waits_for_the_receiver_to_pass_the_first)
     ck_assert_uint_eq(mproc__ring_rescued(), 0);
     free(got);
     free(big);
+    mproc_conn_close(r);
+    mproc_conn_close(w);
+}
+END_TEST
+
+/* A cut made at the very position the receiver has read up to (it took
+ * all of the message that was there and waits, not having looked at the
+ * cut yet) must not be replaced by the next cut: the receiver would then
+ * read what follows the first cut as the rest of the first message. The
+ * first message is published raw, as its sender would have, and left
+ * begun. */
+START_TEST(a_cut_where_the_receiver_stands_is_not_hidden_by_the_next)
+{
+    mproc_conn *r, *w;
+    ck_assert_int_eq(mproc_pipe(&r, &w, false, &ring64), 0);
+    mproc__ringio *io = mproc__conn_ringio(w, true);
+    unsigned char *part = malloc(30000);
+    ck_assert_ptr_nonnull(part);
+    memset(part, 'a', 30000);
+    unsigned char hdr[MPROC__FRAME_HDR];
+    mproc__frame_put_header(hdr, 100000, 0);
+    mproc__deadline d;
+    mproc__deadline_init(&d, 1000);
+    size_t done;
+    ck_assert_int_eq(mproc__ring_lock(io, &d), 0);
+    struct iovec first[2] = {{hdr, sizeof hdr}, {part, 30000}};
+    ck_assert_int_eq(
+        mproc__ring_put(io, first, 2, sizeof hdr + 30000, &d, &done), 0);
+    atomic_store(&io->r->inside, 1);
+    struct iovec second = {part, 30000};
+    ck_assert_int_eq(mproc__ring_put(io, &second, 1, 30000, &d, &done), 0);
+    mproc__ring_unlock(io);
+    /* The receiver takes the 60000 bytes there and times out inside. */
+    size_t len = 1 << 20, n;
+    unsigned char *got = malloc(len);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, 100), MPROC_ETIMEDOUT);
+    uint64_t at = atomic_load(&io->r->tail);
+    ck_assert_uint_eq(at, atomic_load(&io->r->head));
+    /* The next sender cuts it there, then fills the ring with a message
+     * of its own that reaches past the first one's end, and times out. */
+    unsigned char *big = malloc(len);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'b', len);
+    ck_assert_int_eq(mproc_conn_send(w, big, len, 0), MPROC_ETIMEDOUT);
+    ck_assert_uint_eq(atomic_load(&io->r->cut), at);
+    /* Both messages are dropped; nothing of either ever comes. */
+    ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, 500), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_conn_send(w, "z", 1, 0), 0);
+    ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, 1000), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_mem_eq(got, "z", 1);
+    free(big);
+    free(got);
+    free(part);
     mproc_conn_close(r);
     mproc_conn_close(w);
 }
@@ -686,11 +746,13 @@ START_TEST(send_timed_out_inside_a_large_message_drops_only_it)
         ck_assert_mem_eq(buf, "one", 3);
         ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0), 0);
         ck_assert_mem_eq(buf, "two", 3);
+        /* A small buffer: the cut message is dropped, not reported as
+         * too large for it. */
+        ck_assert_int_eq(mproc_conn_recv(r, buf, sizeof buf, &n, 0), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_mem_eq(buf, "z", 1);
         unsigned char *got = malloc(len);
         ck_assert_ptr_nonnull(got);
-        ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, test_ms(5000)), 0);
-        ck_assert_uint_eq(n, 1);
-        ck_assert_mem_eq(got, "z", 1);
         ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, test_ms(5000)), 0);
         ck_assert_uint_eq(n, 1);
         ck_assert_mem_eq(got, "x", 1);
@@ -2028,6 +2090,7 @@ Suite *mproc_test_suite(void)
              sender_killed_between_its_fds_and_its_frame_never_gives_wrong_fds);
     TEST_ADD(s, send_timed_out_inside_a_large_message_drops_only_it);
     TEST_ADD(s, a_second_cut_waits_for_the_receiver_to_pass_the_first);
+    TEST_ADD(s, a_cut_where_the_receiver_stands_is_not_hidden_by_the_next);
     TEST_ADD(s, send_that_times_out_before_any_byte_changes_nothing);
     TEST_ADD(s, sender_dead_holding_the_lock_between_messages_loses_nothing);
     TEST_ADD(s, publish_and_arm_never_lose_a_wake_up);

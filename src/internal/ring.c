@@ -273,6 +273,16 @@ static int notify(mproc__ringio *w)
 static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
                       const mproc__deadline *d);
 
+/* Whether the receiver surely has passed the last cut, old (0: none):
+ * it has consumed a byte after it, the header of the frame that follows.
+ * At the cut itself it may still be inside the cut frame, not having
+ * looked at the cut yet, and a later cut would hide this one from it. */
+static bool passed_cut(const mproc__ring *r, uint64_t old)
+{
+    return old == 0 ||
+           atomic_load_explicit(&r->tail, memory_order_acquire) > old;
+}
+
 /* Records a cut at head, for a frame its sender began and will never end,
  * once the receiver has passed the last cut (one is kept): the receiver
  * drops the frame there. Under the senders' lock. 0 (inside cleared),
@@ -285,10 +295,17 @@ static int settle_cut(mproc__ringio *w, const mproc__deadline *d)
     uint64_t old = atomic_load(&r->cut);
     if (old > head)
         return MPROC_EPROTO; /* the shared words make no sense */
-    if (atomic_load(&r->tail) < old) {
-        /* Room for all but what follows the old cut: the receiver has
-         * passed it. */
-        int rc = wait_space(w, head, w->size - (head - old), d);
+    if (old == head && old != 0) {
+        /* Nothing published since the last cut: the frame left begun has
+         * no byte in the ring (its sender died before its first publish,
+         * or after it stored the cut and before it cleared inside). */
+        atomic_store(&r->inside, 0);
+        return 0;
+    }
+    if (!passed_cut(r, old)) {
+        /* Room for all but what follows the old cut, and a byte more:
+         * the receiver has taken the header after it. */
+        int rc = wait_space(w, head, w->size - (head - old) + 1, d);
         if (rc < 0)
             return rc;
     }
@@ -319,9 +336,8 @@ int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
         return rc == MPROC_ENOTRECOVERABLE ? MPROC_EBROKEN : rc;
     if (atomic_load_explicit(&r->torn, memory_order_relaxed) != 0) {
         mproc__lockword_release_fast(&r->wlock);
-        /* A stream torn because its reader left (a sender streaming when
-         * it learned, or a receiver that shut its socket down on garbage)
-         * is closed, not broken, for every sender. */
+        /* Torn by a receiver that found garbage: closed, not broken,
+         * once it has shut its socket down (a duplex end) or left. */
         return mproc__ring_reader_gone(w) < 0 ? MPROC_ECLOSED : MPROC_EBROKEN;
     }
     if (atomic_load_explicit(&r->inside, memory_order_relaxed) != 0) {
@@ -648,8 +664,11 @@ static bool cut_as_receiver(mproc__ringio *r)
     if (atomic_load(&g->inside) == 0)
         return false;
     uint64_t head = atomic_load(&g->head), old = atomic_load(&g->cut);
-    if (old > head ||
-        old > atomic_load_explicit(&g->tail, memory_order_relaxed))
+    if (old == head && old != 0) {
+        atomic_store(&g->inside, 0); /* as in settle_cut */
+        return false;
+    }
+    if (old > head || !passed_cut(g, old))
         return false;
     atomic_store_explicit(&g->cut, head, memory_order_release);
     atomic_store(&g->inside, 0);
@@ -843,6 +862,23 @@ void mproc__ring_frame_begin(mproc__ringio *r, uint64_t len)
 void mproc__ring_frame_end(mproc__ringio *r)
 {
     r->fstart = r->fend = 0;
+}
+
+bool mproc__ring_frame_cut(const mproc__ringio *r)
+{
+    uint64_t cut = atomic_load_explicit(&r->r->cut, memory_order_acquire);
+    return r->fend != 0 && cut > r->fstart && cut < r->fend;
+}
+
+int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len)
+{
+    mproc__ring_frame_begin(r, len);
+    if (!mproc__ring_frame_cut(r)) {
+        mproc__ring_frame_end(r);
+        return 0;
+    }
+    int rc = mproc__ring_skip_cut(r);
+    return rc < 0 ? rc : 1;
 }
 
 int mproc__ring_skip_cut(mproc__ringio *r)

@@ -126,7 +126,7 @@ typedef struct mproc__ring {
     uint32_t magic, version, data_size, reserved;
     /* Read by a spinning receiver: written once per publish. */
     alignas(128) _Atomic uint64_t head; /* bytes published */
-    _Atomic uint32_t torn; /* a frame was left half published, for good */
+    _Atomic uint32_t torn; /* the receiver gave up on the ring, for good */
     /* The senders' own line, so their lock traffic does not disturb it. */
     alignas(128) mproc__lockword wlock; /* serializes senders */
     _Atomic uint32_t inside; /* part of a frame is out and its end is not */
@@ -202,8 +202,11 @@ void mproc__ringio_fini(mproc__ringio *x);
 
 /* ----- producer ----- */
 
-/* Takes the senders' lock before d: 0, MPROC_ETIMEDOUT, MPROC_EBROKEN
- * (a sender died inside a frame: the stream is torn for good). */
+/* Takes the senders' lock before d, and cuts a frame its last holder left
+ * begun (waiting for the receiver to pass the last cut first): 0,
+ * MPROC_ETIMEDOUT, MPROC_EBROKEN (the receiver found garbage and gave
+ * up: the ring is torn for good), MPROC_ECLOSED (no receiver is left),
+ * MPROC_EPROTO (control words that make no sense). */
 int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d);
 void mproc__ring_unlock(mproc__ringio *w);
 
@@ -262,6 +265,15 @@ void mproc__ring_frame_end(mproc__ringio *r);
  * and ends it. 0, or MPROC_EPROTO for a cut position that makes no
  * sense. */
 int mproc__ring_skip_cut(mproc__ringio *r);
+
+/* Whether the frame being read in pieces was cut (a look, no wait). */
+bool mproc__ring_frame_cut(const mproc__ringio *r);
+
+/* For a frame of len bytes (header included) at the tail, of which only
+ * the header was looked at: when it was cut, drops it as
+ * mproc__ring_skip_cut (1); else 0; MPROC_EPROTO as there. So that a
+ * frame already cut is never reported by its size or kind. */
+int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len);
 
 /* When the senders' lock is held by a thread that no longer exists:
  * takes it over (a frame it was inside is then cut, when the receiver has
