@@ -638,6 +638,9 @@ static int peek_header(mproc_conn *c, uint64_t *len, unsigned *flags,
         int rc = ring_fill(c, MPROC__FRAME_HDR, d);
         if (rc < 0)
             return rc;
+        /* Between frames: a cut behind us is handled; senders waiting to
+         * cut again may go on. */
+        mproc__ring_between_frames(&c->rin);
         unsigned char hdr[MPROC__FRAME_HDR];
         mproc__ring_copy(&c->rin, 0, hdr, sizeof hdr);
         rc = mproc__frame_get_header(hdr, len, flags);

@@ -38,7 +38,8 @@ _Static_assert(offsetof(mproc__ring, torn) == 136, "ring layout");
 _Static_assert(offsetof(mproc__ring, wlock) == 256, "ring layout");
 _Static_assert(offsetof(mproc__ring, inside) == 288, "ring layout");
 _Static_assert(offsetof(mproc__ring, fdseq) == 296, "ring layout");
-_Static_assert(offsetof(mproc__ring, cut) == 304, "ring layout");
+_Static_assert(offsetof(mproc__ring, cut) == 392, "ring layout");
+_Static_assert(offsetof(mproc__ring, cut_seen) == 400, "ring layout");
 _Static_assert(offsetof(mproc__ring, tail) == 384, "ring layout");
 _Static_assert(offsetof(mproc__ring, armed) == 512, "ring layout");
 _Static_assert(offsetof(mproc__ring, room) == 516, "ring layout");
@@ -273,14 +274,45 @@ static int notify(mproc__ringio *w)
 static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
                       const mproc__deadline *d);
 
-/* Whether the receiver surely has passed the last cut, old (0: none):
- * it has consumed a byte after it, the header of the frame that follows.
- * At the cut itself it may still be inside the cut frame, not having
- * looked at the cut yet, and a later cut would hide this one from it. */
+/* Whether the receiver surely has handled the last cut, old (0: none):
+ * it said so (cut_seen), or it has consumed a byte after it, the header
+ * of the frame that follows. At the cut itself, without saying so, it
+ * may still be inside the cut frame, not having looked at the cut yet,
+ * and a later cut would hide this one from it. */
 static bool passed_cut(const mproc__ring *r, uint64_t old)
 {
     return old == 0 ||
-           atomic_load_explicit(&r->tail, memory_order_acquire) > old;
+           atomic_load_explicit(&r->tail, memory_order_acquire) > old ||
+           atomic_load_explicit(&r->cut_seen, memory_order_acquire) == old;
+}
+
+/* Under the senders' lock: waits until the receiver has handled the last
+ * cut, old, with head where it is. It tells so by consuming past it
+ * (which wakes room sleepers once that much is free) or by cut_seen
+ * (whose store wakes them all). */
+static int wait_passed(mproc__ringio *w, uint64_t head, uint64_t old,
+                       const mproc__deadline *d)
+{
+    mproc__ring *r = w->r;
+    if (head - old >= w->size)
+        return MPROC_EPROTO; /* tail <= old: more than a ring unread */
+    uint64_t need = w->size - (head - old) + 1; /* free: tail > old */
+    for (;;) {
+        if (passed_cut(r, old))
+            return 0;
+        if (atomic_load(&r->torn) != 0)
+            return MPROC_EBROKEN;
+        if (mproc__deadline_expired(d))
+            return MPROC_ETIMEDOUT;
+        uint32_t seq = mproc__ring_room_raise(&r->room, need, w->size);
+        if (passed_cut(r, old)) /* after the flag: see ack_cut */
+            continue;
+        int rc = check_reader(w);
+        if (rc == 0)
+            rc = mproc__ring_room_sleep(&r->room, seq, d, check_reader, w);
+        if (rc < 0 && rc != MPROC_ETIMEDOUT)
+            return rc;
+    }
 }
 
 /* Records a cut at head, for a frame its sender began and will never end,
@@ -303,9 +335,7 @@ static int settle_cut(mproc__ringio *w, const mproc__deadline *d)
         return 0;
     }
     if (!passed_cut(r, old)) {
-        /* Room for all but what follows the old cut, and a byte more:
-         * the receiver has taken the header after it. */
-        int rc = wait_space(w, head, w->size - (head - old) + 1, d);
+        int rc = wait_passed(w, head, old, d);
         if (rc < 0)
             return rc;
     }
@@ -864,6 +894,25 @@ void mproc__ring_frame_end(mproc__ringio *r)
     r->fstart = r->fend = 0;
 }
 
+/* The receiver has handled the cut at cut: says so, and wakes a sender
+ * that waits for it (wait_passed). */
+static void ack_cut(mproc__ring *g, uint64_t cut)
+{
+    atomic_store_explicit(&g->cut_seen, cut, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (mproc__ring_room_waited(&g->room))
+        mproc__ring_room_wake_all(&g->room);
+}
+
+void mproc__ring_between_frames(mproc__ringio *r)
+{
+    mproc__ring *g = r->r;
+    uint64_t cut = atomic_load_explicit(&g->cut, memory_order_acquire);
+    if (cut != atomic_load_explicit(&g->cut_seen, memory_order_relaxed) &&
+        cut <= atomic_load_explicit(&g->tail, memory_order_relaxed))
+        ack_cut(g, cut);
+}
+
 bool mproc__ring_frame_cut(const mproc__ringio *r)
 {
     uint64_t cut = atomic_load_explicit(&r->r->cut, memory_order_acquire);
@@ -872,8 +921,16 @@ bool mproc__ring_frame_cut(const mproc__ringio *r)
 
 int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len)
 {
+    mproc__ring *g = r->r;
     mproc__ring_frame_begin(r, len);
-    if (!mproc__ring_frame_cut(r)) {
+    bool took;
+    /* Not all of it published and left begun: the last frame, whose
+     * sender may be gone or have given up (a live one streaming it holds
+     * the lock, and the bystander then does nothing). */
+    if (!mproc__ring_frame_cut(r) &&
+        !(r->fend > atomic_load_explicit(&g->head, memory_order_acquire) &&
+          atomic_load(&g->inside) != 0 && bystander_cut(r, &took) &&
+          mproc__ring_frame_cut(r))) {
         mproc__ring_frame_end(r);
         return 0;
     }
@@ -891,6 +948,7 @@ int mproc__ring_skip_cut(mproc__ringio *r)
     if (cut < tail || cut > r->seen)
         return MPROC_EPROTO;
     mproc__ring_consume(r, cut - tail);
+    ack_cut(g, cut);
     return 0;
 }
 

@@ -131,8 +131,11 @@ typedef struct mproc__ring {
     alignas(128) mproc__lockword wlock; /* serializes senders */
     _Atomic uint32_t inside; /* part of a frame is out and its end is not */
     _Atomic uint64_t fdseq;  /* the last number given to passed fds */
-    _Atomic uint64_t cut;    /* where the last frame cut short stops */
-    alignas(128) _Atomic uint64_t tail;  /* bytes consumed */
+    alignas(128) _Atomic uint64_t tail; /* bytes consumed */
+    /* On the receiver's line, which it reads without a miss: written by
+     * senders only when they cut. */
+    _Atomic uint64_t cut;      /* where the last frame cut short stops */
+    _Atomic uint64_t cut_seen; /* the last cut the receiver has handled */
     alignas(128) _Atomic uint32_t armed; /* the reader sleeps: ring the fd */
     mproc__ring_room room;               /* a sender sleeps for room */
     _Atomic int64_t bell_ns; /* when a sender last rang (spin budget) */
@@ -266,13 +269,21 @@ void mproc__ring_frame_end(mproc__ringio *r);
  * sense. */
 int mproc__ring_skip_cut(mproc__ringio *r);
 
+/* The receiver is between frames (at a header, none being read in
+ * pieces): a cut at or before the tail is handled, which it tells the
+ * senders (cut_seen), so that one waiting to cut again goes on. Two
+ * loads of the receiver's own line when there is nothing new. */
+void mproc__ring_between_frames(mproc__ringio *r);
+
 /* Whether the frame being read in pieces was cut (a look, no wait). */
 bool mproc__ring_frame_cut(const mproc__ringio *r);
 
 /* For a frame of len bytes (header included) at the tail, of which only
- * the header was looked at: when it was cut, drops it as
- * mproc__ring_skip_cut (1); else 0; MPROC_EPROTO as there. So that a
- * frame already cut is never reported by its size or kind. */
+ * the header was looked at: when it was cut, or was left begun by a
+ * sender that is gone or gave up (the receiver cuts it then, as a
+ * bystander), drops it as mproc__ring_skip_cut (1); else 0;
+ * MPROC_EPROTO as there. So that a frame that will never end is not
+ * reported by its size or kind. */
 int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len);
 
 /* When the senders' lock is held by a thread that no longer exists:
