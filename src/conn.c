@@ -650,7 +650,7 @@ static int peek_header(mproc_conn *c, uint64_t *len, unsigned *flags,
             return 0; /* whole: never cut */
         /* A streamed frame its sender already cut is dropped here, not
          * reported by its size or kind (MPROC_EMSGSIZE, MPROC_ESTATE). */
-        rc = mproc__ring_drop_if_cut(&c->rin, MPROC__FRAME_HDR + *len);
+        rc = mproc__ring_drop_if_cut(&c->rin, MPROC__FRAME_HDR + *len, false);
         if (rc < 0)
             return fail_recv(c, rc);
         if (rc == 0)
@@ -835,6 +835,20 @@ static int peek_next(mproc_conn *c, uint64_t *len, unsigned *flags,
     return peek_header(c, len, flags, d);
 }
 
+/* Before the next message (n bytes, just peeked) is reported by its size:
+ * on a ring, a streamed one whose sender is gone (a look at /proc, which
+ * peek_header spares every large message) is cut and dropped
+ * (MPROC__RING_CUT: look again); else 0. */
+static int drop_abandoned(mproc_conn *c, uint64_t n)
+{
+    if (!ringed(c) || c->pbuf != NULL || MPROC__FRAME_HDR + n <= c->ring_size)
+        return 0;
+    int rc = mproc__ring_drop_if_cut(&c->rin, MPROC__FRAME_HDR + n, true);
+    if (rc < 0)
+        return fail_recv(c, rc);
+    return rc == 1 ? MPROC__RING_CUT : 0;
+}
+
 static int recv_check(mproc_conn *c, size_t *len, int64_t timeout_ms,
                       mproc__deadline *d)
 {
@@ -863,7 +877,7 @@ int mproc_conn_recv(mproc_conn *c, void *buf, size_t cap, size_t *len,
         rc = peek_next(c, &n, &flags, &d);
         if (rc == 0 && flags != 0)
             rc = MPROC_ESTATE;
-        if (rc == 0 && n > cap) {
+        if (rc == 0 && n > cap && (rc = drop_abandoned(c, n)) == 0) {
             *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
             rc = MPROC_EMSGSIZE;
         }
@@ -906,7 +920,8 @@ int mproc_conn_recv_alloc(mproc_conn *c, void **out, size_t *len, size_t max,
         rc = peek_next(c, &n, &flags, &d);
         if (rc == 0 && flags != 0)
             rc = MPROC_ESTATE;
-        if (rc == 0 && (n > max || n >= SIZE_MAX)) {
+        if (rc == 0 && (n > max || n >= SIZE_MAX) &&
+            (rc = drop_abandoned(c, n)) == 0) {
             *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
             rc = MPROC_EMSGSIZE;
         }

@@ -526,14 +526,21 @@ START_TEST(a_sender_that_must_cut_waits_for_the_receiver)
 {
     mproc_conn *r, *w;
     two_cut_messages(&r, &w);
+    mproc__ring *g = mproc__conn_ringio(w, true)->r;
+    uint64_t first = atomic_load(&g->cut);
+    atomic_store(&g->room.wait, 0); /* left by the sends that timed out */
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, send_s, w), 0);
-    /* It sleeps for the receiver (the lock held meanwhile). */
-    mproc__ring *g = mproc__conn_ringio(w, true)->r;
+    /* It takes the lock and sleeps for the receiver, cutting nothing. */
     int64_t until = test_now_ms() + test_ms(5000);
-    while (atomic_load(&g->room.wait) == 0 && test_now_ms() < until)
+    while (
+        (atomic_load(&g->room.wait) == 0 || atomic_load(&g->wlock.word) == 0) &&
+        test_now_ms() < until)
         usleep(1000);
     ck_assert_uint_ne(atomic_load(&g->room.wait), 0);
+    ck_assert_uint_ne(atomic_load(&g->wlock.word), 0);
+    usleep(100000);
+    ck_assert_uint_eq(atomic_load(&g->cut), first);
     ck_assert_uint_ne(atomic_load(&g->inside), 0);
     /* A buffer for any of them: the receiver may reach the second before
      * the sender has cut it (a header seen too soon is reported by its
@@ -597,6 +604,9 @@ START_TEST(a_cut_where_the_receiver_stands_is_not_hidden_by_the_next)
     memset(big, 'b', len);
     ck_assert_int_eq(mproc_conn_send(w, big, len, 0), MPROC_ETIMEDOUT);
     ck_assert_uint_eq(atomic_load(&io->r->cut), at);
+    /* The ring is exactly full after the cut: a sender that must cut
+     * again waits for the receiver (and times out), nothing worse. */
+    ck_assert_int_eq(mproc_conn_send(w, "y", 1, 100), MPROC_ETIMEDOUT);
     /* Both messages are dropped; nothing of either ever comes. */
     ck_assert_int_eq(mproc_conn_recv(r, got, len, &n, 500), MPROC_ETIMEDOUT);
     ck_assert_int_eq(mproc_conn_send(w, "z", 1, 0), 0);

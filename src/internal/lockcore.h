@@ -119,8 +119,9 @@ int mproc__lockword_consistent(mproc__lockword *l);
  * lock, which decides. */
 bool mproc__lockword_owner_dead(mproc__lockword *l);
 
-/* For a bystander (one that never writes what the lock guards, such as
- * a ring's receiver): takes the lock over when its holder's thread id
+/* For a bystander (one that does not otherwise take the lock, such as a
+ * ring's receiver, which writes what the lock guards only to repair what
+ * a dead holder left): takes the lock over when its holder's thread id
  * names no task at all, with one compare-and-swap from the word it saw.
  * MPROC_EOWNERDEAD (held now, inconsistent), or 0 (nothing done). Unlike
  * an acquire, it never takes a lock from a live thread that is itself in

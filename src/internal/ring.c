@@ -281,9 +281,11 @@ static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
  * and a later cut would hide this one from it. */
 static bool passed_cut(const mproc__ring *r, uint64_t old)
 {
-    return old == 0 ||
-           atomic_load_explicit(&r->tail, memory_order_acquire) > old ||
-           atomic_load_explicit(&r->cut_seen, memory_order_acquire) == old;
+    /* Sequentially consistent: in wait_passed these loads follow the
+     * store of the room flag, which ack_cut and consume load after a
+     * fence; one of the two sides then sees the other. */
+    return old == 0 || atomic_load(&r->tail) > old ||
+           atomic_load(&r->cut_seen) == old;
 }
 
 /* Under the senders' lock: waits until the receiver has handled the last
@@ -294,7 +296,7 @@ static int wait_passed(mproc__ringio *w, uint64_t head, uint64_t old,
                        const mproc__deadline *d)
 {
     mproc__ring *r = w->r;
-    if (head - old >= w->size)
+    if (head - old > w->size)
         return MPROC_EPROTO; /* tail <= old: more than a ring unread */
     uint64_t need = w->size - (head - old) + 1; /* free: tail > old */
     for (;;) {
@@ -706,16 +708,18 @@ static bool cut_as_receiver(mproc__ringio *r)
 }
 
 /* The receiver as a bystander: takes the senders' lock when it is free or
- * its holder's thread is gone (*took: taken from the dead), cuts a frame
- * left begun (cut_as_receiver) and lets the lock go. True when it cut. A
- * frame is left begun with the lock free by a sender whose send timed out
- * while an older cut was ahead of the receiver. */
-static bool bystander_cut(mproc__ringio *r, bool *took)
+ * (with dead, which costs a look at /proc) its holder's thread is gone
+ * (*took: taken from the dead), cuts a frame left begun (cut_as_receiver)
+ * and lets the lock go. True when it cut. A frame is left begun with the
+ * lock free by a sender whose send timed out while an older cut was not
+ * yet handled by the receiver. */
+static bool bystander_cut(mproc__ringio *r, bool dead, bool *took)
 {
     mproc__ring *g = r->r;
     *took = false;
     if (!mproc__lockword_try_fast(&g->wlock)) {
-        if (mproc__lockword_take_if_gone(&g->wlock) != MPROC_EOWNERDEAD)
+        if (!dead ||
+            mproc__lockword_take_if_gone(&g->wlock) != MPROC_EOWNERDEAD)
             return false;
         mproc__lockword_consistent(&g->wlock);
         *took = true;
@@ -728,7 +732,7 @@ static bool bystander_cut(mproc__ringio *r, bool *took)
 bool mproc__ring_recover(mproc__ringio *r)
 {
     bool took;
-    (void)bystander_cut(r, &took);
+    (void)bystander_cut(r, true, &took);
     return took;
 }
 
@@ -817,7 +821,7 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
             /* Every sender is gone: a frame one of them began is cut, so
              * that it is dropped rather than called a protocol error. */
             bool took;
-            if (r->fend != 0 && bystander_cut(r, &took))
+            if (r->fend != 0 && bystander_cut(r, true, &took))
                 continue;
             return MPROC_ECLOSED;
         }
@@ -919,7 +923,7 @@ bool mproc__ring_frame_cut(const mproc__ringio *r)
     return r->fend != 0 && cut > r->fstart && cut < r->fend;
 }
 
-int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len)
+int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len, bool dead)
 {
     mproc__ring *g = r->r;
     mproc__ring_frame_begin(r, len);
@@ -929,7 +933,7 @@ int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len)
      * the lock, and the bystander then does nothing). */
     if (!mproc__ring_frame_cut(r) &&
         !(r->fend > atomic_load_explicit(&g->head, memory_order_acquire) &&
-          atomic_load(&g->inside) != 0 && bystander_cut(r, &took) &&
+          atomic_load(&g->inside) != 0 && bystander_cut(r, dead, &took) &&
           mproc__ring_frame_cut(r))) {
         mproc__ring_frame_end(r);
         return 0;

@@ -9,8 +9,9 @@
  *
  * Shared layout (one mproc__ring per direction, in one memory file;
  * docs/conn.md): magic, version and size, then on separate cache lines the
- * producer's words (head: bytes published; the senders' lock; torn), the
- * consumer's (tail: bytes consumed) and the wake flags; then the data.
+ * producer's words (head: bytes published; the senders' lock; torn;
+ * inside), the consumer's (tail: bytes consumed; cut, cut_seen) and the
+ * wake flags; then the data.
  * Offsets only, no pointers.
  *
  * Producers: any number of threads and processes, serialized by a robust
@@ -132,8 +133,9 @@ typedef struct mproc__ring {
     _Atomic uint32_t inside; /* part of a frame is out and its end is not */
     _Atomic uint64_t fdseq;  /* the last number given to passed fds */
     alignas(128) _Atomic uint64_t tail; /* bytes consumed */
-    /* On the receiver's line, which it reads without a miss: written by
-     * senders only when they cut. */
+    /* On the receiver's line, which it reads without a miss: cut is
+     * written only when a frame is cut (by a sender, or the receiver as a
+     * bystander), cut_seen by the receiver. */
     _Atomic uint64_t cut;      /* where the last frame cut short stops */
     _Atomic uint64_t cut_seen; /* the last cut the receiver has handled */
     alignas(128) _Atomic uint32_t armed; /* the reader sleeps: ring the fd */
@@ -280,11 +282,12 @@ bool mproc__ring_frame_cut(const mproc__ringio *r);
 
 /* For a frame of len bytes (header included) at the tail, of which only
  * the header was looked at: when it was cut, or was left begun by a
- * sender that is gone or gave up (the receiver cuts it then, as a
- * bystander), drops it as mproc__ring_skip_cut (1); else 0;
+ * sender that gave up (the lock free) or, with dead, one that is gone
+ * (a look at /proc: for a frame about to be reported), the receiver cuts
+ * it as a bystander, drops it as mproc__ring_skip_cut (1); else 0;
  * MPROC_EPROTO as there. So that a frame that will never end is not
  * reported by its size or kind. */
-int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len);
+int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len, bool dead);
 
 /* When the senders' lock is held by a thread that no longer exists:
  * takes it over (a frame it was inside is then cut, when the receiver has
