@@ -271,9 +271,6 @@ static int notify(mproc__ringio *w)
     return 0;
 }
 
-static int wait_space(mproc__ringio *w, uint64_t head, uint64_t need,
-                      const mproc__deadline *d);
-
 /* Whether the receiver surely has handled the last cut, old (0: none):
  * it said so (cut_seen), or it has consumed a byte after it, the header
  * of the frame that follows. At the cut itself, without saying so, it
@@ -317,38 +314,56 @@ static int wait_passed(mproc__ringio *w, uint64_t head, uint64_t old,
     }
 }
 
-/* Records a cut at head, for a frame its sender began and will never end,
- * once the receiver has passed the last cut (one is kept): the receiver
- * drops the frame there. Under the senders' lock. 0 (inside cleared),
+/* What try_cut did. */
+enum { CUT_MADE, CUT_NONE, CUT_WAIT };
+
+/* Under the senders' lock (a sender's, or the receiver's as a bystander),
+ * for a frame left begun: records the cut at head (CUT_MADE) once the
+ * receiver has handled the last cut (else CUT_WAIT, with *head and *old
+ * for wait_passed); when nothing was published since the last cut, the
+ * frame has no byte in the ring (its sender died before its first
+ * publish, or after it stored the cut and before it cleared inside) and
+ * only inside is cleared (CUT_NONE). MPROC_EPROTO for words that make no
+ * sense. */
+static int try_cut(mproc__ring *g, uint64_t *head, uint64_t *old)
+{
+    *head = atomic_load_explicit(&g->head, memory_order_acquire);
+    *old = atomic_load(&g->cut);
+    if (*old > *head)
+        return MPROC_EPROTO;
+    if (*old == *head && *old != 0) {
+        atomic_store(&g->inside, 0);
+        return CUT_NONE;
+    }
+    if (!passed_cut(g, *old))
+        return CUT_WAIT;
+    /* Before any later publish, which a receiver reading the cut frame
+     * could otherwise take for the rest of it. */
+    atomic_store_explicit(&g->cut, *head, memory_order_release);
+    atomic_store(&g->inside, 0);
+    return CUT_MADE;
+}
+
+/* Under the senders' lock: cuts the frame its sender began and will never
+ * end, waiting for the receiver to handle the last cut first (one is
+ * kept); the receiver drops the frame at the cut. 0 (inside cleared),
  * or, with inside left set for the next holder, what waiting for the
  * receiver gave (MPROC_ETIMEDOUT, MPROC_ECLOSED, MPROC_EPROTO). */
 static int settle_cut(mproc__ringio *w, const mproc__deadline *d)
 {
-    mproc__ring *r = w->r;
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    uint64_t old = atomic_load(&r->cut);
-    if (old > head)
-        return MPROC_EPROTO; /* the shared words make no sense */
-    if (old == head && old != 0) {
-        /* Nothing published since the last cut: the frame left begun has
-         * no byte in the ring (its sender died before its first publish,
-         * or after it stored the cut and before it cleared inside). */
-        atomic_store(&r->inside, 0);
-        return 0;
+    uint64_t head, old;
+    int rc = try_cut(w->r, &head, &old);
+    if (rc == CUT_WAIT) {
+        rc = wait_passed(w, head, old, d);
+        if (rc == 0)
+            rc = try_cut(w->r, &head, &old);
     }
-    if (!passed_cut(r, old)) {
-        int rc = wait_passed(w, head, old, d);
-        if (rc < 0)
-            return rc;
+    if (rc == CUT_MADE) {
+        /* The receiver may sleep waiting for the rest: wake it. */
+        atomic_store(&w->r->armed, 1);
+        (void)notify(w);
     }
-    /* Before any later publish, which a receiver reading the cut frame
-     * could otherwise take for the rest of it. */
-    atomic_store_explicit(&r->cut, head, memory_order_release);
-    atomic_store(&r->inside, 0);
-    /* The receiver may sleep waiting for the rest: wake it. */
-    atomic_store(&r->armed, 1);
-    (void)notify(w);
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
@@ -686,45 +701,31 @@ int mproc__ring_take_fds(mproc__ringio *r, uint64_t seq,
     }
 }
 
-/* The receiver holds the senders' lock: a frame its last holder began
- * and will never end stops here, cut as settle_cut does (this side knows
- * whether it has passed the last cut; if not, the next sender cuts it).
- * True when it cut. */
-static bool cut_as_receiver(mproc__ringio *r)
-{
-    mproc__ring *g = r->r;
-    if (atomic_load(&g->inside) == 0)
-        return false;
-    uint64_t head = atomic_load(&g->head), old = atomic_load(&g->cut);
-    if (old == head && old != 0) {
-        atomic_store(&g->inside, 0); /* as in settle_cut */
-        return false;
-    }
-    if (old > head || !passed_cut(g, old))
-        return false;
-    atomic_store_explicit(&g->cut, head, memory_order_release);
-    atomic_store(&g->inside, 0);
-    return true;
-}
-
 /* The receiver as a bystander: takes the senders' lock when it is free or
  * (with dead, which costs a look at /proc) its holder's thread is gone
- * (*took: taken from the dead), cuts a frame left begun (cut_as_receiver)
+ * (*took, when not NULL: taken from the dead), cuts a frame left begun
  * and lets the lock go. True when it cut. A frame is left begun with the
  * lock free by a sender whose send timed out while an older cut was not
  * yet handled by the receiver. */
 static bool bystander_cut(mproc__ringio *r, bool dead, bool *took)
 {
     mproc__ring *g = r->r;
-    *took = false;
+    if (took != NULL)
+        *took = false;
     if (!mproc__lockword_try_fast(&g->wlock)) {
         if (!dead ||
             mproc__lockword_take_if_gone(&g->wlock) != MPROC_EOWNERDEAD)
             return false;
         mproc__lockword_consistent(&g->wlock);
-        *took = true;
+        if (took != NULL)
+            *took = true;
     }
-    bool cut = cut_as_receiver(r);
+    /* A frame its last holder began and will never end stops here (if
+     * the receiver has not handled the last cut, the next sender cuts
+     * it). */
+    uint64_t head, old;
+    bool cut =
+        atomic_load(&g->inside) != 0 && try_cut(g, &head, &old) == CUT_MADE;
     mproc__lockword_release_fast(&g->wlock);
     return cut;
 }
@@ -820,8 +821,7 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
         if (atomic_load(&r->eof)) {
             /* Every sender is gone: a frame one of them began is cut, so
              * that it is dropped rather than called a protocol error. */
-            bool took;
-            if (r->fend != 0 && bystander_cut(r, true, &took))
+            if (r->fend != 0 && bystander_cut(r, true, NULL))
                 continue;
             return MPROC_ECLOSED;
         }
@@ -927,13 +927,12 @@ int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len, bool dead)
 {
     mproc__ring *g = r->r;
     mproc__ring_frame_begin(r, len);
-    bool took;
     /* Not all of it published and left begun: the last frame, whose
      * sender may be gone or have given up (a live one streaming it holds
      * the lock, and the bystander then does nothing). */
     if (!mproc__ring_frame_cut(r) &&
         !(r->fend > atomic_load_explicit(&g->head, memory_order_acquire) &&
-          atomic_load(&g->inside) != 0 && bystander_cut(r, dead, &took) &&
+          atomic_load(&g->inside) != 0 && bystander_cut(r, dead, NULL) &&
           mproc__ring_frame_cut(r))) {
         mproc__ring_frame_end(r);
         return 0;
