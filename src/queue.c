@@ -35,7 +35,7 @@
 #endif
 
 #define Q_MAGIC 0x5545514du /* "MQEU" */
-#define Q_VERSION 1u
+#define Q_VERSION 2u
 #define Q_JOINABLE 0x1u
 #define Q_NOSTREAM 0x2u
 #define Q_KNOWN_FLAGS (Q_JOINABLE | Q_NOSTREAM)
@@ -83,6 +83,10 @@ typedef struct qslot {
 /* In a slot's outstanding: its process is taking a message (under clock)
  * and has not yet counted it; see take_begin. */
 #define TAKING 0x80000000u
+/* In a slot's outstanding: the change that dlock's holder journaled for
+ * this slot is made (see replay). */
+#define JOURNALED 0x40000000u
+#define TASKS(o) ((o) & ~(TAKING | JOURNALED))
 
 /* The shared layout (docs/queue.md). Positions are byte counters modulo
  * 2^32 (the ring is at most 2^30 bytes, so differences are exact); head
@@ -124,7 +128,15 @@ typedef struct qshared {
     _Atomic uint32_t lost; /* tasks written off */
     _Atomic uint32_t join_wait;
     _Atomic uint32_t join_seq;
-    unsigned char pad7[1024 - 912];
+    mproc__lockword dlock; /* done, lost and the slots' task counts */
+    /* The change dlock's holder is making (see replay). */
+    _Atomic uint32_t j_slot; /* slot index + 1; J_NOSLOT; 0: none */
+    _Atomic uint32_t j_kind; /* J_DONE or J_SETTLE */
+    _Atomic uint32_t j_from; /* done before it */
+    _Atomic uint32_t j_lost; /* lost before it */
+    _Atomic uint32_t j_k;    /* J_SETTLE: tasks written off */
+    _Atomic uint32_t j_dec;  /* J_DONE: 1 when the slot's count drops */
+    unsigned char pad7[1024 - 944 - 24];
     qslot slots[];
 } qshared;
 
@@ -138,6 +150,8 @@ _Static_assert(offsetof(qshared, tail) == 640, "queue layout");
 _Static_assert(offsetof(qshared, room) == 644, "queue layout");
 _Static_assert(offsetof(qshared, data_wait) == 768, "queue layout");
 _Static_assert(offsetof(qshared, done) == 896, "queue layout");
+_Static_assert(offsetof(qshared, dlock) == 912, "queue layout");
+_Static_assert(offsetof(qshared, j_slot) == 944, "queue layout");
 _Static_assert(offsetof(qshared, slots) == 1024, "queue layout");
 _Static_assert(alignof(qshared) <= MPROC__REGION_HDR, "queue layout");
 
@@ -419,45 +433,160 @@ static bool slot_dead(qslot *sl, uint32_t *pid_out)
     return mproc__os_task_alive((pid_t)pid, atomic_load(&sl->start)) == 0;
 }
 
-/* Writes off up to n tasks as done (never more than are unfinished). */
-static void write_off(mproc_queue *q, uint32_t n)
+/* -------------------------------------------------- task accounting */
+
+/* done, lost and the slots' task counts change together, under dlock, by
+ * a holder that first writes what it is about to do (the journal: j_*);
+ * the next holder, taking the lock over from one that died inside, makes
+ * the rest of that change (replay). So a worker killed inside task_done,
+ * or a reaper killed while it writes a dead slot's tasks off, never
+ * leaves one task counted twice or not at all. dlock is the innermost
+ * lock: nothing is taken under it. */
+#define J_DONE 1u   /* done + 1; the slot's count - 1 when j_dec */
+#define J_SETTLE 2u /* the slot's count to 0; done and lost + j_k */
+#define J_NOSLOT UINT32_MAX
+
+/* Under dlock, taken over from a dead holder: finishes its change. Its
+ * slot's own part shows by JOURNALED (made or not); done and lost are
+ * written only under dlock, so each still holds its value from before the
+ * change (j_from, j_lost) or its value after. */
+static void replay(mproc_queue *q)
 {
     qshared *s = q->s;
-    if (n == 0 || !q->joinable)
-        return;
-    uint32_t dn = atomic_load(&s->done);
-    for (;;) {
-        uint32_t unfinished = cnt_of(atomic_load(&s->head)) - dn;
-        uint32_t k = n < unfinished ? n : unfinished;
-        if (k == 0)
-            return;
-        if (atomic_compare_exchange_weak(&s->done, &dn, dn + k)) {
-            atomic_fetch_add(&s->lost, k);
-            wake_joiners(s);
-            return;
+    uint32_t j = atomic_load(&s->j_slot);
+    qslot *sl = j != J_NOSLOT && j - 1 < q->nslots ? &s->slots[j - 1] : NULL;
+    bool made = sl != NULL && (atomic_load(&sl->outstanding) & JOURNALED) != 0;
+    uint32_t from = atomic_load(&s->j_from), lost = atomic_load(&s->j_lost);
+    if (j == 0) {
+        /* Nothing under way, or a holder that died after its change, at
+         * most leaving its slot's mark (journal_end). */
+    } else if (atomic_load(&s->j_kind) == J_DONE) {
+        if (sl != NULL && !made && atomic_load(&s->j_dec) != 0) {
+            uint32_t o = atomic_load(&sl->outstanding);
+            while (TASKS(o) > 0 &&
+                   !atomic_compare_exchange_weak(&sl->outstanding, &o, o - 1)) {
+            }
         }
+        if (atomic_load(&s->done) == from)
+            atomic_store(&s->done, from + 1);
+    } else if (made) { /* J_SETTLE: the count was taken */
+        uint32_t k = atomic_load(&s->j_k);
+        if (atomic_load(&s->lost) == lost)
+            atomic_store(&s->lost, lost + k);
+        if (atomic_load(&s->done) == from)
+            atomic_store(&s->done, from + k);
     }
+    atomic_store(&s->j_slot, 0);
+    for (uint32_t i = 0; i < q->nslots; i++)
+        atomic_fetch_and(&s->slots[i].outstanding, ~JOURNALED);
+    wake_joiners(s);
+}
+
+static int dlock_take(mproc_queue *q)
+{
+    mproc__deadline forever = mproc__deadline_forever();
+    int rc = mproc__lockword_acquire_fast(&q->s->dlock, &forever);
+    if (rc == MPROC_EOWNERDEAD) {
+        replay(q);
+        mproc__lockword_consistent(&q->s->dlock);
+        rc = 0;
+    }
+    return rc == MPROC_ENOTRECOVERABLE ? MPROC_EPROTO : rc;
+}
+
+static void dlock_drop(mproc_queue *q)
+{
+    mproc__lockword_release_fast(&q->s->dlock);
+}
+
+/* Under dlock, before a change: what it is (the slot last, which arms
+ * it). */
+static void journal(qshared *s, uint32_t kind, qslot *sl)
+{
+    atomic_store(&s->j_kind, kind);
+    atomic_store(&s->j_from, atomic_load(&s->done));
+    atomic_store(&s->j_lost, atomic_load(&s->lost));
+    atomic_store(&s->j_slot,
+                 sl == NULL ? J_NOSLOT : (uint32_t)(sl - s->slots) + 1u);
+}
+
+/* The change is made: disarmed first, so that a mark left on the slot by
+ * a holder that dies between the two is never read as part of a change
+ * (replay clears it). */
+static void journal_end(qshared *s, qslot *sl)
+{
+    atomic_store(&s->j_slot, 0);
+    if (sl != NULL)
+        atomic_fetch_and(&sl->outstanding, ~JOURNALED);
+}
+
+/* Counts one task done, and one fewer for slot sl (NULL: none) when it
+ * counts any: MPROC_EOVERRELEASE when every task put is done already. */
+static int count_done(mproc_queue *q, qslot *sl)
+{
+    qshared *s = q->s;
+    int rc = dlock_take(q);
+    if (rc < 0)
+        return rc;
+    uint32_t dn = atomic_load(&s->done);
+    if (cnt_of(atomic_load(&s->head)) == dn) {
+        dlock_drop(q);
+        return MPROC_EOVERRELEASE;
+    }
+    uint32_t o = sl != NULL ? atomic_load(&sl->outstanding) : 0;
+    /* Only this process raises its count meanwhile (a take), and only a
+     * holder of dlock lowers it: a count above 0 stays so. */
+    bool dec = TASKS(o) > 0;
+    atomic_store(&s->j_dec, dec);
+    journal(s, J_DONE, sl);
+    while (dec && !atomic_compare_exchange_weak(&sl->outstanding, &o,
+                                                (o - 1) | JOURNALED)) {
+    }
+    atomic_store(&s->done, dn + 1);
+    journal_end(s, sl);
+    dlock_drop(q);
+    if (cnt_of(atomic_load(&s->head)) == dn + 1)
+        wake_joiners(s);
+    return 0;
 }
 
 /* Settles the slot of a dead process that this caller now owns (its pid
  * was changed from the dead one's by compare-and-swap): its borrowed
  * record is freed (the message is lost: its mark now holds nothing), its
- * tasks are written off. Nothing is written into the ring: the position
- * in a dead slot may be stale (a borrower killed before it took the
- * record, which went to the next consumer) or scribbled on. */
+ * tasks are written off as done (never more than are unfinished) and
+ * counted in lost. Nothing is written into the ring: the position in a
+ * dead slot may be stale (a borrower killed before it took the record,
+ * which went to the next consumer) or scribbled on. */
 static void settle_dead(mproc_queue *q, qslot *sl)
 {
     atomic_store(&sl->borrow, BORROW_NONE);
-    /* A take cut short (see take_begin): rd read before the exchange. If
-     * the exchange still finds TAKING, nobody has taken the consumers'
-     * lock over from the dead process yet (that resolves TAKING first),
-     * so rd is as it left it. */
-    uint64_t r = atomic_load(&q->s->rd);
-    uint32_t o = atomic_exchange(&sl->outstanding, 0);
-    uint32_t n = o & ~TAKING;
-    if ((o & TAKING) != 0 && cnt_of(r) != atomic_load(&sl->take_cnt))
-        n++;
-    write_off(q, n);
+    if (!q->joinable || dlock_take(q) < 0)
+        return;
+    qshared *s = q->s;
+    journal(s, J_SETTLE, sl);
+    uint32_t from = atomic_load(&s->j_from), k;
+    for (;;) {
+        /* A take cut short (see take_begin): rd read before the count is
+         * taken. If that still finds TAKING, nobody has taken the
+         * consumers' lock over from the dead process yet (that resolves
+         * TAKING first), so rd is as it left it. */
+        uint64_t r = atomic_load(&s->rd);
+        uint32_t o = atomic_load(&sl->outstanding);
+        uint32_t n = TASKS(o);
+        if ((o & TAKING) != 0 && cnt_of(r) != atomic_load(&sl->take_cnt))
+            n++;
+        uint32_t unfinished = cnt_of(atomic_load(&s->head)) - from;
+        k = n < unfinished ? n : unfinished;
+        atomic_store(&s->j_k, k);
+        if (atomic_compare_exchange_strong(&sl->outstanding, &o, JOURNALED))
+            break;
+    }
+    atomic_store(&s->lost, atomic_load(&s->j_lost) + k);
+    atomic_store(&s->done, from + k);
+    journal_end(s, sl);
+    dlock_drop(q);
+    if (k > 0)
+        wake_joiners(s);
 }
 
 /* Frees the slots of dead processes. True when one was freed. */
@@ -1210,7 +1339,7 @@ static void resolve_take(mproc_queue *q, uint64_t r)
         qslot *sl = &q->s->slots[i];
         uint32_t o = atomic_load(&sl->outstanding);
         while ((o & TAKING) != 0) {
-            uint32_t n = o & ~TAKING;
+            uint32_t n = o & ~TAKING; /* keeps JOURNALED */
             if (cnt_of(r) != atomic_load(&sl->take_cnt))
                 n++;
             if (atomic_compare_exchange_weak(&sl->outstanding, &o, n))
@@ -1300,15 +1429,15 @@ static void take_end(qslot *sl)
         atomic_fetch_add(&sl->outstanding, 1u - TAKING);
 }
 
-static void uncount_task(mproc_queue *q)
+/* One task done by this process (NULL when it holds no slot: the count
+ * of none drops). The slot is found before dlock is taken, as claiming
+ * one may settle dead slots, which takes dlock. */
+static int task_done(mproc_queue *q)
 {
     qslot *sl;
-    if (q->joinable && my_slot(q, &sl) == 0) {
-        uint32_t o = atomic_load(&sl->outstanding);
-        while ((o & ~TAKING) > 0 &&
-               !atomic_compare_exchange_weak(&sl->outstanding, &o, o - 1)) {
-        }
-    }
+    if (my_slot(q, &sl) < 0)
+        sl = NULL;
+    return count_done(q, sl);
 }
 
 /* A message found under clock at rd: its kind and where its bytes are. */
@@ -1427,13 +1556,8 @@ static bool have_stream(mproc_queue *q)
 /* The stream was dropped (aborted): the task it counted is done. */
 static void stream_dropped(mproc_queue *q)
 {
-    if (!q->joinable)
-        return;
-    uncount_task(q);
-    qshared *s = q->s;
-    atomic_fetch_add(&s->done, 1);
-    if (cnt_of(atomic_load(&s->head)) == atomic_load(&s->done))
-        wake_joiners(s);
+    if (q->joinable)
+        (void)task_done(q);
 }
 
 /* How a get delivers a message. */
@@ -1782,19 +1906,7 @@ int mproc_queue_task_done(mproc_queue *q)
 {
     if (q == NULL || !q->joinable)
         return MPROC_EINVAL;
-    qshared *s = q->s;
-    uint32_t dn = atomic_load(&s->done);
-    for (;;) {
-        uint32_t puts = cnt_of(atomic_load(&s->head));
-        if (puts == dn)
-            return MPROC_EOVERRELEASE;
-        if (atomic_compare_exchange_weak(&s->done, &dn, dn + 1))
-            break;
-    }
-    uncount_task(q);
-    if (cnt_of(atomic_load(&s->head)) == dn + 1)
-        wake_joiners(s);
-    return 0;
+    return task_done(q);
 }
 
 static int check_join(void *arg)
@@ -1992,6 +2104,7 @@ int mproc_queue_create(mproc_queue **out, const char *name,
     mproc__lockword_init(&s->plock, false);
     mproc__lockword_init(&s->clock, false);
     mproc__lockword_init(&s->tlock, false);
+    mproc__lockword_init(&s->dlock, false);
     for (uint32_t i = 0; i < nslots; i++)
         atomic_init(&s->slots[i].borrow, BORROW_NONE);
     rc = adopt(q, kind);

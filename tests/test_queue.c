@@ -5,6 +5,7 @@
  * _exit; the parent checks. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -2687,8 +2688,9 @@ START_TEST(queue_open_refuses_a_scribbled_header)
     const field_case cases[] = {
         {F_MAGIC, 4, 0, "magic 0"},
         {F_MAGIC, 4, 0x12345678, "another magic"},
-        {F_VERSION, 4, 2, "version 2"},
+        {F_VERSION, 4, 3, "version 3"},
         {F_VERSION, 4, 0, "version 0"},
+        {F_VERSION, 4, 1, "version 1 (an older layout)"},
         {F_CAP, 4, 3000, "capacity not a power of two"},
         {F_CAP, 4, 2048, "capacity below the minimum"},
         {F_CAP, 4, 0, "capacity 0"},
@@ -3387,10 +3389,168 @@ START_TEST(jqueue_consumer_killed_inside_a_get_leaves_its_task_to_the_next)
 }
 END_TEST
 
+/* ------------------------------------ death at any instruction */
+
+#define F_DLOCK (F_PAYLOAD + 912u) /* the lock over done and the counts */
+
+static int worker_gets_two(void *arg)
+{
+    unsigned char b[64];
+    size_t len;
+    for (int i = 0; i < 2; i++)
+        if (mproc_queue_get(arg, b, sizeof b, &len, test_ms(5000)) != 0)
+            return 10;
+    return 0;
+}
+
+static int worker_task_done(void *arg)
+{
+    return code_of(mproc_queue_task_done(arg));
+}
+
+/* A joiner whose sleep slices find the dead worker and write its tasks
+ * off; then it times out (the parent's task stays). */
+static int reaper_joins(void *arg)
+{
+    return code_of(mproc_queue_join(arg, test_ms(1000)));
+}
+
+/* What is unfinished once a dead process's tasks are written off, as a
+ * joiner's sleep slices do: joins until at most one task (the parent's)
+ * is left, or 5 s. */
+static size_t unfinished_after_reaping(mproc_queue *q)
+{
+    int64_t until = test_now_ms() + test_ms(5000);
+    for (;;) {
+        mproc_queue_stats st;
+        ck_assert_int_eq(mproc_queue_stat(q, &st), 0);
+        if (st.unfinished <= 1 || test_now_ms() > until)
+            return st.unfinished;
+        (void)mproc_queue_join(q, 60);
+    }
+}
+
+/* Who dies inside the counting of tasks. */
+enum { IN_TASK_DONE, IN_WRITE_OFF };
+
+/* One round: three tasks put; a worker gets two. IN_TASK_DONE: the worker
+ * is killed after `steps` instructions of its task_done. IN_WRITE_OFF: the
+ * worker exits without task_done, and a joiner is killed after `steps`
+ * instructions of a join that writes the worker's tasks off. Then the
+ * parent gets the third. At whatever instruction the death came, the
+ * worker's two tasks count once each (by its task_done, or written off):
+ * the parent's task is the only one unfinished, and its task_done ends
+ * them all. 1 when the traced process ended before that many steps, 0
+ * when it was killed, -1 when ptrace is not permitted. With held (not
+ * NULL), the first and last step after which the done lock was held go
+ * there. */
+static int count_killed_at(int who, long steps, long held[2])
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "jtd");
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    o.capacity = 4096;
+    o.joinable = true;
+    mproc_queue *q;
+    ck_assert_int_eq(mproc_queue_create(&q, name, &o), 0);
+    qfile f = qfile_map(name);
+    for (unsigned i = 0; i < 3; i++)
+        put_pattern(q, 16, i);
+    int code = -1, pid;
+    if (who == IN_TASK_DONE) {
+        pid = test_traced_start(worker_gets_two, worker_task_done, q, &code);
+    } else {
+        ck_assert_int_eq(test_wait_status(spawn(worker_gets_two, q)), 0);
+        pid = test_traced_start(NULL, reaper_joins, q, &code);
+    }
+    int result = -1;
+    if (pid < 0) {
+        ck_assert_int_eq(code, TEST_SKIP_CODE);
+        goto out;
+    }
+    result = 0;
+    for (long made = 0; made < steps; made++) {
+        if (test_traced_step(pid, 1, &code) == 0) {
+            ck_assert_int_eq(code, who == IN_TASK_DONE ? 0 : 1);
+            result = 1;
+            break;
+        }
+        if (held != NULL && rd32(&f, F_DLOCK) != 0) {
+            if (held[0] < 0)
+                held[0] = made + 1;
+            held[1] = made + 1;
+        }
+    }
+    if (result == 0) {
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(test_wait_status(pid), 128 + SIGKILL);
+    }
+    get_pattern(q, 16, 2, 0);
+    size_t left = unfinished_after_reaping(q);
+    ck_assert_msg(
+        left == 1, "killed after %ld steps of %s: %zu tasks unfinished, not 1",
+        steps, who == IN_TASK_DONE ? "task_done" : "a write-off", left);
+    ck_assert_int_eq(mproc_queue_join(q, 0), MPROC_ETIMEDOUT);
+    ck_assert_int_eq(mproc_queue_task_done(q), 0);
+    ck_assert_int_eq(mproc_queue_join(q, 0), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc_queue_join(q, 0), 0);
+    ck_assert_int_eq(mproc_queue_task_done(q), MPROC_EOVERRELEASE);
+out:
+    munmap(f.p, f.size);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
+    mproc_queue_close(q);
+    return result;
+}
+
+/* Kills at every instruction from a few before the done lock is taken to
+ * a few after it is let go; on a sanitizer build, with a hundred times as
+ * many, at every k-th, so that the single steps stay within a few hundred
+ * thousand (at least 4 rounds). */
+static void count_killed_everywhere(int who)
+{
+    long held[2] = {-1, -1};
+    int r = count_killed_at(who, LONG_MAX, held);
+    if (r < 0) {
+        test_skip("ptrace not permitted here");
+        return;
+    }
+    ck_assert_int_eq(r, 1);
+    ck_assert_int_ge(held[0], 1);
+    long from = held[0] > 4 ? held[0] - 4 : 0, to = held[1] + 4;
+    long rounds_max = 300000 / (to + 1);
+    rounds_max = rounds_max < 4 ? 4 : rounds_max > 120 ? 120 : rounds_max;
+    long stride = (to - from + rounds_max) / rounds_max;
+    int rounds = 0;
+    for (long n = from; n <= to; n += stride, rounds++)
+        ck_assert_int_eq(count_killed_at(who, n, NULL), 0);
+    fprintf(stderr, "%s: killed at %d points in steps %ld..%ld\n",
+            who == IN_TASK_DONE ? "task_done" : "write-off", rounds, from, to);
+}
+
+/* A worker killed at any instruction of task_done, in particular between
+ * counting the task done and lowering its own count (which, not done in
+ * one step, once let its death count that task twice or not at all). */
+START_TEST(jqueue_worker_killed_at_any_instruction_of_task_done_counts_once)
+{
+    count_killed_everywhere(IN_TASK_DONE);
+}
+END_TEST
+
+/* A joiner killed at any instruction of writing off a dead worker's
+ * tasks: the next one writes them off, once. */
+START_TEST(jqueue_joiner_killed_while_writing_tasks_off_counts_them_once)
+{
+    count_killed_everywhere(IN_WRITE_OFF);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("queue");
     TEST_ADD(s, queue_max_inplace_is_half_the_capacity_minus_a_header);
+    TEST_ADD(s,
+             jqueue_worker_killed_at_any_instruction_of_task_done_counts_once);
+    TEST_ADD(s, jqueue_joiner_killed_while_writing_tasks_off_counts_them_once);
     TEST_ADD(s, queue_capacity_is_rounded_up_to_a_power_of_two_within_bounds);
     TEST_ADD(s, queue_keeps_order_and_sizes_of_whole_messages);
     TEST_ADD(s, queue_streams_messages_larger_than_its_memory_in_order);

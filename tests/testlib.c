@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -139,6 +140,54 @@ int test_wait_status(int pid)
     if (WIFSIGNALED(st))
         return 128 + WTERMSIG(st);
     return -1;
+}
+
+int test_traced_start(int (*prep)(void *), int (*fn)(void *), void *arg,
+                      int *code)
+{
+    int pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0)
+            _exit(TEST_SKIP_CODE);
+        int rc = prep != NULL ? prep(arg) : 0;
+        if (rc != 0)
+            _exit(rc);
+        raise(SIGSTOP);
+        _exit(fn(arg));
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (WIFSTOPPED(st))
+        return pid;
+    if (code != NULL)
+        *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return -1;
+}
+
+long test_traced_step(int pid, long n, int *code)
+{
+    int sig = 0;
+    for (long i = 0; i < n; i++) {
+        int st;
+        if (ptrace(PTRACE_SINGLESTEP, pid, NULL, (void *)(long)sig) != 0)
+            return i;
+        while (waitpid(pid, &st, 0) < 0)
+            if (errno != EINTR)
+                return i;
+        if (WIFEXITED(st) || WIFSIGNALED(st)) {
+            if (code != NULL)
+                *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            return i;
+        }
+        /* A signal other than the step's trap goes to the child with the
+         * next step. */
+        sig = WSTOPSIG(st) == SIGTRAP ? 0 : WSTOPSIG(st);
+    }
+    return n;
 }
 
 /* Descendants still alive after the suite: as subreaper we inherit every

@@ -46,6 +46,19 @@ int test_wait_status(int pid);
  * seen. */
 int test_wait_asleep(int pid, const char *in, int64_t ms);
 
+/* Death at an instruction: test_traced_start runs prep(arg) (may be NULL;
+ * a non-zero result ends the child with it) in a forked child, then stops
+ * the child under ptrace just before it calls fn(arg) and exits with its
+ * result. Returns the child's pid, or -1 when it did not stop there (ptrace
+ * not permitted, or prep failed: *code, when not NULL, says which: 77 or
+ * prep's result). test_traced_step single-steps it up to n instructions:
+ * the steps made, fewer than n when the child ended (it is then reaped,
+ * its status as test_wait_status gives it in *code). The caller kills and
+ * reaps a child it leaves stopped. */
+int test_traced_start(int (*prep)(void *), int (*fn)(void *), void *arg,
+                      int *code);
+long test_traced_step(int pid, long n, int *code);
+
 /* Fills b with a pattern of n bytes that depends on seed and position;
  * test_pattern_ok is true when b holds exactly that pattern. */
 void test_pattern(unsigned char *b, size_t n, unsigned seed);

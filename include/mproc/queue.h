@@ -302,10 +302,13 @@ MPROC_API int mproc_queue_release(mproc_queue *q);
  * mproc_queue_task_done: marks one task (a message taken by get, get_alloc,
  * get_batch or borrow) as done. Returns 0; MPROC_EOVERRELEASE (more
  * task_done calls than messages put: nothing changes; Python's
- * ValueError); MPROC_EINVAL (NULL, or not a JoinableQueue). Never blocks.
+ * ValueError); MPROC_EINVAL (NULL, or not a JoinableQueue). Waits only
+ * while another process counts a task (a few instructions), or about 50 ms
+ * for one killed while counting, whose count it then finishes.
  * Tasks count per queue, not per consumer, as in Python; the death rule of
  * the header comment counts the tasks a process got against its own
- * task_done calls.
+ * task_done calls: a process killed inside task_done has either counted
+ * the task or not, never half (then the task is written off with it).
  */
 MPROC_API int mproc_queue_task_done(mproc_queue *q);
 
