@@ -527,6 +527,39 @@ START_TEST(lock_is_not_taken_from_an_owner_stalled_before_storing_its_start)
 }
 END_TEST
 
+/* A bystander (a ring's receiver, a queue's consumer owed an ABORT) takes
+ * the lock from a holder whose thread id a live task reuses: the start
+ * time tells them apart. It leaves alone a live holder that has not yet
+ * stored its start time, and one whose start time matches. */
+START_TEST(bystander_takes_a_lock_whose_holders_id_is_reused)
+{
+    mproc__lockword *lw = shared_page();
+    mproc__lockword_init(lw, false);
+    pid_t live = spawn(child_pause, NULL);
+    uint64_t real = 0;
+    ck_assert_int_eq(mproc__os_task_start(live, &real), 0);
+    ck_assert_uint_ne(real, 0);
+    atomic_store(&lw->word, (uint32_t)live | MPROC__LOCK_WAITERS);
+    /* Its own start time, or none stored yet: alive, nothing taken. */
+    atomic_store(&lw->owner_start, real);
+    ck_assert_int_eq(mproc__lockword_take_if_gone(lw), 0);
+    atomic_store(&lw->owner_start, 0);
+    ck_assert_int_eq(mproc__lockword_take_if_gone(lw), 0);
+    ck_assert_uint_eq(atomic_load(&lw->word),
+                      (uint32_t)live | MPROC__LOCK_WAITERS);
+    /* The holder that started at another time is dead; live reuses its
+     * id. */
+    atomic_store(&lw->owner_start, real + 7);
+    ck_assert_int_eq(mproc__lockword_take_if_gone(lw), MPROC_EOWNERDEAD);
+    ck_assert_int_eq(mproc__lockword_owned(lw), 1);
+    ck_assert_int_eq(mproc__lockword_consistent(lw), 0);
+    ck_assert_int_eq(mproc__lockword_release(lw), 0);
+    ck_assert_uint_eq(atomic_load(&lw->word), 0);
+    kill_and_reap(live);
+    munmap(lw, 4096);
+}
+END_TEST
+
 static mproc__lockword *g_lw;
 
 static int child_hold_lockword(void *arg)
@@ -1824,6 +1857,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, rlock_owner_death_is_found_by_a_thread_reusing_its_tid);
     TEST_ADD(s,
              lock_is_not_taken_from_an_owner_stalled_before_storing_its_start);
+    TEST_ADD(s, bystander_takes_a_lock_whose_holders_id_is_reused);
     TEST_ADD(s, lock_failed_try_sets_no_waiters_bit);
     TEST_ADD(s, rlock_counts_depth);
     TEST_ADD(s, rlock_reports_owner_death);

@@ -194,10 +194,14 @@ int mproc__lockword_take_if_gone(mproc__lockword *l)
     uint32_t w = atomic_load(&l->word);
     if (w == 0 || w == MPROC__LOCK_NOTREC)
         return 0;
-    /* Only a thread id that names no task at all: a live thread with a
-     * start time that does not match may be a new owner in the window
-     * before it records its own. */
-    if (mproc__os_task_alive((pid_t)(w & MPROC__LOCK_TIDMASK), 0))
+    /* Read after w, owner_start is the start time of the owner in w, or 0
+     * while that owner has not stored it (see last_look): a live task with
+     * another start time got a dead owner's reused id. In the window, the
+     * task is only asked to exist. */
+    uint64_t ostart =
+        atomic_load_explicit(&l->owner_start, memory_order_relaxed);
+    if (atomic_load(&l->word) != w ||
+        mproc__os_task_alive((pid_t)(w & MPROC__LOCK_TIDMASK), ostart))
         return 0;
     pid_t self;
     uint64_t start;

@@ -121,11 +121,12 @@ bool mproc__lockword_owner_dead(mproc__lockword *l);
 
 /* For a bystander (one that does not otherwise take the lock, such as a
  * ring's receiver, which writes what the lock guards only to repair what
- * a dead holder left): takes the lock over when its holder's thread id
- * names no task at all, with one compare-and-swap from the word it saw.
- * MPROC_EOWNERDEAD (held now, inconsistent), or 0 (nothing done). Unlike
- * an acquire, it never takes a lock from a live thread that is itself in
- * the middle of taking it over. */
+ * a dead holder left): takes the lock over when its holder is dead (its
+ * thread id names no task, or a task that started at another time than
+ * the holder: a reused id), with one compare-and-swap from the word it
+ * saw. MPROC_EOWNERDEAD (held now, inconsistent), or 0 (nothing done). A
+ * holder between its compare-and-swap and the store of its start time is
+ * alive while its task exists. */
 int mproc__lockword_take_if_gone(mproc__lockword *l);
 
 /* True when the calling thread holds the lock. */
