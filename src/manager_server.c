@@ -5,7 +5,7 @@
  * whose command blocks, and writes replies to its socket or, for clients
  * that asked, to a pair of shared-memory rings (an mproc_pipe).
  */
-#include "internal/manager.h"
+#include "internal/manager_conn.h"
 
 #include "internal/conn.h"
 #include "internal/ring.h"
@@ -47,9 +47,9 @@
 #define MAX_ARGS (1024 * 1024)
 #define INLINE_MAX (64 * 1024)
 /* A client whose unsent replies pass this is not read from until they
- * drain (it sends faster than it reads); past OUT_LIMIT it is closed. */
+ * drain (it sends faster than it reads); past MGR_OUT_LIMIT it is
+ * closed. */
 #define OUT_HIGH ((size_t)1 << 20)
-#define OUT_LIMIT ((size_t)1 << 30)
 /* Ring messages: the rings hold 64 KiB; pieces stay below that so a send
  * goes whole or not at all. */
 #define RING_PIECE (32 * 1024)
@@ -57,43 +57,6 @@
 #define READ_CHUNK (64 * 1024)
 
 enum { EV_UNIX = 1, EV_TCP, EV_CTRL, EV_OWNER, EV_SIG, EV_SOCK, EV_RING };
-
-typedef struct mgr_ev {
-    int kind;
-    mgr_conn *c;
-} mgr_ev;
-
-struct mgr_conn {
-    mgr_srv *s;
-    uint64_t id;
-    pid_t pid;
-    int fd;
-    mproc_conn *sock; /* owns fd for Unix clients */
-    mproc_conn *ring; /* the server's ring end, once asked for */
-    mgr_ev sock_ev, ring_ev;
-    uint32_t ev_mask;
-    bool tcp, authed, closing;
-    bool ring_hot; /* took ring messages since the ring was last armed */
-    bool ring_out; /* replies wait for room in the ring */
-    bool in_run, in_dirty;
-    redisReader *rd;
-    bool rd_active;
-    size_t req_bytes;
-    int64_t partial_since;
-    mgr_buf in;
-    mgr_buf out;
-    size_t out_off;
-    mgr_req *qhead, *qtail;
-    size_t qlen;
-    bool parked;
-    int park_op;
-    int64_t park_deadline;
-    void *store_slot;
-    char proto_err[96];
-    mgr_conn *prev, *next;
-    mgr_conn *run_next, *dirty_next, *hot_next, *hot_prev;
-    bool on_hot;
-};
 
 struct mgr_srv {
     int ep;
@@ -120,36 +83,6 @@ struct mgr_srv {
 };
 
 static void conn_close(mgr_conn *c);
-
-/* ----- buffers ----- */
-
-int mproc__mgr_buf_add(mgr_buf *b, const void *data, size_t n)
-{
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2)
-                return MPROC_ENOMEM;
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return MPROC_ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n > 0)
-        memcpy(b->p + b->len, data, n);
-    b->len += n;
-    return 0;
-}
-
-void mproc__mgr_buf_free(mgr_buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
 
 /* ----- addresses and passwords ----- */
 
@@ -209,32 +142,6 @@ int mproc__mgr_sockaddr(const mgr_addr *a, struct sockaddr_storage *ss,
         *len = sizeof *in6;
     } else {
         return MPROC_EINVAL;
-    }
-    return 0;
-}
-
-bool mproc__mgr_parse_double(const char *p, size_t n, double *out)
-{
-    if (n == 0 || n > 300 || isspace((unsigned char)p[0]))
-        return false;
-    char buf[320];
-    memcpy(buf, p, n);
-    buf[n] = '\0';
-    char *end;
-    errno = 0;
-    double v = strtod(buf, &end);
-    if (*end != '\0' || isnan(v) || errno == ERANGE)
-        return false;
-    *out = v;
-    return true;
-}
-
-size_t mproc__mgr_fmt_double(char *buf, size_t cap, double v)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        int n = snprintf(buf, cap, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v || prec == 17)
-            return (size_t)n;
     }
     return 0;
 }
@@ -524,108 +431,6 @@ static mgr_req *split_inline(const char *p, size_t n, bool *bad)
     return r;
 }
 
-/* ----- replies ----- */
-
-static void out_add(mgr_conn *c, const void *p, size_t n);
-
-void mproc__mgr_reply_status(mgr_conn *c, const char *s)
-{
-    out_add(c, "+", 1);
-    out_add(c, s, strlen(s));
-    out_add(c, "\r\n", 2);
-}
-
-void mproc__mgr_reply_error(mgr_conn *c, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf + 1, sizeof buf - 3, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    size_t len = (size_t)n < sizeof buf - 4 ? (size_t)n : sizeof buf - 4;
-    /* An error reply is one line. */
-    for (size_t i = 1; i <= len; i++)
-        if (buf[i] == '\r' || buf[i] == '\n')
-            buf[i] = ' ';
-    buf[0] = '-';
-    memcpy(buf + 1 + len, "\r\n", 2);
-    out_add(c, buf, len + 3);
-}
-
-void mproc__mgr_reply_int(mgr_conn *c, long long v)
-{
-    char buf[32];
-    int n = snprintf(buf, sizeof buf, ":%lld\r\n", v);
-    out_add(c, buf, (size_t)n);
-}
-
-void mproc__mgr_reply_bulk(mgr_conn *c, const void *p, size_t n)
-{
-    char buf[32];
-    int k = snprintf(buf, sizeof buf, "$%zu\r\n", n);
-    out_add(c, buf, (size_t)k);
-    out_add(c, p, n);
-    out_add(c, "\r\n", 2);
-}
-
-void mproc__mgr_reply_nil(mgr_conn *c)
-{
-    out_add(c, "$-1\r\n", 5);
-}
-
-void mproc__mgr_reply_array(mgr_conn *c, long long n)
-{
-    char buf[32];
-    int k = snprintf(buf, sizeof buf, "*%lld\r\n", n);
-    out_add(c, buf, (size_t)k);
-}
-
-void mproc__mgr_reply_double(mgr_conn *c, double v)
-{
-    char buf[64];
-    int n = snprintf(buf, sizeof buf, "%.17g", v);
-    mproc__mgr_reply_bulk(c, buf, (size_t)n);
-}
-
-uint64_t mproc__mgr_conn_id(const mgr_conn *c)
-{
-    return c->id;
-}
-
-bool mproc__mgr_conn_is_tcp(const mgr_conn *c)
-{
-    return c->tcp;
-}
-
-bool mproc__mgr_conn_alive(mgr_conn *c)
-{
-    if (c->closing)
-        return false;
-    if (c->fd < 0)
-        return true;
-    struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
-    return !(poll(&p, 1, 0) > 0 &&
-             (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0);
-}
-
-void mproc__mgr_conn_drop(mgr_conn *c)
-{
-    c->qlen = 0;
-    conn_close(c);
-}
-
-pid_t mproc__mgr_conn_pid(const mgr_conn *c)
-{
-    return c->pid;
-}
-
-void **mproc__mgr_conn_store_slot(mgr_conn *c)
-{
-    return &c->store_slot;
-}
-
 /* ----- the connection set ----- */
 
 static void mark_dirty(mgr_conn *c)
@@ -635,18 +440,6 @@ static void mark_dirty(mgr_conn *c)
         c->dirty_next = c->s->dirty;
         c->s->dirty = c;
     }
-}
-
-static void out_add(mgr_conn *c, const void *p, size_t n)
-{
-    if (c->closing)
-        return;
-    if (c->out.len - c->out_off + n > OUT_LIMIT ||
-        mproc__mgr_buf_add(&c->out, p, n) < 0) {
-        conn_close(c);
-        return;
-    }
-    mark_dirty(c);
 }
 
 static void run_push(mgr_conn *c)
@@ -662,6 +455,20 @@ static void run_push(mgr_conn *c)
         s->run_head = c;
     s->run_tail = c;
 }
+
+static void park_deadline(mgr_conn *c, int64_t ns)
+{
+    if (c->s != NULL && ns < c->s->next_timer)
+        c->s->next_timer = ns;
+}
+
+/* What a reply or a park asks of the loop (manager_conn.c). */
+static const mgr_conn_ops server_ops = {
+    .wrote = mark_dirty,
+    .close = conn_close,
+    .runnable = run_push,
+    .deadline = park_deadline,
+};
 
 static void hot_add(mgr_conn *c)
 {
@@ -700,33 +507,6 @@ static void hot_del(mgr_conn *c)
     if (c->hot_next != NULL)
         c->hot_next->hot_prev = c->hot_prev;
     c->on_hot = false;
-}
-
-void mproc__mgr_park(mgr_conn *c, int op, int64_t deadline_ns)
-{
-    c->parked = true;
-    c->park_op = op;
-    c->park_deadline = deadline_ns;
-    if (c->s != NULL && deadline_ns < c->s->next_timer)
-        c->s->next_timer = deadline_ns;
-}
-
-void mproc__mgr_unpark(mgr_conn *c)
-{
-    if (!c->parked)
-        return;
-    c->parked = false;
-    run_push(c);
-}
-
-bool mproc__mgr_is_parked(const mgr_conn *c)
-{
-    return c->parked;
-}
-
-int mproc__mgr_park_op(const mgr_conn *c)
-{
-    return c->park_op;
 }
 
 static void proto_error(mgr_conn *c, const char *what)
@@ -1131,6 +911,7 @@ static mgr_conn *conn_new(mgr_srv *s, int fd, mproc_conn *sock, bool tcp)
     mgr_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
+    c->ops = &server_ops;
     c->s = s;
     c->fd = fd;
     c->sock = sock;

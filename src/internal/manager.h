@@ -1,8 +1,9 @@
 /*
- * What the manager's files share: the server's connections and replies
- * (manager_server.c), the objects and commands (manager_store.c), and the
- * address parsing both ends use (manager_client.c). docs/manager-protocol.md
- * says what travels.
+ * What the manager's files share: the server's loop (manager_server.c),
+ * the objects and commands (manager_store.c), a connection's replies,
+ * identity and parking (manager_conn.c, the layer under both), and the
+ * address parsing both ends use (manager_client.c).
+ * docs/manager-protocol.md says what travels.
  */
 #ifndef MPROC_INTERNAL_MANAGER_H
 #define MPROC_INTERNAL_MANAGER_H
