@@ -29,6 +29,21 @@ struct shared {
 
 static struct shared *sh;
 
+/* A round kills workers thousands of times, each a fork: seconds here,
+ * many times that under a sanitizer. The short form (CTest) stops after
+ * the round that passes this much wall time, once it has run `least`
+ * rounds; MPROC_STRESS_LONG=1 (`make stress`) runs every round. */
+#define SHORT_BUDGET_MS 25000
+
+static bool more_rounds(int round, int rounds, int least, int64_t started)
+{
+    if (round >= rounds)
+        return false;
+    const char *e = getenv("MPROC_STRESS_LONG");
+    return round < least || (e != NULL && *e == '1') ||
+           test_now_ms() - started < SHORT_BUDGET_MS;
+}
+
 static struct shared *map_shared(void)
 {
     void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
@@ -146,8 +161,11 @@ static void run_rounds(const size_t *chunks, size_t nchunks, int rounds)
     static int64_t in[N], out[N];
     for (size_t i = 0; i < N; i++)
         in[i] = (int64_t)i;
-    int total_failed = 0;
-    for (int round = 0; round < rounds; round++) {
+    int total_failed = 0, round;
+    int64_t started = test_now_ms();
+    /* At least one round of each chunk size. */
+    for (round = 0; more_rounds(round, rounds, (int)nchunks, started);
+         round++) {
         memset((void *)sh->runs, 0, sizeof sh->runs);
         memset(out, 0, sizeof out);
         mproc_pool_call_opts co = MPROC_POOL_CALL_OPTS_INIT;
@@ -170,7 +188,7 @@ static void run_rounds(const size_t *chunks, size_t nchunks, int rounds)
     }
     atomic_store(&k.stop, 1);
     pthread_join(t, NULL);
-    fprintf(stderr, "%d rounds, %d killer kills, %d tasks failed\n", rounds,
+    fprintf(stderr, "%d rounds, %d killer kills, %d tasks failed\n", round,
             (int)k.kills, total_failed);
     /* The pool still works, then ends. */
     int64_t x = 7, y = 0;
@@ -214,7 +232,9 @@ START_TEST(imap_unordered_survives_workers_killed_in_a_loop)
     struct killer k = {0, 0, 777};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, killer_main, &k), 0);
-    for (int round = 0; round < 6; round++) {
+    int64_t started = test_now_ms();
+    int round;
+    for (round = 0; more_rounds(round, 6, 2, started); round++) {
         memset((void *)sh->runs, 0, sizeof sh->runs);
         static char seen[N];
         memset(seen, 0, sizeof seen);
@@ -252,7 +272,7 @@ START_TEST(imap_unordered_survives_workers_killed_in_a_loop)
     }
     atomic_store(&k.stop, 1);
     pthread_join(t, NULL);
-    fprintf(stderr, "imap: %d killer kills\n", (int)k.kills);
+    fprintf(stderr, "imap: %d rounds, %d killer kills\n", round, (int)k.kills);
     ck_assert_int_eq(mproc_pool_close(p), 0);
     ck_assert_int_eq(mproc_pool_join(p, test_ms(20000)), 0);
     mproc_pool_destroy(p);
