@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -547,6 +548,14 @@ START_TEST(bystander_takes_a_lock_whose_holders_id_is_reused)
     ck_assert_int_eq(mproc__lockword_take_if_gone(lw), 0);
     ck_assert_uint_eq(atomic_load(&lw->word),
                       (uint32_t)live | MPROC__LOCK_WAITERS);
+    /* A taker that has not yet stored its start time (the word marked
+     * PENDING) beside the dead one's: alive. */
+    atomic_store(&lw->owner_start, real + 7);
+    atomic_store(&lw->word,
+                 (uint32_t)live | MPROC__LOCK_WAITERS | MPROC__LOCK_PENDING);
+    ck_assert_int_eq(mproc__lockword_take_if_gone(lw), 0);
+    ck_assert(!mproc__lockword_owner_dead(lw));
+    atomic_store(&lw->word, (uint32_t)live | MPROC__LOCK_WAITERS);
     /* The holder that started at another time is dead; live reuses its
      * id. */
     atomic_store(&lw->owner_start, real + 7);
@@ -557,6 +566,208 @@ START_TEST(bystander_takes_a_lock_whose_holders_id_is_reused)
     ck_assert_uint_eq(atomic_load(&lw->word), 0);
     kill_and_reap(live);
     munmap(lw, 4096);
+}
+END_TEST
+
+/* A thread id no task has: pid_max itself (ids run below it). */
+static pid_t unused_tid(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+    ck_assert_ptr_nonnull(f);
+    long max = 0;
+    ck_assert_int_eq(fscanf(f, "%ld", &max), 1);
+    fclose(f);
+    ck_assert_int_gt(max, 0);
+    ck_assert_int_le(max, (long)MPROC__LOCK_TIDMASK);
+    return (pid_t)max;
+}
+
+static mproc__lockword *g_race;
+
+/* Before the stop: the child's identity and the calls of a look at /proc
+ * made once, so that the steps go to the lock's code. */
+static int warm_up(void *arg)
+{
+    (void)arg;
+    (void)mproc__os_self_start();
+    (void)mproc__os_task_alive(unused_tid(), 0);
+    (void)mproc__os_task_alive(getppid(), 1);
+    return 0;
+}
+
+/* The other one taking the dead holder's lock: 1 when it took it (and
+ * gave it back), 0 when it found it taken, 2 on anything else. */
+static int child_takes_if_gone(void *arg)
+{
+    (void)arg;
+    int rc = mproc__lockword_take_if_gone(g_race);
+    if (rc == 0)
+        return 0;
+    if (rc != MPROC_EOWNERDEAD || mproc__lockword_consistent(g_race) != 0 ||
+        mproc__lockword_release(g_race) != 0)
+        return 2;
+    return 1;
+}
+
+/* The parent takes the dead holder's lock while the child, stopped after n
+ * instructions of its own take-over, has not finished; then the child
+ * goes on. 1 when the parent's hold survived it (or the child took the
+ * lock first), 0 when the child spoiled it, -1 when ptrace is refused;
+ * *changed_at (when not NULL, n being LONG_MAX) gets the step at which the
+ * child changed the word. */
+static int take_over_race_at(long n, long *changed_at)
+{
+    mproc__lockword_init(g_race, false);
+    atomic_store(&g_race->word, (uint32_t)unused_tid() | MPROC__LOCK_WAITERS);
+    /* The dead holder started in the same clock tick as the parent. */
+    atomic_store(&g_race->owner_start, mproc__os_self_start());
+    uint32_t before = atomic_load(&g_race->word);
+    int code = 0;
+    pid_t pid = test_traced_start(warm_up, child_takes_if_gone, NULL, &code);
+    if (pid < 0) {
+        ck_assert_int_eq(code, 77);
+        return -1;
+    }
+    long steps = 0;
+    bool ended = false;
+    while (steps < n) {
+        if (test_traced_step(pid, 1, &code) == 0) {
+            ended = true;
+            break;
+        }
+        steps++;
+        if (changed_at != NULL && *changed_at < 0 &&
+            atomic_load(&g_race->word) != before)
+            *changed_at = steps;
+    }
+    int rc = mproc__lockword_take_if_gone(g_race);
+    if (!ended)
+        code = test_traced_finish(pid);
+    if (rc == 0) {
+        /* The child took it first and gave it back. */
+        ck_assert_int_eq(code, 1);
+        ck_assert_uint_eq(atomic_load(&g_race->word), 0);
+        return 1;
+    }
+    ck_assert_int_eq(rc, MPROC_EOWNERDEAD);
+    ck_assert_int_eq(code, 0);
+    if (mproc__lockword_owned(g_race) != 1)
+        return 0;
+    ck_assert_int_eq(mproc__lockword_consistent(g_race), 0);
+    ck_assert_int_eq(mproc__lockword_release(g_race), 0);
+    ck_assert_uint_eq(atomic_load(&g_race->word), 0);
+    return 1;
+}
+
+/* Two take a dead holder's lock over at once, and the dead one's start
+ * time equals the winner's (start times count clock ticks of 10 ms, so a
+ * process and a child it forks often share one): the loser, stopped at
+ * any instruction of its take-over, never spoils the winner's hold (it
+ * once cleared the winner's start time, taking it for the dead one's, so
+ * that the winner could no longer release the lock and every waiter on it
+ * waited for ever). */
+START_TEST(lock_taken_over_at_once_by_two_stays_the_winners)
+{
+    g_race = shared_page();
+    long changed = -1;
+    int r = take_over_race_at(LONG_MAX, &changed);
+    if (r < 0) {
+        test_skip("ptrace not permitted here");
+        munmap(g_race, 4096);
+        return;
+    }
+    ck_assert_int_eq(r, 1);
+    ck_assert_int_gt(changed, 0);
+    /* Every instruction around the child's compare-and-swap of the word,
+     * from before it reads what it compares to after it has stored its
+     * start time. */
+    long from = changed > 48 ? changed - 48 : 0;
+    /* At most some 400000 steps in all (a sanitizer's build takes ten
+     * times the steps): the points nearest the compare-and-swap. */
+    long most = 400000 / (changed + 16);
+    if (changed + 16 - from + 1 > most)
+        from = changed + 16 - (most > 24 ? most : 24) + 1;
+    int spoiled = 0, points = 0;
+    for (long n = from; n <= changed + 16; n++, points++)
+        spoiled += take_over_race_at(n, NULL) == 0;
+    ck_assert_msg(spoiled == 0,
+                  "the loser spoiled the winner's hold at %d of %d points",
+                  spoiled, points);
+    fprintf(stderr, "take-over race: stopped at %d points in steps %ld..%ld\n",
+            points, from, changed + 16);
+    munmap(g_race, 4096);
+}
+END_TEST
+
+/* A bystander's look at a lock the parent holds: 0 when it left it
+ * alone, 1 when it took it, 2 on anything else. */
+static int child_looks(void *arg)
+{
+    (void)arg;
+    int rc = mproc__lockword_take_if_gone(g_race);
+    return rc == 0 ? 0 : rc == MPROC_EOWNERDEAD ? 1 : 2;
+}
+
+/* The parent holds the lock; the child looks at it, and after n of its
+ * instructions the lock goes to another live task for one instruction of
+ * the child and comes back to the parent. The child's exit code. */
+static int lock_comes_back_at(long n, pid_t other, uint64_t other_start)
+{
+    pid_t self = mproc__os_self_tid();
+    uint64_t start = mproc__os_self_start();
+    mproc__lockword_init(g_race, false);
+    atomic_store(&g_race->word, (uint32_t)self);
+    atomic_store(&g_race->owner_start, start);
+    int code = 0;
+    pid_t pid = test_traced_start(warm_up, child_looks, NULL, &code);
+    if (pid < 0) {
+        ck_assert_int_eq(code, 77);
+        return -1;
+    }
+    if (test_traced_step(pid, n, &code) < n)
+        return code;
+    /* Released and held by the other (as release and acquire write it)... */
+    atomic_store(&g_race->owner_start, 0);
+    atomic_store(&g_race->word, (uint32_t)other);
+    atomic_store(&g_race->owner_start, other_start);
+    if (test_traced_step(pid, 1, &code) < 1)
+        return code;
+    /* ...and back. */
+    atomic_store(&g_race->owner_start, 0);
+    atomic_store(&g_race->word, (uint32_t)self);
+    atomic_store(&g_race->owner_start, start);
+    return test_traced_finish(pid);
+}
+
+/* A bystander that reads the word, then the start time while the lock is
+ * another's for a moment, then the word again (the same: the holder took
+ * it back) must not take the live holder's lock for a dead one's: it
+ * reads the start time again. The lock changes hands for one instruction
+ * at each of the first instructions of its look. */
+START_TEST(bystander_leaves_a_lock_that_went_away_and_came_back)
+{
+    g_race = shared_page();
+    usleep(30000); /* a start time other than ours (clock ticks) */
+    pid_t other = spawn(child_pause, NULL);
+    uint64_t other_start = 0;
+    ck_assert_int_eq(mproc__os_task_start(other, &other_start), 0);
+    ck_assert_uint_ne(other_start, mproc__os_self_start());
+    int took = 0, points = 0;
+    for (long n = 0; n <= 80; n++, points++) {
+        int code = lock_comes_back_at(n, other, other_start);
+        if (code < 0) {
+            test_skip("ptrace not permitted here");
+            break;
+        }
+        ck_assert_int_ne(code, 2);
+        took += code == 1 ||
+                atomic_load(&g_race->word) != (uint32_t)mproc__os_self_tid();
+    }
+    ck_assert_msg(took == 0,
+                  "a live holder's lock was taken at %d of %d points", took,
+                  points);
+    kill_and_reap(other);
+    munmap(g_race, 4096);
 }
 END_TEST
 
@@ -1858,6 +2069,8 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s,
              lock_is_not_taken_from_an_owner_stalled_before_storing_its_start);
     TEST_ADD(s, bystander_takes_a_lock_whose_holders_id_is_reused);
+    TEST_ADD(s, lock_taken_over_at_once_by_two_stays_the_winners);
+    TEST_ADD(s, bystander_leaves_a_lock_that_went_away_and_came_back);
     TEST_ADD(s, lock_failed_try_sets_no_waiters_bit);
     TEST_ADD(s, rlock_counts_depth);
     TEST_ADD(s, rlock_reports_owner_death);

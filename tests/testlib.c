@@ -190,6 +190,16 @@ long test_traced_step(int pid, long n, int *code)
     return n;
 }
 
+int test_traced_finish(int pid)
+{
+    if (ptrace(PTRACE_DETACH, pid, NULL, NULL) != 0) {
+        kill(pid, SIGKILL);
+        test_wait_status(pid);
+        return -1;
+    }
+    return test_wait_status(pid);
+}
+
 /* Descendants still alive after the suite: as subreaper we inherit every
  * orphan, so any child left is something a test started and did not end.
  * Allow a grace period for processes that are on their way out (daemon

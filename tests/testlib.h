@@ -58,6 +58,10 @@ int test_wait_asleep(int pid, const char *in, int64_t ms);
 int test_traced_start(int (*prep)(void *), int (*fn)(void *), void *arg,
                       int *code);
 long test_traced_step(int pid, long n, int *code);
+/* Lets a stopped traced child run on untraced; its status as
+ * test_wait_status gives it once it ends (-1 when it could not be let go:
+ * it is then killed). */
+int test_traced_finish(int pid);
 
 /* Fills b with a pattern of n bytes that depends on seed and position;
  * test_pattern_ok is true when b holds exactly that pattern. */

@@ -37,6 +37,37 @@ static bool is_owner(mproc__lockword *l, uint32_t w, pid_t self, uint64_t start)
            atomic_load_explicit(&l->owner_start, memory_order_relaxed) == start;
 }
 
+/* owner_start as read after the word w: 0 ("not yet known", judge by
+ * existence) while a taker has not stored it. Read after w (acquire), it is
+ * the start of the owner in w, 0, or a later owner's: a release clears it
+ * before giving the word up, a taker marks the word PENDING until it has
+ * stored its own, and only the owner writes it. A later owner's shows as
+ * a change of the word, unless the word came back to w meanwhile (w
+ * released, another held it, w took it again). */
+static uint64_t start_of(mproc__lockword *l, uint32_t w)
+{
+    if (w & MPROC__LOCK_PENDING)
+        return 0;
+    return atomic_load_explicit(&l->owner_start, memory_order_acquire);
+}
+
+/* Is the owner in word w (not 0, not NOTREC) gone, by one look: its task
+ * missing, or one that started at another time than owner_start (a reused
+ * id)? A start time other than the task's may also come from a reading
+ * taken while the word went away and came back to w (see start_of); the
+ * live owner's own is then there, so such a verdict stands only when a
+ * second reading, after /proc, shows the same word and start time. */
+static bool gone(mproc__lockword *l, uint32_t w)
+{
+    uint64_t ostart = start_of(l, w);
+    if (atomic_load(&l->word) != w)
+        return false;
+    if (mproc__os_task_alive((pid_t)(w & MPROC__LOCK_TIDMASK), ostart))
+        return false;
+    return ostart == 0 ||
+           (start_of(l, w) == ostart && atomic_load(&l->word) == w);
+}
+
 struct owner_ctx {
     mproc__lockword *l;
     uint32_t seen; /* the word we sleep on */
@@ -51,8 +82,7 @@ static int owner_dead(struct owner_ctx *c)
     pid_t owner = (pid_t)(c->seen & MPROC__LOCK_TIDMASK);
     if (!mproc__os_task_alive(owner, 0))
         return 1;
-    uint64_t start =
-        atomic_load_explicit(&c->l->owner_start, memory_order_relaxed);
+    uint64_t start = start_of(c->l, c->seen);
     if (start != 0 && !mproc__os_task_alive(owner, start)) {
         if (atomic_load(&c->l->word) != c->seen) {
             c->mismatches = 0;
@@ -71,24 +101,25 @@ static int check_owner(void *arg)
     return owner_dead(arg) ? DEAD_OWNER : 0;
 }
 
-/* Takes over a lock whose owner died: one CAS from the word we saw. The
- * dead owner's start time is cleared first ("not yet known"), so that in
- * the moment between the CAS and took() nobody sees our tid beside the
- * dead one's start time and judges us dead too. A racer that already
- * stored its own start time is left alone (the compare fails), and only
- * one CAS of the word succeeds. */
+/* Takes over a lock whose owner died: one CAS from the word we saw, to our
+ * tid marked PENDING ("start time not yet stored"), so that in the moment
+ * before took() nobody sees our tid beside the dead one's start time and
+ * judges us dead too; then the start time, then the mark goes. Only one
+ * CAS of the word succeeds, and a loser writes nothing: owner_start is
+ * written by the word's owner alone (start times count clock ticks, so a
+ * loser that cleared "the dead one's" start time could clear a winner's
+ * equal one). */
 static bool take_over(mproc__lockword *l, uint32_t seen, pid_t self,
                       uint64_t start)
 {
-    uint64_t dead = atomic_load(&l->owner_start);
-    if (atomic_load(&l->word) != seen)
-        return false;
-    atomic_compare_exchange_strong(&l->owner_start, &dead, 0);
     if (!atomic_compare_exchange_strong(&l->word, &seen,
-                                        (uint32_t)self | MPROC__LOCK_WAITERS))
+                                        (uint32_t)self | MPROC__LOCK_WAITERS |
+                                            MPROC__LOCK_PENDING))
         return false;
     atomic_store(&l->inconsistent, 1);
     took(l, start);
+    atomic_fetch_and_explicit(&l->word, ~MPROC__LOCK_PENDING,
+                              memory_order_release);
     return true;
 }
 
@@ -96,17 +127,8 @@ static bool take_over(mproc__lockword *l, uint32_t seen, pid_t self,
  * dead owner, as pthread_mutex_trylock does. */
 static int last_look(mproc__lockword *l, uint32_t w, pid_t self, uint64_t start)
 {
-    /* w was read (acquire) before this load, so owner_start is the start of
-     * the owner in w or 0 (not yet stored), never a previous owner's: a
-     * release clears it before giving the word up. */
-    uint64_t ostart =
-        atomic_load_explicit(&l->owner_start, memory_order_relaxed);
-    if (atomic_load(&l->word) == w) {
-        pid_t owner = (pid_t)(w & MPROC__LOCK_TIDMASK);
-        if (!mproc__os_task_alive(owner, ostart) &&
-            take_over(l, w, self, start))
-            return MPROC_EOWNERDEAD;
-    }
+    if (gone(l, w) && take_over(l, w, self, start))
+        return MPROC_EOWNERDEAD;
     return MPROC_ETIMEDOUT;
 }
 
@@ -180,28 +202,13 @@ int mproc__lockword_acquire(mproc__lockword *l, const mproc__deadline *d)
 bool mproc__lockword_owner_dead(mproc__lockword *l)
 {
     uint32_t w = atomic_load(&l->word);
-    if (w == 0 || w == MPROC__LOCK_NOTREC)
-        return false;
-    uint64_t ostart =
-        atomic_load_explicit(&l->owner_start, memory_order_relaxed);
-    if (atomic_load(&l->word) != w)
-        return false;
-    return !mproc__os_task_alive((pid_t)(w & MPROC__LOCK_TIDMASK), ostart);
+    return w != 0 && w != MPROC__LOCK_NOTREC && gone(l, w);
 }
 
 int mproc__lockword_take_if_gone(mproc__lockword *l)
 {
     uint32_t w = atomic_load(&l->word);
-    if (w == 0 || w == MPROC__LOCK_NOTREC)
-        return 0;
-    /* Read after w, owner_start is the start time of the owner in w, or 0
-     * while that owner has not stored it (see last_look): a live task with
-     * another start time got a dead owner's reused id. In the window, the
-     * task is only asked to exist. */
-    uint64_t ostart =
-        atomic_load_explicit(&l->owner_start, memory_order_relaxed);
-    if (atomic_load(&l->word) != w ||
-        mproc__os_task_alive((pid_t)(w & MPROC__LOCK_TIDMASK), ostart))
+    if (w == 0 || w == MPROC__LOCK_NOTREC || !gone(l, w))
         return 0;
     pid_t self;
     uint64_t start;

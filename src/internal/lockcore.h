@@ -4,8 +4,10 @@
  * memory (32 bytes, docs/shared-memory.md) and needs no process-local state.
  *
  * word: 0 when free; otherwise the owner's thread id (bits 0..29) with
- * MPROC__LOCK_WAITERS set while someone may sleep on it; or
- * MPROC__LOCK_NOTREC once the lock is not recoverable. Acquire and release
+ * MPROC__LOCK_WAITERS set while someone may sleep on it, and
+ * MPROC__LOCK_PENDING while the owner, having taken the lock over from a
+ * dead one, has not yet stored its start time; or MPROC__LOCK_NOTREC once
+ * the lock is not recoverable. Acquire and release
  * are one compare-and-swap / exchange each; the futex is touched only when
  * the waiters bit is set.
  *
@@ -13,8 +15,9 @@
  * owner_start; a thread that got a dead owner's reused tid is not the owner.
  * owner_start is 0 while free and between an acquirer's CAS and its store
  * of the start time ("tid only, not yet known"): a release clears it before
- * giving the word up, so the word never shows a new owner's tid beside the
- * previous owner's start time.
+ * giving the word up, and a take-over marks the word PENDING until it has
+ * stored its own, so the word never shows a new owner's tid beside the
+ * previous owner's start time. Only the owner in the word writes it.
  *
  * Owner death: a sleeper wakes every MPROC__WAITWORD_SLICE_MS and checks
  * that the owner thread still exists and started at owner_start (pid
@@ -35,6 +38,7 @@
 #include "os/task.h"
 
 #define MPROC__LOCK_WAITERS 0x80000000u
+#define MPROC__LOCK_PENDING 0x40000000u
 #define MPROC__LOCK_TIDMASK 0x3fffffffu
 #define MPROC__LOCK_NOTREC 0x3fffffffu /* above PID_MAX_LIMIT (2^22) */
 
@@ -114,9 +118,9 @@ int mproc__lockword_consistent(mproc__lockword *l);
 
 /* True when a thread holds the lock and is found dead (for a lock taken
  * only in short sections, so that its sleepers' neighbours can notice a
- * holder killed inside one). One look, no waiting; a false "dead" is
- * possible in a take-over's short window, so the caller then acquires the
- * lock, which decides. */
+ * holder killed inside one). One look, no waiting (a start time other
+ * than the holder's is read twice); the caller then acquires the lock,
+ * which decides. */
 bool mproc__lockword_owner_dead(mproc__lockword *l);
 
 /* For a bystander (one that does not otherwise take the lock, such as a
