@@ -859,6 +859,67 @@ static int recv_check(mproc_conn *c, size_t *len, int64_t timeout_ms,
     return mproc__deadline_init(d, timeout_ms);
 }
 
+/* Takes the next message whole: into buf (limit bytes), or, when out is
+ * not NULL, into a new block (at most limit bytes, with a NUL after them)
+ * put in *out. A message too large is left where it is (MPROC_EMSGSIZE
+ * with its size in *len); one its sender cut is dropped and the next one
+ * taken. */
+static int recv_message(mproc_conn *c, void *buf, size_t limit, void **out,
+                        size_t *len, const mproc__deadline *d)
+{
+    bool alloc = out != NULL;
+    int rc = lock_by(&c->rmu, d);
+    if (rc < 0)
+        return rc;
+    uint64_t n;
+    unsigned char *m = NULL;
+    do { /* again after a message its sender cut: it is dropped */
+        if (alloc)
+            free(m);
+        m = NULL;
+        unsigned flags;
+        rc = peek_next(c, &n, &flags, d);
+        if (rc == 0 && flags != 0)
+            rc = MPROC_ESTATE;
+        if (rc == 0 && (n > limit || n >= SIZE_MAX) &&
+            (rc = drop_abandoned(c, n)) == 0) {
+            *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+            rc = MPROC_EMSGSIZE;
+        }
+        if (rc == 0 && c->pbuf != NULL) {
+            rc = resume_partial(c, d);
+            if (rc == 0) {
+                m = c->pbuf;
+                c->pbuf = NULL;
+            }
+        } else if (rc == 0) {
+            m = alloc ? malloc((size_t)n + 1) : buf;
+            if (alloc && m == NULL)
+                rc = MPROC_ENOMEM;
+            if (rc == 0)
+                rc = take_payload(c, m, (size_t)n, alloc, d);
+            if (rc < 0 && alloc && c->pbuf == m)
+                m = NULL; /* kept for the next recv */
+        }
+    } while (rc == MPROC__RING_CUT);
+    pthread_mutex_unlock(&c->rmu);
+    if (rc < 0) {
+        if (alloc)
+            free(m);
+        return rc;
+    }
+    if (alloc) {
+        m[n] = '\0';
+        *out = m;
+    } else if (m != buf) {
+        /* The rest of a message an earlier recv timed out inside. */
+        memcpy(buf, m, (size_t)n);
+        free(m);
+    }
+    *len = (size_t)n;
+    return 0;
+}
+
 int mproc_conn_recv(mproc_conn *c, void *buf, size_t cap, size_t *len,
                     int64_t timeout_ms)
 {
@@ -868,35 +929,7 @@ int mproc_conn_recv(mproc_conn *c, void *buf, size_t cap, size_t *len,
         return rc;
     if (buf == NULL && cap > 0)
         return MPROC_EINVAL;
-    rc = lock_by(&c->rmu, &d);
-    if (rc < 0)
-        return rc;
-    do { /* again after a message its sender cut: it is dropped */
-        uint64_t n;
-        unsigned flags;
-        rc = peek_next(c, &n, &flags, &d);
-        if (rc == 0 && flags != 0)
-            rc = MPROC_ESTATE;
-        if (rc == 0 && n > cap && (rc = drop_abandoned(c, n)) == 0) {
-            *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
-            rc = MPROC_EMSGSIZE;
-        }
-        if (rc == 0 && c->pbuf != NULL) {
-            rc = resume_partial(c, &d);
-            if (rc == 0) {
-                memcpy(buf, c->pbuf, c->plen);
-                *len = c->plen;
-                free(c->pbuf);
-                c->pbuf = NULL;
-            }
-        } else if (rc == 0) {
-            rc = take_payload(c, buf, (size_t)n, false, &d);
-            if (rc == 0)
-                *len = (size_t)n;
-        }
-    } while (rc == MPROC__RING_CUT);
-    pthread_mutex_unlock(&c->rmu);
-    return rc;
+    return recv_message(c, buf, cap, NULL, len, &d);
 }
 
 int mproc_conn_recv_alloc(mproc_conn *c, void **out, size_t *len, size_t max,
@@ -908,48 +941,7 @@ int mproc_conn_recv_alloc(mproc_conn *c, void **out, size_t *len, size_t max,
         return rc;
     if (out == NULL)
         return MPROC_EINVAL;
-    rc = lock_by(&c->rmu, &d);
-    if (rc < 0)
-        return rc;
-    uint64_t n;
-    unsigned flags;
-    char *buf = NULL;
-    do { /* again after a message its sender cut: it is dropped */
-        free(buf);
-        buf = NULL;
-        rc = peek_next(c, &n, &flags, &d);
-        if (rc == 0 && flags != 0)
-            rc = MPROC_ESTATE;
-        if (rc == 0 && (n > max || n >= SIZE_MAX) &&
-            (rc = drop_abandoned(c, n)) == 0) {
-            *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
-            rc = MPROC_EMSGSIZE;
-        }
-        if (rc == 0 && c->pbuf != NULL) {
-            rc = resume_partial(c, &d);
-            if (rc == 0) {
-                buf = (char *)c->pbuf;
-                c->pbuf = NULL;
-            }
-        } else if (rc == 0) {
-            buf = malloc((size_t)n + 1);
-            if (buf == NULL)
-                rc = MPROC_ENOMEM;
-            if (rc == 0)
-                rc = take_payload(c, buf, (size_t)n, true, &d);
-            if (rc < 0 && c->pbuf == (unsigned char *)buf)
-                buf = NULL; /* kept for the next recv */
-        }
-    } while (rc == MPROC__RING_CUT);
-    if (rc == 0) {
-        buf[n] = '\0';
-        *out = buf;
-        *len = (size_t)n;
-    } else {
-        free(buf);
-    }
-    pthread_mutex_unlock(&c->rmu);
-    return rc;
+    return recv_message(c, NULL, max, out, len, &d);
 }
 
 int mproc_conn_poll(mproc_conn *c, int64_t timeout_ms)
