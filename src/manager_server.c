@@ -9,6 +9,7 @@
 
 #include "internal/conn.h"
 #include "internal/ring.h"
+#include "internal/spin.h"
 #include "os/os.h"
 
 #include "mproc/conn.h"
@@ -43,7 +44,7 @@
 #define DEF_MAX_REQUEST ((size_t)64 << 20)
 #define DEF_MAX_PENDING 1024
 #define DEF_REQUEST_TIMEOUT_MS 30000
-#define DEF_SPIN_US 50
+#define DEF_SPIN_NS 50000
 #define MAX_ARGS (1024 * 1024)
 #define INLINE_MAX (64 * 1024)
 /* A client whose unsent replies pass this is not read from until they
@@ -72,7 +73,9 @@ struct mgr_srv {
     uint64_t next_id;
     bool stop;
     size_t max_clients, max_request, max_pending;
-    int64_t request_timeout_ns, spin_ns;
+    int64_t request_timeout_ns;
+    int64_t spin_ns;  /* a fixed poll; negative: the spin budget (spin.h) */
+    int64_t slept_ns; /* when the loop last went to sleep; 0: it did not */
     int64_t next_timer;
     bool ring_busy; /* a ring message came since the loop last looked */
     char password[256];
@@ -1235,8 +1238,8 @@ static int srv_new(mgr_srv **out, const char *address,
     int64_t rt =
         o->request_timeout_ms ? o->request_timeout_ms : DEF_REQUEST_TIMEOUT_MS;
     s->request_timeout_ns = rt < 0 ? 0 : rt * 1000000;
-    s->spin_ns = o->spin_us == 0 ? DEF_SPIN_US * 1000
-                                 : (o->spin_us < 0 ? 0 : o->spin_us * 1000);
+    s->spin_ns =
+        o->spin_us == 0 ? -1 : (o->spin_us < 0 ? 0 : o->spin_us * 1000);
     s->next_timer = INT64_MAX;
     if (o->password_file != NULL) {
         rc = mproc__mgr_read_password(o->password_file, s->password,
@@ -1296,6 +1299,17 @@ fail:
 
 /* ----- the loop ----- */
 
+/* The first bell after the loop slept: what a wake-up costs here. */
+static void note_wake(mgr_srv *s, mgr_conn *c)
+{
+    mproc__ringio *ri =
+        c->ring != NULL ? mproc__conn_ringio(c->ring, false) : NULL;
+    if (s->slept_ns != 0 && ri != NULL) {
+        mproc__ring_note_bell(ri, s->slept_ns);
+        s->slept_ns = 0;
+    }
+}
+
 static void handle(mgr_srv *s, mgr_ev *ev, uint32_t events, char *buf)
 {
     mgr_conn *c = ev->c;
@@ -1330,6 +1344,7 @@ static void handle(mgr_srv *s, mgr_ev *ev, uint32_t events, char *buf)
         }
         break;
     case EV_RING:
+        note_wake(s, c);
         /* A bell: take what is there without arming again (the loop arms
          * the ring when it goes to sleep). A bell left from a message the
          * spin took already is drained without arming, so the client's
@@ -1384,6 +1399,19 @@ static bool poll_hot(mgr_srv *s)
     return got;
 }
 
+/* How long the loop polls busy rings before it sleeps: by default 50 us,
+ * or as long as a wake-up costs on this machine when that is longer; none
+ * with one CPU. (The wake-up cost alone, some 12 us here, let a client
+ * that pipelines find the loop asleep between its batches: 11% fewer
+ * calls a second.) */
+static int64_t spin_ns(const mgr_srv *s)
+{
+    if (s->spin_ns >= 0)
+        return s->spin_ns;
+    int64_t b = mproc__spin_budget_ns();
+    return b == 0 ? 0 : b > DEF_SPIN_NS ? b : DEF_SPIN_NS;
+}
+
 static int srv_loop(mgr_srv *s)
 {
     char *buf = malloc(READ_CHUNK);
@@ -1413,7 +1441,7 @@ static int srv_loop(mgr_srv *s)
             if (got) {
                 settle(s);
                 s->ring_busy = false;
-                spin_until = now_ns() + s->spin_ns;
+                spin_until = now_ns() + spin_ns(s);
                 continue;
             }
             if (s->next_timer == INT64_MAX)
@@ -1425,6 +1453,7 @@ static int srv_loop(mgr_srv *s)
             if (retry_out && (timeout < 0 || timeout > 1))
                 timeout = 1;
         }
+        s->slept_ns = timeout != 0 ? now_ns() : 0;
         int n = epoll_wait(s->ep, evs, 64, timeout);
         if (n < 0 && errno != EINTR) {
             free(buf);
@@ -1444,7 +1473,7 @@ static int srv_loop(mgr_srv *s)
         if (got) {
             /* A ring client is busy: it will likely ask again within a
              * few us, so stay awake and look at the rings. */
-            spin_until = now_ns() + s->spin_ns;
+            spin_until = now_ns() + spin_ns(s);
         } else if (n == 0 && now < spin_until) {
             /* Spin on the rings alone for a while before the next
              * epoll_wait: a client in a loop answers within a few us. */
@@ -1455,7 +1484,7 @@ static int srv_loop(mgr_srv *s)
                 if (poll_hot(s)) {
                     settle(s);
                     s->ring_busy = false;
-                    spin_until = now_ns() + s->spin_ns;
+                    spin_until = now_ns() + spin_ns(s);
                     break;
                 }
                 mproc__os_cpu_relax();

@@ -131,7 +131,10 @@ typedef struct mproc_manager mproc_manager;
  *                  MPROC_FOREVER: no bound); then the connection is told
  *                  "-ERR request timed out" and closed.
  *   spin_us        how long the server polls busy ring clients before it
- *                  sleeps (0: 50; negative: never polls).
+ *                  sleeps (0: 50, or as long as a wake-up costs on this
+ *                  machine, measured from its clients' doorbells, when that
+ *                  is longer, up to 100; never with one CPU; negative:
+ *                  never polls).
  *   handle_signals mproc_manager_serve() only: block SIGINT and SIGTERM in
  *                  the calling thread and end cleanly when one arrives.
  */

@@ -790,6 +790,14 @@ static bool arm_and_look(mproc__ringio *r, uint64_t tail, uint64_t need)
     return r->seen - tail >= need || atomic_load(&g->torn) != 0;
 }
 
+void mproc__ring_note_bell(const mproc__ringio *r, int64_t slept_ns)
+{
+    /* A bell rung after we went to sleep: what a wake-up costs here. */
+    int64_t bell = atomic_load_explicit(&r->r->bell_ns, memory_order_relaxed);
+    if (bell >= slept_ns)
+        mproc__spin_note_wake(bell, mproc__os_monotonic_ns());
+}
+
 int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
 {
     mproc__ring *g = r->r;
@@ -861,13 +869,8 @@ int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d)
         slice = mproc__deadline_min(slice, *d);
         int64_t slept_at = mproc__os_monotonic_ns();
         rc = mproc__io_wait(r->fd, POLLIN, &slice);
-        if (rc == 0) {
-            /* A bell rung after we armed: what a wake-up costs here. */
-            int64_t bell =
-                atomic_load_explicit(&g->bell_ns, memory_order_relaxed);
-            if (bell >= slept_at)
-                mproc__spin_note_wake(bell, mproc__os_monotonic_ns());
-        }
+        if (rc == 0)
+            mproc__ring_note_bell(r, slept_at);
         if (rc == MPROC_ETIMEDOUT) {
             if (!mproc__ring_recover(r))
                 count_rescue(g, armed_at);

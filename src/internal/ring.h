@@ -254,6 +254,12 @@ uint64_t mproc__ring_readable(const mproc__ringio *r);
  */
 int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d);
 
+/* A receiver that went to sleep at slept_ns (CLOCK_MONOTONIC) and was woken
+ * by its doorbell: notes what the wake-up cost (the spin budget, spin.h),
+ * if the last bell was rung after it went to sleep. For receivers that
+ * sleep elsewhere than in mproc__ring_wait (the manager's epoll loop). */
+void mproc__ring_note_bell(const mproc__ringio *r, int64_t slept_ns);
+
 /* After mproc__ring_wait returned 0: the bytes after the tail that belong
  * to what is being read (all readable ones, as seen then; a cut found
  * later lies beyond them). */
