@@ -45,6 +45,8 @@
 #define DEF_MAX_PENDING 1024
 #define DEF_REQUEST_TIMEOUT_MS 30000
 #define DEF_SPIN_NS 50000
+#define MAX_SPIN_US 1000000                       /* 1 s */
+#define MAX_REQUEST_TIMEOUT_MS ((int64_t)1 << 40) /* 34 years */
 #define MAX_ARGS (1024 * 1024)
 #define INLINE_MAX (64 * 1024)
 /* A client whose unsent replies pass this is not read from until they
@@ -1225,6 +1227,10 @@ static int srv_new(mgr_srv **out, const char *address,
     if (a.kind != MGR_ADDR_UNIX)
         return MPROC_EINVAL;
     if (o->tcp != NULL && o->password_file == NULL)
+        return MPROC_EINVAL;
+    /* Bounds that keep the times below in range of an int64_t of ns. */
+    if (o->spin_us > MAX_SPIN_US ||
+        o->request_timeout_ms > MAX_REQUEST_TIMEOUT_MS)
         return MPROC_EINVAL;
     mgr_srv *s = calloc(1, sizeof *s);
     if (s == NULL)

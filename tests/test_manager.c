@@ -523,6 +523,16 @@ START_TEST(start_refuses_a_password_file_others_can_read)
     o.tcp = "10.1.2.3:0";
     ck_assert_int_eq(mproc_manager_start(&m, NULL, &o), MPROC_EINVAL);
     unlink(pw);
+    /* Times beyond their bounds (they would overflow in nanoseconds). */
+    o = (mproc_manager_opts)MPROC_MANAGER_OPTS_INIT;
+    o.spin_us = INT64_MAX;
+    ck_assert_int_eq(mproc_manager_start(&m, NULL, &o), MPROC_EINVAL);
+    o.spin_us = 1000001;
+    ck_assert_int_eq(mproc_manager_start(&m, NULL, &o), MPROC_EINVAL);
+    o = (mproc_manager_opts)MPROC_MANAGER_OPTS_INIT;
+    o.request_timeout_ms = INT64_MAX;
+    ck_assert_int_eq(mproc_manager_start(&m, NULL, &o), MPROC_EINVAL);
+    ck_assert_ptr_null(m);
 }
 END_TEST
 

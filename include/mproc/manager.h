@@ -128,13 +128,13 @@ typedef struct mproc_manager mproc_manager;
  *                  parked or behind replies it does not read (0: 1024);
  *                  one more closes the connection with an error.
  *   request_timeout_ms  how long a request may stay half sent (0: 30000;
- *                  MPROC_FOREVER: no bound); then the connection is told
- *                  "-ERR request timed out" and closed.
+ *                  MPROC_FOREVER: no bound; at most 2^40); then the
+ *                  connection is told "-ERR request timed out" and closed.
  *   spin_us        how long the server polls busy ring clients before it
  *                  sleeps (0: 50, or as long as a wake-up costs on this
  *                  machine, measured from its clients' doorbells, when that
- *                  is longer, up to 100; never with one CPU; negative:
- *                  never polls).
+ *                  is longer, up to 100, and none with one CPU; negative:
+ *                  never polls; at most 1000000).
  *   handle_signals mproc_manager_serve() only: block SIGINT and SIGTERM in
  *                  the calling thread and end cleanly when one arrives.
  */
@@ -166,7 +166,8 @@ typedef struct mproc_manager_opts {
  * client sends MPROC.SHUTDOWN, or when the process that started it ends
  * (it watches that process, and removes its socket file when it goes). It
  * starts with inherit_only: it holds none of the caller's fds.
- * Returns 0, or MPROC_EINVAL (out NULL, a bad address or option, tcp
+ * Returns 0, or MPROC_EINVAL (out NULL, a bad address or option (one
+ * above its bound), tcp
  * without password_file, a HOST that is not loopback without
  * tcp_any_host), MPROC_EEXIST (the path exists and is not a socket, or is
  * a socket some process listens on), MPROC_EADDRINUSE (the abstract name
