@@ -3584,6 +3584,74 @@ START_TEST(jqueue_joiner_killed_while_writing_tasks_off_counts_them_once)
 }
 END_TEST
 
+/* ------------------------------ a place that went away and came back */
+
+#define SLOT_START 8u
+
+/* A borrow on a queue whose one place the parent holds: it looks for dead
+ * processes' places, finds none, and gets MPROC_EAGAIN. */
+static int child_borrows_nothing(void *arg)
+{
+    const void *d;
+    size_t len;
+    return mproc_queue_borrow(arg, &d, &len, 0) == MPROC_EAGAIN ? 0 : 1;
+}
+
+/* A process looking for dead processes' places reads a place's pid, then
+ * its start time. If the place went to another process and back to the
+ * same pid between the two, it saw the live owner's pid beside another's
+ * start time and wrote the live process's tasks off. Here the place shows
+ * another start time until the child opens the owner's /proc entry. */
+START_TEST(queue_reaper_leaves_a_place_that_went_away_and_came_back)
+{
+    char name[64];
+    test_shm_name(name, sizeof name, "aba");
+    mproc_queue_opts o = MPROC_QUEUE_OPTS_INIT;
+    o.capacity = 4096;
+    o.joinable = true;
+    o.max_consumers = 1;
+    mproc_queue *q;
+    ck_assert_int_eq(mproc_queue_create(&q, name, &o), 0);
+    put_pattern(q, 16, 1);
+    get_pattern(q, 16, 1, 0); /* the one place is ours, with a task */
+    qfile f = qfile_map(name);
+    ck_assert_uint_eq(rd32(&f, F_SLOTS + SLOT_PID), (uint32_t)getpid());
+    uint64_t mine = rd64(&f, F_SLOTS + SLOT_START);
+    ck_assert_uint_ne(mine, 0);
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/%d/stat", (int)getpid());
+    int code = -1;
+    pid_t pid = test_traced_start(child_borrows_nothing, child_borrows_nothing,
+                                  q, &code);
+    int r = -2;
+    if (pid >= 0) {
+        wr64(&f, F_SLOTS + SLOT_START, mine + 7);
+        r = test_traced_until_open(pid, proc, &code);
+        wr64(&f, F_SLOTS + SLOT_START, mine);
+        if (r == 0)
+            code = test_traced_finish(pid);
+        else if (r == -2)
+            kill_and_reap(pid);
+    }
+    if (r == -2) {
+        test_skip("cannot trace system calls here");
+    } else {
+        ck_assert_msg(r == 0, "the child never looked at the place's owner");
+        ck_assert_msg(rd32(&f, F_SLOTS + SLOT_PID) == (uint32_t)getpid() &&
+                          rd32(&f, F_SLOTS + SLOT_OUTSTANDING) == 1,
+                      "the live owner's place was taken and its task "
+                      "written off");
+        ck_assert_int_eq(code, 0);
+        ck_assert_int_eq(mproc_queue_join(q, 0), MPROC_ETIMEDOUT);
+    }
+    ck_assert_int_eq(mproc_queue_task_done(q), 0);
+    ck_assert_int_eq(mproc_queue_join(q, 0), 0);
+    munmap(f.p, f.size);
+    mproc_queue_close(q);
+    ck_assert_int_eq(mproc_queue_unlink(name), 0);
+}
+END_TEST
+
 Suite *mproc_test_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -3591,6 +3659,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s,
              jqueue_worker_killed_at_any_instruction_of_task_done_counts_once);
     TEST_ADD(s, jqueue_joiner_killed_while_writing_tasks_off_counts_them_once);
+    TEST_ADD(s, queue_reaper_leaves_a_place_that_went_away_and_came_back);
     TEST_ADD(s, queue_capacity_is_rounded_up_to_a_power_of_two_within_bounds);
     TEST_ADD(s, queue_keeps_order_and_sizes_of_whole_messages);
     TEST_ADD(s, queue_streams_messages_larger_than_its_memory_in_order);

@@ -8,13 +8,16 @@
 #include <grp.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/user.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -188,6 +191,61 @@ long test_traced_step(int pid, long n, int *code)
         sig = WSTOPSIG(st) == SIGTRAP ? 0 : WSTOPSIG(st);
     }
     return n;
+}
+
+int test_traced_until_open(int pid, const char *path, int *code)
+{
+#if defined(__x86_64__)
+    if (ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)PTRACE_O_TRACESYSGOOD) !=
+        0)
+        return -2;
+    int sig = 0;
+    bool entry = false; /* the next syscall stop is an entry */
+    for (;;) {
+        int st;
+        if (ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)sig) != 0)
+            return -2;
+        while (waitpid(pid, &st, 0) < 0)
+            if (errno != EINTR)
+                return -2;
+        if (WIFEXITED(st) || WIFSIGNALED(st)) {
+            if (code != NULL)
+                *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            return -1;
+        }
+        sig = 0;
+        if (WSTOPSIG(st) != (SIGTRAP | 0x80)) {
+            if (WSTOPSIG(st) != SIGTRAP)
+                sig = WSTOPSIG(st);
+            continue;
+        }
+        entry = !entry;
+        struct user_regs_struct r;
+        if (!entry || ptrace(PTRACE_GETREGS, pid, NULL, &r) != 0 ||
+            r.orig_rax != SYS_openat)
+            continue;
+        /* The path, a word at a time. */
+        char got[256];
+        size_t n = 0;
+        for (; n + sizeof(long) <= sizeof got; n += sizeof(long)) {
+            errno = 0;
+            long w = ptrace(PTRACE_PEEKDATA, pid, (void *)(r.rsi + n), NULL);
+            if (errno != 0)
+                break;
+            memcpy(got + n, &w, sizeof w);
+            if (memchr(&w, 0, sizeof w) != NULL)
+                break;
+        }
+        got[sizeof got - 1] = '\0';
+        if (strcmp(got, path) == 0)
+            return 0;
+    }
+#else
+    (void)pid;
+    (void)path;
+    (void)code;
+    return -2;
+#endif
 }
 
 int test_traced_finish(int pid)

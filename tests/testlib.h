@@ -62,6 +62,11 @@ long test_traced_step(int pid, long n, int *code);
  * test_wait_status gives it once it ends (-1 when it could not be let go:
  * it is then killed). */
 int test_traced_finish(int pid);
+/* Lets a stopped traced child run until it is about to open path (the
+ * openat system call's entry; x86-64 only): 0 (stopped there), -1 when it
+ * ended first (reaped, its status in *code), -2 when that cannot be
+ * traced here. */
+int test_traced_until_open(int pid, const char *path, int *code);
 
 /* Fills b with a pattern of n bytes that depends on seed and position;
  * test_pattern_ok is true when b holds exactly that pattern. */
