@@ -430,14 +430,10 @@ static bool slot_dead(qslot *sl, uint32_t *pid_out)
     /* Being settled: dead only if its reaper died at it. */
     if ((pid & SLOT_SETTLING) != 0)
         return mproc__os_task_alive((pid_t)(pid & ~SLOT_SETTLING), 0) == 0;
-    uint64_t start = atomic_load(&sl->start);
-    if (mproc__os_task_alive((pid_t)pid, start))
-        return false;
-    /* A start time other than the task's may come from a reading taken
-     * while the place went to another process and back to pid (start is
-     * read after pid): it counts only when read again after /proc. */
-    return start == 0 ||
-           (atomic_load(&sl->start) == start && atomic_load(&sl->pid) == pid);
+    /* start is read after pid; a slot that went to another process and
+     * back to pid meanwhile gives another's (mproc__os_holder_gone). */
+    return mproc__os_holder_gone(&sl->pid, pid, (pid_t)pid, &sl->start,
+                                 atomic_load(&sl->start));
 }
 
 /* -------------------------------------------------- task accounting */

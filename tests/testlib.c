@@ -225,7 +225,7 @@ int test_traced_until_open(int pid, const char *path, int *code)
             r.orig_rax != SYS_openat)
             continue;
         /* The path, a word at a time. */
-        char got[256];
+        char got[256] = {0};
         size_t n = 0;
         for (; n + sizeof(long) <= sizeof got; n += sizeof(long)) {
             errno = 0;

@@ -53,19 +53,15 @@ static uint64_t start_of(mproc__lockword *l, uint32_t w)
 
 /* Is the owner in word w (not 0, not NOTREC) gone, by one look: its task
  * missing, or one that started at another time than owner_start (a reused
- * id)? A start time other than the task's may also come from a reading
- * taken while the word went away and came back to w (see start_of); the
- * live owner's own is then there, so such a verdict stands only when a
- * second reading, after /proc, shows the same word and start time. */
+ * id)? A start time read while the word went away and came back to w (see
+ * start_of) is another's: mproc__os_holder_gone reads both again. (With w
+ * PENDING, start_of gives 0 and the task is only asked to exist.) */
 static bool gone(mproc__lockword *l, uint32_t w)
 {
     uint64_t ostart = start_of(l, w);
-    if (atomic_load(&l->word) != w)
-        return false;
-    if (mproc__os_task_alive((pid_t)(w & MPROC__LOCK_TIDMASK), ostart))
-        return false;
-    return ostart == 0 ||
-           (start_of(l, w) == ostart && atomic_load(&l->word) == w);
+    return atomic_load(&l->word) == w &&
+           mproc__os_holder_gone(&l->word, w, (pid_t)(w & MPROC__LOCK_TIDMASK),
+                                 &l->owner_start, ostart);
 }
 
 struct owner_ctx {

@@ -178,3 +178,13 @@ int mproc__os_task_alive(pid_t tid, uint64_t start)
         return 0;
     return 1;
 }
+
+bool mproc__os_holder_gone(const _Atomic uint32_t *id_word, uint32_t id,
+                           pid_t tid, const _Atomic uint64_t *start_word,
+                           uint64_t start)
+{
+    if (mproc__os_task_alive(tid, start))
+        return false;
+    return start == 0 ||
+           (atomic_load(start_word) == start && atomic_load(id_word) == id);
+}

@@ -8,6 +8,7 @@
 #define MPROC_OS_TASK_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -63,5 +64,18 @@ int mproc__os_task_start(pid_t tid, uint64_t *start);
  * /proc entry cannot be read for another reason counts as alive.
  */
 int mproc__os_task_alive(pid_t tid, uint64_t start);
+
+/*
+ * Whether the holder recorded in shared memory as the word *id_word (seen
+ * as id, naming task tid) and the start time *start_word (read after it,
+ * as start; 0: not yet known) is gone: tid names no task, or one that
+ * started at another time. A start time read while the record went to
+ * another holder and came back to id is another's: so a mismatch counts
+ * only when both words read the same again after /proc. The robust lock
+ * word and a queue's process slots judge their holders through here.
+ */
+bool mproc__os_holder_gone(const _Atomic uint32_t *id_word, uint32_t id,
+                           pid_t tid, const _Atomic uint64_t *start_word,
+                           uint64_t start);
 
 #endif
