@@ -23,6 +23,7 @@
 #include "internal/frame.h"
 #include "internal/lockcore.h"
 #include "internal/pidlock.h"
+#include "internal/records.h"
 #include "internal/region.h"
 #include "internal/ring.h"
 #include "internal/spin.h"
@@ -41,32 +42,6 @@
 #define Q_KNOWN_FLAGS (Q_JOINABLE | Q_NOSTREAM)
 #define SLOTS_DEFAULT 64u
 #define SLOTS_MAX 4096u
-
-/* Records: an 8-byte header at an 8-byte aligned position, then len bytes
- * of payload, padded to 8. A record never wraps around the end of the
- * ring: a PAD record fills the rest of the ring first. */
-#define REC_HDR 8u
-enum {
-    REC_MSG = 1,   /* a whole message */
-    REC_PAD = 2,   /* nothing: skip to the end of the ring */
-    REC_FIRST = 3, /* the first piece of a streamed message: u64 total, data */
-    REC_MID = 4,   /* a middle piece */
-    REC_LAST = 5,  /* the last piece */
-    REC_ABORT = 6  /* the streamed message being read is dropped */
-};
-/* state byte of a record: 0 while unread or once free to reuse,
- * BORROWED once a consumer took it in place. The mark holds the memory only
- * while the slot named by owner (the borrower's) names the record too: a
- * borrower killed inside its release, or a dead one whose slot was
- * settled, leaves a mark that holds nothing (see borrow_held). */
-#define REC_BORROWED 1u
-
-typedef struct qrec {
-    uint32_t len;
-    uint8_t kind;
-    _Atomic uint8_t state;
-    uint16_t owner; /* BORROWED: the borrower's slot; written before state */
-} qrec;
 
 #define BORROW_NONE UINT64_MAX
 
@@ -88,41 +63,20 @@ typedef struct qslot {
 #define JOURNALED 0x40000000u
 #define TASKS(o) ((o) & ~(TAKING | JOURNALED))
 
-/* The shared layout (docs/queue.md). Positions are byte counters modulo
- * 2^32 (the ring is at most 2^30 bytes, so differences are exact); head
- * and rd carry a message counter in their high halves, so that a count
- * and a position change with one store and qsize is exact whatever
- * instruction a process dies at. Each group of words that one side writes
- * sits on a 128-byte line of its own; the padding is explicit (not
- * alignas) because the layout starts 64 bytes into its region, so the
- * struct may ask for no more than 8-byte alignment. */
+/* The shared layout (docs/queue.md): the constants, the ring's words, the
+ * JoinableQueue's and the slots. The ring's head and rd carry message
+ * counters beside positions, so qsize is exact whatever instruction a
+ * process dies at. Each group of words that one side writes sits on a
+ * 128-byte line of its own; the padding is explicit (not alignas) because
+ * the layout starts 64 bytes into its region, so the struct may ask for
+ * no more than 8-byte alignment. */
 typedef struct qshared {
     uint32_t magic, version;
     uint32_t cap, maxsize, flags, nslots;
     uint64_t data_off; /* from the start of this struct */
     unsigned char pad0[128 - 32];
-    /* Producers: written under plock. */
-    _Atomic uint64_t head;    /* puts << 32 | position */
-    _Atomic uint32_t pinside; /* a streamed message was begun and not ended */
-    _Atomic uint32_t closed;
-    unsigned char pad1[256 - 144];
-    mproc__lockword plock;
-    unsigned char pad2[384 - 256 - sizeof(mproc__lockword)];
-    /* Consumers: rd under clock; tail by compare-and-swap. */
-    _Atomic uint64_t rd; /* takes << 32 | position */
-    unsigned char pad3[512 - 392];
-    mproc__lockword clock;
-    unsigned char pad4[640 - 512 - sizeof(mproc__lockword)];
-    _Atomic uint32_t tail; /* memory free before this */
-    mproc__ring_room room; /* a producer sleeps for room */
-    mproc__lockword tlock; /* whoever moves tail (advance_tail) */
-    unsigned char pad5[768 - 656 - sizeof(mproc__lockword)];
-    /* Wake flags: set by a sleeper, cleared by the waker that wakes it. */
-    _Atomic uint32_t data_wait;  /* someone sleeps on head (a raise token) */
-    _Atomic uint32_t empty_wait; /* an fd helper sleeps on rd until empty */
-    _Atomic int64_t wake_ns;     /* when a producer last woke sleepers */
-    _Atomic uint32_t raises;     /* counts raises: tokens are odd, never 0 */
-    unsigned char pad6[896 - 788];
+    /* The ring of records (internal/records.h), offsets 128 to 895. */
+    mproc__rec_shared ring;
     /* JoinableQueue. */
     _Atomic uint32_t done; /* task_done calls, modulo 2^32 */
     _Atomic uint32_t lost; /* tasks written off */
@@ -140,15 +94,8 @@ typedef struct qshared {
     qslot slots[];
 } qshared;
 
-_Static_assert(sizeof(qrec) == REC_HDR, "record header");
 _Static_assert(sizeof(qslot) == 32, "slot");
-_Static_assert(offsetof(qshared, head) == 128, "queue layout");
-_Static_assert(offsetof(qshared, plock) == 256, "queue layout");
-_Static_assert(offsetof(qshared, rd) == 384, "queue layout");
-_Static_assert(offsetof(qshared, clock) == 512, "queue layout");
-_Static_assert(offsetof(qshared, tail) == 640, "queue layout");
-_Static_assert(offsetof(qshared, room) == 644, "queue layout");
-_Static_assert(offsetof(qshared, data_wait) == 768, "queue layout");
+_Static_assert(offsetof(qshared, ring) == 128, "queue layout");
 _Static_assert(offsetof(qshared, done) == 896, "queue layout");
 _Static_assert(offsetof(qshared, dlock) == 912, "queue layout");
 _Static_assert(offsetof(qshared, j_slot) == 944, "queue layout");
@@ -160,20 +107,12 @@ _Static_assert(alignof(qshared) <= MPROC__REGION_HDR, "queue layout");
 struct mproc_queue {
     mproc__region region;
     qshared *s;
-    unsigned char *data;
-    /* The shared constants as checked at create/open, never read again. */
-    uint32_t cap, mask, maxsize, nslots;
+    /* The ring, with the shared constants as checked at create/open (never
+     * read from shared memory again) and what this handle last saw of the
+     * other side. */
+    mproc__rec_ring ring;
+    uint32_t nslots;
     bool joinable, no_stream;
-    /* What this handle last saw of the other side, so that a put or get
-     * that finds room or data by it reads no line the other side writes.
-     * Valid only while nobody on this handle's own side moved since: a
-     * producer's p_tail and p_takes while head is still p_head (it was the
-     * last to publish, or looked then), a consumer's c_head while rd is
-     * still c_rd. Within that, stale values only understate room and data
-     * (the words only grow), and the words are read again before any
-     * wait. */
-    uint64_t p_head, c_rd;
-    uint32_t p_tail, p_takes, c_head;
     /* This process's slot (-1: none yet), valid in slot_pid only. */
     int slot;
     pid_t slot_pid;
@@ -211,205 +150,19 @@ struct mproc_simple_queue {
 
 /* ----------------------------------------------------------- helpers */
 
-static inline _Atomic uint32_t *lo32(_Atomic uint64_t *w)
-{
-    return (_Atomic uint32_t *)(void *)w;
-}
-
-static inline uint32_t pos_of(uint64_t w)
-{
-    return (uint32_t)w;
-}
-static inline uint32_t cnt_of(uint64_t w)
-{
-    return (uint32_t)(w >> 32);
-}
-static inline uint64_t pack(uint32_t cnt, uint32_t pos)
-{
-    return (uint64_t)cnt << 32 | pos;
-}
-static inline uint32_t round8(uint64_t n)
-{
-    return (uint32_t)((n + 7u) & ~(uint64_t)7u);
-}
-
 static pid_t self_pid(void)
 {
     return mproc__os_self_pid();
 }
-
-/* The largest payload of a record that travels whole: a record of up to
- * half the ring always fits once the ring drains, whatever padding the
- * end of the ring needs before it. */
-static uint32_t inplace_max(const mproc_queue *q)
-{
-    return q->cap / 2u - REC_HDR;
-}
-
-/* The payload of one streamed piece: a quarter of the ring, so that a
- * producer and a consumer work on different pieces at once. */
-static uint32_t piece_max(const mproc_queue *q)
-{
-    return q->cap / 4u - 2u * REC_HDR;
-}
-
-static void wake_all(_Atomic uint32_t *w)
-{
-    mproc__os_futex_wake((const uint32_t *)w, INT_MAX);
-}
-
-/*
- * Wake flags. A sleeper raises its flag with a token no raise before it
- * used, and a waker clears only the token it saw (compare-and-swap), then
- * wakes. A waker that saw a flag and was delayed therefore cannot clear a
- * later raise of the same sleeper (which would leave it asleep with its
- * flag down, and the next waker silent); it clears its own, or nothing.
- */
-static void raise_flag(qshared *s, _Atomic uint32_t *flag)
-{
-    atomic_store(flag, (atomic_fetch_add(&s->raises, 1) << 1) | 1u);
-}
-
-/* After a sequentially consistent fence: true when a sleeper's flag was
- * up and this caller took it down (and so must wake it). */
-static bool take_flag(_Atomic uint32_t *flag)
-{
-    uint32_t tok = atomic_load_explicit(flag, memory_order_relaxed);
-    return tok != 0 && atomic_compare_exchange_strong(flag, &tok, 0);
-}
-
-/* After publishing: wakes whoever sleeps on head (a consumer, fd helpers). */
-static void wake_consumers(qshared *s)
-{
-    atomic_thread_fence(memory_order_seq_cst);
-    if (take_flag(&s->data_wait)) {
-        atomic_store_explicit(&s->wake_ns, mproc__os_monotonic_ns(),
-                              memory_order_relaxed);
-        wake_all(lo32(&s->head));
-    }
-}
-
-static uint32_t qcount(uint64_t head, uint64_t rd)
-{
-    return cnt_of(head) - cnt_of(rd);
-}
-
-/* After taking or freeing: wakes a producer that waits for what is now
- * there (bytes or a message slot). */
-/* After taking or freeing, and a sequentially consistent fence (which
- * pairs with the sleeper's store of its flag): wakes a producer that waits
- * for what is now there (bytes or a message slot). */
-static void advance_tail(mproc_queue *q, bool reap);
-
-static void wake_producer_fenced(mproc_queue *q)
-{
-    qshared *s = q->s;
-    if (!mproc__ring_room_waited(&s->room))
-        return;
-    /* Consumers free lazily (lazy_free): what the sleeper waits for may
-     * be taken and not yet freed. */
-    advance_tail(q, false);
-    uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
-    uint32_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
-    uint32_t used = pos_of(h) - t;
-    bool slot = q->maxsize == 0 ||
-                qcount(h, atomic_load_explicit(&s->rd, memory_order_relaxed)) <
-                    q->maxsize;
-    if (used <= q->cap && slot)
-        mproc__ring_room_wake(&s->room, q->cap - used, q->cap);
-}
-
-static void wake_producer(mproc_queue *q)
-{
-    atomic_thread_fence(memory_order_seq_cst);
-    wake_producer_fenced(q);
-}
-
-/* After a take: wakes an fd helper waiting for the queue to empty. */
-static void wake_emptied_fenced(qshared *s)
-{
-    if (atomic_load_explicit(&s->empty_wait, memory_order_relaxed) != 0 &&
-        qcount(atomic_load(&s->head), atomic_load(&s->rd)) == 0 &&
-        take_flag(&s->empty_wait))
-        wake_all(lo32(&s->rd));
-}
-
-static void wake_emptied(qshared *s)
-{
-    atomic_thread_fence(memory_order_seq_cst);
-    wake_emptied_fenced(s);
-}
-
-/* After a take: both of the above with one fence. */
-static void wake_after_take(mproc_queue *q)
-{
-    atomic_thread_fence(memory_order_seq_cst);
-    wake_producer_fenced(q);
-    wake_emptied_fenced(q->s);
-}
-
 static void wake_joiners(qshared *s)
 {
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&s->join_wait, memory_order_relaxed) != 0 &&
         atomic_exchange(&s->join_wait, 0) != 0) {
         atomic_fetch_add(&s->join_seq, 1);
-        wake_all(&s->join_seq);
+        mproc__rec_wake_all(&s->join_seq);
     }
 }
-
-typedef struct word_arg {
-    _Atomic uint32_t *w;
-    uint32_t expected;
-} word_arg;
-
-static bool word_moved(void *arg)
-{
-    word_arg *a = arg;
-    return atomic_load_explicit(a->w, memory_order_acquire) != a->expected;
-}
-
-/* Spins while *w == expected, for at most the spin budget. */
-static bool spin_while(_Atomic uint32_t *w, uint32_t expected)
-{
-    int64_t budget = mproc__spin_budget_ns();
-    word_arg a = {w, expected};
-    return budget > 0 && mproc__spin_until(word_moved, &a, budget);
-}
-
-/* A record header at position pos (must be 8-aligned, as every position
- * the queue writes is). */
-static qrec *rec_at(const mproc_queue *q, uint32_t pos)
-{
-    return (qrec *)(void *)(q->data + (pos & q->mask));
-}
-
-/* The size in the ring of the record at pos, validated against the bytes
- * known to follow it (avail) and the end of the ring: 0 for garbage. */
-static uint32_t rec_size(const mproc_queue *q, uint32_t pos, uint32_t avail,
-                         uint32_t *kind, uint32_t *len)
-{
-    const qrec *r = rec_at(q, pos);
-    uint32_t l = r->len, k = r->kind;
-    uint32_t idx = pos & q->mask;
-    if (k < REC_MSG || k > REC_ABORT || (uint64_t)l + REC_HDR > q->cap - idx)
-        return 0;
-    uint32_t size = REC_HDR + round8(l);
-    if (size > q->cap - idx || size > avail || (k == REC_FIRST && l < 8u))
-        return 0;
-    *kind = k;
-    *len = l;
-    return size;
-}
-
-/* Whether the consumers may read from r up to h: both 8-aligned (every
- * position the queue writes is) and at most a ring apart. False only for
- * words scribbled on. */
-static bool span_ok(const mproc_queue *q, uint32_t r, uint32_t h)
-{
-    return ((r | h) & 7u) == 0 && h - r <= q->cap;
-}
-
 /* ------------------------------------------------------------- slots */
 
 static int proc_start(pid_t pid, uint64_t *start)
@@ -532,7 +285,7 @@ static int count_done(mproc_queue *q, qslot *sl)
     if (rc < 0)
         return rc;
     uint32_t dn = atomic_load(&s->done);
-    if (cnt_of(atomic_load(&s->head)) == dn) {
+    if (mproc__rec_cnt(atomic_load(&s->ring.head)) == dn) {
         dlock_drop(q);
         return MPROC_EOVERRELEASE;
     }
@@ -548,7 +301,7 @@ static int count_done(mproc_queue *q, qslot *sl)
     atomic_store(&s->done, dn + 1);
     journal_end(s, sl);
     dlock_drop(q);
-    if (cnt_of(atomic_load(&s->head)) == dn + 1)
+    if (mproc__rec_cnt(atomic_load(&s->ring.head)) == dn + 1)
         wake_joiners(s);
     return 0;
 }
@@ -573,12 +326,13 @@ static void settle_dead(mproc_queue *q, qslot *sl)
          * taken. If that still finds TAKING, nobody has taken the
          * consumers' lock over from the dead process yet (that resolves
          * TAKING first), so rd is as it left it. */
-        uint64_t r = atomic_load(&s->rd);
+        uint64_t r = atomic_load(&s->ring.rd);
         uint32_t o = atomic_load(&sl->outstanding);
         uint32_t n = TASKS(o);
-        if ((o & TAKING) != 0 && cnt_of(r) != atomic_load(&sl->take_cnt))
+        if ((o & TAKING) != 0 &&
+            mproc__rec_cnt(r) != atomic_load(&sl->take_cnt))
             n++;
-        uint32_t unfinished = cnt_of(atomic_load(&s->head)) - from;
+        uint32_t unfinished = mproc__rec_cnt(atomic_load(&s->ring.head)) - from;
         k = n < unfinished ? n : unfinished;
         atomic_store(&s->j_k, k);
         if (atomic_compare_exchange_strong(&sl->outstanding, &o, JOURNALED))
@@ -715,337 +469,33 @@ static void drop_extra_slot(qslot *sl)
     atomic_store(&sl->pid, 0);
 }
 
-/* ------------------------------------------------------------- tail */
+/* ------------------------------------------------------------ hooks */
 
-/* Whether the record at pos, marked borrowed, holds its memory: its
- * borrower's slot still names it. */
-static bool borrow_held(mproc_queue *q, uint32_t pos, const qrec *rec)
+/* The ring's held hook: a record marked borrowed holds its memory only
+ * while the slot its owner field names (the borrower's) names the record
+ * too: a borrower killed inside its release, or a dead one whose slot was
+ * settled, leaves a mark that holds nothing. */
+static bool borrow_held(void *arg, uint32_t pos, const mproc__rec *rec)
 {
+    mproc_queue *q = arg;
     uint32_t i = rec->owner;
     if (i >= q->nslots)
         return false; /* scribbled on: holds nothing */
     return atomic_load(&q->s->slots[i].borrow) == (uint64_t)pos;
 }
 
-/* Frees the records before rd that nobody holds: advances tail over them
- * by compare-and-swap (any consumer may, at any time). A borrowed record
- * stops it, unless reap is set and its borrower is dead. */
-static void advance_tail(mproc_queue *q, bool reap)
+static bool reap_hook(void *arg)
 {
-    qshared *s = q->s;
-    /* One mover at a time (and a busy lock means another is moving it, so
-     * this one need not): a mover reads record headers between tail and
-     * rd, which a producer may overwrite as soon as tail has passed them,
-     * so tail must not move under a reader. A mover killed holding the
-     * lock is taken over by the next (nothing to repair: tail is one
-     * store). */
-    mproc__deadline now;
-    mproc__deadline_init(&now, 0);
-    int rc = mproc__lockword_acquire_fast(&s->tlock, &now);
-    if (rc == MPROC_EOWNERDEAD)
-        rc = mproc__lockword_consistent(&s->tlock);
-    if (rc != 0)
-        return;
-    uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
-    uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_acquire));
-    uint32_t nt = t;
-    bool moved = false;
-    if (span_ok(q, t, r)) { /* else scribbled words: the callers report it */
-        bool reaped = false;
-        while (nt != r) {
-            uint32_t kind, len;
-            uint32_t size = rec_size(q, nt, r - nt, &kind, &len);
-            if (size == 0)
-                break; /* scribbled: the consumers report it */
-            qrec *rec = rec_at(q, nt);
-            if (atomic_load_explicit(&rec->state, memory_order_acquire) ==
-                    REC_BORROWED &&
-                borrow_held(q, nt, rec)) {
-                if (!reap || reaped || !reap_slots(q))
-                    break;
-                reaped = true;
-                continue; /* look at it again */
-            }
-            nt += size;
-        }
-        if (nt != t) {
-            atomic_store_explicit(&s->tail, nt, memory_order_release);
-            moved = true;
-        }
-    }
-    mproc__lockword_release_fast(&s->tlock);
-    if (moved)
-        wake_producer(q);
+    return reap_slots(arg);
 }
+
+static void resolve_take(void *arg, uint64_t r);
+
+static const mproc__rec_hooks queue_hooks = {borrow_held, reap_hook, NULL};
+static const mproc__rec_hooks joinable_hooks = {borrow_held, reap_hook,
+                                                resolve_take};
 
 /* ---------------------------------------------------------- producers */
-
-static int write_abort(mproc_queue *q, const mproc__deadline *d);
-
-/* Takes the producers' lock; settles what a dead holder left: nothing to
- * undo for a record it had not published, and an abort owed for a
- * streamed message it had begun. */
-static int plock_take(mproc_queue *q, const mproc__deadline *d)
-{
-    qshared *s = q->s;
-    int rc = mproc__lockword_acquire_fast(&s->plock, d);
-    if (rc == MPROC_EOWNERDEAD) {
-        mproc__lockword_consistent(&s->plock);
-        rc = 0;
-    }
-    if (rc < 0)
-        return rc == MPROC_ENOTRECOVERABLE ? MPROC_EPROTO : rc;
-    if (atomic_load_explicit(&s->pinside, memory_order_relaxed) != 0) {
-        /* After shutdown the caller's call fails whatever happens here:
-         * one try, and a consumer writes the abort if there is no room. */
-        bool closed = atomic_load(&s->closed) != 0;
-        mproc__deadline now;
-        mproc__deadline_init(&now, 0);
-        rc = write_abort(q, closed ? &now : d);
-        if (rc < 0 && !closed) {
-            mproc__lockword_release_fast(&s->plock);
-            return rc;
-        }
-    }
-    return 0;
-}
-
-static void plock_drop(mproc_queue *q)
-{
-    mproc__lockword_release_fast(&q->s->plock);
-}
-
-/* What a producer waits for besides bytes. */
-enum {
-    ROOM_SLOT = 1,   /* a message slot too (fewer than maxsize messages) */
-    ROOM_CLOSED = 2, /* even after shutdown: the ABORT a stream owes */
-};
-
-/* Whether need bytes after the producers' position h are free (and, with
- * slot, a message slot): 1, 0, or MPROC_EPROTO for words that make no
- * sense. */
-static int room_for(mproc_queue *q, uint64_t h, uint32_t need, bool slot)
-{
-    qshared *s = q->s;
-    uint32_t t = atomic_load(&s->tail);
-    uint32_t used = pos_of(h) - t;
-    /* tail <= rd <= head, all 8-aligned, within a ring. */
-    if (!span_ok(q, t, pos_of(h)) || pos_of(atomic_load(&s->rd)) - t > used)
-        return MPROC_EPROTO;
-    if (slot) {
-        uint32_t n = qcount(h, atomic_load(&s->rd));
-        if ((q->maxsize != 0 && n >= q->maxsize) ||
-            n >= MPROC_QUEUE_MAXSIZE_MAX)
-            return 0;
-    }
-    return q->cap - used >= need;
-}
-
-/* A producer asleep for room (see check_room). */
-typedef struct room_wait {
-    mproc_queue *q;
-    uint64_t head; /* ours: plock is held */
-    uint32_t need;
-    bool slot;
-} room_wait;
-
-/* While a producer sleeps for room: frees what dead consumers hold, and
- * ends the sleep once the room is there. Consumers wake it only when a
- * quarter of the ring is free (wait_room), which may never happen: a
- * consumer that takes one message and stops may free just enough. */
-static int check_room(void *arg)
-{
-    room_wait *w = arg;
-    advance_tail(w->q, true);
-    return room_for(w->q, w->head, w->need, w->slot) != 0 ? 1 : 0;
-}
-
-/* Under plock: waits until need bytes after the producers' position are
- * free and, with ROOM_SLOT, fewer than maxsize messages are in the queue.
- * 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (not with ROOM_CLOSED), MPROC_EPROTO. */
-static int wait_room(mproc_queue *q, uint32_t need, unsigned how,
-                     const mproc__deadline *d)
-{
-    qshared *s = q->s;
-    bool slot = (how & ROOM_SLOT) != 0;
-    bool refuse_closed = (how & ROOM_CLOSED) == 0;
-    uint64_t h0 = atomic_load_explicit(&s->head, memory_order_relaxed);
-    if (h0 == q->p_head) {
-        /* By what this handle saw last (see p_head): no look at the
-         * consumers' lines. */
-        uint32_t used = pos_of(h0) - q->p_tail, n = cnt_of(h0) - q->p_takes;
-        if (used <= q->cap && q->cap - used >= need &&
-            (!slot || ((q->maxsize == 0 || n < q->maxsize) &&
-                       n < MPROC_QUEUE_MAXSIZE_MAX)) &&
-            !(refuse_closed &&
-              atomic_load_explicit(&s->closed, memory_order_relaxed) != 0))
-            return 0;
-    }
-    bool spun = false;
-    for (;;) {
-        uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
-        uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
-        int room = room_for(q, h, need, slot);
-        if (room < 0)
-            return room;
-        /* Checked sane by room_for: what the fast path above uses next. */
-        q->p_head = h;
-        q->p_tail = t;
-        q->p_takes = cnt_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
-        if (refuse_closed &&
-            atomic_load_explicit(&s->closed, memory_order_acquire) != 0)
-            return MPROC_ECLOSED;
-        if (room)
-            return 0;
-        if (mproc__deadline_expired(d))
-            return MPROC_ETIMEDOUT;
-        /* Consumers free lazily: free what they took before waiting. */
-        advance_tail(q, false);
-        if (atomic_load(&s->tail) != t)
-            continue;
-        if (!spun) {
-            /* For consumers to take: they free lazily, this side frees. */
-            spun = true;
-            if (spin_while(lo32(&s->rd), pos_of(atomic_load(&s->rd))))
-                continue;
-        }
-        uint32_t seq = mproc__ring_room_raise(&s->room, need, q->cap);
-        /* Looked at again after the flag (sequentially consistent): a
-         * consumer that freed room before it saw the flag is seen here. */
-        if (room_for(q, h, need, slot) != 0 ||
-            (refuse_closed && atomic_load(&s->closed) != 0))
-            continue;
-        room_wait w = {q, h, need, slot};
-        int rc = mproc__ring_room_sleep(&s->room, seq, d, check_room, &w);
-        if (rc < 0 && rc != MPROC_ETIMEDOUT)
-            return rc;
-    }
-}
-
-/* Under plock: makes room for a record of size bytes at the producers'
- * position (waiting as wait_room with how), with a PAD record first when
- * it would cross the end of the ring (written, not yet published). *pos
- * (out) is where the record goes, written only on success. */
-static int place(mproc_queue *q, uint32_t size, unsigned how,
-                 const mproc__deadline *d, uint32_t *pos)
-{
-    qshared *s = q->s;
-    uint32_t h = pos_of(atomic_load_explicit(&s->head, memory_order_relaxed));
-    uint32_t to_end = q->cap - (h & q->mask);
-    uint32_t pad = size > to_end ? to_end : 0;
-    int rc = wait_room(q, pad + size, how, d);
-    if (rc < 0)
-        return rc;
-    if (pad != 0) {
-        qrec *r = rec_at(q, h);
-        r->len = pad - REC_HDR;
-        r->kind = REC_PAD;
-        atomic_store_explicit(&r->state, 0, memory_order_relaxed);
-        r->owner = 0;
-    }
-    *pos = h + pad;
-    return 0;
-}
-
-static void put_rec(mproc_queue *q, uint32_t pos, uint32_t kind, uint32_t len)
-{
-    qrec *r = rec_at(q, pos);
-    r->len = len;
-    r->kind = (uint8_t)kind;
-    atomic_store_explicit(&r->state, 0, memory_order_relaxed);
-    r->owner = 0;
-}
-
-/* Publishes everything written up to pos, with dputs more messages. */
-static void publish(mproc_queue *q, uint32_t pos, uint32_t dputs)
-{
-    qshared *s = q->s;
-    uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
-    q->p_head = pack(cnt_of(h) + dputs, pos);
-    atomic_store_explicit(&s->head, q->p_head, memory_order_release);
-}
-
-static int write_abort(mproc_queue *q, const mproc__deadline *d)
-{
-    uint32_t pos;
-    /* The abort is owed even after shutdown: consumers drain up to it. */
-    int rc = place(q, REC_HDR, ROOM_CLOSED, d, &pos);
-    if (rc < 0)
-        return rc;
-    put_rec(q, pos, REC_ABORT, 0);
-    publish(q, pos + REC_HDR, 0);
-    atomic_store(&q->s->pinside, 0);
-    wake_consumers(q->s);
-    return 0;
-}
-
-/* Under plock: one message whole. */
-static int put_whole(mproc_queue *q, const void *buf, size_t len,
-                     const mproc__deadline *d)
-{
-    uint32_t size = REC_HDR + round8(len);
-    uint32_t pos;
-    int rc = place(q, size, ROOM_SLOT, d, &pos);
-    if (rc < 0)
-        return rc;
-    put_rec(q, pos, REC_MSG, (uint32_t)len);
-    if (len > 0)
-        memcpy(rec_at(q, pos) + 1, buf, len);
-    publish(q, pos + size, 1);
-    return 0;
-}
-
-/* Under plock: one message in pieces, while consumers take them. A put
- * that fails half way ends the message with an ABORT record. */
-static int put_stream(mproc_queue *q, const void *buf, size_t len,
-                      const mproc__deadline *d)
-{
-    qshared *s = q->s;
-    const unsigned char *src = buf;
-    size_t off = 0;
-    uint32_t piece = piece_max(q);
-    bool first = true;
-    int rc = 0;
-    while (first || off < len) {
-        size_t left = len - off;
-        uint32_t n = left < piece ? (uint32_t)left : piece;
-        uint32_t plen = first ? n + 8u : n;
-        uint32_t size = REC_HDR + round8(plen);
-        uint32_t pos;
-        rc = place(q, size, first ? ROOM_SLOT : 0u, d, &pos);
-        if (rc < 0)
-            break;
-        uint32_t kind =
-            first ? REC_FIRST : (off + n == len ? REC_LAST : REC_MID);
-        put_rec(q, pos, kind, plen);
-        unsigned char *dst = (unsigned char *)(rec_at(q, pos) + 1);
-        if (first) {
-            uint64_t total = len;
-            memcpy(dst, &total, 8);
-            dst += 8;
-            /* Before the first piece is published: a producer that dies
-             * after it owes the consumers an ABORT. */
-            atomic_store(&s->pinside, 1);
-        }
-        memcpy(dst, src + off, n);
-        off += n;
-        publish(q, pos + size, first ? 1u : 0u);
-        wake_consumers(s);
-        first = false;
-    }
-    if (rc < 0) {
-        if (!first) {
-            /* Nobody will finish it: end it now if there is room, else
-             * the next holder of plock (or a consumer) will. */
-            mproc__deadline now;
-            mproc__deadline_init(&now, 0);
-            (void)write_abort(q, &now);
-        }
-        return rc;
-    }
-    atomic_store(&s->pinside, 0);
-    return 0;
-}
 
 static int check_put(mproc_queue *q, const void *buf, size_t len,
                      int64_t timeout_ms)
@@ -1054,7 +504,7 @@ static int check_put(mproc_queue *q, const void *buf, size_t len,
         return MPROC_EINVAL;
     if (q->resv && q->resv_pid == self_pid())
         return MPROC_EINVAL;
-    if (len > inplace_max(q) && q->no_stream)
+    if (len > mproc__rec_inplace_max(&q->ring) && q->no_stream)
         return MPROC_EMSGSIZE;
     return 0;
 }
@@ -1062,9 +512,9 @@ static int check_put(mproc_queue *q, const void *buf, size_t len,
 static int put_one(mproc_queue *q, const void *buf, size_t len,
                    const mproc__deadline *d)
 {
-    if (len <= inplace_max(q))
-        return put_whole(q, buf, len, d);
-    return put_stream(q, buf, len, d);
+    if (len <= mproc__rec_inplace_max(&q->ring))
+        return mproc__rec_put_whole(&q->ring, buf, len, d);
+    return mproc__rec_put_stream(&q->ring, buf, len, d);
 }
 
 int mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
@@ -1076,12 +526,12 @@ int mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
     mproc__deadline d;
     if ((rc = mproc__deadline_init(&d, timeout_ms)) < 0)
         return rc;
-    if ((rc = plock_take(q, &d)) < 0)
+    if ((rc = mproc__rec_plock(&q->ring, &d)) < 0)
         return rc;
     rc = put_one(q, buf, len, &d);
-    plock_drop(q);
+    mproc__rec_punlock(&q->ring);
     if (rc == 0)
-        wake_consumers(q->s);
+        mproc__rec_wake_consumers(&q->ring);
     return rc;
 }
 
@@ -1103,73 +553,77 @@ int mproc_queue_put_batch(mproc_queue *q, const mproc_queue_msg *msgs, size_t n,
     int rc = mproc__deadline_init(&d, timeout_ms);
     if (rc < 0)
         return rc;
-    if ((rc = plock_take(q, &d)) < 0)
+    if ((rc = mproc__rec_plock(&q->ring, &d)) < 0)
         return rc;
     qshared *s = q->s;
     size_t done = 0;
     /* Whole messages are written one after another and published together;
      * before any wait for room (and before a streamed one) what is written
      * is published, so that consumers can make room. */
-    uint32_t pos = pos_of(atomic_load_explicit(&s->head, memory_order_relaxed));
+    uint32_t pos = mproc__rec_pos(
+        atomic_load_explicit(&s->ring.head, memory_order_relaxed));
     uint32_t pending = 0;
     for (; done < n && rc == 0; done++) {
         size_t len = msgs[done].len;
-        if (len > inplace_max(q)) {
+        if (len > mproc__rec_inplace_max(&q->ring)) {
             if (pending > 0) {
-                publish(q, pos, pending);
+                mproc__rec_publish(&q->ring, pos, pending);
                 pending = 0;
-                wake_consumers(s);
+                mproc__rec_wake_consumers(&q->ring);
             }
-            rc = put_stream(q, msgs[done].data, len, &d);
+            rc = mproc__rec_put_stream(&q->ring, msgs[done].data, len, &d);
             if (rc == 0)
-                pos = pos_of(
-                    atomic_load_explicit(&s->head, memory_order_relaxed));
+                pos = mproc__rec_pos(
+                    atomic_load_explicit(&s->ring.head, memory_order_relaxed));
             else
                 break;
             continue;
         }
-        uint32_t size = REC_HDR + round8(len);
-        uint32_t to_end = q->cap - (pos & q->mask);
+        uint32_t size = MPROC__REC_HDR + mproc__rec_round8(len);
+        uint32_t to_end = q->ring.cap - (pos & q->ring.mask);
         uint32_t pad = size > to_end ? to_end : 0;
-        uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
-        uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+        uint64_t h = atomic_load_explicit(&s->ring.head, memory_order_relaxed);
+        uint32_t t = atomic_load_explicit(&s->ring.tail, memory_order_acquire);
         uint32_t used = pos - t;
-        uint64_t r = atomic_load(&s->rd); /* after tail: see room_for */
-        uint32_t nq = qcount(h, r) + pending;
+        uint64_t r =
+            atomic_load(&s->ring.rd); /* after tail: see records.c, room_for */
+        uint32_t nq = mproc__rec_count(h, r) + pending;
         /* Anything odd (words scribbled on) goes the slow way, which
          * reports it. */
-        bool fits = span_ok(q, t, pos) && pos_of(r) - t <= used &&
-                    q->cap - used >= pad + size &&
-                    (q->maxsize == 0 || nq < q->maxsize) &&
-                    nq < MPROC_QUEUE_MAXSIZE_MAX &&
-                    atomic_load(&s->closed) == 0;
+        bool fits =
+            mproc__rec_span_ok(&q->ring, t, pos) &&
+            mproc__rec_pos(r) - t <= used && q->ring.cap - used >= pad + size &&
+            (q->ring.maxsize == 0 || nq < q->ring.maxsize) &&
+            nq < MPROC_QUEUE_MAXSIZE_MAX && atomic_load(&s->ring.closed) == 0;
         if (!fits) {
             if (pending > 0) {
-                publish(q, pos, pending);
+                mproc__rec_publish(&q->ring, pos, pending);
                 pending = 0;
-                wake_consumers(s);
+                mproc__rec_wake_consumers(&q->ring);
             }
-            rc = put_whole(q, msgs[done].data, len, &d);
+            rc = mproc__rec_put_whole(&q->ring, msgs[done].data, len, &d);
             if (rc < 0)
                 break;
-            pos = pos_of(atomic_load_explicit(&s->head, memory_order_relaxed));
+            pos = mproc__rec_pos(
+                atomic_load_explicit(&s->ring.head, memory_order_relaxed));
             continue;
         }
         if (pad != 0) {
-            put_rec(q, pos, REC_PAD, pad - REC_HDR);
+            mproc__rec_put_hdr(&q->ring, pos, MPROC__REC_PAD,
+                               pad - MPROC__REC_HDR);
             pos += pad;
         }
-        put_rec(q, pos, REC_MSG, (uint32_t)len);
+        mproc__rec_put_hdr(&q->ring, pos, MPROC__REC_MSG, (uint32_t)len);
         if (len > 0)
-            memcpy(rec_at(q, pos) + 1, msgs[done].data, len);
+            memcpy(mproc__rec_at(&q->ring, pos) + 1, msgs[done].data, len);
         pos += size;
         pending++;
     }
     if (pending > 0)
-        publish(q, pos, pending);
-    plock_drop(q);
+        mproc__rec_publish(&q->ring, pos, pending);
+    mproc__rec_punlock(&q->ring);
     if (done > 0)
-        wake_consumers(s);
+        mproc__rec_wake_consumers(&q->ring);
     if (sent != NULL)
         *sent = done;
     return rc;
@@ -1182,25 +636,26 @@ int mproc_queue_reserve(mproc_queue *q, void **buf, size_t len,
         return MPROC_EINVAL;
     if (q->resv && q->resv_pid == self_pid())
         return MPROC_EINVAL;
-    if (len > inplace_max(q))
+    if (len > mproc__rec_inplace_max(&q->ring))
         return MPROC_EMSGSIZE;
     mproc__deadline d;
     int rc = mproc__deadline_init(&d, timeout_ms);
     if (rc < 0)
         return rc;
-    if ((rc = plock_take(q, &d)) < 0)
+    if ((rc = mproc__rec_plock(&q->ring, &d)) < 0)
         return rc;
     uint32_t pos;
-    rc = place(q, REC_HDR + round8(len), ROOM_SLOT, &d, &pos);
+    rc = mproc__rec_place(&q->ring, MPROC__REC_HDR + mproc__rec_round8(len),
+                          MPROC__REC_ROOM_SLOT, &d, &pos);
     if (rc < 0) {
-        plock_drop(q);
+        mproc__rec_punlock(&q->ring);
         return rc;
     }
     q->resv = true;
     q->resv_pid = self_pid();
     q->resv_pos = pos;
     q->resv_max = (uint32_t)len;
-    *buf = rec_at(q, pos) + 1;
+    *buf = mproc__rec_at(&q->ring, pos) + 1;
     return 0;
 }
 
@@ -1226,14 +681,15 @@ int mproc_queue_commit(mproc_queue *q, size_t len)
         return MPROC_EINVAL;
     qshared *s = q->s;
     q->resv = false;
-    if (atomic_load(&s->closed) != 0) {
-        plock_drop(q);
+    if (atomic_load(&s->ring.closed) != 0) {
+        mproc__rec_punlock(&q->ring);
         return MPROC_ECLOSED;
     }
-    put_rec(q, q->resv_pos, REC_MSG, (uint32_t)len);
-    publish(q, q->resv_pos + REC_HDR + round8(len), 1);
-    plock_drop(q);
-    wake_consumers(s);
+    mproc__rec_put_hdr(&q->ring, q->resv_pos, MPROC__REC_MSG, (uint32_t)len);
+    mproc__rec_publish(
+        &q->ring, q->resv_pos + MPROC__REC_HDR + mproc__rec_round8(len), 1);
+    mproc__rec_punlock(&q->ring);
+    mproc__rec_wake_consumers(&q->ring);
     return 0;
 }
 
@@ -1244,162 +700,31 @@ int mproc_queue_cancel(mproc_queue *q)
     if (!have_resv(q))
         return MPROC_ESTATE;
     q->resv = false;
-    plock_drop(q);
+    mproc__rec_punlock(&q->ring);
     return 0;
 }
 
 /* ---------------------------------------------------------- consumers */
-
-/* While a consumer sleeps for data: a producer that died inside a
- * streamed message owes an ABORT; if its lock is free now (or its holder
- * is gone), write it. And a shutdown ends the sleep (1: look again):
- * shutdown wakes the sleepers but changes no word they sleep on, so one
- * that looked at the flag just before it and slept just after would
- * otherwise sleep to its deadline. */
-static int check_data(void *arg)
-{
-    mproc_queue *q = arg;
-    qshared *s = q->s;
-    if (atomic_load(&s->pinside) == 0)
-        return atomic_load(&s->closed) != 0 ? 1 : 0;
-    int got = 0;
-    if (mproc__lockword_try_fast(&s->plock))
-        got = 1;
-    else if (mproc__lockword_take_if_gone(&s->plock) == MPROC_EOWNERDEAD) {
-        mproc__lockword_consistent(&s->plock);
-        got = 1;
-    }
-    if (got) {
-        if (atomic_load(&s->pinside) != 0) {
-            mproc__deadline now;
-            mproc__deadline_init(&now, 0);
-            (void)write_abort(q, &now);
-        }
-        mproc__lockword_release_fast(&s->plock);
-    }
-    return 0;
-}
-
-/* Under clock: waits until something follows rd (a record) or the queue is
- * shut down with nothing left. 0, MPROC_ETIMEDOUT, MPROC_ECLOSED. */
-static int wait_data(mproc_queue *q, const mproc__deadline *d)
-{
-    qshared *s = q->s;
-    uint64_t rd = atomic_load_explicit(&s->rd, memory_order_relaxed);
-    uint32_t r = pos_of(rd);
-    if (rd == q->c_rd && q->c_head != r && span_ok(q, r, q->c_head))
-        return 0; /* published when this handle last looked (see c_rd) */
-    bool spun = false;
-    for (;;) {
-        uint64_t h = atomic_load_explicit(&s->head, memory_order_acquire);
-        q->c_head = pos_of(h);
-        q->c_rd = rd;
-        if (pos_of(h) != r)
-            return 0;
-        if (atomic_load_explicit(&s->closed, memory_order_acquire) != 0 &&
-            atomic_load(&s->pinside) == 0)
-            return MPROC_ECLOSED;
-        if (mproc__deadline_expired(d))
-            return MPROC_ETIMEDOUT;
-        if (!spun) {
-            spun = true;
-            if (spin_while(lo32(&s->head), pos_of(h)))
-                continue;
-        }
-        raise_flag(s, &s->data_wait);
-        h = atomic_load(&s->head); /* after the flag: see wake_consumers */
-        if (pos_of(h) != r)
-            continue;
-        /* Shut down: done, unless a streamed message's end is still owed.
-         * Then sleep like any other wait: its producer writes the ABORT
-         * (publishing wakes us), or check_data does once it is dead; a
-         * loop here would never call check_data. */
-        if (atomic_load(&s->closed) != 0 && atomic_load(&s->pinside) == 0)
-            continue;
-        int64_t slept_at = mproc__os_monotonic_ns();
-        int rc =
-            mproc__waitword_sleep(lo32(&s->head), pos_of(h), d, check_data, q);
-        if (rc == 0 && pos_of(atomic_load(&s->head)) != r) {
-            /* Woken by a producer that stamped after we slept: what a
-             * wake-up costs here, for the spin budget. */
-            int64_t w = atomic_load_explicit(&s->wake_ns, memory_order_relaxed);
-            if (w >= slept_at)
-                mproc__spin_note_wake(w, mproc__os_monotonic_ns());
-        }
-        if (rc < 0 && rc != MPROC_ETIMEDOUT)
-            return rc;
-    }
-}
 
 /* After the consumers' lock was taken over from a dead holder, before rd
  * moves again: the take it had begun (take_begin) is counted as its task
  * if rd shows it went through, else forgotten (the message is still
  * there, and its task goes with it to the next consumer). Only a holder
  * of the lock sets TAKING, so the mark found is the dead holder's. */
-static void resolve_take(mproc_queue *q, uint64_t r)
+static void resolve_take(void *arg, uint64_t r)
 {
+    mproc_queue *q = arg;
     for (uint32_t i = 0; i < q->nslots; i++) {
         qslot *sl = &q->s->slots[i];
         uint32_t o = atomic_load(&sl->outstanding);
         while ((o & TAKING) != 0) {
             uint32_t n = o & ~TAKING; /* keeps JOURNALED */
-            if (cnt_of(r) != atomic_load(&sl->take_cnt))
+            if (mproc__rec_cnt(r) != atomic_load(&sl->take_cnt))
                 n++;
             if (atomic_compare_exchange_weak(&sl->outstanding, &o, n))
                 break;
         }
     }
-}
-
-/* Takes the consumers' lock; after a dead holder, a record it had marked
- * borrowed without moving rd is unmarked (it is delivered again), and the
- * take it had begun is settled (resolve_take). */
-static int clock_take(mproc_queue *q, const mproc__deadline *d)
-{
-    qshared *s = q->s;
-    int rc = mproc__lockword_acquire_fast(&s->clock, d);
-    if (rc == MPROC_EOWNERDEAD) {
-        uint64_t r = atomic_load(&s->rd);
-        uint64_t h = atomic_load(&s->head);
-        if (pos_of(h) != pos_of(r) && span_ok(q, pos_of(r), pos_of(h))) {
-            qrec *rec = rec_at(q, pos_of(r));
-            atomic_store(&rec->state, 0);
-        }
-        if (q->joinable)
-            resolve_take(q, r);
-        mproc__lockword_consistent(&s->clock);
-        rc = 0;
-    }
-    if (rc < 0)
-        return rc == MPROC_ENOTRECOVERABLE ? MPROC_EPROTO : rc;
-    return 0;
-}
-
-static void clock_drop(mproc_queue *q)
-{
-    mproc__lockword_release_fast(&q->s->clock);
-}
-
-/* Under clock: moves rd past a record of size bytes, counting takes. */
-static void consume(mproc_queue *q, uint32_t size, uint32_t takes)
-{
-    qshared *s = q->s;
-    uint64_t r = atomic_load_explicit(&s->rd, memory_order_relaxed);
-    q->c_rd = pack(cnt_of(r) + takes, pos_of(r) + size);
-    atomic_store_explicit(&s->rd, q->c_rd, memory_order_release);
-}
-
-/* Under clock, after moving rd: frees what was taken, lazily. Moving tail
- * after every take costs a compare-and-swap on a line producers read, so
- * a consumer frees only once an eighth of the ring is waiting to be freed;
- * a producer short of room frees for itself (wait_room), and a producer
- * asleep for room is freed for before it is woken (wake_producer). */
-static void lazy_free(mproc_queue *q)
-{
-    qshared *s = q->s;
-    uint32_t t = atomic_load_explicit(&s->tail, memory_order_relaxed);
-    if (pos_of(q->c_rd) - t >= q->cap / 8u)
-        advance_tail(q, false);
 }
 
 /* For a JoinableQueue, the task of a take is counted around the store
@@ -1419,7 +744,7 @@ static int take_begin(mproc_queue *q, qslot **out)
     int rc = my_slot(q, &sl);
     if (rc < 0)
         return rc;
-    atomic_store(&sl->take_cnt, cnt_of(atomic_load(&q->s->rd)));
+    atomic_store(&sl->take_cnt, mproc__rec_cnt(atomic_load(&q->s->ring.rd)));
     atomic_fetch_or(&sl->outstanding, TAKING);
     *out = sl;
     return 0;
@@ -1441,89 +766,6 @@ static int task_done(mproc_queue *q)
     if (my_slot(q, &sl) < 0)
         sl = NULL;
     return count_done(q, sl);
-}
-
-/* A message found under clock at rd: its kind and where its bytes are. */
-typedef struct found {
-    uint32_t pos, size, kind, len;
-} found;
-
-/* Under clock: waits for the next message at rd, skipping padding and the
- * rest of streamed messages whose reader died. */
-static int next_msg(mproc_queue *q, const mproc__deadline *d, found *f)
-{
-    qshared *s = q->s;
-    for (;;) {
-        int rc = wait_data(q, d);
-        if (rc < 0)
-            return rc;
-        uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
-        uint32_t h = q->c_head; /* head as wait_data saw it */
-        uint32_t avail = h - r;
-        if (!span_ok(q, r, h))
-            return MPROC_EPROTO;
-        uint32_t size = rec_size(q, r, avail, &f->kind, &f->len);
-        if (size == 0)
-            return MPROC_EPROTO;
-        f->pos = r;
-        f->size = size;
-        if (f->kind == REC_MSG || f->kind == REC_FIRST)
-            return 0;
-        /* PAD, or MID/LAST/ABORT of a message whose reader died. */
-        consume(q, size, 0);
-        lazy_free(q);
-    }
-}
-
-/* Under clock: the total length of the streamed message at f. */
-static uint64_t stream_total(mproc_queue *q, const found *f)
-{
-    uint64_t total;
-    memcpy(&total, rec_at(q, f->pos) + 1, 8);
-    return total;
-}
-
-/* Under clock, with the FIRST piece at f taken already: reads the rest of
- * a streamed message into dst (total bytes, got of them there), until it
- * ends (0), is aborted (MPROC_ECANCELED), or d passes. */
-static int read_stream(mproc_queue *q, unsigned char *dst, uint64_t total,
-                       uint64_t *got, const mproc__deadline *d)
-{
-    qshared *s = q->s;
-    while (*got < total) {
-        int rc = wait_data(q, d);
-        if (rc == MPROC_ECLOSED)
-            rc = MPROC_EPROTO; /* shut down with an end owed: cannot be */
-        if (rc < 0)
-            return rc;
-        uint32_t r = pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
-        uint32_t h =
-            pos_of(atomic_load_explicit(&s->head, memory_order_acquire));
-        uint32_t kind, len;
-        uint32_t size =
-            span_ok(q, r, h) ? rec_size(q, r, h - r, &kind, &len) : 0;
-        if (size == 0)
-            return MPROC_EPROTO;
-        if (kind == REC_PAD) {
-            consume(q, size, 0);
-            lazy_free(q);
-            continue;
-        }
-        if (kind == REC_ABORT) {
-            consume(q, size, 0);
-            lazy_free(q);
-            return MPROC_ECANCELED;
-        }
-        if ((kind != REC_MID && kind != REC_LAST) || len > total - *got ||
-            (kind == REC_LAST && *got + len != total))
-            return MPROC_EPROTO;
-        memcpy(dst + *got, rec_at(q, r) + 1, len);
-        *got += len;
-        consume(q, size, 0);
-        lazy_free(q);
-        wake_producer(q); /* the streaming producer waits for this room */
-    }
-    return 0;
 }
 
 /* Records that this thread keeps a half-read stream (and the consumers'
@@ -1576,7 +818,8 @@ typedef struct sink {
  * timeout). */
 static int resume_stream(mproc_queue *q, sink *k, const mproc__deadline *d)
 {
-    int rc = read_stream(q, q->st_buf, q->st_total, &q->st_got, d);
+    int rc =
+        mproc__rec_read_stream(&q->ring, q->st_buf, q->st_total, &q->st_got, d);
     if (rc == MPROC_ETIMEDOUT)
         return rc; /* still ours, lock still held */
     unsigned char *b = q->st_buf;
@@ -1590,7 +833,7 @@ static int resume_stream(mproc_queue *q, sink *k, const mproc__deadline *d)
     }
     if (rc < 0) {
         free(b);
-        clock_drop(q);
+        mproc__rec_cunlock(&q->ring);
         return rc;
     }
     *k->len = (size_t)total;
@@ -1609,7 +852,7 @@ static int resume_stream(mproc_queue *q, sink *k, const mproc__deadline *d)
         memcpy(k->buf, b, (size_t)total);
         free(b);
     }
-    clock_drop(q);
+    mproc__rec_cunlock(&q->ring);
     return 0;
 }
 
@@ -1628,15 +871,15 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
         if (rc != MPROC_ECANCELED)
             return rc;
         /* The message was dropped: go on with the next (lock held). */
-    } else if ((rc = clock_take(q, &d)) < 0) {
+    } else if ((rc = mproc__rec_clock(&q->ring, &d)) < 0) {
         return rc;
     }
     for (;;) {
-        found f;
-        rc = next_msg(q, &d, &f);
+        mproc__rec_found f;
+        rc = mproc__rec_next(&q->ring, &d, &f);
         if (rc < 0)
             break;
-        if (f.kind == REC_MSG) {
+        if (f.kind == MPROC__REC_MSG) {
             *k->len = f.len;
             unsigned char *dst;
             if (k->alloc) {
@@ -1664,15 +907,15 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
                 break;
             }
             if (f.len > 0)
-                memcpy(dst, rec_at(q, f.pos) + 1, f.len);
-            consume(q, f.size, 1);
+                memcpy(dst, mproc__rec_at(&q->ring, f.pos) + 1, f.len);
+            mproc__rec_consume(&q->ring, f.size, 1);
             take_end(ts);
             if (k->alloc)
                 *k->out = dst;
             break;
         }
         /* A streamed message. */
-        uint64_t total = stream_total(q, &f);
+        uint64_t total = mproc__rec_stream_total(&q->ring, &f);
         if (total > MPROC__FRAME_MAX || total < f.len - 8u) {
             rc = MPROC_EPROTO;
             break;
@@ -1694,12 +937,13 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
             break;
         }
         uint64_t got = f.len - 8u;
-        memcpy(dst, (unsigned char *)(rec_at(q, f.pos) + 1) + 8, (size_t)got);
-        consume(q, f.size, 1);
+        memcpy(dst, (unsigned char *)(mproc__rec_at(&q->ring, f.pos) + 1) + 8,
+               (size_t)got);
+        mproc__rec_consume(&q->ring, f.size, 1);
         take_end(ts);
-        lazy_free(q);
-        wake_producer(q);
-        rc = read_stream(q, dst, total, &got, &d);
+        mproc__rec_lazy_free(&q->ring);
+        mproc__rec_wake_producer(&q->ring);
+        rc = mproc__rec_read_stream(&q->ring, dst, total, &got, &d);
         if (rc == 0) {
             if (k->alloc) {
                 dst[total] = 0;
@@ -1737,11 +981,11 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
     if (rc == 0 || rc == MPROC_ETIMEDOUT || rc == MPROC_ECLOSED ||
         rc == MPROC_EMSGSIZE || rc == MPROC_ENOMEM || rc == MPROC_EAGAIN ||
         rc == MPROC_EPROTO) {
-        lazy_free(q);
+        mproc__rec_lazy_free(&q->ring);
     }
-    clock_drop(q);
+    mproc__rec_cunlock(&q->ring);
     if (rc == 0)
-        wake_after_take(q);
+        mproc__rec_wake_after_take(&q->ring);
     return rc;
 }
 
@@ -1776,39 +1020,40 @@ int mproc_queue_get_batch(mproc_queue *q, void *buf, size_t cap, size_t *lens,
     size_t k = 1, used = lens[0];
     mproc__deadline now;
     mproc__deadline_init(&now, 0);
-    if (n > 1 && clock_take(q, &now) == 0) {
+    if (n > 1 && mproc__rec_clock(&q->ring, &now) == 0) {
         qshared *s = q->s;
         uint32_t takes = 0;
         while (k < n) {
-            uint32_t r =
-                pos_of(atomic_load_explicit(&s->rd, memory_order_relaxed));
-            uint32_t h =
-                pos_of(atomic_load_explicit(&s->head, memory_order_acquire));
-            if (h == r || !span_ok(q, r, h))
+            uint32_t r = mproc__rec_pos(
+                atomic_load_explicit(&s->ring.rd, memory_order_relaxed));
+            uint32_t h = mproc__rec_pos(
+                atomic_load_explicit(&s->ring.head, memory_order_acquire));
+            if (h == r || !mproc__rec_span_ok(&q->ring, r, h))
                 break;
             uint32_t kind, len;
-            uint32_t size = rec_size(q, r, h - r, &kind, &len);
-            if (size == 0 || kind == REC_FIRST)
+            uint32_t size = mproc__rec_size(&q->ring, r, h - r, &kind, &len);
+            if (size == 0 || kind == MPROC__REC_FIRST)
                 break;
-            if (kind != REC_MSG) {
-                consume(q, size, 0);
+            if (kind != MPROC__REC_MSG) {
+                mproc__rec_consume(&q->ring, size, 0);
                 continue;
             }
             qslot *ts;
             if (len > cap - used || take_begin(q, &ts) < 0)
                 break;
             if (len > 0) /* buf may be NULL (cap 0) */
-                memcpy((unsigned char *)buf + used, rec_at(q, r) + 1, len);
+                memcpy((unsigned char *)buf + used,
+                       mproc__rec_at(&q->ring, r) + 1, len);
             lens[k++] = len;
             used += len;
-            consume(q, size, 1);
+            mproc__rec_consume(&q->ring, size, 1);
             take_end(ts);
             takes++;
         }
-        lazy_free(q);
-        clock_drop(q);
+        mproc__rec_lazy_free(&q->ring);
+        mproc__rec_cunlock(&q->ring);
         if (takes > 0)
-            wake_after_take(q);
+            mproc__rec_wake_after_take(&q->ring);
     }
     *got = k;
     return 0;
@@ -1839,30 +1084,30 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
     if (extra && (bidx = claim_slot(q, atomic_load(&sl->start), true)) < 0)
         return bidx;
     qslot *bs = &q->s->slots[bidx];
-    if ((rc = clock_take(q, &d)) < 0) {
+    if ((rc = mproc__rec_clock(&q->ring, &d)) < 0) {
         if (extra)
             drop_extra_slot(bs);
         return rc;
     }
-    found f;
-    rc = next_msg(q, &d, &f);
-    if (rc == 0 && f.kind == REC_FIRST) {
-        *len = (size_t)stream_total(q, &f);
+    mproc__rec_found f;
+    rc = mproc__rec_next(&q->ring, &d, &f);
+    if (rc == 0 && f.kind == MPROC__REC_FIRST) {
+        *len = (size_t)mproc__rec_stream_total(&q->ring, &f);
         rc = MPROC_EMSGSIZE;
     }
     qslot *ts = NULL;
     if (rc == 0)
         rc = take_begin(q, &ts);
     if (rc == 0) {
-        qrec *rec = rec_at(q, f.pos);
+        mproc__rec *rec = mproc__rec_at(&q->ring, f.pos);
         /* Marked first: a consumer killed before it took the record leaves
-         * a mark the next holder of the lock clears (clock_take), and a
+         * a mark the next holder of the lock clears (mproc__rec_clock), and a
          * slot naming a record that went to someone else (settle_dead
          * leaves the ring alone; the owner field decides). */
         rec->owner = (uint16_t)bidx;
-        atomic_store(&rec->state, REC_BORROWED);
+        atomic_store(&rec->state, MPROC__REC_BORROWED);
         atomic_store(&bs->borrow, f.pos);
-        consume(q, f.size, 1);
+        mproc__rec_consume(&q->ring, f.size, 1);
         take_end(ts);
         q->borrowed = true;
         q->borrow_pid = self_pid();
@@ -1872,10 +1117,10 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
         *data = rec + 1;
         *len = f.len;
     }
-    advance_tail(q, false);
-    clock_drop(q);
+    mproc__rec_free(&q->ring, false);
+    mproc__rec_cunlock(&q->ring);
     if (rc == 0)
-        wake_emptied(q->s);
+        mproc__rec_wake_emptied(&q->ring);
     else if (extra)
         drop_extra_slot(bs);
     return rc;
@@ -1895,11 +1140,11 @@ int mproc_queue_release(mproc_queue *q)
     /* The slot first, then the mark (a mark no slot names holds nothing:
      * borrow_held), so that a release cut anywhere frees the record. */
     if (atomic_compare_exchange_strong(&sl->borrow, &b, BORROW_NONE))
-        atomic_store_explicit(&rec_at(q, q->borrow_pos)->state, 0,
+        atomic_store_explicit(&mproc__rec_at(&q->ring, q->borrow_pos)->state, 0,
                               memory_order_release);
     if (q->borrow_extra)
         drop_extra_slot(sl);
-    advance_tail(q, false);
+    mproc__rec_free(&q->ring, false);
     return 0;
 }
 
@@ -1929,7 +1174,8 @@ int mproc_queue_join(mproc_queue *q, int64_t timeout_ms)
     qshared *s = q->s;
     for (;;) {
         uint32_t seq = atomic_load(&s->join_seq);
-        if (cnt_of(atomic_load(&s->head)) == atomic_load(&s->done)) {
+        if (mproc__rec_cnt(atomic_load(&s->ring.head)) ==
+            atomic_load(&s->done)) {
             uint32_t lost = atomic_load(&s->lost);
             if (lost != q->lost_seen) {
                 q->lost_seen = lost;
@@ -1940,7 +1186,7 @@ int mproc_queue_join(mproc_queue *q, int64_t timeout_ms)
         if (mproc__deadline_expired(&d))
             return MPROC_ETIMEDOUT;
         atomic_store(&s->join_wait, 1);
-        if (cnt_of(atomic_load(&s->head)) == atomic_load(&s->done))
+        if (mproc__rec_cnt(atomic_load(&s->ring.head)) == atomic_load(&s->done))
             continue;
         rc = mproc__waitword_sleep(&s->join_seq, seq, &d, check_join, q);
         if (rc < 0 && rc != MPROC_ETIMEDOUT)
@@ -1954,7 +1200,8 @@ int mproc_queue_qsize(mproc_queue *q, size_t *n)
 {
     if (q == NULL || n == NULL)
         return MPROC_EINVAL;
-    *n = qcount(atomic_load(&q->s->head), atomic_load(&q->s->rd));
+    *n = mproc__rec_count(atomic_load(&q->s->ring.head),
+                          atomic_load(&q->s->ring.rd));
     return 0;
 }
 
@@ -1971,22 +1218,22 @@ int mproc_queue_full(mproc_queue *q)
     int rc = mproc_queue_qsize(q, &n);
     if (rc < 0)
         return rc;
-    return q->maxsize != 0 && n >= q->maxsize;
+    return q->ring.maxsize != 0 && n >= q->ring.maxsize;
 }
 
 size_t mproc_queue_max_inplace(mproc_queue *q)
 {
-    return q != NULL ? inplace_max(q) : 0;
+    return q != NULL ? mproc__rec_inplace_max(&q->ring) : 0;
 }
 
 size_t mproc_queue_capacity(mproc_queue *q)
 {
-    return q != NULL ? q->cap : 0;
+    return q != NULL ? q->ring.cap : 0;
 }
 
 size_t mproc_queue_maxsize(mproc_queue *q)
 {
-    return q != NULL ? q->maxsize : 0;
+    return q != NULL ? q->ring.maxsize : 0;
 }
 
 int mproc_queue_is_joinable(mproc_queue *q)
@@ -2003,20 +1250,13 @@ int mproc_queue_shutdown(mproc_queue *q)
 {
     if (q == NULL)
         return MPROC_EINVAL;
-    qshared *s = q->s;
-    atomic_store(&s->closed, 1);
-    /* Everyone who sleeps wakes and sees it. */
-    atomic_store(&s->data_wait, 0);
-    wake_all(lo32(&s->head));
-    mproc__ring_room_wake_all(&s->room);
-    atomic_store(&s->empty_wait, 0);
-    wake_all(lo32(&s->rd));
+    mproc__rec_shutdown(&q->ring);
     return 0;
 }
 
 int mproc_queue_is_shutdown(mproc_queue *q)
 {
-    return q == NULL ? MPROC_EINVAL : atomic_load(&q->s->closed) != 0;
+    return q == NULL ? MPROC_EINVAL : atomic_load(&q->s->ring.closed) != 0;
 }
 
 /* ---------------------------------------------------------- lifecycle */
@@ -2060,10 +1300,9 @@ static int adopt(mproc_queue *q, uint32_t kind)
         q->region.payload_size < off + cap)
         return MPROC_EPROTO;
     q->s = s;
-    q->data = (unsigned char *)s + off;
-    q->cap = cap;
-    q->mask = cap - 1u;
-    q->maxsize = maxsize;
+    mproc__rec_view(&q->ring, &s->ring, (unsigned char *)s + off, cap, maxsize,
+                    (flags & Q_JOINABLE) != 0 ? &joinable_hooks : &queue_hooks,
+                    q);
     q->nslots = nslots;
     q->joinable = (flags & Q_JOINABLE) != 0;
     q->no_stream = (flags & Q_NOSTREAM) != 0;
@@ -2104,9 +1343,7 @@ int mproc_queue_create(mproc_queue **out, const char *name,
     s->flags = (o.joinable ? Q_JOINABLE : 0u) | (o.no_stream ? Q_NOSTREAM : 0u);
     s->nslots = nslots;
     s->data_off = off;
-    mproc__lockword_init(&s->plock, false);
-    mproc__lockword_init(&s->clock, false);
-    mproc__lockword_init(&s->tlock, false);
+    mproc__rec_init(&s->ring);
     mproc__lockword_init(&s->dlock, false);
     for (uint32_t i = 0; i < nslots; i++)
         atomic_init(&s->slots[i].borrow, BORROW_NONE);
@@ -2177,7 +1414,7 @@ void mproc_queue_close(mproc_queue *q)
         stream_forget(q);
         q->st_buf = NULL;
         stream_dropped(q);
-        clock_drop(q);
+        mproc__rec_cunlock(&q->ring);
     }
     mproc__region_close(&q->region);
     free(q);
@@ -2217,9 +1454,9 @@ static void *fd_helper(void *arg)
     atomic_store(&q->up, 1);
     mproc__os_futex_wake((const uint32_t *)&q->up, 1);
     while (atomic_load(&q->stop) == 0) {
-        uint64_t h = atomic_load(&s->head), r = atomic_load(&s->rd);
-        bool closed = atomic_load(&s->closed) != 0;
-        bool ready = closed || qcount(h, r) > 0;
+        uint64_t h = atomic_load(&s->ring.head), r = atomic_load(&s->ring.rd);
+        bool closed = atomic_load(&s->ring.closed) != 0;
+        bool ready = closed || mproc__rec_count(h, r) > 0;
         if (ready != readable) {
             uint64_t v = 1;
             ssize_t n =
@@ -2232,18 +1469,20 @@ static void *fd_helper(void *arg)
         if (closed) {
             mproc__os_futex_wait((const uint32_t *)&q->stop, 0, NULL);
         } else if (ready) {
-            raise_flag(s, &s->empty_wait);
-            r = atomic_load(&s->rd);
-            if (qcount(atomic_load(&s->head), r) == 0)
+            mproc__rec_raise(&s->ring, &s->ring.empty_wait);
+            r = atomic_load(&s->ring.rd);
+            if (mproc__rec_count(atomic_load(&s->ring.head), r) == 0)
                 continue;
-            helper_sleep(lo32(&s->rd), pos_of(r), &slice_ms);
+            helper_sleep(mproc__rec_lo32(&s->ring.rd), mproc__rec_pos(r),
+                         &slice_ms);
         } else {
-            raise_flag(s, &s->data_wait);
-            h = atomic_load(&s->head);
-            if (qcount(h, atomic_load(&s->rd)) > 0 ||
-                atomic_load(&s->closed) != 0)
+            mproc__rec_raise(&s->ring, &s->ring.data_wait);
+            h = atomic_load(&s->ring.head);
+            if (mproc__rec_count(h, atomic_load(&s->ring.rd)) > 0 ||
+                atomic_load(&s->ring.closed) != 0)
                 continue;
-            helper_sleep(lo32(&s->head), pos_of(h), &slice_ms);
+            helper_sleep(mproc__rec_lo32(&s->ring.head), mproc__rec_pos(h),
+                         &slice_ms);
         }
     }
     return NULL;
@@ -2257,8 +1496,8 @@ static void stop_fd(mproc_queue *q)
         atomic_store(&q->stop, 1);
         /* Wakes the helper wherever it sleeps (others wake needlessly once
          * and look again). */
-        wake_all(lo32(&q->s->head));
-        wake_all(lo32(&q->s->rd));
+        mproc__rec_wake_all(mproc__rec_lo32(&q->s->ring.head));
+        mproc__rec_wake_all(mproc__rec_lo32(&q->s->ring.rd));
         mproc__os_futex_wake((const uint32_t *)&q->stop, 1);
         pthread_join(q->thread, NULL);
         mproc__os_close(q->fd);
@@ -2376,18 +1615,19 @@ int mproc_queue_stat(mproc_queue *q, mproc_queue_stats *out)
     if (q == NULL || out == NULL)
         return MPROC_EINVAL;
     qshared *s = q->s;
-    uint64_t h = atomic_load(&s->head);
-    out->depth = qcount(h, atomic_load(&s->rd));
-    out->consumer_waiting = atomic_load(&s->data_wait) != 0;
-    out->producer_waiting = atomic_load(&s->room.wait) != 0;
+    uint64_t h = atomic_load(&s->ring.head);
+    out->depth = mproc__rec_count(h, atomic_load(&s->ring.rd));
+    out->consumer_waiting = atomic_load(&s->ring.data_wait) != 0;
+    out->producer_waiting = atomic_load(&s->ring.room.wait) != 0;
     out->producer_tid =
-        (pid_t)(atomic_load(&s->plock.word) & MPROC__LOCK_TIDMASK);
+        (pid_t)(atomic_load(&s->ring.plock.word) & MPROC__LOCK_TIDMASK);
     out->consumer_tid =
-        (pid_t)(atomic_load(&s->clock.word) & MPROC__LOCK_TIDMASK);
+        (pid_t)(atomic_load(&s->ring.clock.word) & MPROC__LOCK_TIDMASK);
     out->consumer_places = 0;
     for (uint32_t i = 0; i < q->nslots; i++)
         if (atomic_load(&s->slots[i].pid) != 0)
             out->consumer_places++;
-    out->unfinished = q->joinable ? cnt_of(h) - atomic_load(&s->done) : 0;
+    out->unfinished =
+        q->joinable ? mproc__rec_cnt(h) - atomic_load(&s->done) : 0;
     return 0;
 }
