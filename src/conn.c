@@ -219,9 +219,9 @@ static void set_rings(mproc_conn *c, mproc__ring *rings, int n, uint32_t size,
     mproc__ring *in = side_b ? r1 : r0;
     mproc__ring *out = side_b ? r0 : r1;
     if (c->can_recv && in != NULL)
-        mproc__ringio_init(&c->rin, in, size, c->fd, c->io);
+        mproc__ringio_init(&c->rin, in, size, c->fd, c->io, false);
     if (c->can_send && out != NULL)
-        mproc__ringio_init(&c->rout, out, size, c->fd, c->io);
+        mproc__ringio_init(&c->rout, out, size, c->fd, c->io, true);
 }
 
 static int add_rings(mproc_conn *x, mproc_conn *y, bool duplex, uint32_t size)
@@ -398,21 +398,29 @@ static int after_send(mproc_conn *c, int rc, size_t done, size_t total)
     return rc;
 }
 
-/* Publishes whole frames (total bytes in iov) to the end's ring. */
-static int ring_send(mproc_conn *c, const struct iovec *iov, int cnt,
-                     size_t total, const mproc__deadline *d, size_t *done)
+/* Sends one message (or, with msgs, n of them: *done says how many went)
+ * on the end's ring. */
+static int ring_send(mproc_conn *c, const void *buf, size_t len,
+                     const mproc_conn_msg *msgs, size_t n, size_t *done,
+                     const mproc__deadline *d)
 {
-    *done = 0;
+    _Static_assert(sizeof(mproc_conn_msg) == sizeof(mproc__rec_msg) &&
+                       offsetof(mproc_conn_msg, len) ==
+                           offsetof(mproc__rec_msg, len),
+                   "a batch's messages are the ring's");
     int rc = atomic_load(&c->send_err);
     if (rc == 0)
         rc = mproc__ring_lock(&c->rout, d);
     if (rc < 0)
         return rc;
-    rc = c->rout.gone ? MPROC_ECLOSED
-                      : mproc__ring_put(&c->rout, iov, cnt, total, d, done);
+    if (msgs != NULL)
+        rc = mproc__ring_send_batch(&c->rout, (const mproc__rec_msg *)msgs, n,
+                                    d, done);
+    else
+        rc = mproc__ring_send(&c->rout, buf, len, d);
     mproc__ring_unlock(&c->rout);
-    /* A frame that went out in part was cut: the receiver drops it, and
-     * the direction goes on (no sticky error, unlike a kernel end). */
+    /* A message that went out in part was aborted: the receiver drops it,
+     * and the direction goes on (no sticky error, unlike a kernel end). */
     return rc;
 }
 
@@ -430,13 +438,8 @@ int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
     if ((uint64_t)len > MPROC__FRAME_MAX ||
         (c->multi_writer && len > MPROC_FIFO_ATOMIC_MAX))
         return MPROC_EMSGSIZE;
-    if (ringed(c)) {
-        unsigned char hdr[MPROC__FRAME_HDR];
-        mproc__frame_put_header(hdr, len, 0);
-        struct iovec v[2] = {{hdr, sizeof hdr}, {(void *)buf, len}};
-        size_t done;
-        return ring_send(c, v, 2, sizeof hdr + len, &d, &done);
-    }
+    if (ringed(c))
+        return ring_send(c, buf, len, NULL, 0, NULL, &d);
     /* Small messages are copied behind their header: one contiguous buffer
      * is measurably cheaper for the kernel than two iovecs. */
     unsigned char small[SMALL_COPY];
@@ -459,42 +462,6 @@ int mproc_conn_send(mproc_conn *c, const void *buf, size_t len,
         rc = after_send(c, rc, done, MPROC__FRAME_HDR + len);
     }
     pthread_mutex_unlock(&c->smu);
-    return rc;
-}
-
-/* send_batch over a ring: groups of whole frames that fit in the ring are
- * published with one store each; a frame larger than the ring goes alone. */
-static int ring_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
-                           size_t *sent, const mproc__deadline *d)
-{
-    unsigned char hdrs[BATCH_MAX][MPROC__FRAME_HDR];
-    struct iovec iov[2 * BATCH_MAX];
-    size_t count = 0;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n;) {
-        int cnt = 0;
-        size_t k = 0, total = 0;
-        while (i + k < n && k < BATCH_MAX) {
-            size_t one = MPROC__FRAME_HDR + msgs[i + k].len;
-            if (k > 0 && total + one > c->ring_size)
-                break;
-            mproc__frame_put_header(hdrs[k], msgs[i + k].len, 0);
-            iov[cnt++] = (struct iovec){hdrs[k], MPROC__FRAME_HDR};
-            iov[cnt++] =
-                (struct iovec){(void *)msgs[i + k].data, msgs[i + k].len};
-            total += one;
-            k++;
-        }
-        size_t done;
-        rc = ring_send(c, iov, cnt, total, d, &done);
-        /* A group goes whole or not at all, but for a lone frame larger
-         * than the ring, which is then cut (and dropped). */
-        if (done == total)
-            count += k;
-        i += k;
-    }
-    if (sent != NULL)
-        *sent = count;
     return rc;
 }
 
@@ -522,8 +489,12 @@ int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
     struct iovec iov[2 * BATCH_MAX];
     size_t lens[BATCH_MAX];
     size_t count = 0;
-    if (ringed(c))
-        return ring_send_batch(c, msgs, n, sent, &d);
+    if (ringed(c)) {
+        rc = ring_send(c, NULL, 0, msgs, n, &count, &d);
+        if (sent != NULL)
+            *sent = count;
+        return rc;
+    }
     rc = lock_by(&c->smu, &d);
     if (rc < 0)
         return rc;
@@ -618,43 +589,19 @@ static int fill_to(mproc_conn *c, size_t want, const mproc__deadline *d)
     return rc;
 }
 
-/* Waits until want bytes (<= the ring's size) are in the ring: the
- * ring's counterpart of fill_to. EOF or a torn ring with fewer bytes
- * there is MPROC_EPROTO when some are (inside a frame), else
- * MPROC_ECLOSED; MPROC__RING_CUT inside a streamed frame that was cut. */
-static int ring_fill(mproc_conn *c, uint64_t want, const mproc__deadline *d)
-{
-    int rc = mproc__ring_wait(&c->rin, want, d);
-    if (rc == MPROC_ECLOSED && mproc__ring_readable(&c->rin) > 0)
-        rc = MPROC_EPROTO;
-    return rc == MPROC_EPROTO ? fail_recv(c, rc) : rc;
-}
-
 /* Peeks at the next header without consuming it. */
 static int peek_header(mproc_conn *c, uint64_t *len, unsigned *flags,
                        const mproc__deadline *d)
 {
-    while (ringed(c)) {
-        int rc = ring_fill(c, MPROC__FRAME_HDR, d);
+    if (ringed(c)) {
+        unsigned kind;
+        int rc = mproc__ring_next(&c->rin, d, &kind, len);
+        if (rc == MPROC_EPROTO)
+            return fail_recv(c, rc);
         if (rc < 0)
             return rc;
-        /* Between frames: a cut behind us is handled; senders waiting to
-         * cut again may go on. */
-        mproc__ring_between_frames(&c->rin);
-        unsigned char hdr[MPROC__FRAME_HDR];
-        mproc__ring_copy(&c->rin, 0, hdr, sizeof hdr);
-        rc = mproc__frame_get_header(hdr, len, flags);
-        if (rc < 0)
-            return fail_recv(c, rc);
-        if (MPROC__FRAME_HDR + *len <= c->ring_size)
-            return 0; /* whole: never cut */
-        /* A streamed frame its sender already cut is dropped here, not
-         * reported by its size or kind (MPROC_EMSGSIZE, MPROC_ESTATE). */
-        rc = mproc__ring_drop_if_cut(&c->rin, MPROC__FRAME_HDR + *len, false);
-        if (rc < 0)
-            return fail_recv(c, rc);
-        if (rc == 0)
-            return 0;
+        *flags = kind == MPROC__REC_FDS ? MPROC__FRAME_FD : 0u;
+        return 0;
     }
     int rc = fill_to(c, MPROC__FRAME_HDR, d);
     if (rc == MPROC_EPROTO || (rc == MPROC_ECLOSED && c->rend > c->rpos))
@@ -687,44 +634,16 @@ static int keep_partial(mproc_conn *c, unsigned char *dst, size_t len,
     return rc;
 }
 
-/* Moves the payload's bytes [*off, len) from the ring to dst as they
- * come (the header is already consumed; mproc__ring_frame_begin said
- * where the frame ends). A frame cut by its sender is dropped here:
- * MPROC__RING_CUT, the ring then at the next frame. */
-static int ring_read_rest(mproc_conn *c, unsigned char *dst, size_t len,
-                          size_t *off, const mproc__deadline *d)
-{
-    while (*off < len) {
-        size_t left = len - *off;
-        size_t piece = c->ring_size / 4;
-        int rc = ring_fill(c, left < piece ? left : piece, d);
-        if (rc == MPROC__RING_CUT) {
-            rc = mproc__ring_skip_cut(&c->rin);
-            return rc < 0 ? fail_recv(c, rc) : MPROC__RING_CUT;
-        }
-        if (rc == MPROC_ECLOSED)
-            return fail_recv(c, MPROC_EPROTO);
-        if (rc < 0)
-            return rc;
-        /* What the wait saw, not what is there now: bytes published since
-         * may follow a cut of this frame. */
-        uint64_t n = mproc__ring_ready(&c->rin);
-        if (n > left)
-            n = left;
-        mproc__ring_copy(&c->rin, 0, dst + *off, (size_t)n);
-        mproc__ring_consume(&c->rin, n);
-        *off += (size_t)n;
-    }
-    mproc__ring_frame_end(&c->rin);
-    return 0;
-}
-
 /* Reads the payload's bytes [*off, len) straight from the fd into dst. */
 static int read_rest(mproc_conn *c, unsigned char *dst, size_t len, size_t *off,
                      const mproc__deadline *d)
 {
-    if (ringed(c))
-        return ring_read_rest(c, dst, len, off, d);
+    if (ringed(c)) {
+        uint64_t got = *off;
+        int rc = mproc__ring_resume(&c->rin, dst, len, &got, d);
+        *off = (size_t)got;
+        return rc == MPROC_EPROTO ? fail_recv(c, rc) : rc;
+    }
     while (*off < len) {
         size_t got = 0;
         int rc = mproc__io_read(c->fd, c->io, dst + *off, len - *off, &got,
@@ -747,24 +666,18 @@ static int take_payload(mproc_conn *c, void *dst, size_t len, bool own,
                         const mproc__deadline *d)
 {
     int rc;
-    if (ringed(c) && len <= c->ring_size - MPROC__FRAME_HDR) {
-        rc = ring_fill(c, MPROC__FRAME_HDR + len, d);
-        if (rc == MPROC_ECLOSED)
-            return fail_recv(c, MPROC_EPROTO);
-        if (rc < 0)
-            return rc;
-        mproc__ring_copy(&c->rin, MPROC__FRAME_HDR, dst, len);
-        mproc__ring_consume(&c->rin, MPROC__FRAME_HDR + len);
+    if (ringed(c) && c->rin.f.kind != MPROC__REC_FIRST) {
+        mproc__ring_take_whole(&c->rin, dst);
         return 0;
     }
     if (ringed(c)) {
-        mproc__ring_frame_begin(&c->rin, MPROC__FRAME_HDR + (uint64_t)len);
-        mproc__ring_consume(&c->rin, MPROC__FRAME_HDR);
-        size_t off = 0;
-        rc = ring_read_rest(c, dst, len, &off, d);
+        uint64_t off = 0;
+        rc = mproc__ring_take_stream(&c->rin, dst, len, &off, d);
+        if (rc == MPROC_EPROTO)
+            return fail_recv(c, rc);
         if (rc < 0 && rc != MPROC__RING_CUT && c->recv_err == 0) {
             if (rc == MPROC_ETIMEDOUT)
-                return keep_partial(c, dst, len, off, own, rc);
+                return keep_partial(c, dst, len, (size_t)off, own, rc);
             fail_recv(c, MPROC_EBROKEN);
         }
         return rc;
@@ -818,14 +731,16 @@ static int peek_next(mproc_conn *c, uint64_t *len, unsigned *flags,
     int rc = c->recv_err;
     if (rc < 0)
         return rc;
-    if (c->pbuf != NULL && ringed(c) && mproc__ring_frame_cut(&c->rin)) {
+    if (c->pbuf != NULL && ringed(c)) {
         /* The part kept from an earlier timeout belongs to a message its
-         * sender cut since: dropped. */
-        free(c->pbuf);
-        c->pbuf = NULL;
-        rc = mproc__ring_skip_cut(&c->rin);
+         * sender aborted since: dropped. */
+        rc = mproc__ring_partial_doomed(&c->rin);
         if (rc < 0)
             return fail_recv(c, rc);
+        if (rc == 1) {
+            free(c->pbuf);
+            c->pbuf = NULL;
+        }
     }
     if (c->pbuf != NULL) {
         *len = c->plen;
@@ -841,9 +756,10 @@ static int peek_next(mproc_conn *c, uint64_t *len, unsigned *flags,
  * (MPROC__RING_CUT: look again); else 0. */
 static int drop_abandoned(mproc_conn *c, uint64_t n)
 {
-    if (!ringed(c) || c->pbuf != NULL || MPROC__FRAME_HDR + n <= c->ring_size)
+    (void)n;
+    if (!ringed(c) || c->pbuf != NULL || c->rin.f.kind != MPROC__REC_FIRST)
         return 0;
-    int rc = mproc__ring_drop_if_cut(&c->rin, MPROC__FRAME_HDR + n, true);
+    int rc = mproc__ring_drop_doomed(&c->rin);
     if (rc < 0)
         return fail_recv(c, rc);
     return rc == 1 ? MPROC__RING_CUT : 0;
@@ -970,8 +886,8 @@ int mproc_conn_poll(mproc_conn *c, int64_t timeout_ms)
             rc = mproc__io_wait(c->fd, POLLIN, &slice);
             if (rc == MPROC_ETIMEDOUT && !mproc__deadline_expired(&d)) {
                 mproc__ring_recover(&c->rin);
-                if (slice_ms < MPROC__RING_SLICE_MAX_MS)
-                    slice_ms *= 2;
+                slice_ms =
+                    mproc__slice_next(slice_ms, MPROC__RING_SLICE_MAX_MS);
                 continue;
             }
             if (rc < 0)
@@ -1111,10 +1027,11 @@ static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
             rc = mproc__ring_lock(&c->rout, &d);
         if (rc < 0)
             return rc;
-        rc = mproc__ring_wait_space(&c->rout, iov.iov_len, &d);
+        uint32_t pos;
+        uint64_t seq;
+        rc = mproc__ring_place_fds(&c->rout, &d, &pos, &seq);
         if (rc == 0) {
             unsigned char tok[MPROC__RING_FDTOK_LEN];
-            uint64_t seq = mproc__ring_next_fdseq(&c->rout);
             tok[0] = MPROC__RING_FDTOK;
             mproc__le_put(tok + 1, seq, 8);
             mproc__le_put(msg + MPROC__FRAME_HDR + PASS_LEN, seq, 8);
@@ -1122,7 +1039,7 @@ static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
             rc = mproc__io_send_fds(c->fd, &one, 1, fds, nfd, &d, &done);
         }
         if (rc == 0)
-            rc = mproc__ring_put(&c->rout, &iov, 1, iov.iov_len, &d, &done);
+            rc = mproc__ring_commit_fds(&c->rout, pos, msg + MPROC__FRAME_HDR);
         mproc__ring_unlock(&c->rout);
         return rc;
     }
@@ -1173,12 +1090,7 @@ static int peek_pass(mproc_conn *c, int want, unsigned char pay[PASS_LEN_RING],
     if (rc < 0)
         return rc;
     if (ringed(c)) {
-        rc = ring_fill(c, MPROC__FRAME_HDR + PASS_LEN_RING, d);
-        if (rc == MPROC_ECLOSED)
-            rc = fail_recv(c, MPROC_EPROTO);
-        if (rc < 0)
-            return rc;
-        mproc__ring_copy(&c->rin, MPROC__FRAME_HDR, pay, PASS_LEN_RING);
+        mproc__ring_peek(&c->rin, pay, PASS_LEN_RING);
     } else {
         rc = fill_to(c, MPROC__FRAME_HDR + PASS_LEN, d);
         if (rc == MPROC_ECLOSED || rc == MPROC_EPROTO)

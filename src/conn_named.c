@@ -542,8 +542,7 @@ int mproc_wait(mproc_wait_item *items, size_t n, int64_t timeout_ms)
         }
         if (count > 0 || early || mproc__deadline_expired(&d))
             break;
-        if (slice_ms < MPROC__RING_SLICE_MAX_MS)
-            slice_ms *= 2;
+        slice_ms = (int)mproc__slice_next(slice_ms, MPROC__RING_SLICE_MAX_MS);
     }
     rc = count > 0 ? count : MPROC_ETIMEDOUT;
 out:

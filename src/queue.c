@@ -491,9 +491,15 @@ static bool reap_hook(void *arg)
 
 static void resolve_take(void *arg, uint64_t r);
 
-static const mproc__rec_hooks queue_hooks = {borrow_held, reap_hook, NULL};
-static const mproc__rec_hooks joinable_hooks = {borrow_held, reap_hook,
-                                                resolve_take};
+static const mproc__rec_hooks queue_hooks = {
+    .held = borrow_held,
+    .reap = reap_hook,
+};
+static const mproc__rec_hooks joinable_hooks = {
+    .held = borrow_held,
+    .reap = reap_hook,
+    .consumer_died = resolve_take,
+};
 
 /* ---------------------------------------------------------- producers */
 
@@ -513,7 +519,7 @@ static int put_one(mproc_queue *q, const void *buf, size_t len,
                    const mproc__deadline *d)
 {
     if (len <= mproc__rec_inplace_max(&q->ring))
-        return mproc__rec_put_whole(&q->ring, buf, len, d);
+        return mproc__rec_put_whole(&q->ring, MPROC__REC_MSG, buf, len, d);
     return mproc__rec_put_stream(&q->ring, buf, len, d);
 }
 
@@ -555,72 +561,13 @@ int mproc_queue_put_batch(mproc_queue *q, const mproc_queue_msg *msgs, size_t n,
         return rc;
     if ((rc = mproc__rec_plock(&q->ring, &d)) < 0)
         return rc;
-    qshared *s = q->s;
     size_t done = 0;
-    /* Whole messages are written one after another and published together;
-     * before any wait for room (and before a streamed one) what is written
-     * is published, so that consumers can make room. */
-    uint32_t pos = mproc__rec_pos(
-        atomic_load_explicit(&s->ring.head, memory_order_relaxed));
-    uint32_t pending = 0;
-    for (; done < n && rc == 0; done++) {
-        size_t len = msgs[done].len;
-        if (len > mproc__rec_inplace_max(&q->ring)) {
-            if (pending > 0) {
-                mproc__rec_publish(&q->ring, pos, pending);
-                pending = 0;
-                mproc__rec_wake_consumers(&q->ring);
-            }
-            rc = mproc__rec_put_stream(&q->ring, msgs[done].data, len, &d);
-            if (rc == 0)
-                pos = mproc__rec_pos(
-                    atomic_load_explicit(&s->ring.head, memory_order_relaxed));
-            else
-                break;
-            continue;
-        }
-        uint32_t size = MPROC__REC_HDR + mproc__rec_round8(len);
-        uint32_t to_end = q->ring.cap - (pos & q->ring.mask);
-        uint32_t pad = size > to_end ? to_end : 0;
-        uint64_t h = atomic_load_explicit(&s->ring.head, memory_order_relaxed);
-        uint32_t t = atomic_load_explicit(&s->ring.tail, memory_order_acquire);
-        uint32_t used = pos - t;
-        uint64_t r =
-            atomic_load(&s->ring.rd); /* after tail: see records.c, room_for */
-        uint32_t nq = mproc__rec_count(h, r) + pending;
-        /* Anything odd (words scribbled on) goes the slow way, which
-         * reports it. */
-        bool fits =
-            mproc__rec_span_ok(&q->ring, t, pos) &&
-            mproc__rec_pos(r) - t <= used && q->ring.cap - used >= pad + size &&
-            (q->ring.maxsize == 0 || nq < q->ring.maxsize) &&
-            nq < MPROC_QUEUE_MAXSIZE_MAX && atomic_load(&s->ring.closed) == 0;
-        if (!fits) {
-            if (pending > 0) {
-                mproc__rec_publish(&q->ring, pos, pending);
-                pending = 0;
-                mproc__rec_wake_consumers(&q->ring);
-            }
-            rc = mproc__rec_put_whole(&q->ring, msgs[done].data, len, &d);
-            if (rc < 0)
-                break;
-            pos = mproc__rec_pos(
-                atomic_load_explicit(&s->ring.head, memory_order_relaxed));
-            continue;
-        }
-        if (pad != 0) {
-            mproc__rec_put_hdr(&q->ring, pos, MPROC__REC_PAD,
-                               pad - MPROC__REC_HDR);
-            pos += pad;
-        }
-        mproc__rec_put_hdr(&q->ring, pos, MPROC__REC_MSG, (uint32_t)len);
-        if (len > 0)
-            memcpy(mproc__rec_at(&q->ring, pos) + 1, msgs[done].data, len);
-        pos += size;
-        pending++;
-    }
-    if (pending > 0)
-        mproc__rec_publish(&q->ring, pos, pending);
+    _Static_assert(sizeof(mproc_queue_msg) == sizeof(mproc__rec_msg) &&
+                       offsetof(mproc_queue_msg, len) ==
+                           offsetof(mproc__rec_msg, len),
+                   "a batch's messages are the ring's");
+    rc = mproc__rec_put_batch(&q->ring, (const mproc__rec_msg *)msgs, n, &d,
+                              &done);
     mproc__rec_punlock(&q->ring);
     if (done > 0)
         mproc__rec_wake_consumers(&q->ring);
@@ -879,6 +826,10 @@ static int get_one(mproc_queue *q, sink *k, int64_t timeout_ms)
         rc = mproc__rec_next(&q->ring, &d, &f);
         if (rc < 0)
             break;
+        if (f.kind == MPROC__REC_FDS) {
+            rc = MPROC_EPROTO; /* a pipe's, never a queue's */
+            break;
+        }
         if (f.kind == MPROC__REC_MSG) {
             *k->len = f.len;
             unsigned char *dst;
@@ -1032,7 +983,7 @@ int mproc_queue_get_batch(mproc_queue *q, void *buf, size_t cap, size_t *lens,
                 break;
             uint32_t kind, len;
             uint32_t size = mproc__rec_size(&q->ring, r, h - r, &kind, &len);
-            if (size == 0 || kind == MPROC__REC_FIRST)
+            if (size == 0 || kind == MPROC__REC_FIRST || kind == MPROC__REC_FDS)
                 break;
             if (kind != MPROC__REC_MSG) {
                 mproc__rec_consume(&q->ring, size, 0);
@@ -1091,6 +1042,8 @@ int mproc_queue_borrow(mproc_queue *q, const void **data, size_t *len,
     }
     mproc__rec_found f;
     rc = mproc__rec_next(&q->ring, &d, &f);
+    if (rc == 0 && f.kind == MPROC__REC_FDS)
+        rc = MPROC_EPROTO;
     if (rc == 0 && f.kind == MPROC__REC_FIRST) {
         *len = (size_t)mproc__rec_stream_total(&q->ring, &f);
         rc = MPROC_EMSGSIZE;
@@ -1435,8 +1388,7 @@ static void helper_sleep(_Atomic uint32_t *w, uint32_t v, int64_t *slice_ms)
     mproc__deadline_init(&d, *slice_ms);
     struct timespec ts = mproc__deadline_abs(&d);
     if (mproc__os_futex_wait((const uint32_t *)w, v, &ts) == -ETIMEDOUT) {
-        if (*slice_ms < HELPER_SLICE_MAX_MS)
-            *slice_ms *= 2;
+        *slice_ms = mproc__slice_next(*slice_ms, HELPER_SLICE_MAX_MS);
     } else {
         *slice_ms = HELPER_SLICE_MIN_MS;
     }

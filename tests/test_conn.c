@@ -501,12 +501,13 @@ START_TEST(garbage_in_a_ring_stops_its_senders_too)
     ck_assert_ptr_null(mproc__conn_ringio(w, false));
     mproc__deadline d;
     mproc__deadline_init(&d, 1000);
-    struct iovec junk = {(void *)"GARBAGE!", 8};
-    size_t done = 0;
+    /* A record of a kind that does not exist. */
+    uint32_t pos;
     ck_assert_int_eq(mproc__ring_lock(io, &d), 0);
-    ck_assert_int_eq(mproc__ring_put(io, &junk, 1, 8, &d, &done), 0);
+    ck_assert_int_eq(mproc__rec_place(&io->v, 16, 0, &d, &pos), 0);
+    memcpy(mproc__rec_at(&io->v, pos), "GARBAGE!GARBAGE!", 16);
+    mproc__rec_publish(&io->v, pos + 16, 1);
     mproc__ring_unlock(io);
-    ck_assert_uint_eq(done, 8);
     /* A sender that fills the ring and sleeps for room. */
     static unsigned char big[200000];
     struct send_arg sa = {w, big, sizeof big, 1};
@@ -547,7 +548,9 @@ START_TEST(orphan_fds_of_a_dead_ring_sender_are_skipped)
     mproc__deadline d;
     mproc__deadline_init(&d, 1000);
     ck_assert_int_eq(mproc__ring_lock(io, &d), 0);
-    uint64_t seq = mproc__ring_next_fdseq(io);
+    uint32_t pos;
+    uint64_t seq;
+    ck_assert_int_eq(mproc__ring_place_fds(io, &d, &pos, &seq), 0);
     unsigned char tok[MPROC__RING_FDTOK_LEN];
     tok[0] = MPROC__RING_FDTOK;
     mproc__le_put(tok + 1, seq, 8);
@@ -608,14 +611,9 @@ START_TEST(sender_killed_before_ringing_strands_nothing)
         struct mproc__ringio *io = mproc__conn_ringio(w, true);
         mproc__deadline d;
         mproc__deadline_init(&d, 1000);
-        if (io == NULL || mproc__ring_lock(io, &d) != 0)
+        if (io == NULL || mproc__ring_lock(io, &d) != 0 ||
+            mproc__rec_put_whole(&io->v, MPROC__REC_MSG, "hello", 5, &d) != 0)
             _exit(1);
-        unsigned char frame[MPROC__FRAME_HDR + 5];
-        mproc__frame_put_header(frame, 5, 0);
-        memcpy(frame + MPROC__FRAME_HDR, "hello", 5);
-        uint64_t head = atomic_load(&io->r->head);
-        memcpy(io->r->data + (head & (TEST_RING - 1)), frame, sizeof frame);
-        atomic_store(&io->r->head, head + sizeof frame);
         _exit(0); /* holding the lock, without a bell */
     }
     ck_assert_int_eq(test_wait_status(tx), 0);
@@ -655,12 +653,12 @@ START_TEST(cut_message_is_dropped_while_other_senders_idle)
     ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 500),
                      MPROC_ETIMEDOUT);
     ck_assert_ptr_null(p);
-    /* The receiver cut it itself (nobody else took the lock) and took
-     * its bytes: room at once. */
+    /* The receiver aborted it itself (nobody else took the lock) and took
+     * its records: room at once. */
     struct mproc__ring *g = mproc__conn_ringio(r, false)->r;
-    ck_assert_uint_eq(atomic_load(&g->inside), 0);
-    ck_assert_uint_eq(atomic_load(&g->cut), atomic_load(&g->head));
-    ck_assert_uint_eq(atomic_load(&g->tail), atomic_load(&g->head));
+    ck_assert_uint_eq(atomic_load(&g->w.pinside), 0);
+    ck_assert_uint_eq(mproc__rec_pos(atomic_load(&g->w.rd)),
+                      mproc__rec_pos(atomic_load(&g->w.head)));
     ck_assert_int_eq(mproc_conn_send(w, "x", 1, 0), 0);
     ck_assert_int_eq(mproc_conn_recv_alloc(r, &p, &n, SIZE_MAX, 1000), 0);
     ck_assert_uint_eq(n, 1);

@@ -461,6 +461,16 @@ START_TEST(queue_capacity_bounds_bytes_with_an_8_byte_header_per_message)
         ck_assert_int_eq(mproc_queue_put(q, "12345678", 1 + i % 8, 0), 0);
     ck_assert_int_eq(mproc_queue_put(q, NULL, 0, 0), MPROC_ETIMEDOUT);
     mproc_queue_close(q);
+    /* A message taken and not yet freed (consumers free lazily, an eighth
+     * of the ring at a time) is room all the same, also for a put that
+     * cannot wait. */
+    q = new_queue(4096, 0, false);
+    for (unsigned i = 0; i < 512; i++)
+        ck_assert_int_eq(mproc_queue_put(q, NULL, 0, 0), 0);
+    ck_assert_int_eq(mproc_queue_get(q, NULL, 0, &len, 0), 0);
+    ck_assert_int_eq(mproc_queue_put(q, NULL, 0, 0), 0);
+    ck_assert_uint_eq(qsize(q), 512);
+    mproc_queue_close(q);
 }
 END_TEST
 

@@ -36,19 +36,19 @@
  * socket is shut down so the peer sees EOF), the process is unaffected.
  * Timeouts never break a receiving end: a recv whose deadline passes
  * inside a message returns MPROC_ETIMEDOUT and keeps what it has read in
- * the end (for a message larger than the ring, or on a kernel end than
- * 64 KiB, in a buffer the size of the message), and the next recv goes on where
- * it stopped. So the event-loop pattern "mproc_wait() or mproc_conn_poll(),
- * then recv with timeout 0" is safe with messages of any size. A send whose
- * deadline passes after part of a message went out returns MPROC_ETIMEDOUT.
- * On an mproc_pipe end the message is then cut: the receiver drops it
- * whole (it never sees a part of it) and goes on with the next one, and
- * every sender, this one too, goes on sending. On a kernel end the peer
- * has a partial message, so the sending direction is left broken (later
- * sends return MPROC_EBROKEN). One that times out before any byte moved
- * changes nothing. On an mproc_pipe end only a message larger than the
- * ring (its size, with the 8-byte header) can go out in part; a smaller
- * one goes whole or not at all.
+ * the end (for a message larger than half the ring, or on a kernel end
+ * than 64 KiB, in a buffer the size of the message), and the next recv
+ * goes on where it stopped. So the event-loop pattern "mproc_wait() or
+ * mproc_conn_poll(), then recv with timeout 0" is safe with messages of any
+ * size. A send whose deadline passes after part of a message went out returns
+ * MPROC_ETIMEDOUT. On an mproc_pipe end the message is then aborted: the
+ * receiver drops it whole (it never sees a part of it) and goes on with the
+ * next one, and every sender, this one too, goes on sending. On a kernel end
+ * the peer has a partial message, so the sending direction is left broken
+ * (later sends return MPROC_EBROKEN). One that times out before any byte moved
+ * changes nothing. On an mproc_pipe end only a message larger than half
+ * the ring (less 8 bytes) can go out in part; a smaller one goes whole or
+ * not at all.
  *
  * Threads: one thread may send while another receives; concurrent sends
  * (or recvs) on one end are serialized by an internal lock, and waiting
@@ -62,7 +62,8 @@
  * child forked after messages were buffered would receive those messages
  * again). Several processes may send on one mproc_pipe end: their messages
  * never interleave, whatever their size; a sender killed inside a message
- * larger than the ring cuts it: the receiver drops it whole and goes on
+ * larger than half the ring leaves it to be aborted: the receiver drops it
+ * whole and goes on
  * with the others' messages (the next sender, or the receiver's own sleep
  * slice of at most a second, finds the death), and once every sender is
  * gone the receiver gets MPROC_ECLOSED, not MPROC_EPROTO.
@@ -107,9 +108,9 @@ typedef struct mproc_conn mproc_conn;
  * Options of mproc_pipe(). Start from MPROC_PIPE_OPTS_INIT.
  *   ring_size  bytes of shared memory per direction, rounded up to a power
  *              of two from MPROC_PIPE_RING_MIN; 0: MPROC_PIPE_RING_DEFAULT.
- *              A message up to this size (with its 8-byte header) goes
- *              whole; a larger one streams through in pieces of a quarter
- *              of it. Bulk transfers want it large (a sender and a
+ *              A message up to half this size (less 8 bytes) goes whole;
+ *              a larger one streams through in pieces of a quarter of
+ *              it. Bulk transfers want it large (a sender and a
  *              receiver then rarely wait for each other: docs/conn.md,
  *              "Ring size"); many idle pipes want it small. Pages are
  *              touched only as the ring's bytes are first used.
@@ -238,8 +239,9 @@ typedef struct mproc_conn_msg {
  * mproc_conn_send_batch: sends n messages in order with as few system calls
  * as possible (one writev for up to 64 messages; on a FIFO opened for
  * several writers, groups that each fit in one atomic write; on an
- * mproc_pipe end, groups of up to 64 that fit in the ring are published
- * at once, and a group goes whole or not at all). The receiver
+ * mproc_pipe end, the messages that fit are written one after another
+ * and published at once, each goes whole or not at all, and no other
+ * sender's message comes between them). The receiver
  * sees n ordinary messages. Returns as mproc_conn_send(); on an error, some
  * leading messages may have been sent (*sent, may be NULL, tells how many
  * whole messages). Optional: mproc_conn_send() alone is already one system
@@ -258,7 +260,7 @@ MPROC_API int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs,
  * recv; also when another thread's recv holds the end past the deadline);
  * MPROC_EPROTO (malformed data from the peer, or EOF inside a message);
  * MPROC_EBROKEN (only after an earlier timeout inside a message larger
- * than the ring, or 64 KiB on a kernel end, found no memory to keep its
+ * than half the ring, or 64 KiB on a kernel end, found no memory to keep its
  * part, or a system error inside a
  * message: the stream can no longer be resumed); MPROC_ESTATE when the next
  * message carries an fd (take it with mproc_conn_recv_fd or

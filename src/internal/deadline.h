@@ -40,4 +40,11 @@ struct timespec mproc__deadline_abs(const mproc__deadline *d);
 /* The earlier of two deadlines. */
 mproc__deadline mproc__deadline_min(mproc__deadline a, mproc__deadline b);
 
+/* The next slice of a sleep cut into slices that double while nothing
+ * comes: twice ms, but never more than max. */
+static inline int64_t mproc__slice_next(int64_t ms, int64_t max)
+{
+    return ms >= max / 2 ? max : 2 * ms;
+}
+
 #endif

@@ -48,7 +48,7 @@ uint32_t mproc__rec_size(const mproc__rec_ring *r, uint32_t pos, uint32_t avail,
     const mproc__rec *h = mproc__rec_at(r, pos);
     uint32_t l = h->len, k = h->kind;
     uint32_t idx = pos & r->mask;
-    if (k < MPROC__REC_MSG || k > MPROC__REC_ABORT ||
+    if (k < MPROC__REC_MSG || k > MPROC__REC_FDS ||
         (uint64_t)l + MPROC__REC_HDR > r->cap - idx)
         return 0;
     uint32_t size = MPROC__REC_HDR + mproc__rec_round8(l);
@@ -68,6 +68,47 @@ void mproc__rec_put_hdr(mproc__rec_ring *r, uint32_t pos, uint32_t kind,
     h->kind = (uint8_t)kind;
     atomic_store_explicit(&h->state, 0, memory_order_relaxed);
     h->owner = 0;
+}
+
+/* -------------------------------------------------------------- room */
+
+/* Producer: raises the flag for need bytes and returns the seq to sleep
+ * on once a last look has found no room. */
+static uint32_t room_raise(mproc__rec_room *m, uint64_t need, uint64_t size)
+{
+    uint32_t seq = atomic_load(&m->seq);
+    uint64_t want = need > size / 4 ? need : size / 4;
+    atomic_store(&m->need, (uint32_t)want);
+    atomic_store(&m->wait, 1);
+    return seq;
+}
+
+/* Consumer, after a sequentially consistent fence: whether a producer may
+ * sleep for room (one relaxed load: the common answer is no). */
+static bool room_waited(const mproc__rec_room *m)
+{
+    return atomic_load_explicit(&m->wait, memory_order_relaxed) != 0;
+}
+
+/* Consumer: avail bytes are free now in a ring of size bytes; wakes the
+ * sleeping producer once that is what it waits for (a need above the ring,
+ * written by a peer that scribbles, counts as the whole ring). */
+static void room_wake(mproc__rec_room *m, uint64_t avail, uint64_t size)
+{
+    uint64_t need = atomic_load_explicit(&m->need, memory_order_relaxed);
+    if (avail >= (need < size ? need : size) &&
+        atomic_exchange(&m->wait, 0) != 0) {
+        atomic_fetch_add(&m->seq, 1);
+        mproc__waitword_wake_raw(&m->seq, INT_MAX);
+    }
+}
+
+void mproc__rec_wake_room_all(mproc__rec_ring *r)
+{
+    mproc__rec_room *m = &r->s->room;
+    atomic_store(&m->wait, 0);
+    atomic_fetch_add(&m->seq, 1);
+    mproc__waitword_wake_raw(&m->seq, INT_MAX);
 }
 
 /* ------------------------------------------------------------ waking */
@@ -97,7 +138,10 @@ void mproc__rec_wake_consumers(mproc__rec_ring *r)
     if (take_flag(&s->data_wait)) {
         atomic_store_explicit(&s->wake_ns, mproc__os_monotonic_ns(),
                               memory_order_relaxed);
-        mproc__rec_wake_all(mproc__rec_lo32(&s->head));
+        if (r->hooks != NULL && r->hooks->wake != NULL)
+            r->hooks->wake(r->arg);
+        else
+            mproc__rec_wake_all(mproc__rec_lo32(&s->head));
     }
 }
 
@@ -107,7 +151,7 @@ void mproc__rec_wake_consumers(mproc__rec_ring *r)
 static void wake_producer_fenced(mproc__rec_ring *r)
 {
     mproc__rec_shared *s = r->s;
-    if (!mproc__ring_room_waited(&s->room))
+    if (!room_waited(&s->room))
         return;
     /* Consumers free lazily (lazy_free): what the sleeper waits for may
      * be taken and not yet freed. */
@@ -120,7 +164,7 @@ static void wake_producer_fenced(mproc__rec_ring *r)
         mproc__rec_count(
             h, atomic_load_explicit(&s->rd, memory_order_relaxed)) < r->maxsize;
     if (used <= r->cap && slot)
-        mproc__ring_room_wake(&s->room, r->cap - used, r->cap);
+        room_wake(&s->room, r->cap - used, r->cap);
 }
 
 void mproc__rec_wake_producer(mproc__rec_ring *r)
@@ -157,7 +201,7 @@ void mproc__rec_shutdown(mproc__rec_ring *r)
     /* Everyone who sleeps wakes and sees it. */
     atomic_store(&s->data_wait, 0);
     mproc__rec_wake_all(mproc__rec_lo32(&s->head));
-    mproc__ring_room_wake_all(&s->room);
+    mproc__rec_wake_room_all(r);
     atomic_store(&s->empty_wait, 0);
     mproc__rec_wake_all(mproc__rec_lo32(&s->rd));
 }
@@ -173,10 +217,30 @@ static bool word_moved(void *arg)
     return atomic_load_explicit(a->w, memory_order_acquire) != a->expected;
 }
 
-/* Spins while *w == expected, for at most the spin budget. */
-static bool spin_while(_Atomic uint32_t *w, uint32_t expected)
+/* How long a consumer spins before it sleeps; a test hook sets it. */
+static atomic_int_least64_t consumer_spin_ns = -1; /* -1: the spin budget */
+
+void mproc__rec_set_consumer_spin(int64_t ns)
 {
-    int64_t budget = mproc__spin_budget_ns();
+    atomic_store(&consumer_spin_ns, ns >= 0 ? ns : -1);
+}
+
+static atomic_uint_least64_t rescued;
+
+uint64_t mproc__rec_rescued(void)
+{
+    return atomic_load(&rescued);
+}
+
+/* Spins while *w == expected, for at most the spin budget (or, with
+ * consumer, what the test hook says). */
+static bool spin_while(_Atomic uint32_t *w, uint32_t expected, bool consumer)
+{
+    int64_t budget =
+        consumer ? atomic_load_explicit(&consumer_spin_ns, memory_order_relaxed)
+                 : -1;
+    if (budget < 0)
+        budget = mproc__spin_budget_ns();
     word_arg a = {w, expected};
     return budget > 0 && mproc__spin_until(word_moved, &a, budget);
 }
@@ -265,6 +329,8 @@ int mproc__rec_plock(mproc__rec_ring *r, const mproc__deadline *d)
     int rc = mproc__lockword_acquire_fast(&s->plock, d);
     if (rc == MPROC_EOWNERDEAD) {
         mproc__lockword_consistent(&s->plock);
+        /* It may have died between publishing and waking. */
+        mproc__rec_wake_consumers(r);
         rc = 0;
     }
     if (rc < 0)
@@ -324,6 +390,12 @@ typedef struct room_wait {
 static int check_room(void *arg)
 {
     room_wait *w = arg;
+    const mproc__rec_hooks *k = w->r->hooks;
+    if (k != NULL && k->room_check != NULL) {
+        int rc = k->room_check(w->r->arg);
+        if (rc < 0)
+            return rc;
+    }
     mproc__rec_free(w->r, true);
     return room_for(w->r, w->head, w->need, w->slot) != 0 ? 1 : 0;
 }
@@ -367,27 +439,28 @@ static int wait_room(mproc__rec_ring *r, uint32_t need, unsigned how,
             return MPROC_ECLOSED;
         if (room)
             return 0;
-        if (mproc__deadline_expired(d))
-            return MPROC_ETIMEDOUT;
-        /* Consumers free lazily: free what they took before waiting. */
+        /* Consumers free lazily: free what they took before giving up or
+         * waiting (an ABORT written with no time to wait needs it). */
         mproc__rec_free(r, false);
         if (atomic_load(&s->tail) != t)
             continue;
+        if (mproc__deadline_expired(d))
+            return MPROC_ETIMEDOUT;
         if (!spun) {
             /* For consumers to take: they free lazily, this side frees. */
             spun = true;
             if (spin_while(mproc__rec_lo32(&s->rd),
-                           mproc__rec_pos(atomic_load(&s->rd))))
+                           mproc__rec_pos(atomic_load(&s->rd)), false))
                 continue;
         }
-        uint32_t seq = mproc__ring_room_raise(&s->room, need, r->cap);
+        uint32_t seq = room_raise(&s->room, need, r->cap);
         /* Looked at again after the flag (sequentially consistent): a
          * consumer that freed room before it saw the flag is seen here. */
         if (room_for(r, h, need, slot) != 0 ||
             (refuse_closed && atomic_load(&s->closed) != 0))
             continue;
         room_wait w = {r, h, need, slot};
-        int rc = mproc__ring_room_sleep(&s->room, seq, d, check_room, &w);
+        int rc = mproc__waitword_sleep(&s->room.seq, seq, d, check_room, &w);
         if (rc < 0 && rc != MPROC_ETIMEDOUT)
             return rc;
     }
@@ -433,15 +506,15 @@ static int write_abort(mproc__rec_ring *r, const mproc__deadline *d)
     return 0;
 }
 
-int mproc__rec_put_whole(mproc__rec_ring *r, const void *buf, size_t len,
-                         const mproc__deadline *d)
+int mproc__rec_put_whole(mproc__rec_ring *r, uint32_t kind, const void *buf,
+                         size_t len, const mproc__deadline *d)
 {
     uint32_t size = MPROC__REC_HDR + mproc__rec_round8(len);
     uint32_t pos;
     int rc = mproc__rec_place(r, size, MPROC__REC_ROOM_SLOT, d, &pos);
     if (rc < 0)
         return rc;
-    mproc__rec_put_hdr(r, pos, MPROC__REC_MSG, (uint32_t)len);
+    mproc__rec_put_hdr(r, pos, kind, (uint32_t)len);
     if (len > 0)
         memcpy(mproc__rec_at(r, pos) + 1, buf, len);
     mproc__rec_publish(r, pos + size, 1);
@@ -500,7 +573,92 @@ int mproc__rec_put_stream(mproc__rec_ring *r, const void *buf, size_t len,
     return 0;
 }
 
+int mproc__rec_put_batch(mproc__rec_ring *r, const mproc__rec_msg *msgs,
+                         size_t n, const mproc__deadline *d, size_t *done)
+{
+    mproc__rec_shared *s = r->s;
+    size_t k = 0;
+    int rc = 0;
+    uint32_t pos =
+        mproc__rec_pos(atomic_load_explicit(&s->head, memory_order_relaxed));
+    uint32_t pending = 0;
+    for (; k < n && rc == 0; k++) {
+        size_t len = msgs[k].len;
+        bool whole = len <= mproc__rec_inplace_max(r);
+        uint32_t size = MPROC__REC_HDR + mproc__rec_round8(len);
+        uint32_t to_end = r->cap - (pos & r->mask);
+        uint32_t pad = size > to_end ? to_end : 0;
+        uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
+        uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+        uint32_t used = pos - t;
+        uint64_t rd = atomic_load(&s->rd); /* after tail: see room_for */
+        uint32_t nq = mproc__rec_count(h, rd) + pending;
+        /* Anything odd (words scribbled on) goes the slow way, which
+         * reports it. */
+        bool fits = whole && mproc__rec_span_ok(r, t, pos) &&
+                    mproc__rec_pos(rd) - t <= used &&
+                    r->cap - used >= pad + size &&
+                    (r->maxsize == 0 || nq < r->maxsize) &&
+                    nq < MPROC__REC_COUNT_MAX && atomic_load(&s->closed) == 0;
+        if (!fits) {
+            if (pending > 0) {
+                mproc__rec_publish(r, pos, pending);
+                pending = 0;
+                mproc__rec_wake_consumers(r);
+            }
+            rc = whole ? mproc__rec_put_whole(r, MPROC__REC_MSG, msgs[k].data,
+                                              len, d)
+                       : mproc__rec_put_stream(r, msgs[k].data, len, d);
+            if (rc < 0)
+                break;
+            /* Published: woken now, not after the rest of the batch, which
+             * may wait for room only they can make. */
+            mproc__rec_wake_consumers(r);
+            pos = mproc__rec_pos(
+                atomic_load_explicit(&s->head, memory_order_relaxed));
+            continue;
+        }
+        if (pad != 0) {
+            mproc__rec_put_hdr(r, pos, MPROC__REC_PAD, pad - MPROC__REC_HDR);
+            pos += pad;
+        }
+        mproc__rec_put_hdr(r, pos, MPROC__REC_MSG, (uint32_t)len);
+        if (len > 0)
+            memcpy(mproc__rec_at(r, pos) + 1, msgs[k].data, len);
+        pos += size;
+        pending++;
+    }
+    if (pending > 0)
+        mproc__rec_publish(r, pos, pending);
+    *done = k;
+    return rc;
+}
+
 /* --------------------------------------------------------- consumers */
+
+bool mproc__rec_settle_producer(mproc__rec_ring *r, bool dead)
+{
+    mproc__rec_shared *s = r->s;
+    if (atomic_load(&s->pinside) == 0)
+        return false;
+    bool got = false, wrote = false;
+    if (mproc__lockword_try_fast(&s->plock))
+        got = true;
+    else if (dead &&
+             mproc__lockword_take_if_gone(&s->plock) == MPROC_EOWNERDEAD) {
+        mproc__lockword_consistent(&s->plock);
+        got = true;
+    }
+    if (got) {
+        if (atomic_load(&s->pinside) != 0) {
+            mproc__deadline now;
+            mproc__deadline_init(&now, 0);
+            wrote = write_abort(r, &now) == 0;
+        }
+        mproc__lockword_release_fast(&s->plock);
+    }
+    return wrote;
+}
 
 /* While a consumer sleeps for data: a producer that died inside a
  * streamed message owes an ABORT; if its lock is free now (or its holder
@@ -511,25 +669,36 @@ int mproc__rec_put_stream(mproc__rec_ring *r, const void *buf, size_t len,
 static int check_data(void *arg)
 {
     mproc__rec_ring *r = arg;
-    mproc__rec_shared *s = r->s;
-    if (atomic_load(&s->pinside) == 0)
-        return atomic_load(&s->closed) != 0 ? 1 : 0;
-    int got = 0;
-    if (mproc__lockword_try_fast(&s->plock))
-        got = 1;
-    else if (mproc__lockword_take_if_gone(&s->plock) == MPROC_EOWNERDEAD) {
-        mproc__lockword_consistent(&s->plock);
-        got = 1;
-    }
-    if (got) {
-        if (atomic_load(&s->pinside) != 0) {
-            mproc__deadline now;
-            mproc__deadline_init(&now, 0);
-            (void)write_abort(r, &now);
-        }
-        mproc__lockword_release_fast(&s->plock);
-    }
+    if (atomic_load(&r->s->pinside) == 0)
+        return atomic_load(&r->s->closed) != 0 ? 1 : 0;
+    (void)mproc__rec_settle_producer(r, true);
     return 0;
+}
+
+/* The consumer's sleep through its user's hook: after a slice, what
+ * check_data does in a futex sleep; after EOF (no producer can come), the
+ * same, then a last look. A slice that no wake-up ended, while a producer
+ * published after the raise, is done (its lock free) and left the flag
+ * up, would be a lost wake-up, which the ordering of publish and raise
+ * rules out: counted, for the tests (mproc__rec_rescued). */
+static int hook_sleep(mproc__rec_ring *r, uint32_t rp, const mproc__deadline *d)
+{
+    mproc__rec_shared *s = r->s;
+    int rc = r->hooks->sleep(r->arg, d);
+    if (rc == 1) {
+        if (mproc__rec_pos(atomic_load(&s->head)) != rp &&
+            atomic_load(&s->data_wait) != 0 && atomic_load(&s->plock.word) == 0)
+            atomic_fetch_add(&rescued, 1);
+        rc = 0;
+    }
+    if (rc == 0 || rc == MPROC_ECLOSED) {
+        if (mproc__rec_pos(atomic_load(&r->s->head)) == rp)
+            (void)mproc__rec_settle_producer(r, true);
+        if (rc == MPROC_ECLOSED &&
+            mproc__rec_pos(atomic_load(&r->s->head)) != rp)
+            rc = 0; /* delivered first, then EOF */
+    }
+    return rc;
 }
 
 int mproc__rec_wait_data(mproc__rec_ring *r, const mproc__deadline *d)
@@ -554,7 +723,7 @@ int mproc__rec_wait_data(mproc__rec_ring *r, const mproc__deadline *d)
             return MPROC_ETIMEDOUT;
         if (!spun) {
             spun = true;
-            if (spin_while(mproc__rec_lo32(&s->head), mproc__rec_pos(h)))
+            if (spin_while(mproc__rec_lo32(&s->head), mproc__rec_pos(h), true))
                 continue;
         }
         mproc__rec_raise(s, &s->data_wait);
@@ -568,8 +737,11 @@ int mproc__rec_wait_data(mproc__rec_ring *r, const mproc__deadline *d)
         if (atomic_load(&s->closed) != 0 && atomic_load(&s->pinside) == 0)
             continue;
         int64_t slept_at = mproc__os_monotonic_ns();
-        int rc = mproc__waitword_sleep(mproc__rec_lo32(&s->head),
-                                       mproc__rec_pos(h), d, check_data, r);
+        int rc =
+            r->hooks != NULL && r->hooks->sleep != NULL
+                ? hook_sleep(r, rp, d)
+                : mproc__waitword_sleep(mproc__rec_lo32(&s->head),
+                                        mproc__rec_pos(h), d, check_data, r);
         if (rc == 0 && mproc__rec_pos(atomic_load(&s->head)) != rp) {
             /* Woken by a producer that stamped after we slept: what a
              * wake-up costs here, for the spin budget. */
@@ -634,11 +806,48 @@ int mproc__rec_next(mproc__rec_ring *r, const mproc__deadline *d,
             return MPROC_EPROTO;
         f->pos = rp;
         f->size = size;
-        if (f->kind == MPROC__REC_MSG || f->kind == MPROC__REC_FIRST)
+        if (f->kind == MPROC__REC_MSG || f->kind == MPROC__REC_FIRST ||
+            f->kind == MPROC__REC_FDS)
             return 0;
         /* PAD, or MID/LAST/ABORT of a message whose reader died. */
         mproc__rec_consume(r, size, 0);
         mproc__rec_lazy_free(r);
+    }
+}
+
+int mproc__rec_skip_aborted(mproc__rec_ring *r, uint32_t from, bool dead)
+{
+    mproc__rec_shared *s = r->s;
+    for (int round = 0;; round++) {
+        uint32_t rp =
+            mproc__rec_pos(atomic_load_explicit(&s->rd, memory_order_relaxed));
+        uint32_t h = mproc__rec_pos(
+            atomic_load_explicit(&s->head, memory_order_acquire));
+        if (!mproc__rec_span_ok(r, rp, h) || from - rp > h - rp)
+            return MPROC_EPROTO;
+        /* The message's pieces follow one another (its producer holds the
+         * lock from the first to the last), PADs aside. */
+        for (uint32_t p = from; p != h;) {
+            uint32_t kind, len;
+            uint32_t size = mproc__rec_size(r, p, h - p, &kind, &len);
+            if (size == 0)
+                return MPROC_EPROTO;
+            if (kind == MPROC__REC_LAST)
+                return 0;
+            if (kind == MPROC__REC_ABORT) {
+                /* With the FIRST piece, when it is still there: its take. */
+                mproc__rec_consume(r, p + size - rp, from != rp ? 1u : 0u);
+                mproc__rec_lazy_free(r);
+                mproc__rec_wake_producer(r);
+                return 1;
+            }
+            if (kind != MPROC__REC_MID && kind != MPROC__REC_PAD)
+                return MPROC_EPROTO;
+            p += size;
+        }
+        /* Not ended yet: by a producer that gave up or died, never. */
+        if (round > 0 || !mproc__rec_settle_producer(r, dead))
+            return 0;
     }
 }
 

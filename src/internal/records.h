@@ -25,7 +25,7 @@
 
 #include "internal/deadline.h"
 #include "internal/lockcore.h"
-#include "internal/ring.h"
+#include "mproc/error.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the futex words are the low halves of 64-bit words: little-endian only"
@@ -39,7 +39,9 @@ enum {
                              total, then data */
     MPROC__REC_MID = 4,   /* a middle piece */
     MPROC__REC_LAST = 5,  /* the last piece */
-    MPROC__REC_ABORT = 6  /* the streamed message being read is dropped */
+    MPROC__REC_ABORT = 6, /* the streamed message being read is dropped */
+    MPROC__REC_FDS = 7    /* a whole message that names fds passed beside
+                             the ring (pipes) */
 };
 /* The state byte of a record: 0 while unread or once free to reuse,
  * BORROWED once a consumer took it in place (whether the mark still holds
@@ -54,6 +56,22 @@ typedef struct mproc__rec {
     _Atomic uint8_t state;
     uint16_t owner; /* BORROWED: whose (the user's index); before state */
 } mproc__rec;
+
+/*
+ * Room: how a producer short of room sleeps and the consumer that frees it
+ * wakes it. The producer raises wait with the bytes it wants, looks at the
+ * room once more (sequentially consistent, pairing with the consumer's
+ * fence), and sleeps on seq in slices; the consumer that freed bytes,
+ * after a fence, takes wait down only once what is free reaches need,
+ * bumps seq and wakes. Asking for a quarter of the ring (or the record, if
+ * more) wakes early enough that the ring never runs dry while the producer
+ * sleeps and late enough that one wake-up moves many small messages.
+ */
+typedef struct mproc__rec_room {
+    _Atomic uint32_t wait; /* a producer sleeps on seq */
+    _Atomic uint32_t seq;
+    _Atomic uint32_t need; /* the bytes it waits for */
+} mproc__rec_room;
 
 /*
  * The shared words (768 bytes, offsets relative to the struct; each group
@@ -78,7 +96,7 @@ typedef struct mproc__rec_shared {
     mproc__lockword clock;
     unsigned char pad4[512 - 384 - sizeof(mproc__lockword)];
     _Atomic uint32_t tail; /* memory free before this */
-    mproc__ring_room room; /* a producer sleeps for room */
+    mproc__rec_room room;  /* a producer sleeps for room */
     mproc__lockword tlock; /* whoever moves tail (mproc__rec_free) */
     unsigned char pad5[640 - 528 - sizeof(mproc__lockword)];
     /* Wake flags: set by a sleeper, cleared by the waker that wakes it. */
@@ -111,6 +129,18 @@ typedef struct mproc__rec_hooks {
     /* The consumers' lock was taken over from a dead holder, rd as it
      * left it (NULL: nothing to settle). */
     void (*consumer_died)(void *arg, uint64_t rd);
+    /* A consumer with nothing to take, its flag raised: sleeps until
+     * woken (wake), a slice passes, or d. 0 (woken: look again), 1 (a
+     * slice passed with no wake-up: look again), MPROC_ETIMEDOUT,
+     * MPROC_ECLOSED (no producer can come any more), or another code to
+     * stop with (NULL: a futex sleep on head, in slices). */
+    int (*sleep)(void *arg, const mproc__deadline *d);
+    /* A producer found a consumer's flag raised and took it down: wakes
+     * it (NULL: a futex wake on head). */
+    void (*wake)(void *arg);
+    /* A producer asleep for room, every slice: 0 to go on, or a code to
+     * stop with (the consumers are gone) (NULL: go on). */
+    int (*room_check)(void *arg);
 } mproc__rec_hooks;
 
 /*
@@ -228,6 +258,10 @@ void mproc__rec_wake_emptied(mproc__rec_ring *r);
 /* After a take: both of the above with one fence. */
 void mproc__rec_wake_after_take(mproc__rec_ring *r);
 
+/* Wakes a producer asleep for room whatever it waits for (the consumers
+ * gave up on the ring). */
+void mproc__rec_wake_room_all(mproc__rec_ring *r);
+
 /* Shuts the ring down (closed) and wakes everyone who sleeps on it. */
 void mproc__rec_shutdown(mproc__rec_ring *r);
 
@@ -257,15 +291,36 @@ int mproc__rec_place(mproc__rec_ring *r, uint32_t size, unsigned how,
 void mproc__rec_publish(mproc__rec_ring *r, uint32_t pos, uint32_t dputs);
 
 /* Under plock: one message of len (<= mproc__rec_inplace_max) bytes in
- * one record, published (consumers not yet woken). As place. */
-int mproc__rec_put_whole(mproc__rec_ring *r, const void *buf, size_t len,
-                         const mproc__deadline *d);
+ * one record of kind (MSG or FDS), published (consumers not yet woken). As
+ * place. */
+int mproc__rec_put_whole(mproc__rec_ring *r, uint32_t kind, const void *buf,
+                         size_t len, const mproc__deadline *d);
 
 /* Under plock: one message in pieces, while consumers take them (each
  * piece wakes them). A put that fails half way ends the message with an
  * ABORT record (or leaves it owed). As place. */
 int mproc__rec_put_stream(mproc__rec_ring *r, const void *buf, size_t len,
                           const mproc__deadline *d);
+
+/* A message of a batch (the layout of mproc_queue_msg and mproc_conn_msg). */
+typedef struct mproc__rec_msg {
+    const void *data;
+    size_t len;
+} mproc__rec_msg;
+
+/* Under plock: the n messages in order, whole ones written one after
+ * another and published together (before any wait for room, and before a
+ * streamed one, what is written is published and consumers woken), larger
+ * ones streamed. *done (out) counts the messages that went whole. 0 or
+ * the first failure, as mproc__rec_put_whole and put_stream. */
+int mproc__rec_put_batch(mproc__rec_ring *r, const mproc__rec_msg *msgs,
+                         size_t n, const mproc__deadline *d, size_t *done);
+
+/* For a streamed message that will never end: when its producer's lock is
+ * free now (or, with dead, its holder is gone: a look at /proc), takes the
+ * lock and writes the ABORT it owes, if room allows. Any process. True
+ * when it wrote one. */
+bool mproc__rec_settle_producer(mproc__rec_ring *r, bool dead);
 
 /* ----- consumers ----- */
 
@@ -284,7 +339,7 @@ typedef struct mproc__rec_found {
  * shut down with nothing left. 0, MPROC_ETIMEDOUT, MPROC_ECLOSED. */
 int mproc__rec_wait_data(mproc__rec_ring *r, const mproc__deadline *d);
 
-/* Under clock: waits for the next message at rd (MSG or FIRST), skipping
+/* Under clock: waits for the next message at rd (MSG, FDS or FIRST), skipping
  * padding and what is left of streamed messages whose reader died. 0,
  * MPROC_ETIMEDOUT, MPROC_ECLOSED, MPROC_EPROTO. */
 int mproc__rec_next(mproc__rec_ring *r, const mproc__deadline *d,
@@ -301,6 +356,14 @@ void mproc__rec_lazy_free(mproc__rec_ring *r);
  * hook to free what dead holders hold on the way. Any process, any time. */
 void mproc__rec_free(mproc__rec_ring *r, bool reap);
 
+/* Under clock, at a record after rd that belongs to the streamed message
+ * being read (from: the position after its FIRST piece, or rd inside it):
+ * when the published records show it aborted (an ABORT before its LAST),
+ * or it is left begun and mproc__rec_settle_producer (with dead) aborts it,
+ * moves rd past the ABORT (1); else 0 (it may still end); MPROC_EPROTO.
+ * So that a message that will never end is not reported by its size. */
+int mproc__rec_skip_aborted(mproc__rec_ring *r, uint32_t from, bool dead);
+
 /* The total length of the streamed message whose FIRST piece is f. */
 uint64_t mproc__rec_stream_total(const mproc__rec_ring *r,
                                  const mproc__rec_found *f);
@@ -312,5 +375,12 @@ uint64_t mproc__rec_stream_total(const mproc__rec_ring *r,
 int mproc__rec_read_stream(mproc__rec_ring *r, unsigned char *dst,
                            uint64_t total, uint64_t *got,
                            const mproc__deadline *d);
+
+/* Test hooks: how long a consumer in this process spins before it sleeps,
+ * in ns (0: not at all; negative: the spin budget); and how many sleeps
+ * through a sleep hook ended by their slice with a wake-up lost (see
+ * records.c, hook_sleep), which must stay 0. */
+void mproc__rec_set_consumer_spin(int64_t ns);
+uint64_t mproc__rec_rescued(void);
 
 #endif

@@ -1,147 +1,70 @@
 /*
- * ring: one direction of a message pipe in shared memory. Frames (the
- * 8-byte header of internal/frame.h and the payload) are copied into a
- * byte ring that both processes map, so a message that finds its reader
- * awake costs no system call at all. The pipe's fd stays: it is the
- * doorbell that wakes a sleeping reader and makes the end pollable, and
- * the kernel's count of its holders tells each side when the other is
- * gone.
+ * ring: one direction of an mproc_pipe() in shared memory, a ring of
+ * records (internal/records.h, the ring queues use) with a doorbell. A
+ * message that finds its reader awake costs no system call at all. The
+ * pipe's fd stays: it is the doorbell that wakes a sleeping reader, makes
+ * the end pollable and carries passed fds, and the kernel's count of its
+ * holders tells each side when the other is gone.
  *
  * Shared layout (one mproc__ring per direction, in one memory file;
- * docs/conn.md): magic, version and size, then on separate cache lines the
- * producer's words (head: bytes published; the senders' lock; torn;
- * inside), the consumer's (tail: bytes consumed; cut, cut_seen) and the
- * wake flags; then the data.
- * Offsets only, no pointers.
+ * docs/conn.md): magic, version and data size, the torn flag and the fd
+ * token counter; the ring's words (mproc__rec_shared) at 128; the data at
+ * 1024. Offsets only, no pointers.
  *
- * Producers: any number of threads and processes, serialized by a robust
- * lock word (internal/lockcore.h). A frame that fits in the ring is copied
- * whole and published with one store, so a sender killed at any point
- * either sent it or did not. A larger frame is streamed; one that stops
- * half way (its sender killed, or its send timed out) is cut: the position
- * where it stops is recorded (cut), by the next holder of the lock (which
- * learns of a death from the lock) or at once, and the reader drops the
- * frame there and goes on with the next one, as a queue drops a streamed
- * message whose producer died.
+ * Senders: any number of threads and processes, under the ring's robust
+ * producers' lock. A message up to half the ring goes in one record
+ * published with one store, so a sender killed at any point either sent
+ * it or did not; a larger one streams in pieces, and one that stops half
+ * way (its sender killed, or its send timed out) is ended by an ABORT
+ * record, which the receiver drops it at.
  *
- * Consumer: one process (one thread at a time, under the connection's own
- * lock). It spins briefly for data, then arms the doorbell (armed = 1),
- * looks once more, and sleeps in poll() on the fd; a producer that
- * publishes while armed is set clears it and writes one byte to the fd.
- *
- * Waking a producer that waits for space: the room protocol below (its
- * sleep slices ask the kernel whether the reader is still there).
+ * Receiver: one process (one thread at a time, under the connection's own
+ * lock), without the ring's consumers' lock. It spins briefly for data,
+ * then raises its flag, looks once more, and sleeps in poll() on the fd in
+ * slices; a sender that publishes while the flag is up takes it down and
+ * writes one byte to the fd.
  */
 #ifndef MPROC_INTERNAL_RING_H
 #define MPROC_INTERNAL_RING_H
 
-#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #include "internal/deadline.h"
 #include "internal/frame.h"
-#include "internal/lockcore.h"
-#include "internal/waitword.h"
+#include "internal/records.h"
 #include "mproc/error.h"
-
-/*
- * Room: how a producer short of room sleeps and the consumer that frees it
- * wakes it, the same in every ring (pipe rings here, queues in queue.c).
- * The producer raises wait with the bytes it wants, looks at the room once
- * more (sequentially consistent, pairing with the consumer's fence), and
- * sleeps on seq in slices; the consumer that freed bytes, after a fence,
- * takes wait down only once what is free reaches need, bumps seq and
- * wakes. Asking for a quarter of the ring (or the frame, if more) wakes
- * early enough that the ring never runs dry while the producer sleeps and
- * late enough that one wake-up moves many small messages. Three words in
- * this order in each ring's layout (docs/conn.md, docs/queue.md).
- */
-typedef struct mproc__ring_room {
-    _Atomic uint32_t wait; /* a producer sleeps on seq */
-    _Atomic uint32_t seq;
-    _Atomic uint32_t need; /* the bytes it waits for */
-} mproc__ring_room;
-
-/* Producer: raises the flag for need bytes of a ring of size bytes and
- * returns the seq to sleep on (mproc__ring_room_sleep) once a last look
- * has found no room. */
-static inline uint32_t mproc__ring_room_raise(mproc__ring_room *m,
-                                              uint64_t need, uint64_t size)
-{
-    uint32_t seq = atomic_load(&m->seq);
-    uint64_t want = need > size / 4 ? need : size / 4;
-    atomic_store(&m->need, (uint32_t)want);
-    atomic_store(&m->wait, 1);
-    return seq;
-}
-
-/* Producer: sleeps until a consumer wakes it (or check, called every
- * slice, ends the sleep), as mproc__waitword_sleep. */
-static inline int mproc__ring_room_sleep(mproc__ring_room *m, uint32_t seq,
-                                         const mproc__deadline *d,
-                                         mproc__waitword_check check, void *arg)
-{
-    return mproc__waitword_sleep(&m->seq, seq, d, check, arg);
-}
-
-/* Consumer, after a sequentially consistent fence: whether a producer may
- * sleep for room (one relaxed load: the common answer is no). */
-static inline bool mproc__ring_room_waited(const mproc__ring_room *m)
-{
-    return atomic_load_explicit(&m->wait, memory_order_relaxed) != 0;
-}
-
-/* Consumer: avail bytes are free now in a ring of size bytes; wakes the
- * sleeping producer once that is what it waits for (a need above the ring,
- * written by a peer that scribbles, counts as the whole ring). */
-void mproc__ring_room_wake(mproc__ring_room *m, uint64_t avail, uint64_t size);
-
-/* Wakes the sleeping producer whatever it waits for (the ring was given
- * up on, or shut down). */
-void mproc__ring_room_wake_all(mproc__ring_room *m);
 
 /* Data bytes per direction, a power of two, chosen per pipe
  * (mproc_pipe_opts.ring_size) between the minimum and the maximum; the
- * default serves bulk transfers (docs/conn.md, "Ring size"). A frame up to
- * a ring's size travels whole; a larger one streams in pieces of at least
- * a quarter of it. */
+ * default serves bulk transfers (docs/conn.md, "Ring size"). A message up
+ * to half a ring travels whole; a larger one streams in pieces of a
+ * quarter of it. */
 #define MPROC__RING_DATA (256u * 1024u)
 #define MPROC__RING_DATA_MIN (4u * 1024u)
 #define MPROC__RING_DATA_MAX (64u * 1024u * 1024u)
 /* A receiver asleep on the doorbell wakes after this long, doubling up to
- * the maximum, to look for a sender that died holding the senders' lock. */
+ * the maximum, to look for a sender that died inside a message. */
 #define MPROC__RING_SLICE_MIN_MS 50
 #define MPROC__RING_SLICE_MAX_MS 1000
 #define MPROC__RING_MAGIC 0x474e524du /* "MRNG" */
-#define MPROC__RING_VERSION 2u
+#define MPROC__RING_VERSION 3u
 
-/* Internal: the streamed frame being read was cut (see mproc__ring_wait).
- * Never returned to a caller of the library. */
-#define MPROC__RING_CUT (MPROC_ERR_BASE - 100)
+/* Internal: the streamed message being read was aborted by its sender
+ * (it is dropped). Never returned to a caller of the library. */
+#define MPROC__RING_CUT MPROC_ECANCELED
 
 typedef struct mproc__ring {
     uint32_t magic, version, data_size, reserved;
-    /* Read by a spinning receiver: written once per publish. */
-    alignas(128) _Atomic uint64_t head; /* bytes published */
     _Atomic uint32_t torn; /* the receiver gave up on the ring, for good */
-    /* The senders' own line, so their lock traffic does not disturb it. */
-    alignas(128) mproc__lockword wlock; /* serializes senders */
-    _Atomic uint32_t inside; /* part of a frame is out and its end is not */
-    _Atomic uint64_t fdseq;  /* the last number given to passed fds */
-    alignas(128) _Atomic uint64_t tail; /* bytes consumed */
-    /* On the receiver's line, which it reads without a miss: cut is
-     * written only when a frame is cut (by a sender, or the receiver as a
-     * bystander), cut_seen by the receiver. */
-    _Atomic uint64_t cut;      /* where the last frame cut short stops */
-    _Atomic uint64_t cut_seen; /* the last cut the receiver has handled */
-    alignas(128) _Atomic uint32_t armed; /* the reader sleeps: ring the fd */
-    mproc__ring_room room;               /* a sender sleeps for room */
-    _Atomic int64_t bell_ns; /* when a sender last rang (spin budget) */
-    alignas(128) unsigned char data[]; /* data_size bytes */
+    uint32_t pad0;
+    _Atomic uint64_t fdseq; /* the last number given to passed fds */
+    unsigned char pad1[128 - 32];
+    mproc__rec_shared w; /* the ring's words */
+    unsigned char pad2[1024 - 128 - sizeof(mproc__rec_shared)];
+    unsigned char data[]; /* data_size bytes */
 } mproc__ring;
 
 /* Makes n rings (1 or 2) of size data bytes each (a power of two between
@@ -168,30 +91,29 @@ typedef struct mproc__fdtok {
 } mproc__fdtok;
 
 /* On the doorbell socket, fds travel on a token of their own: this byte,
- * then the number (fdseq) of the frame they belong to, 8 bytes
+ * then the number (fdseq) of the message they belong to, 8 bytes
  * little-endian. Every other byte is a bell. */
 #define MPROC__RING_FDTOK 0xfdu
 #define MPROC__RING_FDTOK_LEN 9
-/* The payload of the frame that names a token: kind, arg, fd count, a
- * reserved byte, the token's number (docs/conn.md, "Wire format"). */
+/* The payload of the FDS record that names a token: kind, arg, fd count,
+ * a reserved byte, the token's number (docs/conn.md, "Wire format"). */
 #define MPROC__RING_FD_PAYLOAD 12u
 
-/* This process's side of one ring: the ring, the doorbell fd and what
- * this side has learned. */
+/* This process's side of one ring: the ring, the view of its records, the
+ * doorbell fd and what this side has learned. */
 typedef struct mproc__ringio {
     mproc__ring *r;
+    mproc__rec_ring v;
     uint32_t size; /* data bytes, as checked at create/attach */
-    uint64_t mask; /* size - 1 */
     int fd;
     unsigned io;        /* MPROC__IO_SOCK for a socket fd, else 0 */
-    uint64_t seen;      /* producer: tail seen; consumer: head seen */
-    int64_t checked_ns; /* producer: last time the kernel was asked */
-    bool gone;          /* producer: the kernel said no reader is left */
-    atomic_bool eof;    /* consumer: every sender is gone */
-    /* Consumer: the streamed frame being read spans [fstart, fend) (fend
-     * 0: none), so that a cut inside it is found. */
-    uint64_t fstart, fend;
-    /* Consumer, under the receive lock: fd tokens read from the doorbell
+    int64_t checked_ns; /* sender: last time the kernel was asked */
+    bool gone;          /* sender: the kernel said no reader is left */
+    atomic_bool eof;    /* receiver: every sender is gone */
+    int64_t slice_ms;   /* receiver: the next sleep slice */
+    /* Receiver: the message found at rd (mproc__ring_next). */
+    mproc__rec_found f;
+    /* Receiver, under the receive lock: fd tokens read from the doorbell
      * and not yet taken (oldest first), and one being read. */
     mproc__fdtok *toks;
     int ntok, captok;
@@ -199,129 +121,108 @@ typedef struct mproc__ringio {
     mproc__fdtok tok;
 } mproc__ringio;
 
+/* send: the sending side of the ring (else the receiving side). */
 void mproc__ringio_init(mproc__ringio *x, mproc__ring *r, uint32_t size, int fd,
-                        unsigned io);
+                        unsigned io, bool send);
 
 /* Closes the fds of tokens not taken and frees them. */
 void mproc__ringio_fini(mproc__ringio *x);
 
-/* ----- producer ----- */
+/* ----- sender ----- */
 
-/* Takes the senders' lock before d, and cuts a frame its last holder left
- * begun (waiting for the receiver to pass the last cut first): 0,
- * MPROC_ETIMEDOUT, MPROC_EBROKEN (the receiver found garbage and gave
- * up: the ring is torn for good), MPROC_ECLOSED (no receiver is left),
- * MPROC_EPROTO (control words that make no sense). */
+/* Takes the senders' lock before d (and ends a message its last holder
+ * left begun): 0, MPROC_ETIMEDOUT, MPROC_EBROKEN (the receiver found
+ * garbage and gave up: the ring is torn for good), MPROC_ECLOSED (no
+ * receiver is left), MPROC_EPROTO (control words that make no sense). */
 int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d);
 void mproc__ring_unlock(mproc__ringio *w);
 
-/*
- * Under the lock: publishes the total bytes of iov (whole frames). When
- * total <= the ring size, waits for that much space and publishes all
- * at once (nothing on failure); otherwise streams (one frame only), and
- * *done says how much went. Then wakes the reader if it sleeps.
- * 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (no reader is left), -errno.
- */
-int mproc__ring_put(mproc__ringio *w, const struct iovec *iov, int cnt,
-                    size_t total, const mproc__deadline *d, size_t *done);
+/* Under the lock: sends one message of len bytes, whole or streamed, and
+ * wakes the reader if it sleeps. A stream that fails half way is
+ * aborted (the reader drops it). 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (no
+ * reader is left), MPROC_EBROKEN, MPROC_EPROTO. */
+int mproc__ring_send(mproc__ringio *w, const void *buf, size_t len,
+                     const mproc__deadline *d);
 
-/* Under the lock: the number for the next frame that passes fds. */
-uint64_t mproc__ring_next_fdseq(mproc__ringio *w);
+/* Under the lock: sends n messages, whole ones published together (see
+ * mproc__rec_put_batch); *done counts the messages that went. As
+ * mproc__ring_send. */
+int mproc__ring_send_batch(mproc__ringio *w, const mproc__rec_msg *msgs,
+                           size_t n, const mproc__deadline *d, size_t *done);
 
-/* Under the lock: waits until total (<= the ring size) bytes are free,
- * so that a put of that much then cannot wait. */
-int mproc__ring_wait_space(mproc__ringio *w, size_t total,
-                           const mproc__deadline *d);
+/* Under the lock: makes room for an FDS record of MPROC__RING_FD_PAYLOAD
+ * bytes, so that once its fds are on the socket nothing can stop it:
+ * *pos (out) and the number for its token. As mproc__ring_send. */
+int mproc__ring_place_fds(mproc__ringio *w, const mproc__deadline *d,
+                          uint32_t *pos, uint64_t *seq);
+
+/* Under the lock, after mproc__ring_place_fds: writes and publishes the
+ * FDS record at pos and wakes the reader. 0 or MPROC_ECLOSED (no reader
+ * is left: it went out all the same). */
+int mproc__ring_commit_fds(mproc__ringio *w, uint32_t pos,
+                           const unsigned char pay[MPROC__RING_FD_PAYLOAD]);
 
 /* Asks the kernel whether a reader still holds the pipe: 0 or
  * MPROC_ECLOSED. A system call. */
 int mproc__ring_reader_gone(mproc__ringio *w);
 
-/* ----- consumer ----- */
+/* ----- receiver ----- */
 
-/* Bytes published and not consumed. */
+/* Bytes published and not yet read (records, padding included). */
 uint64_t mproc__ring_readable(const mproc__ringio *r);
 
 /*
- * Waits until at least need (1 .. the ring size) bytes are readable:
- * spins briefly, then sleeps on the doorbell until d (fd tokens read on
- * the way are kept, see mproc__ring_take_fds). 0, MPROC_ETIMEDOUT,
- * MPROC_ECLOSED (every sender is gone; fewer bytes are there),
- * MPROC_EPROTO (a torn ring, or control words that make no sense),
- * MPROC__RING_CUT (inside a streamed frame, mproc__ring_frame_begin: it
- * was cut; mproc__ring_skip_cut drops it). After 0, mproc__ring_ready
- * says how many bytes may be taken.
+ * Waits for the next message: spins briefly, then sleeps on the doorbell
+ * until d (fd tokens read on the way are kept, see mproc__ring_take_fds).
+ * 0 with *kind (MPROC__REC_MSG, MPROC__REC_FDS, or MPROC__REC_FIRST for a
+ * streamed one) and *len (its payload, or a streamed one's total) and
+ * the message kept for the calls below; MPROC_ETIMEDOUT (the doorbell is
+ * then armed: the fd becomes readable when a message comes),
+ * MPROC_ECLOSED (every sender is gone and nothing is left), MPROC_EPROTO
+ * (a torn ring, or words that make no sense). A streamed message its
+ * sender aborted is skipped, as far as the published records show it.
  */
-int mproc__ring_wait(mproc__ringio *r, uint64_t need, const mproc__deadline *d);
+int mproc__ring_next(mproc__ringio *r, const mproc__deadline *d, unsigned *kind,
+                     uint64_t *len);
+
+/* After mproc__ring_next gave a streamed message, before it is reported
+ * by its size: when its sender is gone (a look at /proc) or gave up, it
+ * is aborted and dropped (1: look again); else 0; MPROC_EPROTO. */
+int mproc__ring_drop_doomed(mproc__ringio *r);
+
+/* Copies the first n (<= its len) bytes of the whole message found to
+ * dst, consuming nothing. */
+void mproc__ring_peek(const mproc__ringio *r, void *dst, size_t n);
+
+/* Copies the whole message found (MSG or FDS: its len bytes) to dst and
+ * consumes it. */
+void mproc__ring_take_whole(mproc__ringio *r, void *dst);
+
+/* Takes the streamed message found into dst (its total bytes): 0; or
+ * MPROC_ETIMEDOUT with *got bytes there and the rest to come
+ * (mproc__ring_resume); MPROC__RING_CUT (aborted: dropped); MPROC_EPROTO
+ * (garbage, or every sender gone inside it). */
+int mproc__ring_take_stream(mproc__ringio *r, unsigned char *dst,
+                            uint64_t total, uint64_t *got,
+                            const mproc__deadline *d);
+
+/* Goes on with a streamed message whose take timed out. As
+ * mproc__ring_take_stream. */
+int mproc__ring_resume(mproc__ringio *r, unsigned char *dst, uint64_t total,
+                       uint64_t *got, const mproc__deadline *d);
+
+/* Whether the streamed message whose take timed out was aborted since, as
+ * far as is published or its sender is gone or gave up: then it is
+ * dropped (1); else 0; MPROC_EPROTO. */
+int mproc__ring_partial_doomed(mproc__ringio *r);
 
 /* A receiver that went to sleep at slept_ns (CLOCK_MONOTONIC) and was woken
  * by its doorbell: notes what the wake-up cost (the spin budget, spin.h),
  * if the last bell was rung after it went to sleep. For receivers that
- * sleep elsewhere than in mproc__ring_wait (the manager's epoll loop). */
+ * sleep elsewhere than in mproc__ring_next (the manager's epoll loop). */
 void mproc__ring_note_bell(const mproc__ringio *r, int64_t slept_ns);
 
-/* After mproc__ring_wait returned 0: the bytes after the tail that belong
- * to what is being read (all readable ones, as seen then; a cut found
- * later lies beyond them). */
-uint64_t mproc__ring_ready(const mproc__ringio *r);
-
-/* The frame of len bytes (header included) at the tail is read in pieces
- * from now on: a cut inside it ends the wait with MPROC__RING_CUT. */
-void mproc__ring_frame_begin(mproc__ringio *r, uint64_t len);
-
-/* The frame being read in pieces is done (read whole, or dropped). */
-void mproc__ring_frame_end(mproc__ringio *r);
-
-/* After MPROC__RING_CUT: consumes what was published of the cut frame
- * and ends it. 0, or MPROC_EPROTO for a cut position that makes no
- * sense. */
-int mproc__ring_skip_cut(mproc__ringio *r);
-
-/* The receiver is between frames (at a header, none being read in
- * pieces): a cut at or before the tail is handled, which it tells the
- * senders (cut_seen), so that one waiting to cut again goes on. Two
- * loads of the receiver's own line when there is nothing new. */
-void mproc__ring_between_frames(mproc__ringio *r);
-
-/* Whether the frame being read in pieces was cut (a look, no wait). */
-bool mproc__ring_frame_cut(const mproc__ringio *r);
-
-/* For a frame of len bytes (header included) at the tail, of which only
- * the header was looked at: when it was cut, or was left begun by a
- * sender that gave up (the lock free) or, with dead, one that is gone
- * (a look at /proc: for a frame about to be reported), the receiver cuts
- * it as a bystander, drops it as mproc__ring_skip_cut (1); else 0;
- * MPROC_EPROTO as there. So that a frame that will never end is not
- * reported by its size or kind. */
-int mproc__ring_drop_if_cut(mproc__ringio *r, uint64_t len, bool dead);
-
-/* When the senders' lock is held by a thread that no longer exists:
- * takes it over (a frame it was inside is then cut, when the receiver has
- * passed the last cut; else the next sender cuts it) and lets it go (true
- * then). For a receiver that has slept a while with nothing coming. (A
- * dead holder whose thread id was reused is left to the next sender, whose
- * acquire also checks the start time.) */
-bool mproc__ring_recover(mproc__ringio *r);
-
-/* How many sleeps of a receive in this process ended by their slice with
- * a wake-up lost: a sender had published after the receiver armed, was
- * done, and never saw the arm (so never rang). The ordering of publish
- * and arm (docs/conn.md, "Waking") makes that impossible; tests check it
- * stays 0. */
-uint64_t mproc__ring_rescued(void);
-
-/* Test hook: how long a receiver in this process spins for data before it
- * arms the doorbell and sleeps, in ns (0: it arms at once; negative: the
- * default, 10 us). */
-void mproc__ring_set_recv_spin(int64_t ns);
-
-/* Copies n readable bytes starting off bytes past the tail. */
-void mproc__ring_copy(mproc__ringio *r, uint64_t off, void *dst, size_t n);
-
-/* Consumes n bytes and wakes a sender waiting for space. */
-void mproc__ring_consume(mproc__ringio *r, uint64_t n);
-
-/* Without waiting: true when bytes are readable or every sender is gone;
+/* Without waiting: true when a record is there or every sender is gone;
  * otherwise arms the doorbell (so the fd becomes readable when a message
  * comes) and looks once more. */
 bool mproc__ring_arm(mproc__ringio *r);
@@ -330,12 +231,17 @@ bool mproc__ring_arm(mproc__ringio *r);
  * and noting EOF. 0 or MPROC_EPROTO (more fds on one token than may be). */
 int mproc__ring_drain(mproc__ringio *r);
 
-/* The fds of the frame numbered seq, which went ahead of it on the
+/* The fds of the FDS message numbered seq, which went ahead of it on the
  * doorbell socket: tokens with a lower number (left by a sender that died
- * before publishing its frame) are closed on the way. 0 and fds[0 .. *n),
- * or MPROC_EPROTO (the token is not there). */
+ * before publishing its message) are closed on the way. 0 and
+ * fds[0 .. *n), or MPROC_EPROTO (the token is not there). */
 int mproc__ring_take_fds(mproc__ringio *r, uint64_t seq,
                          int fds[MPROC__IO_MAX_PASS], int *n);
+
+/* For a receiver that has slept a while with nothing coming: when the
+ * senders' lock is held by a thread that no longer exists, or is free
+ * with a message left begun, ends that message (true then). */
+bool mproc__ring_recover(mproc__ringio *r);
 
 /* For a receiving end that found garbage: the direction is torn for good,
  * so senders (also one sleeping for room) get MPROC_EBROKEN, or

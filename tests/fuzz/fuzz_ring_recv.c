@@ -1,6 +1,7 @@
 /*
  * Fuzzes the ring reader behind mproc_pipe() ends: the input is what a
- * broken or hostile sender published raw into the shared ring (first byte:
+ * broken or hostile sender published raw into the shared ring of records
+ * (internal/records.h: 8-byte headers, len u32, kind u8; first byte:
  * simplex or duplex, which calls the receiver makes, how the sender ends,
  * how large the pieces are). The input goes in as the ring has room, the
  * receiver taking messages in between, all with timeout 0. Every call must
@@ -8,6 +9,7 @@
  * stop with MPROC_ECLOSED, MPROC_EPROTO or another documented end.
  */
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,8 @@
 #include "internal/ring.h"
 #include "mproc.h"
 
-#define MAX_INPUT (256 * 1024) /* four rings' worth */
+#define RING 4096u             /* the smallest ring: the input wraps */
+#define MAX_INPUT (256 * 1024) /* 64 rings' worth */
 #define GUARD (1u << 20)       /* recv_alloc's limit */
 
 /* Mode bits (the first input byte). */
@@ -30,8 +33,8 @@
 #define M_CLOSE 0x08u /* the sender closes after the last byte (EOF) */
 #define M_TORN                                                                 \
     0x10u             /* ... or leaves the ring torn, as a garbled one;        \
-                         both: it closes inside a frame, as a sender           \
-                         killed there (the frame is cut) */
+                         both: it closes inside a message, as a sender         \
+                         killed there (the message is aborted) */
 #define M_PASS 0x20u  /* duplex: two real fds go ahead on the socket */
 #define M_PIECE 0xc0u /* >> 6: size of the pieces published at once */
 
@@ -58,9 +61,9 @@ static int lowest_free_fd(void)
 }
 
 /* Ahead of the input, on the socket as mproc_conn_send_conn does (a token
- * numbered 1): a pipe's read end and a real ring memory file, so frames of
- * the input that claim to carry a connection end (of any kind) find fds to
- * wrap. */
+ * numbered 1): a pipe's read end and a real ring memory file, so FDS
+ * records of the input that claim to carry a connection end (of any kind)
+ * find fds to wrap. */
 static void pass_fds(mproc_conn *b)
 {
     int p[2], memfd;
@@ -71,7 +74,7 @@ static void pass_fds(mproc_conn *b)
         abort();
     mproc__ring_unmap(rings, 1, MPROC__RING_DATA);
     int fds[2] = {p[0], memfd};
-    /* On a token numbered 1: an input frame that names 1 takes them. */
+    /* On a token numbered 1: an input record that names 1 takes them. */
     unsigned char tok[MPROC__RING_FDTOK_LEN] = {MPROC__RING_FDTOK, 1};
     struct iovec one = {tok, sizeof tok};
     mproc__deadline d;
@@ -102,6 +105,33 @@ static void use_end(mproc_conn *e)
             fail("recv on a received end", rc);
     }
     mproc_conn_close(e);
+}
+
+/* Publishes n raw bytes at the ring's head (wrapping at its end, as a
+ * peer may), one message more by the count, and wakes the receiver. */
+static void put_raw(mproc__ringio *w, const uint8_t *b, size_t n)
+{
+    mproc__deadline now;
+    mproc__deadline_init(&now, 0);
+    int rc = mproc__ring_lock(w, &now);
+    if (rc != 0)
+        fail("lock", rc);
+    uint64_t h = atomic_load(&w->r->w.head);
+    uint32_t pos = mproc__rec_pos(h);
+    for (size_t i = 0; i < n; i++)
+        w->r->data[(pos + i) & (RING - 1)] = b[i];
+    atomic_store(&w->r->w.head,
+                 mproc__rec_pack(mproc__rec_cnt(h) + 1, pos + (uint32_t)n));
+    mproc__rec_wake_consumers(&w->v);
+    mproc__ring_unlock(w);
+}
+
+/* Bytes a raw sender may still publish: the ring less what is not freed. */
+static uint64_t room_left(const mproc__ringio *w)
+{
+    uint32_t h = mproc__rec_pos(atomic_load(&w->r->w.head));
+    uint32_t used = h - atomic_load(&w->r->w.tail);
+    return used >= RING ? 0 : RING - used;
 }
 
 /* One receive of the kind the mode asks; *len and *limit for a success. */
@@ -161,7 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const size_t pieces[4] = {1, 13, 4096, MPROC__RING_DATA};
+    static const size_t pieces[4] = {1, 13, 512, RING};
     if (size < 1)
         return 0;
     unsigned mode = data[0];
@@ -174,7 +204,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd0 = lowest_free_fd();
 
     mproc_conn *a, *b;
-    if (mproc_pipe(&a, &b, duplex, NULL) != 0)
+    mproc_pipe_opts o = MPROC_PIPE_OPTS_INIT;
+    o.ring_size = RING;
+    if (mproc_pipe(&a, &b, duplex, &o) != 0)
         abort();
     mproc__ringio *w = mproc__conn_ringio(b, true);
     mproc__ringio *rr = mproc__conn_ringio(a, false);
@@ -182,35 +214,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (duplex && (mode & M_PASS))
         pass_fds(b);
-    mproc__deadline now;
-    mproc__deadline_init(&now, 0);
-
     size_t written = 0;
     bool ended = false, eof = false;
     for (int i = 0; i < 1000000; i++) {
         /* Publish what fits, never waiting. */
         while (written < size) {
-            uint64_t room = MPROC__RING_DATA - mproc__ring_readable(rr);
+            uint64_t room = room_left(w);
             size_t n = size - written < piece ? size - written : piece;
             if (n > room)
                 n = (size_t)room;
             if (n == 0)
                 break;
-            struct iovec v = {(void *)(data + written), n};
-            size_t done = 0;
-            int rc = mproc__ring_lock(w, &now);
-            if (rc == 0) {
-                rc = mproc__ring_put(w, &v, 1, n, &now, &done);
-                mproc__ring_unlock(w);
-            }
-            if (rc != 0 || done != n)
-                fail("put", rc);
+            put_raw(w, data + written, n);
             written += n;
         }
         if (written == size && !ended) {
             ended = true;
             if ((mode & M_TORN) && (mode & M_CLOSE)) {
-                atomic_store(&w->r->inside, 1);
+                atomic_store(&w->r->w.pinside, 1);
                 mproc_conn_close(b);
                 b = NULL;
                 eof = true;
@@ -234,7 +255,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc == MPROC_ETIMEDOUT) {
             /* A full ring always holds what the next step needs, and once
              * the end is known nothing is left to wait for. */
-            if (mproc__ring_readable(rr) == MPROC__RING_DATA)
+            if (room_left(w) == 0 && mproc__ring_readable(rr) == RING)
                 fail("recv waits with a full ring", rc);
             if (eof)
                 fail("recv waits after the end", rc);
