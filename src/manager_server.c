@@ -1357,8 +1357,8 @@ static void handle(mgr_srv *s, mgr_ev *ev, uint32_t events, char *buf)
          * next request goes unrung while the loop polls its ring; a
          * doorbell still readable after that is an EOF, which a receive
          * reports. */
-        if (c->closing || read_ring(c, false))
-            break;
+        if (c->closing || read_ring(c, false) || c->closing)
+            break; /* (a receive that failed closed it: no ring left) */
         mproc__conn_drain_doorbell(c->ring);
         struct pollfd pf = {.fd = mproc_conn_fd(c->ring), .events = POLLIN};
         if (poll(&pf, 1, 0) > 0)
