@@ -3,6 +3,7 @@
  * the socket and TCP, the same calls against a real redis-server, and
  * redis-cli driving it. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "internal/conn.h"
+#include "internal/ring.h"
 #include "mproc.h"
 #include "testlib.h"
 
@@ -1178,6 +1181,60 @@ START_TEST(malformed_and_oversized_input_closes_that_connection_only)
 }
 END_TEST
 
+/* Publishes n raw bytes (not a record) into the ring x sends on, and
+ * rings a receiver that sleeps. */
+static void ring_put_garbage(mproc__ringio *x, const void *b, size_t n)
+{
+    mproc__deadline d;
+    mproc__deadline_init(&d, T);
+    ck_assert_int_eq(mproc__ring_lock(x, &d), 0);
+    uint64_t h = atomic_load(&x->r->w.head);
+    uint32_t pos = mproc__rec_pos(h);
+    memcpy(x->r->data + (pos & (x->size - 1)), b, n);
+    atomic_store(&x->r->w.head,
+                 mproc__rec_pack(mproc__rec_cnt(h) + 1, pos + (uint32_t)n));
+    mproc__rec_wake_consumers(&x->v);
+    mproc__ring_unlock(x);
+}
+
+/* A ring client's garbage found by a server asleep in epoll (woken by the
+ * ring's doorbell): the receive that finds it closes that client, and the
+ * server goes on. (The server once went on to drain the doorbell of the
+ * ring it had just closed, and crashed.) */
+START_TEST(garbage_in_a_ring_woken_from_sleep_closes_that_client_only)
+{
+    mproc_manager *m = start(NULL);
+    mproc_mclient *c = client(mproc_manager_address(m), true);
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    for (int round = 0; round < 3; round++) {
+        mproc_conn *sock, *ring = NULL;
+        ck_assert_int_eq(
+            mproc_conn_from_fd(&sock, raw_connect(mproc_manager_address(m)),
+                               MPROC_CONN_MESSAGES),
+            0);
+        raw_send(mproc_conn_fd(sock), "*1\r\n$10\r\nMPROC.RING\r\n");
+        ck_assert_int_eq(mproc_conn_recv_conn(sock, &ring, T), 0);
+        char buf[64];
+        size_t n = 0;
+        ck_assert_int_eq(mproc_conn_send(ring, ping, sizeof ping - 1, T), 0);
+        ck_assert_int_eq(mproc_conn_recv(ring, buf, sizeof buf, &n, T), 0);
+        ck_assert_mem_eq(buf, "+PONG\r\n", 7);
+        /* Far past the server's spin: it has armed the ring and sleeps. */
+        usleep(200000);
+        mproc__ringio *x = mproc__conn_ringio(ring, true);
+        ck_assert_ptr_nonnull(x);
+        ring_put_garbage(x, "GARBAGE!GARBAGE!", 16);
+        ck_assert_int_eq(mproc_conn_recv(ring, buf, sizeof buf, &n, T),
+                         MPROC_ECLOSED);
+        mproc_conn_close(ring);
+        mproc_conn_close(sock);
+        ck_assert_int_eq(mproc_mclient_ping(c, T), 0);
+    }
+    mproc_mclient_close(c);
+    mproc_manager_destroy(m);
+}
+END_TEST
+
 START_TEST(a_half_sent_request_is_closed_after_the_request_timeout)
 {
     mproc_manager_opts o = MPROC_MANAGER_OPTS_INIT;
@@ -1444,6 +1501,7 @@ Suite *mproc_test_suite(void)
     TEST_ADD(s, barrier_event_and_semaphore_work_across_processes);
     TEST_ADD(s, bad_commands_get_error_replies_and_the_connection_stays);
     TEST_ADD(s, malformed_and_oversized_input_closes_that_connection_only);
+    TEST_ADD(s, garbage_in_a_ring_woken_from_sleep_closes_that_client_only);
     TEST_ADD(s, a_half_sent_request_is_closed_after_the_request_timeout);
     TEST_ADD(s, too_many_pending_requests_close_the_connection);
     TEST_ADD(s, connections_beyond_max_clients_are_refused_with_an_error);
