@@ -663,42 +663,50 @@ int main(void)
     /* Repeats go round the impls (impl A, B, C, A, B, C, ...) so that load
      * from elsewhere on the machine falls on every impl alike. */
     static double v[16][16], w[16][16];
-    for (int r = 0; r < reps; r++)
+    if (bench_case_enabled("conn.oneway_64B")) {
+        for (int r = 0; r < reps; r++)
+            for (size_t k = 0; k < nimpl; k++)
+                if (bench_impl_enabled(impls[k].name))
+                    v[k][r] = one_way(&impls[k], SMALL, secs);
         for (size_t k = 0; k < nimpl; k++)
             if (bench_impl_enabled(impls[k].name))
-                v[k][r] = one_way(&impls[k], SMALL, secs);
-    for (size_t k = 0; k < nimpl; k++)
-        if (bench_impl_enabled(impls[k].name))
-            bench_result("conn.oneway_64B", impls[k].name, "msgs_per_s",
-                         median(v[k], reps));
-    for (int r = 0; r < reps; r++)
-        for (size_t k = 0; k < nimpl; k++)
-            if (bench_impl_enabled(impls[k].name) && impls[k].rtt_ok)
-                ping_pong(&impls[k], secs, &v[k][r], &w[k][r]);
-    for (size_t k = 0; k < nimpl; k++) {
-        if (!bench_impl_enabled(impls[k].name) || !impls[k].rtt_ok)
-            continue;
-        bench_result("conn.pingpong_64B", impls[k].name, "rtt_p50_us",
-                     median(v[k], reps));
-        bench_result("conn.pingpong_64B", impls[k].name, "rtt_p99_us",
-                     median(w[k], reps));
+                bench_result("conn.oneway_64B", impls[k].name, "msgs_per_s",
+                             median(v[k], reps));
     }
-    for (int r = 0; r < reps; r++)
+    if (bench_case_enabled("conn.pingpong_64B")) {
+        for (int r = 0; r < reps; r++)
+            for (size_t k = 0; k < nimpl; k++)
+                if (bench_impl_enabled(impls[k].name) && impls[k].rtt_ok)
+                    ping_pong(&impls[k], secs, &v[k][r], &w[k][r]);
+        for (size_t k = 0; k < nimpl; k++) {
+            if (!bench_impl_enabled(impls[k].name) || !impls[k].rtt_ok)
+                continue;
+            bench_result("conn.pingpong_64B", impls[k].name, "rtt_p50_us",
+                         median(v[k], reps));
+            bench_result("conn.pingpong_64B", impls[k].name, "rtt_p99_us",
+                         median(w[k], reps));
+        }
+    }
+    if (bench_case_enabled("conn.wake_64B")) {
+        for (int r = 0; r < reps; r++)
+            for (size_t k = 0; k < nimpl; k++)
+                if (bench_impl_enabled(impls[k].name) && impls[k].rtt_ok)
+                    v[k][r] = wake_latency(&impls[k], secs);
         for (size_t k = 0; k < nimpl; k++)
             if (bench_impl_enabled(impls[k].name) && impls[k].rtt_ok)
-                v[k][r] = wake_latency(&impls[k], secs);
-    for (size_t k = 0; k < nimpl; k++)
-        if (bench_impl_enabled(impls[k].name) && impls[k].rtt_ok)
-            bench_result("conn.wake_64B", impls[k].name, "latency_p50_us",
-                         median(v[k], reps));
-    for (int r = 0; r < reps; r++)
+                bench_result("conn.wake_64B", impls[k].name, "latency_p50_us",
+                             median(v[k], reps));
+    }
+    if (bench_case_enabled("conn.oneway_1MiB")) {
+        for (int r = 0; r < reps; r++)
+            for (size_t k = 0; k < nimpl; k++)
+                if (bench_impl_enabled(impls[k].name) && impls[k].big_ok)
+                    v[k][r] = one_way(&impls[k], BIG, secs) * (double)BIG / 1e9;
         for (size_t k = 0; k < nimpl; k++)
             if (bench_impl_enabled(impls[k].name) && impls[k].big_ok)
-                v[k][r] = one_way(&impls[k], BIG, secs) * (double)BIG / 1e9;
-    for (size_t k = 0; k < nimpl; k++)
-        if (bench_impl_enabled(impls[k].name) && impls[k].big_ok)
-            bench_result("conn.oneway_1MiB", impls[k].name, "gbytes_per_s",
-                         median(v[k], reps));
+                bench_result("conn.oneway_1MiB", impls[k].name, "gbytes_per_s",
+                             median(v[k], reps));
+    }
     free(samples);
     munmap(sh, sizeof *sh);
     return 0;

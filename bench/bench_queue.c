@@ -1164,6 +1164,8 @@ int main(void)
     static double v[16][16], w[16][16];
     for (int c = 0; c < NCASES; c++) {
         const struct bcase *bc = &cases[c];
+        if (!bench_case_enabled(bc->bench))
+            continue;
         /* Repeats go round the impls (A, B, C, A, B, C, ...) so that load
          * from elsewhere on the machine falls on every impl alike. */
         for (int r = 0; r < reps; r++)

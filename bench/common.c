@@ -94,20 +94,32 @@ void bench_result(const char *bench, const char *impl, const char *metric,
     fflush(stdout);
 }
 
-int bench_impl_enabled(const char *impl)
+/* True when the comma list in the environment variable var is unset or
+ * empty, or names name. */
+static int listed(const char *var, const char *name)
 {
-    const char *list = getenv("MPROC_BENCH_IMPLS");
+    const char *list = getenv(var);
     if (list == NULL || list[0] == '\0')
         return 1;
-    size_t n = strlen(impl);
+    size_t n = strlen(name);
     for (const char *p = list; *p != '\0';) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == n && strncmp(p, impl, n) == 0)
+        if (len == n && strncmp(p, name, n) == 0)
             return 1;
         p += len + (end ? 1 : 0);
     }
     return 0;
+}
+
+int bench_impl_enabled(const char *impl)
+{
+    return listed("MPROC_BENCH_IMPLS", impl);
+}
+
+int bench_case_enabled(const char *bench)
+{
+    return listed("MPROC_BENCH_CASES", bench);
 }
 
 static unsigned char pattern_byte(size_t k, uint64_t i)

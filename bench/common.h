@@ -35,6 +35,11 @@ void bench_result(const char *bench, const char *impl, const char *metric,
  * that contains it. */
 int bench_impl_enabled(const char *impl);
 
+/* True when the case `bench` (as in its RESULT lines, "queue.wake_64B")
+ * was selected: MPROC_BENCH_CASES unset, or a comma list that contains it.
+ * The queue and conn groups honour it. */
+int bench_case_enabled(const char *bench);
+
 /* Fills buf with a deterministic pattern for message i (so receivers can
  * check every message arrived intact), and checks one. */
 void bench_fill(void *buf, size_t len, uint64_t i);

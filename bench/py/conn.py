@@ -32,6 +32,11 @@ def enabled():
     return not lst or IMPL in lst.split(",")
 
 
+def case_enabled(bench):
+    lst = os.environ.get("MPROC_BENCH_CASES", "")
+    return not lst or bench in lst.split(",")
+
+
 def payload(i, size, pad):
     return struct.pack("<Q", i) + pad[: size - 8]
 
@@ -130,13 +135,16 @@ def main():
     mp.set_start_method("fork")
     reps = 3 if quick() else 5
     secs = (1.0 if quick() else 3.0) / reps
-    v = [one_way(SMALL, secs) for _ in range(reps)]
-    result("conn.oneway_64B", "msgs_per_s", statistics.median(v))
-    pp = [ping_pong(secs) for _ in range(reps)]
-    result("conn.pingpong_64B", "rtt_p50_us", statistics.median(x[0] for x in pp))
-    result("conn.pingpong_64B", "rtt_p99_us", statistics.median(x[1] for x in pp))
-    v = [one_way(BIG, secs) * BIG / 1e9 for _ in range(reps)]
-    result("conn.oneway_1MiB", "gbytes_per_s", statistics.median(v))
+    if case_enabled("conn.oneway_64B"):
+        v = [one_way(SMALL, secs) for _ in range(reps)]
+        result("conn.oneway_64B", "msgs_per_s", statistics.median(v))
+    if case_enabled("conn.pingpong_64B"):
+        pp = [ping_pong(secs) for _ in range(reps)]
+        result("conn.pingpong_64B", "rtt_p50_us", statistics.median(x[0] for x in pp))
+        result("conn.pingpong_64B", "rtt_p99_us", statistics.median(x[1] for x in pp))
+    if case_enabled("conn.oneway_1MiB"):
+        v = [one_way(BIG, secs) * BIG / 1e9 for _ in range(reps)]
+        result("conn.oneway_1MiB", "gbytes_per_s", statistics.median(v))
     return 0
 
 

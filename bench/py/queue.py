@@ -50,6 +50,11 @@ def enabled():
     return not lst or IMPL in lst.split(",")
 
 
+def case_enabled(bench):
+    lst = os.environ.get("MPROC_BENCH_CASES", "")
+    return not lst or bench in lst.split(",")
+
+
 def check_cpus(prod, cons):
     if len(CPUS) >= 2 and (prod < 0 or cons < 0 or prod == cons):
         sys.exit("%s: producer on CPU %d, consumer on CPU %d" % (IMPL, prod, cons))
@@ -287,19 +292,25 @@ def main():
     mp.set_start_method("fork")
     reps = 3 if quick() else 5
     secs = (1.0 if quick() else 3.0) / reps
-    v = [one_way(SMALL, secs) for _ in range(reps)]
-    result("queue.oneway_64B", "msgs_per_s", statistics.median(v))
-    pp = [ping_pong(secs) for _ in range(reps)]
-    result("queue.rtt_64B", "rtt_p50_us", statistics.median(x[0] for x in pp))
-    result("queue.rtt_64B", "rtt_p99_us", statistics.median(x[1] for x in pp))
-    v = [one_way(BIG, secs) * BIG / 1e9 for _ in range(reps)]
-    result("queue.bulk_1MiB", "gbytes_per_s", statistics.median(v))
-    v = [mpmc(secs) for _ in range(reps)]
-    result("queue.mpmc_64B", "msgs_per_s", statistics.median(v))
-    print("LEFTOUT bench=queue.batch_64B impl=%s reason=multiprocessing.Queue "
-          "has no batched put or get" % IMPL)
-    v = [wake(secs) for _ in range(reps)]
-    result("queue.wake_64B", "latency_p50_us", statistics.median(v))
+    if case_enabled("queue.oneway_64B"):
+        v = [one_way(SMALL, secs) for _ in range(reps)]
+        result("queue.oneway_64B", "msgs_per_s", statistics.median(v))
+    if case_enabled("queue.rtt_64B"):
+        pp = [ping_pong(secs) for _ in range(reps)]
+        result("queue.rtt_64B", "rtt_p50_us", statistics.median(x[0] for x in pp))
+        result("queue.rtt_64B", "rtt_p99_us", statistics.median(x[1] for x in pp))
+    if case_enabled("queue.bulk_1MiB"):
+        v = [one_way(BIG, secs) * BIG / 1e9 for _ in range(reps)]
+        result("queue.bulk_1MiB", "gbytes_per_s", statistics.median(v))
+    if case_enabled("queue.mpmc_64B"):
+        v = [mpmc(secs) for _ in range(reps)]
+        result("queue.mpmc_64B", "msgs_per_s", statistics.median(v))
+    if case_enabled("queue.batch_64B"):
+        print("LEFTOUT bench=queue.batch_64B impl=%s reason=multiprocessing.Queue "
+              "has no batched put or get" % IMPL)
+    if case_enabled("queue.wake_64B"):
+        v = [wake(secs) for _ in range(reps)]
+        result("queue.wake_64B", "latency_p50_us", statistics.median(v))
     return 0
 
 
