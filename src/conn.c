@@ -418,7 +418,9 @@ static int ring_send(mproc_conn *c, const void *buf, size_t len,
                                     d, done);
     else
         rc = mproc__ring_send(&c->rout, buf, len, d);
-    mproc__ring_unlock(&c->rout);
+    int urc = mproc__ring_unlock(&c->rout);
+    if (rc == 0)
+        rc = urc;
     /* A message that went out in part was aborted: the receiver drops it,
      * and the direction goes on (no sticky error, unlike a kernel end). */
     return rc;
@@ -1040,8 +1042,8 @@ static int send_with_fds(mproc_conn *c, const int *fds, int nfd, unsigned tag,
         }
         if (rc == 0)
             rc = mproc__ring_commit_fds(&c->rout, pos, msg + MPROC__FRAME_HDR);
-        mproc__ring_unlock(&c->rout);
-        return rc;
+        int urc = mproc__ring_unlock(&c->rout);
+        return rc == 0 ? urc : rc;
     }
     rc = lock_by(&c->smu, &d);
     if (rc < 0)

@@ -269,20 +269,31 @@ int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d)
     return 0;
 }
 
-void mproc__ring_unlock(mproc__ringio *w)
+/* MPROC_ECLOSED while the ring still holds what was published up to head
+ * (a reader that took it and then left had it delivered), else 0. */
+static int untaken(mproc__ringio *w, uint32_t head)
 {
-    mproc__rec_punlock(&w->v);
+    uint32_t rd = mproc__rec_pos(atomic_load(&w->r->w.rd));
+    return (int32_t)(rd - head) >= 0 ? 0 : MPROC_ECLOSED;
 }
 
-/* After publishing: wakes the reader if it sleeps, and now and then makes
- * sure a reader is left at all. Only MPROC_ECLOSED is reported, and only
- * while what was published is not taken: a reader that took it and then
- * left (a reply read, its end closed) had it delivered. A bell that could
- * not be written (no memory) is made up for by the reader's sleep
- * slices. */
+int mproc__ring_unlock(mproc__ringio *w)
+{
+    uint32_t head = mproc__rec_pos(w->v.p_head); /* read under the lock */
+    bool was_gone = w->gone;
+    mproc__rec_punlock(&w->v);
+    mproc__rec_wake_consumers(&w->v);
+    return !was_gone && w->gone ? untaken(w, head) : 0;
+}
+
+/* After publishing (the reader is woken at mproc__ring_unlock, and a bell
+ * that could not be written, for want of memory, is made up for by its
+ * sleep slices): now and then makes sure a reader is left at all. Only
+ * MPROC_ECLOSED is reported, and only while what was published is not
+ * taken: a reader that took it and then left (a reply read, its end
+ * closed) had it delivered. */
 static int notify(mproc__ringio *w)
 {
-    mproc__rec_wake_consumers(&w->v);
     int rc = 0;
     if (w->gone) {
         rc = MPROC_ECLOSED;
@@ -293,11 +304,9 @@ static int notify(mproc__ringio *w)
             rc = mproc__ring_reader_gone(w);
         }
     }
-    if (rc == MPROC_ECLOSED) {
-        uint32_t rd = mproc__rec_pos(atomic_load(&w->r->w.rd));
-        if ((int32_t)(rd - mproc__rec_pos(w->v.p_head)) >= 0)
-            rc = 0; /* taken: the next send learns */
-    }
+    if (rc == MPROC_ECLOSED)
+        rc = untaken(w, mproc__rec_pos(w->v.p_head)); /* taken: the next
+                                                       * send learns */
     return rc;
 }
 

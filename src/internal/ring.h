@@ -108,7 +108,8 @@ typedef struct mproc__ringio {
     int fd;
     unsigned io;        /* MPROC__IO_SOCK for a socket fd, else 0 */
     int64_t checked_ns; /* sender: last time the kernel was asked */
-    bool gone;          /* sender: the kernel said no reader is left */
+    atomic_bool gone;   /* sender: the kernel said no reader is left (set
+                         * by a bell outside the lock too) */
     atomic_bool eof;    /* receiver: every sender is gone */
     int64_t slice_ms;   /* receiver: the next sleep slice */
     /* Receiver: the message found at rd (mproc__ring_next). */
@@ -135,12 +136,18 @@ void mproc__ringio_fini(mproc__ringio *x);
  * garbage and gave up: the ring is torn for good), MPROC_ECLOSED (no
  * receiver is left), MPROC_EPROTO (control words that make no sense). */
 int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d);
-void mproc__ring_unlock(mproc__ringio *w);
+/* Lets the senders' lock go, then wakes the reader if it sleeps (outside
+ * the lock, as a queue's put does: the fence of the wake's check, passed
+ * under the lock, held senders at about half the queue's speed).
+ * MPROC_ECLOSED when the bell found no reader left
+ * and what this sender published is still in the ring, else 0. */
+int mproc__ring_unlock(mproc__ringio *w);
 
-/* Under the lock: sends one message of len bytes, whole or streamed, and
- * wakes the reader if it sleeps. A stream that fails half way is
- * aborted (the reader drops it). 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (no
- * reader is left), MPROC_EBROKEN, MPROC_EPROTO. */
+/* Under the lock: sends one message of len bytes, whole or streamed (a
+ * stream wakes the reader as it goes; a whole message wakes it at
+ * mproc__ring_unlock). A stream that fails half way is aborted (the reader
+ * drops it). 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (no reader is left),
+ * MPROC_EBROKEN, MPROC_EPROTO. */
 int mproc__ring_send(mproc__ringio *w, const void *buf, size_t len,
                      const mproc__deadline *d);
 
@@ -157,8 +164,8 @@ int mproc__ring_place_fds(mproc__ringio *w, const mproc__deadline *d,
                           uint32_t *pos, uint64_t *seq);
 
 /* Under the lock, after mproc__ring_place_fds: writes and publishes the
- * FDS record at pos and wakes the reader. 0 or MPROC_ECLOSED (no reader
- * is left: it went out all the same). */
+ * FDS record at pos (the reader is woken at mproc__ring_unlock). 0 or
+ * MPROC_ECLOSED (no reader is left: it went out all the same). */
 int mproc__ring_commit_fds(mproc__ringio *w, uint32_t pos,
                            const unsigned char pay[MPROC__RING_FD_PAYLOAD]);
 
