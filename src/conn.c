@@ -487,6 +487,8 @@ int mproc_conn_send_batch(mproc_conn *c, const mproc_conn_msg *msgs, size_t n,
             (c->multi_writer && msgs[i].len > MPROC_FIFO_ATOMIC_MAX))
             return MPROC_EMSGSIZE;
     }
+    if (n == 0)
+        return 0;
     unsigned char hdrs[BATCH_MAX][MPROC__FRAME_HDR];
     struct iovec iov[2 * BATCH_MAX];
     size_t lens[BATCH_MAX];

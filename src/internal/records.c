@@ -678,9 +678,12 @@ static int check_data(void *arg)
 /* The consumer's sleep through its user's hook: after a slice, what
  * check_data does in a futex sleep; after EOF (no producer can come), the
  * same, then a last look. A slice that no wake-up ended, while a producer
- * published after the raise, is done (its lock free) and left the flag
- * up, would be a lost wake-up, which the ordering of publish and raise
- * rules out: counted, for the tests (mproc__rec_rescued). */
+ * published after the raise, let its lock go and left the flag up, is
+ * counted for the tests (mproc__rec_rescued): a lost wake-up, which the
+ * ordering of publish and raise rules out, or a producer that stopped
+ * for a whole slice (50 ms or more) in the few instructions between its
+ * lock's release and its look at the flag (a pipe's sender wakes after
+ * the release: mproc__ring_unlock). */
 static int hook_sleep(mproc__rec_ring *r, uint32_t rp, const mproc__deadline *d)
 {
     mproc__rec_shared *s = r->s;

@@ -280,10 +280,11 @@ static int untaken(mproc__ringio *w, uint32_t head)
 int mproc__ring_unlock(mproc__ringio *w)
 {
     uint32_t head = mproc__rec_pos(w->v.p_head); /* read under the lock */
-    bool was_gone = w->gone;
     mproc__rec_punlock(&w->v);
     mproc__rec_wake_consumers(&w->v);
-    return !was_gone && w->gone ? untaken(w, head) : 0;
+    /* gone may come from another thread's bell too (callers take this
+     * only when the send itself succeeded). */
+    return w->gone ? untaken(w, head) : 0;
 }
 
 /* After publishing (the reader is woken at mproc__ring_unlock, and a bell

@@ -139,8 +139,8 @@ int mproc__ring_lock(mproc__ringio *w, const mproc__deadline *d);
 /* Lets the senders' lock go, then wakes the reader if it sleeps (outside
  * the lock, as a queue's put does: the fence of the wake's check, passed
  * under the lock, held senders at about half the queue's speed).
- * MPROC_ECLOSED when the bell found no reader left
- * and what this sender published is still in the ring, else 0. */
+ * MPROC_ECLOSED when no reader is left (a bell found out) and what this
+ * sender published is still in the ring, else 0. */
 int mproc__ring_unlock(mproc__ringio *w);
 
 /* Under the lock: sends one message of len bytes, whole or streamed (a
