@@ -153,6 +153,17 @@ static void wake_producer_fenced(mproc__rec_ring *r)
     mproc__rec_shared *s = r->s;
     if (!room_waited(&s->room))
         return;
+    /* Not while freeing all that is taken could not make the room it
+     * waits for (room_wake): a consumer taking one message at a time
+     * would otherwise free after every take, against the waiting
+     * producer's own frees (one tlock, one tail). */
+    uint32_t hp =
+        mproc__rec_pos(atomic_load_explicit(&s->head, memory_order_relaxed));
+    uint32_t in_use =
+        hp - mproc__rec_pos(atomic_load_explicit(&s->rd, memory_order_relaxed));
+    uint32_t need = atomic_load_explicit(&s->room.need, memory_order_relaxed);
+    if (in_use <= r->cap && r->cap - in_use < (need < r->cap ? need : r->cap))
+        return;
     /* Consumers free lazily (lazy_free): what the sleeper waits for may
      * be taken and not yet freed. */
     mproc__rec_free(r, false);
@@ -400,6 +411,36 @@ static int check_room(void *arg)
     return room_for(w->r, w->head, w->need, w->slot) != 0 ? 1 : 0;
 }
 
+typedef struct takes_arg {
+    _Atomic uint64_t *rd;
+    uint32_t from, by;
+} takes_arg;
+
+static bool taken_by(void *arg)
+{
+    takes_arg *a = arg;
+    return mproc__rec_pos(atomic_load_explicit(a->rd, memory_order_acquire)) -
+               a->from >=
+           a->by;
+}
+
+/* A producer that found no room, h its position: spins (the spin budget)
+ * until the consumers have taken enough that freeing it would give need
+ * bytes and an eighth of the ring, or any message when bytes are not what
+ * is short (a bound in messages). So a full ring is refilled in runs: one
+ * record a take would keep both sides on the same lines (rd, tail, tlock)
+ * for every message. True when that came. */
+static bool spin_for_takes(mproc__rec_ring *r, uint64_t h, uint32_t need)
+{
+    takes_arg a = {&r->s->rd, mproc__rec_pos(atomic_load(&r->s->rd)), 1};
+    uint32_t want = need > r->cap / 8 ? need : r->cap / 8;
+    uint32_t in_use = mproc__rec_pos(h) - a.from;
+    if (in_use <= r->cap && want <= r->cap && r->cap - in_use < want)
+        a.by = want - (r->cap - in_use);
+    int64_t budget = mproc__spin_budget_ns();
+    return budget > 0 && mproc__spin_until(taken_by, &a, budget);
+}
+
 /* Under plock: waits until need bytes after the producers' position are
  * free and, with ROOM_SLOT, fewer than maxsize messages are in the ring.
  * 0, MPROC_ETIMEDOUT, MPROC_ECLOSED (not with ROOM_CLOSED), MPROC_EPROTO. */
@@ -449,8 +490,7 @@ static int wait_room(mproc__rec_ring *r, uint32_t need, unsigned how,
         if (!spun) {
             /* For consumers to take: they free lazily, this side frees. */
             spun = true;
-            if (spin_while(mproc__rec_lo32(&s->rd),
-                           mproc__rec_pos(atomic_load(&s->rd)), false))
+            if (spin_for_takes(r, h, need))
                 continue;
         }
         uint32_t seq = room_raise(&s->room, need, r->cap);
@@ -573,6 +613,19 @@ int mproc__rec_put_stream(mproc__rec_ring *r, const void *buf, size_t len,
     return 0;
 }
 
+/* Whether a whole record of size bytes (pad before it) fits at pos, with
+ * pending records placed there and not yet published, by what this view
+ * saw last of the consumers (head is still h, see mproc__rec_ring). */
+static bool batch_fits_seen(const mproc__rec_ring *r, uint64_t h, uint32_t pos,
+                            uint32_t pending, uint32_t need)
+{
+    uint32_t used = pos - r->p_tail;
+    uint32_t nq = mproc__rec_cnt(h) + pending - r->p_takes;
+    return used <= r->cap && r->cap - used >= need &&
+           (r->maxsize == 0 || nq < r->maxsize) && nq < MPROC__REC_COUNT_MAX &&
+           atomic_load_explicit(&r->s->closed, memory_order_relaxed) == 0;
+}
+
 int mproc__rec_put_batch(mproc__rec_ring *r, const mproc__rec_msg *msgs,
                          size_t n, const mproc__deadline *d, size_t *done)
 {
@@ -589,17 +642,24 @@ int mproc__rec_put_batch(mproc__rec_ring *r, const mproc__rec_msg *msgs,
         uint32_t to_end = r->cap - (pos & r->mask);
         uint32_t pad = size > to_end ? to_end : 0;
         uint64_t h = atomic_load_explicit(&s->head, memory_order_relaxed);
-        uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
-        uint32_t used = pos - t;
-        uint64_t rd = atomic_load(&s->rd); /* after tail: see room_for */
-        uint32_t nq = mproc__rec_count(h, rd) + pending;
-        /* Anything odd (words scribbled on) goes the slow way, which
-         * reports it. */
-        bool fits = whole && mproc__rec_span_ok(r, t, pos) &&
-                    mproc__rec_pos(rd) - t <= used &&
-                    r->cap - used >= pad + size &&
-                    (r->maxsize == 0 || nq < r->maxsize) &&
-                    nq < MPROC__REC_COUNT_MAX && atomic_load(&s->closed) == 0;
+        /* By what this view saw last, as a single put (wait_room): no
+         * look at the consumers' lines while that says it fits. */
+        bool fits = whole && h == r->p_head &&
+                    batch_fits_seen(r, h, pos, pending, pad + size);
+        if (whole && !fits) {
+            uint32_t t = atomic_load_explicit(&s->tail, memory_order_acquire);
+            uint32_t used = pos - t;
+            uint64_t rd = atomic_load(&s->rd); /* after tail: see room_for */
+            /* Anything odd (words scribbled on) goes the slow way, which
+             * reports it. */
+            if (mproc__rec_span_ok(r, t, pos) &&
+                mproc__rec_pos(rd) - t <= used) {
+                r->p_head = h;
+                r->p_tail = t;
+                r->p_takes = mproc__rec_cnt(rd);
+                fits = batch_fits_seen(r, h, pos, pending, pad + size);
+            }
+        }
         if (!fits) {
             if (pending > 0) {
                 mproc__rec_publish(r, pos, pending);
