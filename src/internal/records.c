@@ -425,11 +425,14 @@ static bool taken_by(void *arg)
 }
 
 /* A producer that found no room, h its position: spins (the spin budget)
- * until the consumers have taken enough that freeing it would give need
- * bytes and an eighth of the ring, or any message when bytes are not what
- * is short (a bound in messages). So a full ring is refilled in runs: one
- * record a take would keep both sides on the same lines (rd, tail, tlock)
- * for every message. True when that came. */
+ * until the consumers have taken enough that freeing it would give
+ * max(need, an eighth of the ring) bytes of room, or any message when
+ * bytes are not what is short (a bound in messages). So a full ring is
+ * refilled in runs: one record a take would keep both sides on the same
+ * lines (rd, tail, tlock) for every message. True when that came, or when
+ * the budget ran out after some take (the caller frees it and looks
+ * again: a producer that slept then would wait for a wake-up that asks
+ * for a quarter of the ring, or for its slice). */
 static bool spin_for_takes(mproc__rec_ring *r, uint64_t h, uint32_t need)
 {
     takes_arg a = {&r->s->rd, mproc__rec_pos(atomic_load(&r->s->rd)), 1};
@@ -438,7 +441,10 @@ static bool spin_for_takes(mproc__rec_ring *r, uint64_t h, uint32_t need)
     if (in_use <= r->cap && want <= r->cap && r->cap - in_use < want)
         a.by = want - (r->cap - in_use);
     int64_t budget = mproc__spin_budget_ns();
-    return budget > 0 && mproc__spin_until(taken_by, &a, budget);
+    if (budget <= 0)
+        return false;
+    return mproc__spin_until(taken_by, &a, budget) ||
+           mproc__rec_pos(atomic_load(&r->s->rd)) != a.from;
 }
 
 /* Under plock: waits until need bytes after the producers' position are
