@@ -1,7 +1,8 @@
 """CPU pinning for the Python peers: the two sides of a case run on
 different CPUs, as the C benchmarks' do (bench_pin_cpu). CPUS are the CPUs
 the script had before any pin: a child forked from a pinned parent inherits
-its one CPU and must not choose among that alone."""
+its one CPU and must not choose among that alone. Also the case selection
+the C drivers share (bench_case_enabled)."""
 import os
 
 try:
@@ -21,3 +22,10 @@ def pin(cpu, pid=0):
     except (AttributeError, OSError):
         return -1
     return next(iter(mask)) if len(mask) == 1 else -1
+
+
+def case_enabled(bench):
+    """True when the case bench ("queue.wake_64B") was selected:
+    MPROC_BENCH_CASES unset or empty, or a comma list that names it."""
+    lst = os.environ.get("MPROC_BENCH_CASES", "")
+    return not lst or bench in lst.split(",")

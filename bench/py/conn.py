@@ -14,7 +14,7 @@ import time
 # The helpers beside this script, found after the standard library (run.sh
 # runs the peers with -P, so that py/queue.py hides nothing).
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-from benchpin import CPUS, pin  # noqa: E402
+from benchpin import CPUS, case_enabled, pin  # noqa: E402
 
 IMPL = "python_mp_pipe"
 SMALL = 64
@@ -30,11 +30,6 @@ def quick():
 def enabled():
     lst = os.environ.get("MPROC_BENCH_IMPLS", "")
     return not lst or IMPL in lst.split(",")
-
-
-def case_enabled(bench):
-    lst = os.environ.get("MPROC_BENCH_CASES", "")
-    return not lst or bench in lst.split(",")
 
 
 def payload(i, size, pad):

@@ -27,7 +27,7 @@ import time  # noqa: E402
 # The helpers beside this script, found after the standard library (run.sh
 # runs the peers with -P, so that py/queue.py hides nothing).
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-from benchpin import CPUS, pin  # noqa: E402
+from benchpin import CPUS, case_enabled, pin  # noqa: E402
 
 IMPL = "python_mp_queue"
 SMALL = 64
@@ -48,11 +48,6 @@ def quick():
 def enabled():
     lst = os.environ.get("MPROC_BENCH_IMPLS", "")
     return not lst or IMPL in lst.split(",")
-
-
-def case_enabled(bench):
-    lst = os.environ.get("MPROC_BENCH_CASES", "")
-    return not lst or bench in lst.split(",")
 
 
 def check_cpus(prod, cons):
